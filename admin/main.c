@@ -1,0 +1,104 @@
+/* walkeep: repository administration. This version knows keygen (a new repository key)
+ * and init (record the cluster's identity in a new repository). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "cluster.h"
+#include "crypt.h"
+#include "repo.h"
+
+static const char usage[] =
+    "walkeep administers a walkeep repository.\n\n"
+    "Usage:\n"
+    "  walkeep [OPTION]... COMMAND [ARG]...\n\n"
+    "Commands:\n"
+    "  keygen FILE   write a new random repository key to FILE (mode 0600; an existing\n"
+    "                file is never overwritten); point encrypt_key_file at it\n"
+    "  init          create the repository and record the identity of the cluster in\n"
+    "                pgdata (system identifier, WAL segment size, version) and the key\n\n"
+    "Options:\n"
+    "  --config FILE      configuration file (default $WALKEEP_CONFIG or\n"
+    "                     /etc/walkeep/walkeep.conf)\n"
+    "  --KEY=VALUE        any configuration key, e.g. --repo=/srv/walkeep --pgdata=DIR\n"
+    "  --help, --version\n";
+
+static const char *progname = "walkeep";
+
+static int cmd_keygen(const wk_args *args, wk_error *err)
+{
+    if (args->count != 2)
+        return wk_cli_bad_argument(progname, "keygen needs exactly one argument: the key file");
+    if (wk_key_generate_file(args->items[1], err) != 0)
+        return -1;
+    wk_log(WK_LOG_INFO, "wrote a new key to \"%s\"; keep a copy of it outside the repository: "
+                        "without it nothing encrypted can be restored", args->items[1]);
+    return 0;
+}
+
+static int cmd_init(const wk_config *cfg, const wk_args *args, wk_error *err)
+{
+    wk_repo *repo = NULL;
+    wk_repo_meta identity, meta;
+    bool created = false;
+    int rc = -1;
+    if (args->count != 1)
+        return wk_cli_bad_argument(progname, "init takes no arguments");
+    if (cfg->pgdata == NULL) {
+        wk_error_set(err, WK_ERR_CONFIG, "no data directory configured");
+        wk_error_hint(err, "set \"pgdata\", pass --pgdata=DIR, or set PGDATA");
+        return -1;
+    }
+    if (wk_cluster_read_identity(cfg->pgdata, &identity, err) != 0 ||
+        wk_repo_open(cfg, true, &repo, err) != 0 ||
+        wk_repo_open_meta(repo, &identity, &meta, &created, err) != 0)
+        goto out;
+    wk_log(WK_LOG_INFO, "%s repository \"%s\" for system identifier %" PRIu64
+                        " (PostgreSQL %d, %" PRIu32 "-byte WAL segments, %s)",
+           created ? "initialized" : "already initialized:", repo->location,
+           meta.system_identifier, meta.pg_version, meta.seg_size,
+           meta.encrypted ? "encrypted" : "not encrypted");
+    rc = 0;
+out:
+    wk_repo_free(repo);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    wk_config cfg = {0};
+    wk_args args = {0};
+    wk_error err = {0};
+    int rc = -1;
+
+    int started = wk_cli_start(progname, usage, WK_LOG_INFO, argc, argv, &cfg, &args);
+    if (started != 0)
+        return started > 0 ? 0 : 1;
+    for (int i = 0; i < args.count; i++) {
+        if (strncmp(args.items[i], "--", 2) == 0) {
+            char what[256];
+            snprintf(what, sizeof(what), "unrecognized option \"%.200s\"", args.items[i]);
+            wk_cli_bad_argument(progname, what);
+            goto out;
+        }
+    }
+    const char *command = args.count > 0 ? args.items[0] : NULL;
+    if (command == NULL)
+        wk_cli_bad_argument(progname, "no command given");
+    else if (strcmp(command, "keygen") == 0)
+        rc = cmd_keygen(&args, &err);
+    else if (strcmp(command, "init") == 0)
+        rc = cmd_init(&cfg, &args, &err);
+    else {
+        char what[256];
+        snprintf(what, sizeof(what), "unknown command \"%.200s\"", command);
+        wk_cli_bad_argument(progname, what);
+    }
+    if (rc != 0 && err.code != WK_ERR_NONE)
+        wk_log_error(&err);
+out:
+    wk_config_free(&cfg);
+    wk_args_free(&args);
+    return rc == 0 ? 0 : 1;
+}

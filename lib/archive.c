@@ -1,0 +1,377 @@
+/* archive: the workers behind walkeep-archive and walkeep-fetch: one WAL file into the
+ * repository (idempotent by plaintext fingerprint) and back out, never partial. */
+#include "archive.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "crypt.h"
+
+#define HISTORY_MAX_BYTES (1024 * 1024)
+
+void wk_archive_object_dir(const char *name, const wk_wal_name *parsed, char *buf, size_t size)
+{
+    if (parsed->kind == WK_WAL_HISTORY)
+        snprintf(buf, size, "wal");
+    else
+        snprintf(buf, size, "wal/%.16s", name);
+}
+
+typedef struct find_state {
+    const char *prefix;
+    size_t prefix_len;
+    int matches;
+    bool conflict;
+    wk_wal_object found;
+    const char *dir;
+} find_state;
+
+/* Accepts "<name>-<32 hex><suffix>" entries; anything else in the folder is not ours. */
+static int find_entry(const char *entry, bool is_dir, uint64_t size, void *arg)
+{
+    find_state *fs = arg;
+    (void)size;
+    if (is_dir || strncmp(entry, fs->prefix, fs->prefix_len) != 0)
+        return 0;
+    const char *rest = entry + fs->prefix_len;
+    char hex[WK_FINGERPRINT_HEX_LEN + 1];
+    wk_wal_object obj;
+    if (strlen(rest) <= WK_FINGERPRINT_HEX_LEN)
+        return 0;
+    memcpy(hex, rest, WK_FINGERPRINT_HEX_LEN);
+    hex[WK_FINGERPRINT_HEX_LEN] = '\0';
+    if (wk_fingerprint_parse(hex, &obj.fingerprint) != 0 ||
+        wk_repo_parse_suffix(rest + WK_FINGERPRINT_HEX_LEN, &obj.alg, &obj.encrypted) != 0)
+        return 0;
+    snprintf(obj.path, sizeof(obj.path), "%s/%s", fs->dir, entry);
+    if (fs->matches > 0 && !wk_fingerprint_equal(&obj.fingerprint, &fs->found.fingerprint))
+        fs->conflict = true;
+    if (fs->matches == 0)
+        fs->found = obj;
+    fs->matches++;
+    return 0;
+}
+
+int wk_archive_find(wk_repo *repo, const char *name, wk_wal_object *out, wk_error *err)
+{
+    wk_wal_name parsed;
+    char dir[64], prefix[WK_WAL_FILE_NAME_MAX + 2];
+    if (wk_wal_parse_name(name, &parsed, err) != 0)
+        return -1;
+    wk_archive_object_dir(name, &parsed, dir, sizeof(dir));
+    snprintf(prefix, sizeof(prefix), "%s-", name);
+    find_state fs = {.prefix = prefix, .prefix_len = strlen(prefix), .dir = dir};
+    if (wk_storage_list(repo->storage, dir, prefix, find_entry, &fs, err) != 0)
+        return wk_error_prefix(err, "could not look for WAL file \"%s\" in repository", name);
+    if (fs.conflict) {
+        wk_error_set(err, WK_ERR_CONFLICT,
+                     "repository holds several different copies of WAL file \"%s\"", name);
+        wk_error_hint(err, "run \"walkeep verify\"; another cluster may be archiving into this "
+                           "repository");
+        return -1;
+    }
+    if (fs.matches == 0)
+        return wk_error_set(err, WK_ERR_NOTFOUND, "WAL file \"%s\" is not in the repository",
+                            name);
+    *out = fs.found;
+    return 0;
+}
+
+static const char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash == NULL ? path : slash + 1;
+}
+
+/* Checks a segment (or partial segment) before it is archived and returns the cluster
+ * identity its first page header carries. */
+static int check_segment(int fd, const char *path, const wk_wal_name *parsed, uint64_t size,
+                         wk_repo_meta *identity, wk_error *err)
+{
+    uint8_t header[WK_WAL_LONG_HEADER_SIZE];
+    ssize_t n = pread(fd, header, sizeof(header), 0);
+    if (n < 0)
+        return wk_error_sys(err, WK_ERR_IO, errno, "could not read file \"%s\"", path);
+    if ((size_t)n < sizeof(header))
+        return wk_error_set(err, WK_ERR_CORRUPT,
+                            "file \"%s\" is too short to be a WAL segment (%" PRIu64 " bytes)",
+                            path, size);
+    wk_wal_header hdr;
+    if (wk_wal_parse_header(header, sizeof(header), &hdr, err) != 0)
+        return wk_error_prefix(err, "file \"%s\" is not a valid WAL segment", path);
+    if (size != hdr.seg_size)
+        return wk_error_set(err, WK_ERR_CORRUPT,
+                            "file \"%s\" has %" PRIu64 " bytes, but its WAL segment size is %"
+                            PRIu32, path, size, hdr.seg_size);
+    if (wk_wal_name_check_size(parsed, hdr.seg_size, err) != 0)
+        return -1;
+    wk_lsn expected = wk_wal_segno_to_lsn(wk_wal_name_segno(parsed, hdr.seg_size), hdr.seg_size);
+    if (hdr.pageaddr != expected) {
+        char want[32], got[32];
+        wk_wal_format_lsn(want, sizeof(want), expected);
+        wk_wal_format_lsn(got, sizeof(got), hdr.pageaddr);
+        wk_error_set(err, WK_ERR_CORRUPT, "file \"%s\" does not hold the WAL its name says", path);
+        wk_error_detail(err, "its first page is at %s, the segment starts at %s", got, want);
+        return -1;
+    }
+    if (hdr.tli > parsed->tli)
+        return wk_error_set(err, WK_ERR_CORRUPT,
+                            "file \"%s\" holds timeline %" PRIu32 " data, above its name's",
+                            path, hdr.tli);
+    memset(identity, 0, sizeof(*identity));
+    identity->system_identifier = hdr.system_identifier;
+    identity->seg_size = hdr.seg_size;
+    identity->pg_version = hdr.pg_version;
+    return 0;
+}
+
+/* A history file must parse as one; a .backup file must at least be text we expect. */
+static int check_text_file(int fd, const char *path, const wk_wal_name *parsed, uint64_t size,
+                           wk_error *err)
+{
+    if (size == 0)
+        return wk_error_set(err, WK_ERR_CORRUPT, "file \"%s\" is empty", path);
+    if (size > HISTORY_MAX_BYTES)
+        return wk_error_set(err, WK_ERR_CORRUPT, "file \"%s\" is too large (%" PRIu64 " bytes)",
+                            path, size);
+    char *text = malloc(size + 1);
+    int rc = -1;
+    if (text == NULL)
+        return wk_error_set(err, WK_ERR_NOMEM, "out of memory");
+    ssize_t n = pread(fd, text, size, 0);
+    if (n < 0) {
+        wk_error_sys(err, WK_ERR_IO, errno, "could not read file \"%s\"", path);
+        goto out;
+    }
+    if ((uint64_t)n != size) {
+        wk_error_set(err, WK_ERR_IO, "file \"%s\" changed while it was read", path);
+        goto out;
+    }
+    text[size] = '\0';
+    if (parsed->kind == WK_WAL_HISTORY) {
+        wk_wal_history_entry *entries = NULL;
+        size_t count = 0;
+        if (wk_wal_parse_history(text, size, parsed->tli, &entries, &count, err) != 0) {
+            wk_error_prefix(err, "file \"%s\" is not a valid timeline history file", path);
+            goto out;
+        }
+        free(entries);
+    } else if (strncmp(text, "START WAL LOCATION:", 19) != 0) {
+        wk_error_set(err, WK_ERR_CORRUPT, "file \"%s\" is not a backup history file", path);
+        goto out;
+    }
+    rc = 0;
+out:
+    free(text);
+    return rc;
+}
+
+int wk_archive_push(wk_repo *repo, const char *path, wk_push_result *result, wk_error *err)
+{
+    const char *name = base_name(path);
+    wk_wal_name parsed;
+    wk_repo_meta identity, meta;
+    wk_stream_summary summary;
+    wk_wal_object existing;
+    wk_stage *sink = NULL;
+    char dir[64], hex[WK_FINGERPRINT_HEX_LEN + 1];
+    int fd = -1, rc = -1;
+    struct stat st;
+
+    memset(result, 0, sizeof(*result));
+    if (wk_wal_parse_name(name, &parsed, err) != 0)
+        return wk_error_prefix(err, "refusing to archive \"%s\"", path);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return wk_error_sys(err, WK_ERR_IO, errno, "could not open file \"%s\"", path);
+    if (fstat(fd, &st) != 0) {
+        wk_error_sys(err, WK_ERR_IO, errno, "could not stat file \"%s\"", path);
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        wk_error_set(err, WK_ERR_USAGE, "\"%s\" is not a regular file", path);
+        goto out;
+    }
+    bool is_segment = parsed.kind == WK_WAL_SEGMENT || parsed.kind == WK_WAL_PARTIAL;
+    if (is_segment) {
+        if (check_segment(fd, path, &parsed, (uint64_t)st.st_size, &identity, err) != 0)
+            goto out;
+    } else if (check_text_file(fd, path, &parsed, (uint64_t)st.st_size, err) != 0) {
+        goto out;
+    }
+    if (wk_repo_open_meta(repo, is_segment ? &identity : NULL, &meta, &result->initialized_repo,
+                          err) != 0) {
+        if (is_segment)
+            wk_error_prefix(err, "refusing to archive \"%s\"", path);
+        goto out;
+    }
+    if (!is_segment && wk_wal_name_check_size(&parsed, meta.seg_size, err) != 0)
+        goto out;
+
+    /* First pass: the fingerprint names the object and answers "already archived?"
+     * without compressing anything. */
+    if (wk_stream_fingerprint_fd(fd, &summary, err) != 0) {
+        wk_error_prefix(err, "could not read file \"%s\"", path);
+        goto out;
+    }
+    if (summary.bytes != (uint64_t)st.st_size) {
+        wk_error_set(err, WK_ERR_IO, "file \"%s\" changed size while it was read", path);
+        goto out;
+    }
+    result->bytes = summary.bytes;
+    if (wk_archive_find(repo, name, &existing, err) == 0) {
+        snprintf(result->object, sizeof(result->object), "%s", existing.path);
+        if (wk_fingerprint_equal(&existing.fingerprint, &summary.fingerprint)) {
+            result->already_archived = true;
+            rc = 0;
+            goto out;
+        }
+        char stored[WK_FINGERPRINT_HEX_LEN + 1];
+        wk_fingerprint_hex(&existing.fingerprint, stored);
+        wk_fingerprint_hex(&summary.fingerprint, hex);
+        wk_error_set(err, WK_ERR_CONFLICT,
+                     "WAL file \"%s\" is already archived with different content", name);
+        wk_error_detail(err, "stored fingerprint %s, this file's %s; the stored copy is kept",
+                        stored, hex);
+        wk_error_hint(err, "check that no other cluster archives into repository \"%s\"",
+                      repo->location);
+        goto out;
+    } else if (err->code != WK_ERR_NOTFOUND) {
+        goto out;
+    }
+
+    /* Second pass: stream into the repository; the same fingerprint is checked again
+     * before the object is committed, so a file changed in between is never stored. */
+    wk_archive_object_dir(name, &parsed, dir, sizeof(dir));
+    wk_fingerprint_hex(&summary.fingerprint, hex);
+    snprintf(result->object, sizeof(result->object), "%s/%s-%s%s", dir, name, hex, repo->suffix);
+    if (lseek(fd, 0, SEEK_SET) != 0) {
+        wk_error_sys(err, WK_ERR_IO, errno, "could not seek in file \"%s\"", path);
+        goto out;
+    }
+    if (wk_repo_put_open(repo, result->object, WK_PUT_NOREPLACE, &summary.fingerprint, NULL,
+                         &result->stored_bytes, &sink, err) != 0 ||
+        wk_stream_pump_fd(fd, sink, NULL, err) != 0)
+        goto fail_write;
+    if (wk_stage_finish(sink, err) != 0) {
+        if (err->code == WK_ERR_EXISTS) {
+            /* A concurrent push stored the same fingerprint: same content. */
+            result->already_archived = true;
+            result->stored_bytes = 0;
+            rc = 0;
+            goto out;
+        }
+        goto fail_write;
+    }
+    rc = 0;
+    goto out;
+fail_write:
+    wk_error_prefix(err, "could not archive \"%s\"", path);
+out:
+    wk_stage_free(sink);
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+static int fetch_once(wk_repo *repo, const char *name, const char *dest, wk_fetch_result *result,
+                      wk_error *err)
+{
+    wk_repo_meta meta;
+    wk_wal_object obj;
+    wk_storage *dest_dir = NULL;
+    wk_stage *chain = NULL;
+    char folder[4096];
+    int rc = -1;
+
+    if (wk_repo_open_meta(repo, NULL, &meta, NULL, err) != 0) {
+        /* A repository without metadata is a configuration problem, never "not found". */
+        if (err->code == WK_ERR_NOTFOUND)
+            err->code = WK_ERR_CONFIG;
+        return -1;
+    }
+    if (wk_archive_find(repo, name, &obj, err) != 0)
+        return -1;
+    snprintf(result->object, sizeof(result->object), "%s", obj.path);
+    if (obj.encrypted != (repo->key != NULL))
+        return wk_error_set(err, WK_ERR_CORRUPT, "object \"%s\" is %s but the repository is %s",
+                            obj.path, obj.encrypted ? "encrypted" : "not encrypted",
+                            repo->key != NULL ? "encrypted" : "not encrypted");
+
+    const char *slash = strrchr(dest, '/');
+    if (slash == NULL)
+        snprintf(folder, sizeof(folder), ".");
+    else if (slash == dest)
+        snprintf(folder, sizeof(folder), "/");
+    else
+        snprintf(folder, sizeof(folder), "%.*s", (int)(slash - dest), dest);
+    if (wk_storage_posix_open(folder, false, &dest_dir, err) != 0 ||
+        wk_storage_put_open(dest_dir, base_name(dest), WK_PUT_NOSYNC, &chain, err) != 0) {
+        /* The destination's folder missing is our failure, not a missing WAL file. */
+        if (err->code == WK_ERR_NOTFOUND)
+            err->code = WK_ERR_IO;
+        wk_error_prefix(err, "could not create \"%s\"", dest);
+        goto out;
+    }
+    chain = wk_stage_count_new(chain, &result->bytes, err);
+    if (chain != NULL)
+        chain = wk_repo_decoder_new(repo, obj.alg, &obj.fingerprint, chain, err);
+    if (chain != NULL)
+        chain = wk_stage_count_new(chain, &result->stored_bytes, err);
+    if (chain == NULL)
+        goto out;
+    if (wk_storage_get(repo->storage, obj.path, chain, err) != 0 ||
+        wk_stage_finish(chain, err) != 0) {
+        wk_error_prefix(err, "could not restore \"%s\" from \"%s\"", name, obj.path);
+        goto out;
+    }
+    rc = 0;
+out:
+    wk_stage_free(chain);
+    wk_storage_free(dest_dir);
+    return rc;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int wk_archive_fetch(wk_repo *repo, const char *name, const char *dest, int retry_timeout_ms,
+                     wk_fetch_result *result, wk_error *err)
+{
+    wk_wal_name parsed;
+    int64_t deadline = now_ms() + retry_timeout_ms;
+    int64_t delay_ms = 100;
+
+    memset(result, 0, sizeof(*result));
+    if (wk_wal_parse_name(name, &parsed, err) != 0)
+        return -1;
+    for (;;) {
+        result->attempts++;
+        if (fetch_once(repo, name, dest, result, err) == 0)
+            return 0;
+        if (err->code != WK_ERR_TRANSIENT)
+            return -1;
+        /* Exponential backoff with jitter, never past the deadline. */
+        wk_crypt_init(NULL);
+        int64_t wait = delay_ms / 2 + (int64_t)randombytes_uniform((uint32_t)(delay_ms / 2 + 1));
+        if (now_ms() + wait > deadline)
+            return wk_error_prefix(err, "gave up after %d attempts", result->attempts);
+        struct timespec ts = {.tv_sec = wait / 1000, .tv_nsec = (wait % 1000) * 1000000};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+        delay_ms = delay_ms * 2 > 5000 ? 5000 : delay_ms * 2;
+    }
+}

@@ -1,0 +1,66 @@
+/* archive: the workers behind walkeep-archive and walkeep-fetch: one WAL file into the
+ * repository (idempotent by plaintext fingerprint) and back out, never partial. */
+#ifndef WK_ARCHIVE_H
+#define WK_ARCHIVE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "repo.h"
+#include "stream.h"
+#include "wal.h"
+
+#define WK_OBJECT_PATH_MAX 256
+
+/* One stored WAL object: <dir>/<file name>-<fingerprint hex><suffix>. */
+typedef struct wk_wal_object {
+    char path[WK_OBJECT_PATH_MAX];
+    wk_fingerprint fingerprint;
+    wk_compress alg;
+    bool encrypted;
+} wk_wal_object;
+
+typedef struct wk_push_result {
+    bool already_archived;  /* an identical copy was already stored; nothing written */
+    uint64_t bytes;         /* plaintext size */
+    uint64_t stored_bytes;  /* bytes written to the repository (0 if already archived) */
+    bool initialized_repo;  /* this push wrote the repository's metadata */
+    char object[WK_OBJECT_PATH_MAX];
+} wk_push_result;
+
+typedef struct wk_fetch_result {
+    uint64_t bytes;        /* plaintext size written to the destination */
+    uint64_t stored_bytes; /* object size read from the repository */
+    int attempts;          /* 1 unless transient errors were retried */
+    char object[WK_OBJECT_PATH_MAX];
+} wk_fetch_result;
+
+/* Folder holding the object of a parsed WAL name: "wal" for history files,
+ * "wal/<timeline+log id>" for the rest. */
+void wk_archive_object_dir(const char *name, const wk_wal_name *parsed, char *buf, size_t size);
+
+/* Finds the object holding WAL file `name`. WK_ERR_NOTFOUND when there is none;
+ * WK_ERR_CONFLICT when several objects with different content claim the name. */
+int wk_archive_find(wk_repo *repo, const char *name, wk_wal_object *out, wk_error *err);
+
+/* Archives the WAL file at path (its base name must be a name PostgreSQL archives).
+ * Before anything is written it checks the file: a regular file; a segment or
+ * partial segment must be exactly one segment long, carry a valid long page header
+ * whose page address is the segment's own and whose system identifier and segment size
+ * match the repository (which is initialised from it when new). A file already
+ * stored with the same fingerprint is success without writing; with a different one
+ * it is WK_ERR_CONFLICT and the stored copy is left alone. Returns once the object is
+ * durable. */
+int wk_archive_push(wk_repo *repo, const char *path, wk_push_result *result, wk_error *err);
+
+/* Restores WAL file `name` to dest through a temporary file beside it, renamed into
+ * place only after every check passed (decryption, decompression, fingerprint), so
+ * dest is never partial. WK_ERR_NOTFOUND (dest untouched) only when the repository
+ * certainly holds no such file; an uninitialised repository is not "not found".
+ * Errors of kind WK_ERR_TRANSIENT are retried with exponential backoff for up to
+ * retry_timeout_ms. */
+int wk_archive_fetch(wk_repo *repo, const char *name, const char *dest, int retry_timeout_ms,
+                     wk_fetch_result *result, wk_error *err);
+
+#endif

@@ -1,0 +1,28 @@
+/* codec: lz4 and zstd compression as pipeline stages. Objects are standard lz4 / zstd
+ * frames with their content checksums, so `lz4 -d` / `zstd -d` read them in a disaster. */
+#ifndef WK_CODEC_H
+#define WK_CODEC_H
+
+#include "config.h"
+#include "stream.h"
+
+/* Compresses everything written into one frame and passes the frame bytes to next.
+ * level WK_COMPRESS_LEVEL_DEFAULT means the codec default (lz4: 0 fast, zstd: 1 —
+ * see docs). WK_COMPRESS_NONE returns a pass-through stage. Takes ownership of next. */
+wk_stage *wk_codec_compress_new(wk_stage *next, wk_compress alg, int level, wk_error *err);
+
+/* Decompresses exactly one frame and passes the plaintext to next. finish fails with
+ * WK_ERR_CORRUPT if the frame is truncated; write fails with WK_ERR_CORRUPT on bad
+ * data, a bad content checksum, or any bytes after the frame. WK_COMPRESS_NONE is a
+ * pass-through. Memory stays bounded whatever the input. Takes ownership of next. */
+wk_stage *wk_codec_decompress_new(wk_stage *next, wk_compress alg, wk_error *err);
+
+/* Valid level range for alg (lz4: 0..12, zstd: 1..19, none: 0..0). */
+int wk_codec_level_valid(wk_compress alg, int level);
+
+/* File-name extension of an object compressed with alg: "lz4", "zst", "raw". */
+const char *wk_codec_extension(wk_compress alg);
+/* Reverse of wk_codec_extension; returns 0 or -1. */
+int wk_codec_from_extension(const char *ext, wk_compress *out);
+
+#endif

@@ -1,0 +1,339 @@
+/* repo: one cluster's repository over a storage backend: metadata, identity and key
+ * checks, and the encode (fingerprint, compress, encrypt) / decode pipelines. */
+#include "repo.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+
+#define META_MAX_BYTES 4096
+
+int wk_repo_open(const wk_config *cfg, bool create, wk_repo **out, wk_error *err)
+{
+    wk_repo *repo = NULL;
+    if (cfg->repo == NULL) {
+        wk_error_set(err, WK_ERR_CONFIG, "no repository configured");
+        wk_error_hint(err, "set \"repo\" in the configuration file or pass --repo=DIR");
+        return -1;
+    }
+    if (strncmp(cfg->repo, "s3://", 5) == 0) {
+        wk_error_set(err, WK_ERR_CONFIG, "S3 repositories are not supported by this build");
+        return -1;
+    }
+    if (cfg->repo[0] != '/') {
+        wk_error_set(err, WK_ERR_CONFIG, "repository path \"%s\" is not absolute", cfg->repo);
+        wk_error_hint(err, "archive_command and restore_command run in the data directory; "
+                           "give the repository as an absolute path");
+        return -1;
+    }
+    repo = calloc(1, sizeof(*repo));
+    if (repo == NULL)
+        return wk_error_set(err, WK_ERR_NOMEM, "out of memory");
+    repo->compress = cfg->compress;
+    repo->compress_level = cfg->compress_level;
+    snprintf(repo->suffix, sizeof(repo->suffix), ".%s%s", wk_codec_extension(cfg->compress),
+             cfg->encrypt_key_file != NULL ? ".enc" : "");
+    repo->location = strdup(cfg->repo);
+    if (repo->location == NULL) {
+        wk_error_set(err, WK_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    if (cfg->compress_level != WK_COMPRESS_LEVEL_DEFAULT &&
+        !wk_codec_level_valid(cfg->compress, cfg->compress_level)) {
+        wk_error_set(err, WK_ERR_CONFIG, "invalid value for parameter \"compress_level\": %d",
+                     cfg->compress_level);
+        wk_error_hint(err, "lz4 takes 0 to 12, zstd 1 to 19, none only 0");
+        goto fail;
+    }
+    if (cfg->encrypt_key_file != NULL && wk_key_load(cfg->encrypt_key_file, &repo->key, err) != 0)
+        goto fail;
+    if (wk_storage_posix_open(cfg->repo, create, &repo->storage, err) != 0)
+        goto fail;
+    *out = repo;
+    return 0;
+fail:
+    wk_repo_free(repo);
+    return -1;
+}
+
+void wk_repo_free(wk_repo *repo)
+{
+    if (repo == NULL)
+        return;
+    wk_storage_free(repo->storage);
+    wk_key_free(repo->key);
+    free(repo->location);
+    free(repo);
+}
+
+static void hex_encode(const uint8_t *bytes, size_t len, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = digits[bytes[i] >> 4];
+        out[2 * i + 1] = digits[bytes[i] & 0xf];
+    }
+    out[2 * len] = '\0';
+}
+
+static int hex_decode(const char *hex, uint8_t *bytes, size_t len)
+{
+    if (strlen(hex) != 2 * len)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        unsigned v;
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+            return -1;
+        bytes[i] = (uint8_t)v;
+    }
+    return 0;
+}
+
+/* Parses one "key = value" line of walkeep.repo into meta; unknown keys are refused
+ * so that a newer format is never half understood. */
+static int parse_meta_line(char *line, wk_repo_meta *meta, bool *seen_encryption)
+{
+    char *eq = strchr(line, '=');
+    if (eq == NULL)
+        return -1;
+    char *key = line, *value = eq + 1;
+    *eq = '\0';
+    key[strcspn(key, " \t")] = '\0';
+    value += strspn(value, " \t");
+    value[strcspn(value, " \t\r")] = '\0';
+    char *end = NULL;
+    if (strcmp(key, "format") == 0) {
+        meta->format = (int)strtol(value, &end, 10);
+    } else if (strcmp(key, "system_identifier") == 0) {
+        meta->system_identifier = strtoull(value, &end, 10);
+    } else if (strcmp(key, "pg_version") == 0) {
+        meta->pg_version = (int)strtol(value, &end, 10);
+    } else if (strcmp(key, "wal_segment_size") == 0) {
+        meta->seg_size = (uint32_t)strtoul(value, &end, 10);
+    } else if (strcmp(key, "encryption") == 0) {
+        if (strcmp(value, "none") == 0)
+            meta->encrypted = false;
+        else if (strcmp(value, "xchacha20poly1305") == 0)
+            meta->encrypted = true;
+        else
+            return -1;
+        *seen_encryption = true;
+        return 0;
+    } else if (strcmp(key, "key_id") == 0) {
+        return hex_decode(value, meta->key_id, WK_KEY_ID_BYTES);
+    } else {
+        return -1;
+    }
+    return (end == value || *end != '\0') ? -1 : 0;
+}
+
+int wk_repo_read_meta(wk_repo *repo, wk_repo_meta *out, wk_error *err)
+{
+    uint8_t *text = NULL;
+    size_t len = 0;
+    int rc = -1;
+    wk_stage *sink = wk_stage_memory_new(META_MAX_BYTES, &text, &len, err);
+    if (sink == NULL)
+        return -1;
+    if (wk_storage_get(repo->storage, WK_REPO_META_PATH, sink, err) != 0 ||
+        wk_stage_finish(sink, err) != 0) {
+        if (err->code == WK_ERR_NOTFOUND) {
+            wk_error_set(err, WK_ERR_NOTFOUND, "repository \"%s\" is not initialized",
+                         repo->location);
+            wk_error_hint(err, "run \"walkeep init\" with this configuration");
+        } else {
+            wk_error_prefix(err, "could not read metadata of repository \"%s\"",
+                            repo->location);
+        }
+        goto out;
+    }
+    wk_repo_meta meta = {0};
+    bool seen_encryption = false;
+    int lineno = 0;
+    for (char *save = NULL, *line = strtok_r((char *)text, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save)) {
+        lineno++;
+        if (line[0] == '#' || line[strspn(line, " \t\r")] == '\0')
+            continue;
+        if (parse_meta_line(line, &meta, &seen_encryption) != 0) {
+            wk_error_set(err, WK_ERR_CORRUPT, "invalid line %d in \"%s/%s\"", lineno,
+                         repo->location, WK_REPO_META_PATH);
+            goto out;
+        }
+    }
+    if (meta.format != WK_REPO_FORMAT || !seen_encryption || meta.system_identifier == 0 ||
+        meta.seg_size == 0) {
+        wk_error_set(err, WK_ERR_CORRUPT, "repository metadata \"%s/%s\" is incomplete or of "
+                     "an unsupported format (format %d)", repo->location, WK_REPO_META_PATH,
+                     meta.format);
+        goto out;
+    }
+    *out = meta;
+    rc = 0;
+out:
+    wk_stage_free(sink);
+    free(text);
+    return rc;
+}
+
+static int write_meta(wk_repo *repo, const wk_repo_meta *meta, wk_error *err)
+{
+    char key_hex[2 * WK_KEY_ID_BYTES + 1];
+    char text[1024];
+    hex_encode(meta->key_id, WK_KEY_ID_BYTES, key_hex);
+    int len = snprintf(text, sizeof(text),
+                       "# walkeep repository metadata: written once, do not edit\n"
+                       "format = %d\n"
+                       "system_identifier = %" PRIu64 "\n"
+                       "pg_version = %d\n"
+                       "wal_segment_size = %" PRIu32 "\n"
+                       "encryption = %s\n"
+                       "%s%s%s",
+                       meta->format, meta->system_identifier, meta->pg_version, meta->seg_size,
+                       meta->encrypted ? "xchacha20poly1305" : "none",
+                       meta->encrypted ? "key_id = " : "", meta->encrypted ? key_hex : "",
+                       meta->encrypted ? "\n" : "");
+    wk_stage *sink = NULL;
+    int rc = -1;
+    if (wk_storage_put_open(repo->storage, WK_REPO_META_PATH, WK_PUT_NOREPLACE, &sink, err) != 0)
+        goto out;
+    if (wk_stage_write(sink, text, (size_t)len, err) != 0 || wk_stage_finish(sink, err) != 0)
+        goto out;
+    rc = 0;
+out:
+    wk_stage_free(sink);
+    return rc;
+}
+
+int wk_repo_check_key(const wk_repo *repo, const wk_repo_meta *meta, wk_error *err)
+{
+    if (meta->encrypted && repo->key == NULL) {
+        wk_error_set(err, WK_ERR_KEY, "repository \"%s\" is encrypted but no key is configured",
+                     repo->location);
+        wk_error_hint(err, "set \"encrypt_key_file\" to the key the repository was created with");
+        return -1;
+    }
+    if (!meta->encrypted && repo->key != NULL) {
+        wk_error_set(err, WK_ERR_KEY, "repository \"%s\" is not encrypted but a key is configured",
+                     repo->location);
+        wk_error_hint(err, "remove \"encrypt_key_file\", or start a new repository for encryption");
+        return -1;
+    }
+    if (meta->encrypted) {
+        uint8_t id[WK_KEY_ID_BYTES];
+        wk_key_id(repo->key, id);
+        if (memcmp(id, meta->key_id, sizeof(id)) != 0) {
+            char want[2 * WK_KEY_ID_BYTES + 1], got[2 * WK_KEY_ID_BYTES + 1];
+            hex_encode(meta->key_id, WK_KEY_ID_BYTES, want);
+            hex_encode(id, WK_KEY_ID_BYTES, got);
+            wk_error_set(err, WK_ERR_KEY, "the configured key does not match repository \"%s\"",
+                         repo->location);
+            wk_error_detail(err, "repository key id %s, configured key id %s", want, got);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int wk_repo_check_identity(const wk_repo_meta *meta, const wk_repo_meta *identity,
+                           wk_error *err)
+{
+    if (meta->system_identifier != identity->system_identifier) {
+        wk_error_set(err, WK_ERR_CLUSTER,
+                     "database system identifier %" PRIu64 " does not match the repository's "
+                     "%" PRIu64, identity->system_identifier, meta->system_identifier);
+        wk_error_hint(err, "each cluster needs a repository of its own");
+        return -1;
+    }
+    if (meta->seg_size != identity->seg_size) {
+        wk_error_set(err, WK_ERR_CLUSTER,
+                     "WAL segment size %" PRIu32 " does not match the repository's %" PRIu32,
+                     identity->seg_size, meta->seg_size);
+        return -1;
+    }
+    return 0;
+}
+
+int wk_repo_open_meta(wk_repo *repo, const wk_repo_meta *identity, wk_repo_meta *out,
+                      bool *created, wk_error *err)
+{
+    wk_repo_meta meta;
+    if (created != NULL)
+        *created = false;
+    if (wk_repo_read_meta(repo, &meta, err) != 0) {
+        if (err->code != WK_ERR_NOTFOUND || identity == NULL)
+            return -1;
+        meta = *identity;
+        meta.format = WK_REPO_FORMAT;
+        meta.encrypted = repo->key != NULL;
+        memset(meta.key_id, 0, sizeof(meta.key_id));
+        if (repo->key != NULL)
+            wk_key_id(repo->key, meta.key_id);
+        if (write_meta(repo, &meta, err) == 0) {
+            if (created != NULL)
+                *created = true;
+        } else if (err->code != WK_ERR_EXISTS || wk_repo_read_meta(repo, &meta, err) != 0) {
+            /* Someone else initialised it at the same moment: check against theirs. */
+            return wk_error_prefix(err, "could not initialize repository \"%s\"",
+                                   repo->location);
+        }
+    }
+    if (wk_repo_check_key(repo, &meta, err) != 0)
+        return -1;
+    if (identity != NULL && wk_repo_check_identity(&meta, identity, err) != 0)
+        return -1;
+    *out = meta;
+    return 0;
+}
+
+int wk_repo_put_open(wk_repo *repo, const char *path, int flags, const wk_fingerprint *expected,
+                     wk_stream_summary *summary, uint64_t *stored_bytes, wk_stage **sink,
+                     wk_error *err)
+{
+    static uint64_t ignored;
+    wk_stage *stage = NULL;
+    if (wk_storage_put_open(repo->storage, path, flags, &stage, err) != 0)
+        return -1;
+    stage = wk_stage_count_new(stage, stored_bytes != NULL ? stored_bytes : &ignored, err);
+    if (stage != NULL && repo->key != NULL)
+        stage = wk_crypt_encrypt_new(stage, repo->key, err);
+    if (stage != NULL)
+        stage = wk_codec_compress_new(stage, repo->compress, repo->compress_level, err);
+    if (stage != NULL)
+        stage = expected != NULL ? wk_stage_fingerprint_check_new(stage, expected, summary, err)
+                                 : wk_stage_fingerprint_new(stage, summary, err);
+    if (stage == NULL)
+        return -1;
+    *sink = stage;
+    return 0;
+}
+
+wk_stage *wk_repo_decoder_new(wk_repo *repo, wk_compress alg, const wk_fingerprint *expected,
+                              wk_stage *dest, wk_error *err)
+{
+    wk_stage *stage = dest;
+    if (expected != NULL)
+        stage = wk_stage_fingerprint_check_new(stage, expected, NULL, err);
+    if (stage != NULL)
+        stage = wk_codec_decompress_new(stage, alg, err);
+    if (stage != NULL && repo->key != NULL)
+        stage = wk_crypt_decrypt_new(stage, repo->key, err);
+    return stage;
+}
+
+int wk_repo_parse_suffix(const char *suffix, wk_compress *alg, bool *encrypted)
+{
+    char ext[8];
+    size_t len = strlen(suffix);
+    *encrypted = len > 4 && strcmp(suffix + len - 4, ".enc") == 0;
+    if (*encrypted)
+        len -= 4;
+    if (suffix[0] != '.' || len < 2 || len - 1 >= sizeof(ext))
+        return -1;
+    memcpy(ext, suffix + 1, len - 1);
+    ext[len - 1] = '\0';
+    return wk_codec_from_extension(ext, alg);
+}

@@ -1,0 +1,74 @@
+/* storage: the interface every repository backend implements (POSIX folder now, S3
+ * next), and the POSIX driver. Paths are relative to the repository root, '/'-separated. */
+#ifndef WK_STORAGE_H
+#define WK_STORAGE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "stream.h"
+
+typedef struct wk_storage wk_storage;
+
+typedef struct wk_storage_info {
+    uint64_t size;
+} wk_storage_info;
+
+/* Called once per entry by list; return non-zero to stop listing (list then
+ * returns 0). name is relative to the listed folder. */
+typedef int (*wk_storage_list_cb)(const char *name, bool is_dir, uint64_t size, void *arg);
+
+/* Flags for put_open. */
+#define WK_PUT_NOREPLACE 0x1 /* fail with WK_ERR_EXISTS if the object already exists */
+#define WK_PUT_NOSYNC 0x2    /* still atomic, but not fsync'd (for files that are
+                              * cheap to make again, like a fetched WAL file) */
+
+typedef struct wk_storage_ops {
+    /* Opens a writer for path; folders are created as needed. Bytes written to the
+     * returned sink are not visible at path until wk_stage_finish succeeds, which
+     * makes the object durable (POSIX: temp file in the same folder, fsync, rename,
+     * fsync folder). Freeing the sink without a successful finish leaves nothing
+     * visible and no temporary behind. With WK_PUT_NOREPLACE finish fails with
+     * WK_ERR_EXISTS, touching nothing, if path exists. */
+    int (*put_open)(wk_storage *st, const char *path, int flags, wk_stage **sink, wk_error *err);
+    /* Streams the whole object at path into dest (write only; the caller finishes or
+     * frees dest). WK_ERR_NOTFOUND when the object certainly does not exist;
+     * WK_ERR_TRANSIENT for errors worth retrying; WK_ERR_IO otherwise. */
+    int (*get)(wk_storage *st, const char *path, wk_stage *dest, wk_error *err);
+    /* Size of the object; WK_ERR_NOTFOUND when absent. */
+    int (*stat)(wk_storage *st, const char *path, wk_storage_info *out, wk_error *err);
+    /* Calls cb for every entry directly inside folder dir ("" for the root) whose
+     * name starts with prefix (may be ""), in no particular order; temporaries of
+     * unfinished writes are never listed. A missing folder lists nothing (not an
+     * error). */
+    int (*list)(wk_storage *st, const char *dir, const char *prefix, wk_storage_list_cb cb,
+                void *arg, wk_error *err);
+    /* Removes the object at path; a missing object is success. */
+    int (*remove)(wk_storage *st, const char *path, wk_error *err);
+    void (*free)(wk_storage *st);
+} wk_storage_ops;
+
+struct wk_storage {
+    const wk_storage_ops *ops;
+};
+
+/* Thin wrappers over the ops, so callers read naturally. free accepts NULL. */
+int wk_storage_put_open(wk_storage *st, const char *path, int flags, wk_stage **sink,
+                        wk_error *err);
+int wk_storage_get(wk_storage *st, const char *path, wk_stage *dest, wk_error *err);
+int wk_storage_stat(wk_storage *st, const char *path, wk_storage_info *out, wk_error *err);
+int wk_storage_list(wk_storage *st, const char *dir, const char *prefix, wk_storage_list_cb cb,
+                    void *arg, wk_error *err);
+int wk_storage_remove(wk_storage *st, const char *path, wk_error *err);
+void wk_storage_free(wk_storage *st);
+
+/* Opens the POSIX driver on folder root. With create, root (and its parents) are
+ * created mode 0700 when missing; without, a missing root is WK_ERR_NOTFOUND. */
+int wk_storage_posix_open(const char *root, bool create, wk_storage **out, wk_error *err);
+
+/* Validates a repository-relative path: non-empty, no leading '/', no "." or ".."
+ * component, no empty component, no control characters. Returns 0 or -1 (WK_ERR_USAGE). */
+int wk_storage_check_path(const char *path, wk_error *err);
+
+#endif

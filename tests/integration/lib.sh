@@ -1,0 +1,563 @@
+# shellcheck shell=bash
+# lib.sh: shared harness for walkeep's integration tests.
+#
+# Sourced by every tests/integration/test_*.sh. It gives a test a scratch
+# folder, throw-away PostgreSQL clusters running as the "postgres" user (each on
+# its own port and Unix-socket folder, no TCP), bounded waits and counting
+# assertions. Everything a test starts is stopped and removed at exit, also when
+# the test fails or is interrupted.
+#
+# Environment:
+#   WALKEEP_BIN    build folder holding walkeep-archive, walkeep-fetch, walkeep (required)
+#   WALKEEP_SRC    source folder (optional)
+#   WK_PGBIN       PostgreSQL server binaries (default /usr/lib/postgresql/15/bin)
+#   WK_PG_USER     user that runs PostgreSQL (default postgres)
+#   WK_TMPROOT     where the scratch folder is made (default /tmp; must be
+#                  traversable by WK_PG_USER)
+#   WK_KEEP_TMP=1  keep the scratch folder at exit (it is always kept, and its
+#                  path printed, when the test failed and this is set)
+#
+# State that must outlive a $(...) subshell (clusters, ports) lives in files
+# under the scratch folder, so every function may be used in a command
+# substitution.
+#
+# Functions (all return non-zero on failure, so `set -euo pipefail` stops the
+# test where it went wrong; assertions never stop it, they count):
+#   wk_tmpdir [NAME]             new scratch folder owned by postgres; prints it
+#   wk_on_exit CMD...            run CMD at exit (last registered runs first)
+#   wk_run_as_postgres CMD...    run CMD as postgres (cwd kept if postgres may enter it)
+#   wk_pgbin NAME                path of a PostgreSQL program
+#   wk_bin NAME                  path of a walkeep program, checked executable by postgres
+#   wk_conf_quote STRING         STRING as a single-quoted postgresql.conf value
+#   wk_cluster_path NAME         a fresh data-directory path (not created; parent owned by postgres)
+#   wk_cluster_init NAME [initdb args...]   initdb + port/socket settings; prints the data dir
+#   wk_cluster_adopt DATADIR     give a copied data dir (e.g. a base backup) its own port/socket
+#   wk_cluster_conf DATADIR "key = value"...  append settings to postgresql.auto.conf
+#   wk_cluster_start DATADIR     pg_ctl start -w (log tail on failure)
+#   wk_cluster_stop DATADIR [fast|immediate|smart]  pg_ctl stop -w (log tail on failure)
+#   wk_cluster_port / wk_cluster_sockdir / wk_cluster_log DATADIR   print them
+#   wk_cluster_log_tail DATADIR [LINES]   server log tail, to stderr
+#   wk_psql DATADIR SQL [DBNAME]          psql -XAtq -v ON_ERROR_STOP=1; prints the result
+#   wk_wait_for DESCRIPTION TIMEOUT_S CMD...        poll CMD until it succeeds
+#   wk_wait_for_sql DESCRIPTION TIMEOUT_S DATADIR SQL EXPECTED   poll until SQL prints EXPECTED
+#   wk_pass MSG / wk_fail MSG [DETAIL...]
+#   wk_assert_eq EXPECTED ACTUAL MSG      wk_assert_ne UNEXPECTED ACTUAL MSG
+#   wk_assert_ge MINIMUM ACTUAL MSG       (integers)
+#   wk_assert_status EXPECTED MSG -- CMD...   EXPECTED: N, !N (anything but N), >N, <N;
+#                                 stdout/stderr kept in $WK_OUT / $WK_ERR, status in $WK_STATUS
+#   wk_assert_contains FILE ERE MSG       wk_assert_not_contains FILE ERE MSG
+#   wk_assert_file PATH MSG               wk_assert_no_file PATH MSG
+#   wk_assert_same_file EXPECTED_FILE ACTUAL_FILE MSG   (cmp)
+#   wk_bail MSG                  stops the test now (counts as failed)
+#   wk_done                      prints "N passed, M failed"; exits 1 if any failed
+
+set -euo pipefail
+set -E
+
+WK_PG_USER=${WK_PG_USER:-postgres}
+if [[ -z ${WK_PGBIN:-} ]]; then
+    if [[ -x /usr/lib/postgresql/15/bin/postgres ]]; then
+        WK_PGBIN=/usr/lib/postgresql/15/bin
+    elif command -v pg_config >/dev/null 2>&1; then
+        WK_PGBIN=$(pg_config --bindir)
+    else
+        WK_PGBIN=$(dirname "$(command -v postgres 2>/dev/null || echo /usr/bin/postgres)")
+    fi
+fi
+export WK_PGBIN
+
+WK_PASSED=0
+WK_FAILED=0
+WK_DONE=0
+WK_ON_EXIT=()
+WK_TEST_NAME=$(basename "${BASH_SOURCE[1]:-$0}" .sh)
+
+wk__log() {
+    printf '%s: %s\n' "$WK_TEST_NAME" "$*" >&2
+}
+
+wk__die() {
+    wk__log "error: $*"
+    exit 2
+}
+
+# ---------------------------------------------------------------------------
+# running as postgres
+
+if [[ $(id -un) == "$WK_PG_USER" ]]; then
+    WK__AS_PG=()
+elif [[ $(id -u) -eq 0 ]]; then
+    command -v runuser >/dev/null 2>&1 || wk__die "runuser not found (util-linux)"
+    id "$WK_PG_USER" >/dev/null 2>&1 || wk__die "user \"$WK_PG_USER\" does not exist"
+    WK__AS_PG=(runuser -u "$WK_PG_USER" --)
+else
+    wk__die "must run as root or as \"$WK_PG_USER\" (PostgreSQL refuses to run as root)"
+fi
+
+# wk_run_as_postgres CMD...: runs CMD as postgres with the caller's stdin/stdout/
+# stderr. The working directory is the caller's when postgres may enter it,
+# else the scratch folder. PG* variables of the caller are not passed on.
+wk_run_as_postgres() {
+    # shellcheck disable=SC2016 # $1 and $2 are sh -c's
+    "${WK__AS_PG[@]}" env -u PGHOST -u PGPORT -u PGDATABASE -u PGUSER -u PGDATA \
+        -u PGSERVICE -u PGPASSWORD -u PGOPTIONS \
+        sh -c 'cd "$1" 2>/dev/null || cd "$2" || exit 125; shift 2; exec "$@"' \
+        wk-sh "$PWD" "$WK_TMP" "$@"
+}
+
+wk_pgbin() {
+    local p=$WK_PGBIN/$1
+    if [[ ! -x $p ]]; then
+        if [[ $1 == psql ]] && command -v psql >/dev/null 2>&1; then
+            p=$(command -v psql)
+        else
+            wk__log "error: PostgreSQL program \"$1\" not found in $WK_PGBIN"
+            return 1
+        fi
+    fi
+    printf '%s\n' "$p"
+}
+
+# wk_bin NAME: path of a walkeep program in $WALKEEP_BIN; fails with a hint when
+# it is missing or the postgres user cannot run it.
+wk_bin() {
+    [[ -n ${WALKEEP_BIN:-} ]] || { wk__log "error: WALKEEP_BIN is not set"; return 1; }
+    local p=$WALKEEP_BIN/$1
+    if [[ ! -f $p ]]; then
+        wk__log "error: \"$p\" does not exist (build walkeep first)"
+        return 1
+    fi
+    if ! wk_run_as_postgres test -x "$p"; then
+        wk__log "error: user \"$WK_PG_USER\" cannot run \"$p\""
+        wk__log "hint: every folder on that path needs o+x (mktemp -d makes 0700 folders)"
+        return 1
+    fi
+    printf '%s\n' "$p"
+}
+
+# wk_conf_quote STRING: prints 'STRING' with quotes doubled, for postgresql.conf.
+wk_conf_quote() {
+    local s=$1
+    printf "'%s'\n" "${s//\'/\'\'}"
+}
+
+# ---------------------------------------------------------------------------
+# scratch folder and exit handling
+
+WK_TMPROOT=${WK_TMPROOT:-/tmp}
+WK_TMP=$(mktemp -d "$WK_TMPROOT/wk-it.XXXXXX")
+chmod 0711 "$WK_TMP"
+[[ ${#WK__AS_PG[@]} -eq 0 ]] || chown "$WK_PG_USER:" "$WK_TMP"
+: >"$WK_TMP/clusters.tsv"
+export WK_TMP
+
+# wk_tmpdir [NAME]: creates a new folder under the scratch folder, owned by
+# postgres, mode 0700; prints its path. Removed at exit with the rest.
+wk_tmpdir() {
+    local d
+    d=$(mktemp -d "$WK_TMP/${1:-tmp}.XXXXXX")
+    [[ ${#WK__AS_PG[@]} -eq 0 ]] || chown "$WK_PG_USER:" "$d"
+    printf '%s\n' "$d"
+}
+
+# wk_on_exit CMD...: runs CMD (as one command line, eval'd) at exit, before the
+# clusters are stopped; the last registered runs first. Call it from the test's
+# own shell, not from inside $(...).
+wk_on_exit() {
+    WK_ON_EXIT+=("$*")
+}
+
+wk__stop_all_clusters() {
+    local port datadir pid pids
+    # newest first
+    while IFS=$'\t' read -r port datadir; do
+        [[ -n $datadir && -f $datadir/postmaster.pid ]] || continue
+        pid=$(head -n 1 "$datadir/postmaster.pid" 2>/dev/null || true)
+        if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+            wk__log "stopping cluster $datadir (port $port)"
+            wk_run_as_postgres "$(wk_pgbin pg_ctl)" -D "$datadir" -m immediate -w -t 30 stop \
+                >/dev/null 2>&1 || true
+        fi
+        # Leftovers: the postmaster (if pg_ctl could not stop it) and its children.
+        if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null &&
+            tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$datadir"; then
+            pids=$(ps -o pid= --ppid "$pid" 2>/dev/null || true)
+            wk__log "killing leftover postmaster $pid ($datadir)"
+            # shellcheck disable=SC2086
+            kill -KILL "$pid" $pids 2>/dev/null || true
+        fi
+    done < <(tac "$WK_TMP/clusters.tsv" 2>/dev/null || true)
+}
+
+wk__exit() {
+    local status=$?
+    set +e
+    trap - ERR
+    local i
+    for ((i = ${#WK_ON_EXIT[@]} - 1; i >= 0; i--)); do
+        eval "${WK_ON_EXIT[i]}"
+    done
+    if [[ $WK_DONE -eq 0 ]]; then
+        [[ $status -ne 0 ]] || status=1
+        wk__log "test stopped before wk_done (status $status): $WK_PASSED passed, $WK_FAILED failed so far"
+    fi
+    if [[ $status -ne 0 && -s $WK_TMP/clusters.tsv ]]; then
+        local port datadir
+        while IFS=$'\t' read -r port datadir; do
+            [[ -f $WK_TMP/pg$port/server.log ]] || continue
+            wk__log "---- server log tail of $datadir (port $port) ----"
+            tail -n 30 "$WK_TMP/pg$port/server.log" >&2
+        done <"$WK_TMP/clusters.tsv"
+    fi
+    wk__stop_all_clusters
+    if [[ ${WK_KEEP_TMP:-0} == 1 ]]; then
+        wk__log "scratch folder kept: $WK_TMP"
+    else
+        rm -rf "$WK_TMP"
+    fi
+    exit "$status"
+}
+
+wk__err() {
+    local status=$1 line=$2 cmd=$3
+    wk__log "command failed (status $status) at ${BASH_SOURCE[1]:-?}:$line: $cmd"
+}
+
+trap wk__exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
+trap 'wk__err $? $LINENO "$BASH_COMMAND"' ERR
+
+# ---------------------------------------------------------------------------
+# clusters
+
+wk__cluster_lookup() { # DATADIR -> port
+    local port
+    port=$(awk -F'\t' -v d="$1" '$2 == d { p = $1 } END { print p }' "$WK_TMP/clusters.tsv")
+    if [[ -z $port ]]; then
+        wk__log "error: \"$1\" is not a cluster of this test"
+        return 1
+    fi
+    printf '%s\n' "$port"
+}
+
+wk_cluster_port() { wk__cluster_lookup "$1"; }
+wk_cluster_sockdir() {
+    local port
+    port=$(wk__cluster_lookup "$1")
+    printf '%s\n' "$WK_TMP/pg$port"
+}
+wk_cluster_log() {
+    local port
+    port=$(wk__cluster_lookup "$1")
+    printf '%s\n' "$WK_TMP/pg$port/server.log"
+}
+
+wk_cluster_log_tail() {
+    local log
+    log=$(wk_cluster_log "$1") || return 1
+    {
+        printf -- '---- last %s lines of %s ----\n' "${2:-40}" "$log"
+        tail -n "${2:-40}" "$log" 2>/dev/null || true
+        printf -- '----\n'
+    } >&2
+}
+
+# Picks a port no cluster of this test uses and nothing listens on. Clusters
+# listen on their own Unix-socket folder only (listen_addresses = ''), so a
+# clash with another program is harmless; the probe just keeps things tidy.
+wk__free_port() {
+    local port=$((54000 + $$ % 1000)) tries=0 listening
+    listening=$(ss -Hltn 2>/dev/null | awk '{ n = split($4, a, ":"); print a[n] }' || true)
+    while ((tries < 1000)); do
+        if ! grep -q "^$port"$'\t' "$WK_TMP/clusters.tsv" &&
+            ! grep -qx "$port" <<<"$listening" &&
+            [[ ! -e $WK_TMP/pg$port ]]; then
+            printf '%s\n' "$port"
+            return 0
+        fi
+        port=$((port + 1))
+        ((port < 65000)) || port=50000
+        tries=$((tries + 1))
+    done
+    wk__log "error: no free port found"
+    return 1
+}
+
+# Registers DATADIR with a new port and socket folder and writes the settings.
+wk__cluster_register() {
+    local datadir=$1 port sockdir
+    port=$(wk__free_port)
+    sockdir=$WK_TMP/pg$port
+    mkdir -p "$sockdir"
+    [[ ${#WK__AS_PG[@]} -eq 0 ]] || chown "$WK_PG_USER:" "$sockdir"
+    chmod 0700 "$sockdir"
+    printf '%s\t%s\n' "$port" "$datadir" >>"$WK_TMP/clusters.tsv"
+    wk_cluster_conf "$datadir" \
+        "port = $port" \
+        "listen_addresses = ''" \
+        "unix_socket_directories = $(wk_conf_quote "$sockdir")"
+}
+
+# wk_cluster_path NAME: prints a data-directory path for a new cluster NAME
+# (e.g. the target of pg_basebackup). Its parent exists and belongs to postgres.
+wk_cluster_path() {
+    local parent
+    parent=$(wk_tmpdir "${1:?cluster name}")
+    printf '%s\n' "$parent/data"
+}
+
+# wk_cluster_init NAME [initdb args...]: initdb as postgres (trust auth, -N,
+# locale C, UTF8) into a new data dir, gives it its own port and socket folder,
+# prints the data dir. Extra arguments go to initdb (e.g. --data-checksums).
+wk_cluster_init() {
+    local name=${1:?cluster name} datadir log
+    shift
+    datadir=$(wk_cluster_path "$name")
+    log=$(dirname "$datadir")/initdb.log
+    if ! wk_run_as_postgres "$(wk_pgbin initdb)" -D "$datadir" --auth=trust -N \
+        --locale=C -E UTF8 "$@" >"$log" 2>&1; then
+        wk__log "error: initdb of cluster \"$name\" failed:"
+        tail -n 20 "$log" >&2
+        return 1
+    fi
+    wk__cluster_register "$datadir"
+    wk_cluster_conf "$datadir" "fsync = off" "log_line_prefix = '%m [%p] '"
+    printf '%s\n' "$datadir"
+}
+
+# wk_cluster_adopt DATADIR: makes a copied data directory (a base backup) a
+# cluster of this test: owner postgres, mode 0700, its own port and socket
+# folder. Its postgresql.auto.conf gets the new settings appended (they win).
+wk_cluster_adopt() {
+    local datadir=${1:?data dir}
+    [[ -d $datadir ]] || { wk__log "error: \"$datadir\" is not a folder"; return 1; }
+    [[ ${#WK__AS_PG[@]} -eq 0 ]] || chown -R "$WK_PG_USER:" "$datadir"
+    chmod 0700 "$datadir"
+    rm -f "$datadir/postmaster.pid" "$datadir/postmaster.opts"
+    wk__cluster_register "$datadir"
+}
+
+# wk_cluster_conf DATADIR "key = value"...: appends each line to
+# postgresql.auto.conf, which is read last, so a later line wins.
+wk_cluster_conf() {
+    local datadir=${1:?data dir} line
+    shift
+    for line in "$@"; do
+        printf '%s\n' "$line" >>"$datadir/postgresql.auto.conf"
+    done
+    [[ ${#WK__AS_PG[@]} -eq 0 ]] || chown "$WK_PG_USER:" "$datadir/postgresql.auto.conf"
+}
+
+# wk_cluster_start DATADIR: starts the cluster and waits (up to
+# $WK_START_TIMEOUT s, default 120) until it accepts connections (or, in
+# recovery, read-only connections). On failure prints the server log tail.
+wk_cluster_start() {
+    local datadir=${1:?data dir} log
+    log=$(wk_cluster_log "$datadir") || return 1
+    if ! wk_run_as_postgres "$(wk_pgbin pg_ctl)" -D "$datadir" -l "$log" -w \
+        -t "${WK_START_TIMEOUT:-120}" start >"$log.pg_ctl" 2>&1; then
+        wk__log "error: could not start cluster $datadir:"
+        cat "$log.pg_ctl" >&2
+        wk_cluster_log_tail "$datadir"
+        return 1
+    fi
+}
+
+# wk_cluster_stop DATADIR [MODE]: stops the cluster (MODE fast by default) and
+# waits. On failure prints the server log tail.
+wk_cluster_stop() {
+    local datadir=${1:?data dir} mode=${2:-fast} log
+    log=$(wk_cluster_log "$datadir") || return 1
+    if ! wk_run_as_postgres "$(wk_pgbin pg_ctl)" -D "$datadir" -m "$mode" -w -t 120 stop \
+        >"$log.pg_ctl" 2>&1; then
+        wk__log "error: could not stop cluster $datadir:"
+        cat "$log.pg_ctl" >&2
+        wk_cluster_log_tail "$datadir"
+        return 1
+    fi
+}
+
+# wk_psql DATADIR SQL [DBNAME]: runs SQL (one -c string) as postgres through the
+# cluster's socket; prints the unaligned, tuples-only result.
+wk_psql() {
+    local datadir=${1:?data dir} sql=${2:?sql} db=${3:-postgres} port
+    port=$(wk__cluster_lookup "$datadir") || return 1
+    wk_run_as_postgres "$(wk_pgbin psql)" -XAtq -v ON_ERROR_STOP=1 \
+        -h "$WK_TMP/pg$port" -p "$port" -d "$db" -c "$sql"
+}
+
+# ---------------------------------------------------------------------------
+# waiting
+
+# wk_wait_for DESCRIPTION TIMEOUT_S CMD...: runs CMD (output discarded) until
+# it succeeds; returns 1 with a message after TIMEOUT_S seconds.
+wk_wait_for() {
+    local what=${1:?description} timeout=${2:?timeout} deadline delay=0.1
+    shift 2
+    deadline=$((SECONDS + timeout))
+    while :; do
+        if "$@" >/dev/null 2>&1; then
+            return 0
+        fi
+        if ((SECONDS >= deadline)); then
+            wk__log "timed out after ${timeout}s waiting for $what"
+            return 1
+        fi
+        sleep "$delay"
+        case $delay in
+        0.1) delay=0.2 ;;
+        0.2) delay=0.5 ;;
+        *) delay=1 ;;
+        esac
+    done
+}
+
+wk__sql_is() { # DATADIR SQL EXPECTED
+    local got
+    got=$(wk_psql "$1" "$2" 2>/dev/null) || return 1
+    [[ $got == "$3" ]]
+}
+
+# wk_wait_for_sql DESCRIPTION TIMEOUT_S DATADIR SQL EXPECTED: polls until SQL
+# prints EXPECTED; on timeout also says what it printed last.
+wk_wait_for_sql() {
+    local what=$1 timeout=$2 datadir=$3 sql=$4 expected=$5
+    if wk_wait_for "$what" "$timeout" wk__sql_is "$datadir" "$sql" "$expected"; then
+        return 0
+    fi
+    wk__log "  expected: $expected"
+    wk__log "  last got: $(wk_psql "$datadir" "$sql" 2>&1 | head -n 5 || true)"
+    return 1
+}
+
+# ---------------------------------------------------------------------------
+# assertions: each counts a pass or a failure and never stops the test
+
+wk_pass() {
+    WK_PASSED=$((WK_PASSED + 1))
+    printf 'ok %d - %s\n' "$((WK_PASSED + WK_FAILED))" "$1"
+}
+
+wk_fail() {
+    WK_FAILED=$((WK_FAILED + 1))
+    printf 'not ok %d - %s\n' "$((WK_PASSED + WK_FAILED))" "$1"
+    shift
+    local l
+    for l in "$@"; do
+        printf '#   %s\n' "$l"
+    done
+}
+
+wk_assert_eq() {
+    if [[ $2 == "$1" ]]; then
+        wk_pass "$3"
+    else
+        wk_fail "$3" "expected: $1" "     got: $2"
+    fi
+}
+
+wk_assert_ne() {
+    if [[ $2 != "$1" ]]; then
+        wk_pass "$3"
+    else
+        wk_fail "$3" "expected anything but: $1" "                   got: $2"
+    fi
+}
+
+wk_assert_ge() {
+    if [[ $2 =~ ^-?[0-9]+$ ]] && (($2 >= $1)); then
+        wk_pass "$3"
+    else
+        wk_fail "$3" "expected: >= $1" "     got: $2"
+    fi
+}
+
+# wk_assert_status EXPECTED MSG -- CMD...: runs CMD with stdout and stderr in
+# the files $WK_OUT and $WK_ERR (kept until the next call) and checks its exit
+# status: N, !N (not N), >N or <N.
+WK_OUT=$WK_TMP/last.out
+WK_ERR=$WK_TMP/last.err
+WK_STATUS=
+wk_assert_status() {
+    local expected=$1 msg=$2 ok
+    shift 2
+    [[ ${1:-} == -- ]] && shift
+    WK_STATUS=0
+    "$@" >"$WK_OUT" 2>"$WK_ERR" || WK_STATUS=$?
+    case $expected in
+    '!'*) [[ $WK_STATUS -ne ${expected#!} ]] && ok=1 || ok=0 ;;
+    '>'*) [[ $WK_STATUS -gt ${expected#>} ]] && ok=1 || ok=0 ;;
+    '<'*) [[ $WK_STATUS -lt ${expected#<} ]] && ok=1 || ok=0 ;;
+    *) [[ $WK_STATUS -eq $expected ]] && ok=1 || ok=0 ;;
+    esac
+    if ((ok)); then
+        wk_pass "$msg"
+    else
+        wk_fail "$msg" "command: $*" "expected exit status: $expected" "     got exit status: $WK_STATUS" \
+            "stdout: $(head -c 2000 "$WK_OUT")" "stderr: $(head -c 2000 "$WK_ERR")"
+    fi
+}
+
+wk_assert_contains() {
+    if [[ -f $1 ]] && grep -qE -- "$2" "$1"; then
+        wk_pass "$3"
+    else
+        wk_fail "$3" "expected a line matching /$2/ in $1" \
+            "got (last lines): $(tail -n 5 "$1" 2>&1 || true)"
+    fi
+}
+
+wk_assert_not_contains() {
+    if [[ ! -f $1 ]]; then
+        wk_fail "$3" "file $1 does not exist"
+    elif grep -qE -- "$2" "$1"; then
+        wk_fail "$3" "expected no line matching /$2/ in $1" \
+            "got: $(grep -E -m 5 -- "$2" "$1")"
+    else
+        wk_pass "$3"
+    fi
+}
+
+wk_assert_file() {
+    if [[ -e $1 ]]; then
+        wk_pass "$2"
+    else
+        wk_fail "$2" "expected $1 to exist" "got: no such file"
+    fi
+}
+
+wk_assert_no_file() {
+    if [[ ! -e $1 && ! -L $1 ]]; then
+        wk_pass "$2"
+    else
+        wk_fail "$2" "expected no $1" "got: $(ls -ld "$1" 2>&1)"
+    fi
+}
+
+wk_assert_same_file() {
+    local out
+    if out=$(cmp -- "$1" "$2" 2>&1); then
+        wk_pass "$3"
+    else
+        wk_fail "$3" "expected $2 to be byte-identical to $1" "got: $out"
+    fi
+}
+
+# wk_bail MSG: for when the test cannot go on; prints the tally and exits 1.
+wk_bail() {
+    wk__log "bail out: $*"
+    WK_FAILED=$((WK_FAILED + 1))
+    wk_done
+}
+
+# wk_done: prints the tally alone on a line; exits 0 only if nothing failed
+# and something was checked.
+wk_done() {
+    WK_DONE=1
+    printf '%d passed, %d failed\n' "$WK_PASSED" "$WK_FAILED"
+    if ((WK_FAILED > 0 || WK_PASSED == 0)); then
+        exit 1
+    fi
+    exit 0
+}

@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# Bad input and faults for walkeep-archive / walkeep-fetch against real WAL from a real
+# PostgreSQL 15: each case checks the exit status, the message, and that nothing was lost.
+source "$(dirname "$0")/lib.sh"
+
+ARCHIVE=$(wk_bin walkeep-archive)
+FETCH=$(wk_bin walkeep-fetch)
+WALKEEP=$(wk_bin walkeep)
+work=$(wk_tmpdir work)
+repo=$work/repo
+key=$work/repo.key
+conf=$work/walkeep.conf
+
+as_pg() { wk_run_as_postgres "$@"; }
+# Object file of a WAL name in the repository (empty when none).
+object_of() { find "$repo/wal" -name "$1-*" ! -name '.*' 2>/dev/null | head -n 1; }
+# Any temporary or partial file left in the repository.
+leftovers() { find "$1" -name '.*tmp*' 2>/dev/null || true; }
+has_leftovers() { [[ -n $(leftovers "$1") ]]; }
+
+as_pg "$WALKEEP" keygen "$key"
+printf 'repo = %s\nencrypt_key_file = %s\nlog_level = info\n' "$repo" "$key" >"$conf"
+chown postgres: "$conf"
+
+# --- real segments from a real cluster --------------------------------------------
+pg=$(wk_cluster_init primary)
+wk_cluster_conf "$pg" "archive_mode = on" "wal_level = replica" \
+    "archive_command = $(wk_conf_quote "$ARCHIVE --config $conf %p")"
+wk_cluster_start "$pg"
+wk_psql "$pg" "CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 200000) g" >/dev/null
+seg1=$(wk_psql "$pg" "SELECT pg_walfile_name(pg_current_wal_lsn())")
+wk_psql "$pg" "SELECT pg_switch_wal()" >/dev/null
+wk_psql "$pg" "INSERT INTO t SELECT g, 'x' FROM generate_series(1, 1000) g" >/dev/null
+wk_psql "$pg" "SELECT pg_switch_wal()" >/dev/null
+wk_wait_for_sql "archiving of $seg1" 60 "$pg" \
+    "SELECT last_archived_wal >= '$seg1' FROM pg_stat_archiver" t
+segs=$work/segs
+as_pg mkdir "$segs"
+as_pg cp "$pg/pg_wal/$seg1" "$segs/"
+wk_assert_eq 0 "$(wk_psql "$pg" "SELECT failed_count FROM pg_stat_archiver")" \
+    "the cluster archives through walkeep-archive without failures"
+wk_assert_contains "$repo/walkeep.repo" "encryption = xchacha20poly1305" \
+    "the first archived segment initialised an encrypted repository"
+
+# --- duplicate and conflicting pushes ----------------------------------------------
+wk_assert_status 0 "identical re-push succeeds" -- as_pg "$ARCHIVE" --config "$conf" "$segs/$seg1"
+wk_assert_contains "$WK_ERR" "already archived with identical content" "re-push says it was a duplicate"
+obj=$(object_of "$seg1")
+before=$(sha256sum <"$obj")
+as_pg mkdir "$work/conflict"
+as_pg cp "$segs/$seg1" "$work/conflict/$seg1"
+printf 'Z' | dd of="$work/conflict/$seg1" bs=1 seek=100000 conv=notrunc status=none
+wk_assert_status '!0' "conflicting push fails" -- as_pg "$ARCHIVE" --config "$conf" "$work/conflict/$seg1"
+wk_assert_contains "$WK_ERR" "^walkeep-archive: error: .*already archived with different content" \
+    "conflicting push names the conflict"
+wk_assert_eq "$before" "$(sha256sum <"$obj")" "the stored copy is unchanged after a conflicting push"
+wk_assert_eq 1 "$(find "$repo/wal" -name "$seg1-*" ! -name '.*' | wc -l)" "still one object for the segment"
+
+# --- fetch: found, missing, corrupt, wrong key, standby --------------------------
+cwd=$(wk_tmpdir recovery)   # plays the data directory: no standby.signal
+fetch() { (cd "$cwd" && as_pg "$FETCH" "$@"); }
+wk_assert_status 0 "fetch of an archived segment succeeds" -- fetch --config "$conf" "$seg1" "$cwd/out"
+wk_assert_same_file "$segs/$seg1" "$cwd/out" "fetched segment is byte-identical"
+rm -f "$cwd/out"
+wk_assert_status 1 "fetch of a missing segment exits 1" -- fetch --config "$conf" 0000000100000000000000FE "$cwd/out"
+wk_assert_no_file "$cwd/out" "no file for a missing segment"
+wk_assert_eq "" "$(cat "$WK_ERR")" "a missing segment is quiet"
+wk_assert_status 1 "fetch of a missing history file exits 1" -- fetch --config "$conf" 00000007.history "$cwd/out"
+wk_assert_no_file "$cwd/out" "no file for a missing history file"
+
+cp -p "$obj" "$work/object.saved"
+size=$(stat -c %s "$obj")
+printf '\xff' | dd of="$obj" bs=1 seek=$((size / 2)) conv=notrunc status=none
+wk_assert_status '>125' "fetch of a corrupt object is a hard error in archive recovery" -- \
+    fetch --config "$conf" "$seg1" "$cwd/out"
+wk_assert_contains "$WK_ERR" "^walkeep-fetch: error: .*(authentication|corrupt)" "corrupt object is named as such"
+wk_assert_no_file "$cwd/out" "no file from a corrupt object"
+wk_assert_eq "" "$(leftovers "$cwd")" "no temporary left beside the destination"
+as_pg touch "$cwd/standby.signal"
+wk_assert_status 1 "on a standby a corrupt object exits 1" -- fetch --config "$conf" "$seg1" "$cwd/out"
+wk_assert_contains "$WK_ERR" "^walkeep-fetch: error: " "on a standby the error is still logged loudly"
+rm -f "$cwd/standby.signal"
+cp -p "$work/object.saved" "$obj"
+
+otherkey=$work/other.key
+as_pg "$WALKEEP" keygen "$otherkey"
+wk_assert_status '>125' "fetch with the wrong key is a hard error" -- \
+    fetch --repo="$repo" --encrypt-key-file="$otherkey" "$seg1" "$cwd/out"
+wk_assert_contains "$WK_ERR" "key does not match" "wrong key is named as such"
+wk_assert_no_file "$cwd/out" "no file with the wrong key"
+wk_assert_status '>125' "fetch from a missing repository is a hard error" -- \
+    fetch --repo="$work/nowhere" "$seg1" "$cwd/out"
+wk_assert_status '>125' "fetch without the key of an encrypted repository is a hard error" -- \
+    fetch --repo="$repo" "$seg1" "$cwd/out"
+wk_assert_contains "$WK_ERR" "is encrypted but no key is configured" "missing key is named"
+
+# --- archive: bad names, unreadable, short, foreign cluster, unsafe key ----------
+wk_assert_status '!0' "a non-WAL file is refused" -- as_pg "$ARCHIVE" --config "$conf" /etc/hostname
+wk_assert_contains "$WK_ERR" "invalid WAL file name" "non-WAL name is named"
+as_pg cp "$segs/$seg1" "$work/${seg1}x"
+wk_assert_status '!0' "a name with extra characters is refused" -- as_pg "$ARCHIVE" --config "$conf" "$work/${seg1}x"
+wk_assert_status '!0' "fetch of a path as a name is refused" -- fetch --config "$conf" "../$seg1" "$cwd/out"
+wk_assert_no_file "$cwd/out" "no file for a path as a name"
+wk_assert_status '!0' "a missing file is refused" -- as_pg "$ARCHIVE" --config "$conf" "$work/000000010000000000000077"
+wk_assert_contains "$WK_ERR" "could not open file" "missing file is named"
+as_pg mkdir "$work/unreadable"
+as_pg cp "$segs/$seg1" "$work/unreadable/000000010000000000000070"
+chown root: "$work/unreadable/000000010000000000000070"; chmod 600 "$work/unreadable/000000010000000000000070"
+wk_assert_status '!0' "an unreadable file is refused" -- as_pg "$ARCHIVE" --config "$conf" "$work/unreadable/000000010000000000000070"
+wk_assert_contains "$WK_ERR" "Permission denied" "unreadable file says why"
+as_pg mkdir "$work/short"
+as_pg head -c 1000 "$segs/$seg1" >"$work/short/$seg1"
+chown postgres: "$work/short/$seg1"
+wk_assert_status '!0' "a short segment is refused" -- as_pg "$ARCHIVE" --config "$conf" "$work/short/$seg1"
+wk_assert_contains "$WK_ERR" "has 1000 bytes" "short segment is named"
+as_pg cp "$segs/$seg1" "$work/short/000000010000000000000071"
+wk_assert_status '!0' "a segment under another segment's name is refused" -- \
+    as_pg "$ARCHIVE" --config "$conf" "$work/short/000000010000000000000071"
+wk_assert_contains "$WK_ERR" "does not hold the WAL its name says" "misnamed segment is named"
+
+other=$(wk_cluster_init other)
+objects_before=$(find "$repo/wal" -type f | sort)
+wk_assert_status '!0' "a segment of another cluster is refused" -- \
+    as_pg "$ARCHIVE" --config "$conf" "$other/pg_wal/000000010000000000000001"
+wk_assert_contains "$WK_ERR" "system identifier .* does not match" "foreign segment names the system identifiers"
+wk_assert_eq "$objects_before" "$(find "$repo/wal" -type f | sort)" "nothing stored for the foreign segment"
+
+chmod 0644 "$key"
+wk_assert_status '!0' "a world-readable key file is refused" -- as_pg "$ARCHIVE" --config "$conf" "$segs/$seg1"
+wk_assert_contains "$WK_ERR" "group or (world|others)" "unsafe key file says why"
+chmod 0600 "$key"
+wk_assert_status '!0' "a relative repository path is refused" -- as_pg "$ARCHIVE" --repo=relative "$segs/$seg1"
+wk_assert_status '!0' "an unknown configuration key is refused" -- as_pg "$ARCHIVE" --config "$conf" --no-such-key=1 "$segs/$seg1"
+
+# --- full disk: a 256 KiB tmpfs as the repository ---------------------------------
+small=$work/small
+mkdir "$small"
+if mount -t tmpfs -o size=256k,mode=0700 tmpfs "$small"; then
+    wk_on_exit umount -l "$small"
+    chown postgres: "$small"
+    wk_assert_status 0 "init on the small repository" -- \
+        as_pg "$WALKEEP" init --repo="$small/r" --pgdata="$pg"
+    wk_assert_status '!0' "a push onto a full disk fails" -- \
+        as_pg "$ARCHIVE" --repo="$small/r" --compress=none "$segs/$seg1"
+    wk_assert_contains "$WK_ERR" "No space left on device" "full disk says so"
+    wk_assert_eq "" "$(find "$small/r/wal" -type f 2>/dev/null)" "no object or temporary left on the full disk"
+    mount -o remount,size=64m "$small"
+    wk_assert_status 0 "the push succeeds once there is room" -- \
+        as_pg "$ARCHIVE" --repo="$small/r" --compress=none "$segs/$seg1"
+    (cd "$cwd" && as_pg "$FETCH" --repo="$small/r" "$seg1" "$cwd/small.out")
+    wk_assert_same_file "$segs/$seg1" "$cwd/small.out" "and it fetches back identical"
+else
+    wk_fail "could not mount a tmpfs for the full-disk test"
+fi
+
+# --- a push killed with SIGKILL half-way ----------------------------------------
+# strace holds the push at its rename (the object is written and fsync'd in its
+# temporary file); SIGKILL then, and nothing may be visible.
+krepo=$work/killrepo
+as_pg "$WALKEEP" init --repo="$krepo" --pgdata="$pg" >/dev/null 2>&1
+ASAN_OPTIONS=detect_leaks=0 runuser -u postgres -- strace -f -o /dev/null \
+    -e trace=renameat2 -e inject=renameat2:delay_enter=30000000 \
+    "$ARCHIVE" --repo="$krepo" "$segs/$seg1" &
+strace_pid=$!
+wk_wait_for "the push's temporary file" 30 has_leftovers "$krepo/wal"
+archive_pid=$(pgrep -f -n "^$ARCHIVE --repo=$krepo") || true
+if [[ -n $archive_pid ]]; then
+    kill -KILL "$archive_pid"
+    wait "$strace_pid" 2>/dev/null || true
+    wk_pass "push killed half-way"
+else
+    kill "$strace_pid" 2>/dev/null || true
+    wk_fail "could not find the push to kill"
+fi
+wk_assert_eq "" "$(find "$krepo/wal" -name "$seg1-*" ! -name '.*')" \
+    "nothing visible after the killed push"
+wk_assert_status 1 "fetch after the killed push finds nothing" -- \
+    fetch --repo="$krepo" "$seg1" "$cwd/killed.out"
+wk_assert_status 0 "the retried push succeeds" -- as_pg "$ARCHIVE" --repo="$krepo" "$segs/$seg1"
+wk_assert_status 0 "and fetches back" -- fetch --repo="$krepo" "$seg1" "$cwd/killed.out"
+wk_assert_same_file "$segs/$seg1" "$cwd/killed.out" "identical after the retry"
+
+# --- usage --------------------------------------------------------------------
+wk_assert_status 1 "archive without arguments is a usage error" -- as_pg "$ARCHIVE" --repo="$repo"
+wk_assert_contains "$WK_ERR" "^walkeep-archive: error: missing WAL file path" "usage error is one clear line"
+wk_assert_status 0 "--help works" -- "$FETCH" --help
+wk_assert_contains "$WK_OUT" "restore_command" "--help explains restore_command"
+
+wk_cluster_stop "$pg"
+wk_done
