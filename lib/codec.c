@@ -101,9 +101,9 @@ typedef struct codec_stage {
 static int codec_enter(codec_stage *cs, wk_error *err)
 {
     if (cs->state == CODEC_FINISHED)
-        return wk_error_set(err, WK_ERR_INTERNAL, "compression stage used after finish");
+        return wk_error_set(err, WK_ERR_INTERNAL, "codec stage used after finish");
     if (cs->state == CODEC_BROKEN)
-        return wk_error_set(err, WK_ERR_INTERNAL, "compression stage used after an error");
+        return wk_error_set(err, WK_ERR_INTERNAL, "codec stage used after an error");
     cs->state = CODEC_BROKEN;
     return 0;
 }
@@ -133,14 +133,14 @@ static int finish_next(codec_stage *cs, wk_error *err)
     return cs->base.next == NULL ? 0 : wk_stage_finish(cs->base.next, err);
 }
 
-/* Allocates a stage of `size` bytes with an output buffer of out_cap bytes. Frees next
- * on failure. */
+/* Allocates a stage of `size` bytes with an output buffer of out_cap bytes (none if 0).
+ * Frees next on failure. */
 static codec_stage *codec_alloc(size_t size, const wk_stage_ops *ops, size_t out_cap,
                                 wk_stage *next, wk_error *err)
 {
     codec_stage *cs = calloc(1, size);
-    uint8_t *out = malloc(out_cap);
-    if (cs == NULL || out == NULL) {
+    uint8_t *out = out_cap == 0 ? NULL : malloc(out_cap);
+    if (cs == NULL || (out == NULL && out_cap > 0)) {
         free(cs);
         free(out);
         wk_stage_free(next);
@@ -169,8 +169,7 @@ static int check_magic(const uint8_t magic[4], const char *name, uint64_t seen,
     for (size_t i = 0; seen + i < 4 && i < len; i++) {
         if (buf[i] != magic[seen + i])
             return wk_error_set(err, WK_ERR_CORRUPT,
-                                "could not decompress %s frame: not a %s frame (bad magic number)",
-                                name, name);
+                                "could not decompress %s frame: bad magic number", name);
     }
     return 0;
 }
@@ -196,33 +195,31 @@ static int trailing(const char *name, uint64_t offset, wk_error *err)
 
 static int pass_write(wk_stage *stage, const void *buf, size_t len, wk_error *err)
 {
-    return stage->next == NULL ? 0 : wk_stage_write(stage->next, buf, len, err);
+    codec_stage *cs = (codec_stage *)stage;
+    if (codec_enter(cs, err) != 0 || emit(cs, buf, len, err) != 0)
+        return -1;
+    return codec_ok(cs, CODEC_OPEN);
 }
 
 static int pass_finish(wk_stage *stage, wk_error *err)
 {
-    return stage->next == NULL ? 0 : wk_stage_finish(stage->next, err);
+    codec_stage *cs = (codec_stage *)stage;
+    if (codec_enter(cs, err) != 0 || finish_next(cs, err) != 0)
+        return -1;
+    return codec_ok(cs, CODEC_FINISHED);
 }
 
 static void pass_free(wk_stage *stage)
 {
-    wk_stage_free(stage->next);
-    free(stage);
+    codec_release((codec_stage *)stage);
 }
 
 static const wk_stage_ops pass_ops = {pass_write, pass_finish, pass_free};
 
 static wk_stage *pass_new(wk_stage *next, wk_error *err)
 {
-    wk_stage *stage = calloc(1, sizeof(*stage));
-    if (stage == NULL) {
-        wk_stage_free(next);
-        wk_error_set(err, WK_ERR_NOMEM, "out of memory");
-        return NULL;
-    }
-    stage->ops = &pass_ops;
-    stage->next = next;
-    return stage;
+    codec_stage *cs = codec_alloc(sizeof(*cs), &pass_ops, 0, next, err);
+    return cs == NULL ? NULL : &cs->base;
 }
 
 /* ---- lz4 compression ------------------------------------------------------------ */
@@ -305,6 +302,7 @@ static wk_stage *lz4c_new(wk_stage *next, int level, wk_error *err)
     if (cap < WK_STREAM_BUFSIZE)
         cap = WK_STREAM_BUFSIZE;
 
+    wk_stage *stage = NULL;
     lz4c_stage *s = (lz4c_stage *)codec_alloc(sizeof(*s), &lz4c_ops, cap, next, err);
     if (s == NULL)
         return NULL;
@@ -315,19 +313,19 @@ static wk_stage *lz4c_new(wk_stage *next, int level, wk_error *err)
     if (LZ4F_isError(rc)) {
         wk_error_set(err, WK_ERR_NOMEM, "could not create lz4 compression context: %s",
                      LZ4F_getErrorName(rc));
-        goto fail;
+        goto out;
     }
     rc = LZ4F_compressBegin(s->cctx, s->c.out, s->c.out_cap, &s->prefs);
     if (LZ4F_isError(rc)) {
         lz4c_error(rc, err);
-        goto fail;
+        goto out;
     }
     s->c.out_len = rc;
-    return &s->c.base;
-
-fail:
-    lz4c_free(&s->c.base);
-    return NULL;
+    stage = &s->c.base;
+out:
+    if (stage == NULL)
+        lz4c_free(&s->c.base);
+    return stage;
 }
 
 /* ---- zstd compression ----------------------------------------------------------- */
@@ -337,13 +335,14 @@ typedef struct zstdc_stage {
     ZSTD_CCtx *cctx;
 } zstdc_stage;
 
+/* Turns a libzstd result into 0, or -1 with "<what>: <zstd's error name>". */
 static int zstd_status(size_t rc, const char *what, wk_errcode code, wk_error *err)
 {
     if (!ZSTD_isError(rc))
         return 0;
     if (ZSTD_getErrorCode(rc) == ZSTD_error_memory_allocation)
         code = WK_ERR_NOMEM;
-    return wk_error_set(err, code, "could not %s zstd frame: %s", what, ZSTD_getErrorName(rc));
+    return wk_error_set(err, code, "%s: %s", what, ZSTD_getErrorName(rc));
 }
 
 static int zstdc_write(wk_stage *stage, const void *buf, size_t len, wk_error *err)
@@ -356,7 +355,7 @@ static int zstdc_write(wk_stage *stage, const void *buf, size_t len, wk_error *e
         ZSTD_outBuffer out = {s->c.out, s->c.out_cap, s->c.out_len};
         size_t rc = ZSTD_compressStream2(s->cctx, &out, &in, ZSTD_e_continue);
         s->c.out_len = out.pos;
-        if (zstd_status(rc, "compress", WK_ERR_INTERNAL, err) != 0)
+        if (zstd_status(rc, "could not compress zstd frame", WK_ERR_INTERNAL, err) != 0)
             return -1;
         if (s->c.out_len == s->c.out_cap && flush_out(&s->c, err) != 0)
             return -1;
@@ -374,7 +373,7 @@ static int zstdc_finish(wk_stage *stage, wk_error *err)
         ZSTD_outBuffer out = {s->c.out, s->c.out_cap, s->c.out_len};
         size_t rc = ZSTD_compressStream2(s->cctx, &out, &in, ZSTD_e_end);
         s->c.out_len = out.pos;
-        if (zstd_status(rc, "compress", WK_ERR_INTERNAL, err) != 0)
+        if (zstd_status(rc, "could not compress zstd frame", WK_ERR_INTERNAL, err) != 0)
             return -1;
         if (rc == 0)
             break;
@@ -397,6 +396,7 @@ static const wk_stage_ops zstdc_ops = {zstdc_write, zstdc_finish, zstdc_free};
 
 static wk_stage *zstdc_new(wk_stage *next, int level, wk_error *err)
 {
+    wk_stage *stage = NULL;
     zstdc_stage *s =
         (zstdc_stage *)codec_alloc(sizeof(*s), &zstdc_ops, ZSTD_CStreamOutSize(), next, err);
     if (s == NULL)
@@ -404,19 +404,19 @@ static wk_stage *zstdc_new(wk_stage *next, int level, wk_error *err)
     s->cctx = ZSTD_createCCtx();
     if (s->cctx == NULL) {
         wk_error_set(err, WK_ERR_NOMEM, "could not create zstd compression context");
-        goto fail;
+        goto out;
     }
     /* One thread (no ZSTD_c_nbWorkers): memory stays fixed by the level. */
     if (zstd_status(ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_compressionLevel, level),
-                    "configure", WK_ERR_INTERNAL, err) != 0 ||
-        zstd_status(ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_checksumFlag, 1), "configure",
-                    WK_ERR_INTERNAL, err) != 0)
-        goto fail;
-    return &s->c.base;
-
-fail:
-    zstdc_free(&s->c.base);
-    return NULL;
+                    "could not set zstd compression level", WK_ERR_INTERNAL, err) != 0 ||
+        zstd_status(ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_checksumFlag, 1),
+                    "could not enable zstd checksum", WK_ERR_INTERNAL, err) != 0)
+        goto out;
+    stage = &s->c.base;
+out:
+    if (stage == NULL)
+        zstdc_free(&s->c.base);
+    return stage;
 }
 
 /* ---- lz4 decompression ---------------------------------------------------------- */
@@ -529,7 +529,7 @@ static int zstdd_write(wk_stage *stage, const void *buf, size_t len, wk_error *e
         size_t before = in.pos;
         size_t rc = ZSTD_decompressStream(s->dctx, &out, &in);
         s->in_total += in.pos - before;
-        if (zstd_status(rc, "decompress", WK_ERR_CORRUPT, err) != 0)
+        if (zstd_status(rc, "could not decompress zstd frame", WK_ERR_CORRUPT, err) != 0)
             return -1;
         if (emit(&s->c, out.dst, out.pos, err) != 0)
             return -1;
@@ -570,6 +570,7 @@ static const wk_stage_ops zstdd_ops = {zstdd_write, zstdd_finish, zstdd_free};
 
 static wk_stage *zstdd_new(wk_stage *next, wk_error *err)
 {
+    wk_stage *stage = NULL;
     zstdd_stage *s =
         (zstdd_stage *)codec_alloc(sizeof(*s), &zstdd_ops, ZSTD_DStreamOutSize(), next, err);
     if (s == NULL)
@@ -577,16 +578,16 @@ static wk_stage *zstdd_new(wk_stage *next, wk_error *err)
     s->dctx = ZSTD_createDCtx();
     if (s->dctx == NULL) {
         wk_error_set(err, WK_ERR_NOMEM, "could not create zstd decompression context");
-        goto fail;
+        goto out;
     }
     if (zstd_status(ZSTD_DCtx_setParameter(s->dctx, ZSTD_d_windowLogMax, ZSTD_WINDOWLOG_MAX),
-                    "configure", WK_ERR_INTERNAL, err) != 0)
-        goto fail;
-    return &s->c.base;
-
-fail:
-    zstdd_free(&s->c.base);
-    return NULL;
+                    "could not set zstd window limit", WK_ERR_INTERNAL, err) != 0)
+        goto out;
+    stage = &s->c.base;
+out:
+    if (stage == NULL)
+        zstdd_free(&s->c.base);
+    return stage;
 }
 
 /* ---- constructors --------------------------------------------------------------- */

@@ -12,7 +12,7 @@
 
 #include <sodium.h>
 
-/* The object format, byte by byte, is in docs/format-encryption.md. */
+/* The object format, byte by byte, is in docs/format.md ("Encryption"). */
 #define MAGIC "WKEEPENC"
 #define MAGIC_LEN 8
 #define FORMAT_VERSION 1

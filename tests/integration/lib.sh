@@ -72,8 +72,13 @@ WK_DONE=0
 WK_ON_EXIT=()
 WK_TEST_NAME=$(basename "${BASH_SOURCE[1]:-$0}" .sh)
 
+# The test's own stdout and stderr, kept so that exit handling and harness
+# messages reach them even from inside a redirected command (bash runs a trap
+# with the redirections of the command it interrupted still in place).
+exec {WK__STDOUT}>&1 {WK__STDERR}>&2
+
 wk__log() {
-    printf '%s: %s\n' "$WK_TEST_NAME" "$*" >&2
+    printf '%s: %s\n' "$WK_TEST_NAME" "$*" >&"$WK__STDERR"
 }
 
 wk__die() {
@@ -102,7 +107,7 @@ wk_run_as_postgres() {
     "${WK__AS_PG[@]}" env -u PGHOST -u PGPORT -u PGDATABASE -u PGUSER -u PGDATA \
         -u PGSERVICE -u PGPASSWORD -u PGOPTIONS \
         sh -c 'cd "$1" 2>/dev/null || cd "$2" || exit 125; shift 2; exec "$@"' \
-        wk-sh "$PWD" "$WK_TMP" "$@"
+        wk-sh "$PWD" "$WK_TMP" "$@" {WK__STDOUT}>&- {WK__STDERR}>&-
 }
 
 wk_pgbin() {
@@ -193,6 +198,7 @@ wk__exit() {
     local status=$?
     set +e
     trap - ERR
+    exec 1>&"$WK__STDOUT" 2>&"$WK__STDERR"
     local i
     for ((i = ${#WK_ON_EXIT[@]} - 1; i >= 0; i--)); do
         eval "${WK_ON_EXIT[i]}"

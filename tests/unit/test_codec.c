@@ -366,6 +366,9 @@ START_TEST(test_verify_without_next)
     ck_assert_ptr_nonnull(s);
     ck_assert_int_eq(wk_stage_write(s, c.out, c.out_len, &err), 0);
     ck_assert_int_eq(wk_stage_finish(s, &err), 0);
+    /* a finished stage takes nothing more */
+    ck_assert_int_eq(wk_stage_write(s, "", 0, &err), -1);
+    ck_assert_int_eq(err.code, WK_ERR_INTERNAL);
     wk_stage_free(s);
     c.out[c.out_len / 2] ^= 0x10;
     s = wk_codec_decompress_new(NULL, alg, &err);
@@ -376,6 +379,45 @@ START_TEST(test_verify_without_next)
     ck_assert_int_eq(rc, -1);
     ck_assert_int_eq(err.code, WK_ERR_CORRUPT);
     wk_stage_free(s);
+    result_free(&c);
+    free(data);
+}
+END_TEST
+
+/* An error from the next stage comes back unchanged, from write or finish, and the
+ * stage stays failed. */
+START_TEST(test_next_stage_error)
+{
+    wk_compress alg = algs[_i];
+    size_t len = MIB;
+    uint8_t *data = make_data(len, DATA_RANDOM, 15);
+    result c = compress_ok(alg, WK_COMPRESS_LEVEL_DEFAULT, data, len, len);
+    for (int compress = 0; compress <= 1; compress++) {
+        static const size_t limits[] = {0, 100, 300 * 1024};
+        for (size_t l = 0; l < sizeof(limits) / sizeof(limits[0]); l++) {
+            wk_error err;
+            uint8_t *out = NULL;
+            size_t out_len = 0;
+            wk_stage *s = wk_stage_memory_new(limits[l], &out, &out_len, &err);
+            s = compress ? wk_codec_compress_new(s, alg, WK_COMPRESS_LEVEL_DEFAULT, &err)
+                         : wk_codec_decompress_new(s, alg, &err);
+            ck_assert_ptr_nonnull(s);
+            const uint8_t *in = compress ? data : c.out;
+            size_t in_len = compress ? len : c.out_len;
+            int rc = 0;
+            for (size_t pos = 0; rc == 0 && pos < in_len; pos += 4096)
+                rc = wk_stage_write(s, in + pos, in_len - pos < 4096 ? in_len - pos : 4096, &err);
+            if (rc == 0)
+                rc = wk_stage_finish(s, &err);
+            ck_assert_int_eq(rc, -1);
+            ck_assert_int_eq(err.code, WK_ERR_CORRUPT);
+            ck_assert_ptr_nonnull(strstr(err.message, "object is larger than"));
+            ck_assert_int_eq(wk_stage_finish(s, &err), -1);
+            ck_assert_int_eq(err.code, WK_ERR_INTERNAL);
+            wk_stage_free(s);
+            ck_assert_ptr_null(out);
+        }
+    }
     result_free(&c);
     free(data);
 }
@@ -553,6 +595,8 @@ START_TEST(test_not_a_frame)
     uint8_t *data = make_data(len, DATA_RANDOM, 12);
     result d = run(0, alg, 0, data, len, 1);
     assert_corrupt(&d, "random bytes");
+    ck_assert_int_eq(d.failed, FAILED_WRITE);
+    ck_assert_ptr_nonnull(strstr(d.err.message, "bad magic number"));
 
     uint8_t *text = make_data(len, DATA_TEXT, 12);
     result c = compress_ok(other, WK_COMPRESS_LEVEL_DEFAULT, text, len, len);
@@ -708,6 +752,7 @@ static Suite *codec_suite(void)
     tcase_add_test(tc, test_levels);
     tcase_add_test(tc, test_none_is_identity);
     tcase_add_loop_test(tc, test_verify_without_next, 0, 2);
+    tcase_add_loop_test(tc, test_next_stage_error, 0, 3);
     tcase_add_loop_test(tc, test_empty_input, 0, 2);
     tcase_add_loop_test(tc, test_truncation_every_byte, 0, 2);
     tcase_add_loop_test(tc, test_truncation_large, 0, 2);

@@ -462,7 +462,7 @@ END_TEST
 
 /* ---- the byte format ------------------------------------------------------------ */
 
-/* Decodes an object with bare libsodium calls, following docs/format-encryption.md. */
+/* Decodes an object with bare libsodium calls, following docs/format.md ("Encryption"). */
 START_TEST(test_format_by_hand)
 {
     wk_error err = {0};
@@ -550,6 +550,78 @@ START_TEST(test_golden_object)
     ck_assert_uint_eq(out_len, strlen(golden_plain));
     ck_assert_mem_eq(out, golden_plain, out_len);
     free(out);
+    wk_key_free(key);
+}
+END_TEST
+
+/* Builds, with bare libsodium and the good_hex key, an authentic object whose chunks
+ * have the given plaintext sizes and tags; returns its length. */
+static size_t forge(const wk_key *key, const size_t *sizes, const unsigned char *tags,
+                    size_t count, uint8_t *obj)
+{
+    uint8_t raw[32];
+    static uint8_t zeros[CHUNK];
+    crypto_secretstream_xchacha20poly1305_state st;
+    unsigned long long clen = 0;
+    ck_assert_int_eq(sodium_hex2bin(raw, sizeof(raw), good_hex, 64, NULL, NULL, NULL), 0);
+    memcpy(obj, "WKEEPENC\001", 9);
+    wk_key_id(key, obj + 9);
+    crypto_secretstream_xchacha20poly1305_init_push(&st, obj + 17, raw);
+    size_t len = HEADER_LEN;
+    for (size_t i = 0; i < count; i++) {
+        crypto_secretstream_xchacha20poly1305_push(&st, obj + len, &clen, zeros, sizes[i], obj,
+                                                   17, tags[i]);
+        len += (size_t)clen;
+    }
+    return len;
+}
+
+START_TEST(test_tag_rules)
+{
+    wk_error err = {0};
+    wk_key *key = NULL;
+    char content[80];
+    const unsigned char M = crypto_secretstream_xchacha20poly1305_TAG_MESSAGE;
+    const unsigned char F = crypto_secretstream_xchacha20poly1305_TAG_FINAL;
+    const unsigned char P = crypto_secretstream_xchacha20poly1305_TAG_PUSH;
+    uint8_t *obj = malloc(HEADER_LEN + 3 * CT_CHUNK);
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    snprintf(content, sizeof(content), "%s\n", good_hex);
+    write_file(tmp_path("forge.key"), content, 65, 0600);
+    ck_assert_int_eq(wk_key_load(tmp_path("forge.key"), &key, &err), 0);
+
+    /* The well-formed shape decrypts. */
+    const size_t ok_sizes[] = {CHUNK, 10};
+    const unsigned char ok_tags[] = {M, F};
+    size_t len = forge(key, ok_sizes, ok_tags, 2, obj);
+    ck_assert_msg(run_stage(0, key, obj, len, len, &out, &out_len, &err) == 0, "%s",
+                  err.message);
+    ck_assert_uint_eq(out_len, CHUNK + 10);
+    free(out);
+
+    /* A last chunk without TAG_FINAL: the stream was cut. */
+    const size_t s1[] = {CHUNK, 10};
+    const unsigned char t1[] = {M, M};
+    len = forge(key, s1, t1, 2, obj);
+    expect_decrypt_error(key, obj, len, WK_ERR_CORRUPT, "short message chunk", 0);
+
+    /* A full-size chunk tagged FINAL, alone or followed by more. */
+    const size_t s2[] = {CHUNK, CHUNK};
+    const unsigned char t2[] = {M, F};
+    len = forge(key, s2, t2, 2, obj);
+    expect_decrypt_error(key, obj, len, WK_ERR_CORRUPT, "full final chunk", 0);
+    const size_t s3[] = {CHUNK, 0};
+    const unsigned char t3[] = {F, F};
+    len = forge(key, s3, t3, 2, obj);
+    expect_decrypt_error(key, obj, len, WK_ERR_CORRUPT, "data after final", 0);
+
+    /* Tags the format does not use. */
+    const size_t s4[] = {CHUNK, 0};
+    const unsigned char t4[] = {P, F};
+    len = forge(key, s4, t4, 2, obj);
+    expect_decrypt_error(key, obj, len, WK_ERR_CORRUPT, "push tag", 0);
+    free(obj);
     wk_key_free(key);
 }
 END_TEST
@@ -785,6 +857,7 @@ static Suite *crypt_suite(void)
     tcase_add_test(tc, test_free_without_finish);
     tcase_add_test(tc, test_format_by_hand);
     tcase_add_test(tc, test_golden_object);
+    tcase_add_test(tc, test_tag_rules);
     tcase_add_test(tc, test_wrong_key);
     tcase_add_test(tc, test_not_walkeep);
     tcase_add_test(tc, test_tamper);
