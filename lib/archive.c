@@ -190,7 +190,8 @@ int wk_archive_push(wk_repo *repo, const char *path, wk_push_result *result, wk_
     memset(result, 0, sizeof(*result));
     if (wk_wal_parse_name(name, &parsed, err) != 0)
         return wk_error_prefix(err, "refusing to archive \"%s\"", path);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO under a WAL name must be refused, not waited on. */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return wk_error_sys(err, WK_ERR_IO, errno, "could not open file \"%s\"", path);
     if (fstat(fd, &st) != 0) {

@@ -28,7 +28,14 @@ static int read_pg_version(const char *pgdata, int *version, wk_error *err)
     fclose(f);
     char *end = NULL;
     long v = ok != NULL ? strtol(text, &end, 10) : 0;
-    if (ok == NULL || end == text || v < 9 || v > 99)
+    /* Before 10 the major version had two parts: "9.6" is numbered 906, as in wal.c. */
+    if (ok != NULL && v == 9 && *end == '.') {
+        char *minor_start = end + 1;
+        long minor = strtol(minor_start, &end, 10);
+        v = end == minor_start ? 0 : 900 + minor;
+    }
+    bool known = (v >= 10 && v <= 99) || (v >= 900 && v <= 999);
+    if (ok == NULL || end == text || !known)
         return wk_error_set(err, WK_ERR_CORRUPT, "file \"%s\" holds no PostgreSQL version", path);
     *version = (int)v;
     return 0;
@@ -44,7 +51,8 @@ int wk_cluster_read_identity(const char *pgdata, wk_repo_meta *identity, wk_erro
     memset(identity, 0, sizeof(*identity));
     if (read_pg_version(pgdata, &version, err) != 0)
         return -1;
-    snprintf(waldir, sizeof(waldir), "%s/pg_wal", pgdata);
+    snprintf(waldir, sizeof(waldir), "%s/%s", pgdata, version >= 10 && version < 900 ? "pg_wal"
+                                                                                         : "pg_xlog");
     DIR *dir = opendir(waldir);
     if (dir == NULL)
         return wk_error_sys(err, WK_ERR_IO, errno, "could not open folder \"%s\"", waldir);

@@ -34,7 +34,12 @@ int wk_repo_open(const wk_config *cfg, bool create, wk_repo **out, wk_error *err
         return wk_error_set(err, WK_ERR_NOMEM, "out of memory");
     repo->compress = cfg->compress;
     repo->compress_level = cfg->compress_level;
-    snprintf(repo->suffix, sizeof(repo->suffix), ".%s%s", wk_codec_extension(cfg->compress),
+    const char *extension = wk_codec_extension(cfg->compress);
+    if (extension == NULL) {
+        wk_error_set(err, WK_ERR_CONFIG, "invalid compression");
+        goto fail;
+    }
+    snprintf(repo->suffix, sizeof(repo->suffix), ".%s%s", extension,
              cfg->encrypt_key_file != NULL ? ".enc" : "");
     repo->location = strdup(cfg->repo);
     if (repo->location == NULL) {
@@ -293,11 +298,11 @@ int wk_repo_put_open(wk_repo *repo, const char *path, int flags, const wk_finger
                      wk_stream_summary *summary, uint64_t *stored_bytes, wk_stage **sink,
                      wk_error *err)
 {
-    static uint64_t ignored;
     wk_stage *stage = NULL;
     if (wk_storage_put_open(repo->storage, path, flags, &stage, err) != 0)
         return -1;
-    stage = wk_stage_count_new(stage, stored_bytes != NULL ? stored_bytes : &ignored, err);
+    if (stored_bytes != NULL)
+        stage = wk_stage_count_new(stage, stored_bytes, err);
     if (stage != NULL && repo->key != NULL)
         stage = wk_crypt_encrypt_new(stage, repo->key, err);
     if (stage != NULL)

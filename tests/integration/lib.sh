@@ -133,9 +133,16 @@ wk_bin() {
         return 1
     fi
     if ! wk_run_as_postgres test -x "$p"; then
-        wk__log "error: user \"$WK_PG_USER\" cannot run \"$p\""
-        wk__log "hint: every folder on that path needs o+x (mktemp -d makes 0700 folders)"
-        return 1
+        # The build folder is out of postgres's reach (a checkout under a 0700 folder):
+        # run a copy from the scratch folder instead.
+        mkdir -p "$WK_TMP/bin"
+        chmod 0755 "$WK_TMP/bin"
+        install -m 0755 "$p" "$WK_TMP/bin/$1"
+        p=$WK_TMP/bin/$1
+        if ! wk_run_as_postgres test -x "$p"; then
+            wk__log "error: user \"$WK_PG_USER\" cannot run \"$p\""
+            return 1
+        fi
     fi
     printf '%s\n' "$p"
 }
@@ -206,6 +213,7 @@ wk__exit() {
     if [[ $WK_DONE -eq 0 ]]; then
         [[ $status -ne 0 ]] || status=1
         wk__log "test stopped before wk_done (status $status): $WK_PASSED passed, $WK_FAILED failed so far"
+        [[ -z $WK__ERR_WHERE ]] || wk__log "stopped by the failure of: $WK__ERR_WHERE"
     fi
     if [[ $status -ne 0 && -s $WK_TMP/clusters.tsv ]]; then
         local port datadir
@@ -224,9 +232,13 @@ wk__exit() {
     exit "$status"
 }
 
+# Remembers the last command that failed where `set -e` applies; in the test's
+# own shell that is the command that stops the test, reported at exit. (A
+# failure inside $(...) is remembered in that subshell only, and reported by
+# its caller's failure.)
+WK__ERR_WHERE=
 wk__err() {
-    local status=$1 line=$2 cmd=$3
-    wk__log "command failed (status $status) at ${BASH_SOURCE[1]:-?}:$line: $cmd"
+    WK__ERR_WHERE="${BASH_SOURCE[1]:-?}:$2: $3 (status $1)"
 }
 
 trap wk__exit EXIT
@@ -316,6 +328,8 @@ wk_cluster_path() {
 # wk_cluster_init NAME [initdb args...]: initdb as postgres (trust auth, -N,
 # locale C, UTF8) into a new data dir, gives it its own port and socket folder,
 # prints the data dir. Extra arguments go to initdb (e.g. --data-checksums).
+# The server runs with fsync = off: tests stop servers (even with -m immediate)
+# but never crash the OS, and walkeep's own fsyncs are unaffected.
 wk_cluster_init() {
     local name=${1:?cluster name} datadir log
     shift
@@ -449,9 +463,11 @@ wk_fail() {
     WK_FAILED=$((WK_FAILED + 1))
     printf 'not ok %d - %s\n' "$((WK_PASSED + WK_FAILED))" "$1"
     shift
-    local l
-    for l in "$@"; do
-        printf '#   %s\n' "$l"
+    local detail line
+    for detail in "$@"; do
+        while IFS= read -r line; do
+            printf '#   %s\n' "$line"
+        done <<<"$detail"
     done
 }
 

@@ -166,10 +166,13 @@ fetched=$(wk_tmpdir fetched)
 fetch_cwd=$(wk_tmpdir fetch-cwd)
 
 # walkeep-fetch as PostgreSQL runs it: as postgres, from a folder without
-# standby.signal (archive recovery).
-fetch() {
-    (cd "$fetch_cwd" && wk_run_as_postgres "$fetch_bin" --config "$conf" "$@")
+# standby.signal (archive recovery); bounded, as a hang would be a bug too.
+fetch_with() { # CONFIG NAME DEST
+    local config=$1
+    shift
+    (cd "$fetch_cwd" && wk_run_as_postgres timeout -k 5 120 "$fetch_bin" --config "$config" "$@")
 }
+fetch() { fetch_with "$conf" "$@"; }
 segments=0
 files=0
 bad=()
@@ -204,7 +207,40 @@ for absent in 00000002.history 000000010000000100000000; do
     wk_assert_no_file "$fetched/$absent" "walkeep-fetch of absent $absent creates no file"
 done
 
-# Encryption is on: the probe text is in the WAL but nowhere in the repository.
+# Encryption is on: no object in the repository reads as a WAL page or as a
+# stock lz4 / zstd frame (what an unencrypted object would be, DESIGN.md), ...
+objects=0
+readable=()
+while IFS= read -r -d '' object; do
+    objects=$((objects + 1))
+    magic=$(head -c 4 -- "$object" | od -An -tx1 | tr -d ' \n')
+    case $magic in
+    10d1* | 28b52ffd | 04224d18) readable+=("$object (starts with $magic)") ;;
+    esac
+done < <(find "$repo/wal" -type f -print0)
+wk_assert_ge "$segments" "$objects" "the repository holds an object per archived segment"
+if ((${#readable[@]} == 0)); then
+    wk_pass "no repository object is plain WAL, lz4 or zstd (encrypted)"
+else
+    wk_fail "no repository object is plain WAL, lz4 or zstd (encrypted)" \
+        "${#readable[@]} readable, e.g.:" "${readable[@]:0:3}"
+fi
+
+# ... and a key that is not the repository's cannot read it: a hard error,
+# which must stop archive recovery (exit > 125), and no file.
+other_key=$work/other.key
+other_conf=$work/other.conf
+wk_assert_status 0 "walkeep keygen makes a second, unrelated key" -- \
+    wk_run_as_postgres "$admin_bin" keygen "$other_key"
+printf 'repo = %s\nencrypt_key_file = %s\n' "$repo" "$other_key" >"$other_conf"
+[[ ${#WK__AS_PG[@]} -eq 0 ]] || chown "$WK_PG_USER:" "$other_conf"
+chmod 0600 "$other_conf"
+wk_assert_status '>125' "walkeep-fetch with the wrong key fails hard (exit > 125)" -- \
+    fetch_with "$other_conf" "$last_wal" "$fetched/wrong-key"
+wk_assert_contains "$WK_ERR" '^walkeep-fetch: error' "walkeep-fetch with the wrong key says why on stderr"
+wk_assert_no_file "$fetched/wrong-key" "walkeep-fetch with the wrong key writes no file"
+
+# The probe text is in the WAL but nowhere in the repository.
 if grep -rqF -- "$probe" "$pg/pg_wal"; then
     if grep -rqF -- "$probe" "$repo"; then
         wk_fail "the repository holds no plaintext of the WAL (encrypted)" \

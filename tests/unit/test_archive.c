@@ -1,0 +1,1208 @@
+/* test_archive: the archive-push and fetch workers over synthetic 1 MiB WAL segments:
+ * repository initialisation, idempotent push, conflicts, every refusal before a byte is
+ * written, history and backup files, fetch never leaving a partial or temporary file,
+ * tampering, and objects claimed twice. */
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "archive.h"
+
+#define SEG ((uint32_t)1 << 20)
+#define SYSID UINT64_C(7212345678901234567)
+#define OTHER_SYSID UINT64_C(7399999999999999999)
+#define NO_RETRY 0
+
+/* ---- helpers ---------------------------------------------------------------------- */
+
+static char tmp_dir[256];  /* made per test, removed afterwards */
+static char repo_dir[300]; /* tmp_dir/repo */
+static char wal_dir[300];  /* tmp_dir/pg_wal: files to push */
+static char dest_dir[300]; /* tmp_dir/restore: fetch destinations */
+static char key_path[300]; /* tmp_dir/key */
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void setup(void)
+{
+    wk_error err = {0};
+    snprintf(tmp_dir, sizeof(tmp_dir), "/tmp/wk_archive_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmp_dir));
+    snprintf(repo_dir, sizeof(repo_dir), "%s/repo", tmp_dir);
+    snprintf(wal_dir, sizeof(wal_dir), "%s/pg_wal", tmp_dir);
+    snprintf(dest_dir, sizeof(dest_dir), "%s/restore", tmp_dir);
+    snprintf(key_path, sizeof(key_path), "%s/key", tmp_dir);
+    ck_assert_int_eq(mkdir(wal_dir, 0700), 0);
+    ck_assert_int_eq(mkdir(dest_dir, 0700), 0);
+    ck_assert_msg(wk_key_generate_file(key_path, &err) == 0, "%s", err.message);
+}
+
+static void teardown(void)
+{
+    nftw(tmp_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static wk_repo *open_repo_with(wk_compress alg, const char *key_file)
+{
+    wk_config cfg;
+    wk_error err = {0};
+    wk_repo *repo = NULL;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.repo = repo_dir;
+    cfg.compress = alg;
+    cfg.compress_level = WK_COMPRESS_LEVEL_DEFAULT;
+    cfg.encrypt_key_file = (char *)key_file;
+    ck_assert_msg(wk_repo_open(&cfg, true, &repo, &err) == 0, "open: %s", err.message);
+    return repo;
+}
+
+static wk_repo *open_repo(void)
+{
+    return open_repo_with(WK_COMPRESS_ZSTD, NULL);
+}
+
+static void put16(uint8_t *buf, size_t off, uint16_t v)
+{
+    memcpy(buf + off, &v, sizeof(v));
+}
+
+static void put32(uint8_t *buf, size_t off, uint32_t v)
+{
+    memcpy(buf + off, &v, sizeof(v));
+}
+
+static void put64(uint8_t *buf, size_t off, uint64_t v)
+{
+    memcpy(buf + off, &v, sizeof(v));
+}
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_msg(f != NULL, "open %s: %s", path, strerror(errno));
+    ck_assert_uint_eq(fwrite(data, 1, len, f), len);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+static char *read_file(const char *path, size_t *len_out)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "open %s: %s", path, strerror(errno));
+    ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+    long len = ftell(f);
+    ck_assert_int_ge(len, 0);
+    rewind(f);
+    char *buf = malloc((size_t)len + 1);
+    ck_assert_ptr_nonnull(buf);
+    ck_assert_uint_eq(fread(buf, 1, (size_t)len, f), (size_t)len);
+    buf[len] = '\0';
+    fclose(f);
+    if (len_out != NULL)
+        *len_out = (size_t)len;
+    return buf;
+}
+
+static bool path_exists(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+/* Entries of a real folder other than "." and ".." (0 when missing). */
+static int count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    if (d == NULL)
+        return 0;
+    for (struct dirent *de = readdir(d); de != NULL; de = readdir(d)) {
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+/* Regular files anywhere under dir (recursively). */
+static int count_files_under(const char *dir)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    if (d == NULL)
+        return 0;
+    for (struct dirent *de = readdir(d); de != NULL; de = readdir(d)) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        char path[1024];
+        struct stat st;
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        ck_assert_int_eq(lstat(path, &st), 0);
+        n += S_ISDIR(st.st_mode) ? count_files_under(path) : 1;
+    }
+    closedir(d);
+    return n;
+}
+
+static int count_objects(void)
+{
+    char wal[400];
+    snprintf(wal, sizeof(wal), "%s/wal", repo_dir);
+    return count_files_under(wal);
+}
+
+static void fingerprint_hex_of(const void *data, size_t len, char hex[WK_FINGERPRINT_HEX_LEN + 1])
+{
+    wk_fingerprint fp;
+    XXH128_canonical_t canonical;
+    XXH128_canonicalFromHash(&canonical, XXH3_128bits(data, len));
+    memcpy(fp.bytes, canonical.digest, sizeof(fp.bytes));
+    wk_fingerprint_hex(&fp, hex);
+}
+
+typedef struct seg_spec {
+    uint32_t name_tli;   /* timeline in the file name */
+    uint64_t segno;      /* segment number in the file name */
+    uint32_t header_tli; /* 0: same as name_tli */
+    uint64_t pageaddr;   /* UINT64_MAX: segno * SEG */
+    uint64_t sysid;      /* 0: SYSID */
+    size_t size;         /* 0: SEG */
+    unsigned seed;       /* content of the bytes after the header */
+    const char *suffix;  /* appended to the name (".partial"), NULL for none */
+} seg_spec;
+
+/* A synthetic WAL segment: a PostgreSQL 15 long page header, then patterned bytes.
+ * Writes it into wal_dir under its WAL name, fills name / path, returns the bytes
+ * (malloc'd; *len_out gets the size). */
+static uint8_t *make_segment(const seg_spec *spec, char *name, char *path, size_t *len_out)
+{
+    size_t len = spec->size != 0 ? spec->size : SEG;
+    uint8_t *buf = malloc(len > 0 ? len : 1);
+    ck_assert_ptr_nonnull(buf);
+    unsigned x = spec->seed * 2654435761u + 7;
+    for (size_t i = 0; i < len; i++) {
+        x = x * 1103515245u + 12345u;
+        buf[i] = (uint8_t)(x >> 16);
+    }
+    if (len >= WK_WAL_LONG_HEADER_SIZE) {
+        memset(buf, 0, WK_WAL_LONG_HEADER_SIZE);
+        put16(buf, 0, 0xD110);
+        put16(buf, 2, 0x0002);
+        put32(buf, 4, spec->header_tli != 0 ? spec->header_tli : spec->name_tli);
+        put64(buf, 8, spec->pageaddr != UINT64_MAX ? spec->pageaddr : spec->segno * SEG);
+        put64(buf, 24, spec->sysid != 0 ? spec->sysid : SYSID);
+        put32(buf, 32, SEG);
+        put32(buf, 36, 8192);
+    }
+    char base[WK_WAL_NAME_LEN + 1];
+    wk_wal_segment_name(base, spec->name_tli, spec->segno, SEG);
+    sprintf(name, "%s%s", base, spec->suffix != NULL ? spec->suffix : "");
+    sprintf(path, "%s/%s", wal_dir, name);
+    write_file(path, buf, len);
+    if (len_out != NULL)
+        *len_out = len;
+    return buf;
+}
+
+static seg_spec default_spec(uint64_t segno, unsigned seed)
+{
+    seg_spec s = {.name_tli = 1, .segno = segno, .pageaddr = UINT64_MAX, .seed = seed};
+    return s;
+}
+
+/* Pushes a default segment segno and checks it was stored. */
+static uint8_t *push_segment(wk_repo *repo, uint64_t segno, unsigned seed, char *name,
+                             wk_push_result *res)
+{
+    wk_error err = {0};
+    char path[512];
+    seg_spec spec = default_spec(segno, seed);
+    uint8_t *data = make_segment(&spec, name, path, NULL);
+    ck_assert_msg(wk_archive_push(repo, path, res, &err) == 0, "push %s: %s (%s)", name,
+                  err.message, err.detail);
+    return data;
+}
+
+static const char *dest_path(const char *file)
+{
+    static char path[512];
+    snprintf(path, sizeof(path), "%s/%s", dest_dir, file);
+    return path;
+}
+
+static void assert_file_bytes(const char *path, const void *data, size_t len)
+{
+    size_t got_len = 0;
+    char *got = read_file(path, &got_len);
+    ck_assert_uint_eq(got_len, len);
+    ck_assert_msg(memcmp(got, data, len) == 0, "%s differs", path);
+    free(got);
+}
+
+static void repo_object_file(const char *object, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s/%s", repo_dir, object);
+}
+
+/* ---- push --------------------------------------------------------------------------- */
+
+START_TEST(test_object_dir)
+{
+    wk_wal_name parsed;
+    char dir[64];
+    ck_assert_int_eq(wk_wal_parse_name("000000010000000A000000FF", &parsed, NULL), 0);
+    wk_archive_object_dir("000000010000000A000000FF", &parsed, dir, sizeof(dir));
+    ck_assert_str_eq(dir, "wal/000000010000000A");
+    ck_assert_int_eq(wk_wal_parse_name("00000002.history", &parsed, NULL), 0);
+    wk_archive_object_dir("00000002.history", &parsed, dir, sizeof(dir));
+    ck_assert_str_eq(dir, "wal");
+    ck_assert_int_eq(
+        wk_wal_parse_name("000000010000000000000002.00000028.backup", &parsed, NULL), 0);
+    wk_archive_object_dir("000000010000000000000002.00000028.backup", &parsed, dir, sizeof(dir));
+    ck_assert_str_eq(dir, "wal/0000000100000000");
+}
+END_TEST
+
+START_TEST(test_push_initialises_and_stores)
+{
+    wk_error err = {0};
+    wk_repo *repo = open_repo();
+    char name[64], path[512], hex[WK_FINGERPRINT_HEX_LEN + 1];
+    seg_spec spec = default_spec(1, 1);
+    size_t len = 0;
+    uint8_t *data = make_segment(&spec, name, path, &len);
+    ck_assert_str_eq(name, "000000010000000000000001");
+    wk_push_result res;
+    memset(&res, 0xFF, sizeof(res));
+    ck_assert_msg(wk_archive_push(repo, path, &res, &err) == 0, "%s", err.message);
+    ck_assert(res.initialized_repo);
+    ck_assert(!res.already_archived);
+    ck_assert_uint_eq(res.bytes, SEG);
+
+    fingerprint_hex_of(data, len, hex);
+    char expected[256];
+    snprintf(expected, sizeof(expected), "wal/0000000100000000/000000010000000000000001-%s.zst",
+             hex);
+    ck_assert_str_eq(res.object, expected);
+
+    char file[512];
+    repo_object_file(res.object, file, sizeof(file));
+    struct stat st;
+    ck_assert_int_eq(stat(file, &st), 0);
+    ck_assert_uint_eq(res.stored_bytes, (uint64_t)st.st_size);
+    ck_assert_uint_gt(res.stored_bytes, 0);
+    char dir[400];
+    snprintf(dir, sizeof(dir), "%s/wal/0000000100000000", repo_dir);
+    ck_assert_int_eq(count_entries(dir), 1);
+    ck_assert_int_eq(count_objects(), 1);
+
+    /* The repository took the segment's identity. */
+    wk_repo_meta meta;
+    ck_assert_int_eq(wk_repo_read_meta(repo, &meta, &err), 0);
+    ck_assert_uint_eq(meta.system_identifier, SYSID);
+    ck_assert_uint_eq(meta.seg_size, SEG);
+    ck_assert_int_eq(meta.pg_version, 15);
+    ck_assert(!meta.encrypted);
+
+    /* The source file is left as it was. */
+    assert_file_bytes(path, data, len);
+    free(data);
+    wk_repo_free(repo);
+}
+END_TEST
+
+START_TEST(test_push_twice_already_archived)
+{
+    wk_error err = {0};
+    wk_repo *repo = open_repo();
+    char name[64], path[512];
+    wk_push_result first, second;
+    uint8_t *data = push_segment(repo, 1, 1, name, &first);
+    snprintf(path, sizeof(path), "%s/%s", wal_dir, name);
+    char file[512];
+    repo_object_file(first.object, file, sizeof(file));
+    struct stat before, after;
+    ck_assert_int_eq(stat(file, &before), 0);
+
+    ck_assert_msg(wk_archive_push(repo, path, &second, &err) == 0, "%s", err.message);
+    ck_assert(second.already_archived);
+    ck_assert(!second.initialized_repo);
+    ck_assert_uint_eq(second.stored_bytes, 0);
+    ck_assert_uint_eq(second.bytes, SEG);
+    ck_assert_str_eq(second.object, first.object);
+    ck_assert_int_eq(count_objects(), 1);
+    ck_assert_int_eq(stat(file, &after), 0);
+    ck_assert_uint_eq(after.st_ino, before.st_ino);
+    free(data);
+
+    /* A second repository handle (another archive_command run) agrees. */
+    wk_repo *again = open_repo();
+    ck_assert_int_eq(wk_archive_push(again, path, &second, &err), 0);
+    ck_assert(second.already_archived);
+    wk_repo_free(again);
+    wk_repo_free(repo);
+}
+END_TEST
+
+START_TEST(test_push_conflict_keeps_stored_copy)
+{
+    wk_error err = {0};
+    wk_repo *repo = open_repo();
+    char name[64], path[512];
+    wk_push_result res;
+    uint8_t *data = push_segment(repo, 1, 1, name, &res);
+    char file[512];
+    repo_object_file(res.object, file, sizeof(file));
+    size_t stored_len = 0;
+    char *stored = read_file(file, &stored_len);
+
+    /* Same name, one byte of different content. */
+    seg_spec spec = default_spec(1, 2);
+    uint8_t *other = make_segment(&spec, name, path, NULL);
+    wk_push_result res2;
+    ck_assert_int_eq(wk_archive_push(repo, path, &res2, &err), -1);
+    ck_assert_int_eq(err.code, WK_ERR_CONFLICT);
+    ck_assert(!res2.already_archived);
+    ck_assert_int_eq(count_objects(), 1);
+    assert_file_bytes(file, stored, stored_len);
+
+    /* Even a single flipped bit is a conflict. */
+    memcpy(other, data, SEG);
+    other[SEG - 1] ^= 1;
+    write_file(path, other, SEG);
+    ck_assert_int_eq(wk_archive_push(repo, path, &res2, &err), -1);
+    ck_assert_int_eq(err.code, WK_ERR_CONFLICT);
+    ck_assert_int_eq(count_objects(), 1);
+    assert_file_bytes(file, stored, stored_len);
+
+    /* The original still fetches as it was. */
+    wk_fetch_result fr;
+    ck_assert_int_eq(wk_archive_fetch(repo, name, dest_path("x"), NO_RETRY, &fr, &err), 0);
+    assert_file_bytes(dest_path("x"), data, SEG);
+    free(stored);
+    free(other);
+    free(data);
+    wk_repo_free(repo);
+}
+END_TEST
+
+/* Pushes a file that must be refused with code and leaves no object. */
+static void assert_push_refused(wk_repo *repo, const char *path, wk_errcode code)
+{
+    wk_error err = {0};
+    wk_push_result res;
+    int before = count_objects();
+    ck_assert_int_eq(wk_archive_push(repo, path, &res, &err), -1);
+    ck_assert_msg(err.code == code, "%s: got %s (%s), want %s", path, wk_errcode_name(err.code),
+                  err.message, wk_errcode_name(code));
+    ck_assert_str_ne(err.message, "");
+    ck_assert_int_eq(count_objects(), before);
+    ck_assert(!res.already_archived);
+}
+
+START_TEST(test_push_wrong_size_refused)
+{
+    char meta[400];
+    snprintf(meta, sizeof(meta), "%s/%s", repo_dir, WK_REPO_META_PATH);
+    static const size_t sizes[] = {SEG - 1, SEG + 1, SEG / 2, 100, 39, 1};
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        wk_repo *repo = open_repo();
+        char name[64], path[512];
+        seg_spec spec = default_spec(3, 3);
+        spec.size = sizes[i];
+        free(make_segment(&spec, name, path, NULL));
+        assert_push_refused(repo, path, WK_ERR_CORRUPT);
+        /* Checked before anything is written: not even the metadata. */
+        ck_assert(!path_exists(meta));
+        unlink(path);
+        wk_repo_free(repo);
+    }
+    /* An empty file. */
+    wk_repo *repo = open_repo();
+    char path[512];
+    snprintf(path, sizeof(path), "%s/000000010000000000000003", wal_dir);
+    write_file(path, "", 0);
+    assert_push_refused(repo, path, WK_ERR_CORRUPT);
+    ck_assert(!path_exists(meta));
+    wk_repo_free(repo);
+}
+END_TEST
+
+START_TEST(test_push_wrong_pageaddr_refused)
+{
+    wk_repo *repo = open_repo();
+    char name[64], path[512];
+    seg_spec spec = default_spec(3, 3);
+    spec.pageaddr = 4 * (uint64_t)SEG; /* the next segment's */
+    free(make_segment(&spec, name, path, NULL));
+    assert_push_refused(repo, path, WK_ERR_CORRUPT);
+    spec.pageaddr = 2 * (uint64_t)SEG; /* the previous one's */
+    free(make_segment(&spec, name, path, NULL));
+    assert_push_refused(repo, path, WK_ERR_CORRUPT);
+    spec.pageaddr = 3 * (uint64_t)SEG + 8192; /* not a segment start */
+    free(make_segment(&spec, name, path, NULL));
+    assert_push_refused(repo, path, WK_ERR_CORRUPT);
+    spec.pageaddr = 3 * (uint64_t)SEG + ((uint64_t)1 << 32); /* other log id */
+    free(make_segment(&spec, name, path, NULL));
+    assert_push_refused(repo, path, WK_ERR_CORRUPT);
+    wk_repo_free(repo);
+}
+END_TEST
+
+START_TEST(test_push_bad_header_refused)
+{
+    wk_repo *repo = open_repo();
+    char name[64], path[512];
+    seg_spec spec = default_spec(3, 3);
+    uint8_t *data = make_segment(&spec, name, path, NULL);
+    data[0] = 0x00; /* unknown magic */
+    data[1] = 0x00;
+    write_file(path, data, SEG);
+    assert_push_refused(repo, path, WK_ERR_CORRUPT);
+    free(data);
+    wk_repo_free(repo);
+}
+END_TEST
+
+START_TEST(test_push_timeline_above_name_refused)
+{
+    wk_repo *repo = open_repo();
+    char name[64], path[512];
+    seg_spec spec = default_spec(3, 3);
+    spec.header_tli = 2; /* the name says timeline 1 */
+    free(make_segment(&spec, name, path, NULL));
+    assert_push_refused(repo, path, WK_ERR_CORRUPT);
+    wk_repo_free(repo);
+}
+END_TEST
+
+START_TEST(test_push_other_cluster_refused)
+{
+    wk_error err = {0};
+    wk_repo *repo = open_repo();
+    char name[64], path[512];
+    wk_push_result res;
+    free(push_segment(repo, 1, 1, name, &res));
+    char meta[400];
+    snprintf(meta, sizeof(meta), "%s/%s", repo_dir, WK_REPO_META_PATH);
+    char *meta_before = read_file(meta, NULL);
+
+    seg_spec spec = default_spec(2, 2);
+    spec.sysid = OTHER_SYSID;
+    free(make_segment(&spec, name, path, NULL));
+    assert_push_refused(repo, path, WK_ERR_CLUSTER);
+    char *meta_after = read_file(meta, NULL);
+    ck_assert_str_eq(meta_before, meta_after);
+    free(meta_before);
+    free(meta_after);
+
+    /* The same name from the right cluster goes through afterwards. */
+    spec.sysid = 0;
+    free(make_segment(&spec, name, path, NULL));
+    ck_assert_msg(wk_archive_push(repo, path, &res, &err) == 0, "%s", err.message);
+    ck_assert_int_eq(count_objects(), 2);
+    wk_repo_free(repo);
+}
+END_TEST
+
+START_TEST(test_push_bad_paths)
+{
+    wk_repo *repo = open_repo();
+    char path[512];
+    /* Not a WAL name. */
+    snprintf(path, sizeof(path), "%s/RECOVERYXLOG", wal_dir);
+    write_file(path, "x", 1);
+    assert_push_refused(repo, path, WK_ERR_USAGE);
+    snprintf(path, sizeof(path), "%s/000000010000000000000001.tmp", wal_dir);
+    write_file(path, "x", 1);
+    assert_push_refused(repo, path, WK_ERR_USAGE);
+    /* A WAL name that is a folder. */
+    snprintf(path, sizeof(path), "%s/000000010000000000000004", wal_dir);
+    ck_assert_int_eq(mkdir(path, 0700), 0);
+    assert_push_refused(repo, path, WK_ERR_USAGE);
+    /* A WAL name that does not exist. */
+    snprintf(path, sizeof(path), "%s/000000010000000000000005", wal_dir);
+    assert_push_refused(repo, path, WK_ERR_IO);
+    wk_repo_free(repo);
+}
+END_TEST
+
+START_TEST(test_push_fifo_refused_without_hanging)
+{
+    /* Something that is not a regular file must be refused, not waited on: a FIFO
+     * under a WAL name would otherwise block archive_command for ever. The push runs
+     * in a child so that a hang shows up as a failure instead of a timeout. */
+    char path[512];
+    snprintf(path, sizeof(path), "%s/000000010000000000000007", wal_dir);
+    ck_assert_int_eq(mkfifo(path, 0600), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        wk_error err = {0};
+        wk_push_result res;
+        wk_repo *repo = open_repo();
+        int rc = wk_archive_push(repo, path, &res, &err);
+        wk_repo_free(repo);
+        _exit(rc == -1 && err.code == WK_ERR_USAGE ? 0 : 1);
+    }
+    int status = 0;
+    pid_t done = 0;
+    for (int i = 0; i < 300 && done == 0; i++) {
+        done = waitpid(pid, &status, WNOHANG);
+        if (done == 0) {
+            struct timespec ts = {0, 10 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    if (done == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        teardown(); /* a failing test skips the checked teardown */
+        ck_abort_msg("wk_archive_push blocked for 3 s opening a FIFO named like a WAL segment");
+    }
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "a FIFO was not refused with WK_ERR_USAGE");
+    ck_assert_int_eq(count_objects(), 0);
+}
+END_TEST
+
+START_TEST(test_push_partial_segment)
+{
+    wk_error err = {0};
+    wk_repo *repo = open_repo();
+    char name[64], path[512];
+    seg_spec spec = default_spec(6, 6);
+    spec.suffix = ".partial";
+    uint8_t *data = make_segment(&spec, name, path, NULL);
+    ck_assert_str_eq(name, "000000010000000000000006.partial");
+    wk_push_result res;
+    ck_assert_msg(wk_archive_push(repo, path, &res, &err) == 0, "%s", err.message);
+    ck_assert_ptr_nonnull(
+        strstr(res.object, "wal/0000000100000000/000000010000000000000006.partial-"));
+    wk_fetch_result fr;
+    ck_assert_int_eq(wk_archive_fetch(repo, name, dest_path("p"), NO_RETRY, &fr, &err), 0);
+    assert_file_bytes(dest_path("p"), data, SEG);
+    /* The full segment of that name is a different file: not found. */
+    ck_assert_int_eq(
+        wk_archive_fetch(repo, "000000010000000000000006", dest_path("q"), NO_RETRY, &fr, &err),
+        -1);
+    ck_assert_int_eq(err.code, WK_ERR_NOTFOUND);
+    free(data);
+    wk_repo_free(repo);
+}
+END_TEST
+
+/* ---- fetch ---------------------------------------------------------------------------- */
+
+START_TEST(test_fetch_roundtrip)
+{
+    wk_error err = {0};
+    wk_repo *repo = open_repo();
+    char name[64];
+    wk_push_result res;
+    uint8_t *data = push_segment(repo, 1, 1, name, &res);
+    wk_fetch_result fr;
+    memset(&fr, 0xFF, sizeof(fr));
+    ck_assert_msg(wk_archive_fetch(repo, name, dest_path("RECOVERYXLOG"), NO_RETRY, &fr, &err) == 0,
+                  "%s", err.message);
+    assert_file_bytes(dest_path("RECOVERYXLOG"), data, SEG);
+    ck_assert_uint_eq(fr.bytes, SEG);
+    ck_assert_uint_eq(fr.stored_bytes, res.stored_bytes);
+    ck_assert_int_eq(fr.attempts, 1);
+    ck_assert_str_eq(fr.object, res.object);
+    /* Nothing but the destination beside it. */
+    ck_assert_int_eq(count_entries(dest_dir), 1);
+
+    /* A fresh handle fetches too, and an existing destination is replaced. */
+    write_file(dest_path("RECOVERYXLOG"), "old", 3);
+    wk_repo *again = open_repo();
+    ck_assert_int_eq(wk_archive_fetch(again, name, dest_path("RECOVERYXLOG"), NO_RETRY, &fr, &err),
+                     0);
+    assert_file_bytes(dest_path("RECOVERYXLOG"), data, SEG);
+    ck_assert_int_eq(count_entries(dest_dir), 1);
+    wk_repo_free(again);
+    free(data);
+    wk_repo_free(repo);
+}
+END_TEST
+
+START_TEST(test_fetch_missing_name)
+{
+    wk_error err = {0};
+    wk_repo *repo = open_repo();
+    char name[64];
+    wk_push_result res;
+    free(push_segment(repo, 1, 1, name, &res));
+    wk_fetch_result fr;
+    ck_assert_int_eq(wk_archive_fetch(repo, "000000010000000000000002", dest_path("RECOVERYXLOG"),
+                                      NO_RETRY, &fr, &err),
+                     -1);
+    ck_assert_int_eq(err.code, WK_ERR_NOTFOUND);
+    ck_assert(!path_exists(dest_path("RECOVERYXLOG")));
+    ck_assert_int_eq(count_entries(dest_dir), 0);
+    /* An existing destination is left alone. */
+    write_file(dest_path("RECOVERYXLOG"), "keep", 4);
+    ck_assert_int_eq(wk_archive_fetch(repo, "00000001000000000000000F", dest_path("RECOVERYXLOG"),
+                                      NO_RETRY, &fr, &err),
+                     -1);
+    ck_assert_int_eq(err.code, WK_ERR_NOTFOUND);
+    assert_file_bytes(dest_path("RECOVERYXLOG"), "keep", 4);
+    /* Another timeline, a history file, a backup file: all simply not there. */
+    static const char *const absent[] = {"000000020000000000000001", "00000002.history",
+                                         "000000010000000000000001.00000028.backup",
+                                         "000000010000000000000001.partial"};
+    for (size_t i = 0; i < sizeof(absent) / sizeof(absent[0]); i++) {
+        ck_assert_int_eq(
+            wk_archive_fetch(repo, absent[i], dest_path("other"), NO_RETRY, &fr, &err), -1);
+        ck_assert_msg(err.code == WK_ERR_NOTFOUND, "%s: %s", absent[i],
+                      wk_errcode_name(err.code));
+        ck_assert(!path_exists(dest_path("other")));
+    }
+    wk_repo_free(repo);
+}
+END_TEST
+
+START_TEST(test_fetch_invalid_name)
+{
+    wk_error err = {0};
+    wk_repo *repo = open_repo();
+    char name[64];
+    wk_push_result res;
+    free(push_segment(repo, 1, 1, name, &res));
+    static const char *const bad[] = {
+        "",
+        "RECOVERYXLOG",
+        "../walkeep.repo",
+        "000000010000000000000001/../x",
+        "00000001000000000000000g",
+        "0000000100000000000000011",
+        "00000000000000000000000001",
+        "000000010000000000000001\n",
+        "wal/0000000100000000/000000010000000000000001",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        wk_fetch_result fr;
+        ck_assert_int_eq(wk_archive_fetch(repo, bad[i], dest_path("RECOVERYXLOG"), NO_RETRY, &fr,
+                                          &err),
+                         -1);
+        ck_assert_msg(err.code == WK_ERR_USAGE, "\"%s\": %s", bad[i], wk_errcode_name(err.code));
+        ck_assert(!path_exists(dest_path("RECOVERYXLOG")));
+    }
+    wk_repo_free(repo);
+}
+END_TEST
+
+START_TEST(test_fetch_uninitialised_repo)
+{
+    wk_error err = {0};
+    wk_repo *repo = open_repo();
+    wk_fetch_result fr;
+    ck_assert_int_eq(wk_archive_fetch(repo, "000000010000000000000001", dest_path("RECOVERYXLOG"),
+                                      NO_RETRY, &fr, &err),
+                     -1);
+    /* A repository that was never initialised is a configuration problem: PostgreSQL
+     * must not take it for "no more WAL". */
+    ck_assert_int_ne(err.code, WK_ERR_NOTFOUND);
+    ck_assert_int_eq(err.code, WK_ERR_CONFIG);
+    ck_assert(!path_exists(dest_path("RECOVERYXLOG")));
+    wk_repo_free(repo);
+}
+END_TEST
+
+START_TEST(test_fetch_corrupt_object)
+{
+    wk_error err = {0};
+    wk_repo *repo = open_repo();
+    char name[64];
+    wk_push_result res;
+    free(push_segment(repo, 1, 1, name, &res));
+    char file[512];
+    repo_object_file(res.object, file, sizeof(file));
+    size_t len = 0;
+    char *orig = read_file(file, &len);
+    /* Payload bytes, the magic and the content checksum. (Some frame-header bits, such
+     * as the window size, may change without changing the plaintext; the fingerprint
+     * is what guarantees the bytes, so those are not probed.) */
+    size_t offsets[] = {len / 2, 0, 100, len - 1};
+    for (size_t k = 0; k < sizeof(offsets) / sizeof(offsets[0]); k++) {
+        char *copy = malloc(len);
+        memcpy(copy, orig, len);
+        copy[offsets[k]] ^= 0x10;
+        write_file(file, copy, len);
+        wk_fetch_result fr;
+        ck_assert_msg(wk_archive_fetch(repo, name, dest_path("RECOVERYXLOG"), NO_RETRY, &fr,
+                                       &err) == -1,
+                      "flip at %zu of %zu accepted", offsets[k], len);
+        ck_assert_msg(err.code == WK_ERR_CORRUPT, "flip at %zu: %s (%s)", offsets[k],
+                      wk_errcode_name(err.code), err.message);
+        ck_assert(!path_exists(dest_path("RECOVERYXLOG")));
+        ck_assert_int_eq(count_entries(dest_dir), 0);
+        free(copy);
+    }
+    /* Truncated. */
+    write_file(file, orig, len - 1);
+    wk_fetch_result fr;
+    ck_assert_int_eq(
+        wk_archive_fetch(repo, name, dest_path("RECOVERYXLOG"), NO_RETRY, &fr, &err), -1);
+    ck_assert_int_eq(err.code, WK_ERR_CORRUPT);
+    ck_assert_int_eq(count_entries(dest_dir), 0);
+    free(orig);
+    wk_repo_free(repo);
+}
+END_TEST
+
+START_TEST(test_fetch_raw_object_tampered)
+{
+    /* Without compression or encryption only the fingerprint stands between a flipped
+     * byte and PostgreSQL. */
+    wk_error err = {0};
+    wk_repo *repo = open_repo_with(WK_COMPRESS_NONE, NULL);
+    char name[64];
+    wk_push_result res;
+    free(push_segment(repo, 1, 1, name, &res));
+    ck_assert_ptr_nonnull(strstr(res.object, ".raw"));
+    char file[512];
+    repo_object_file(res.object, file, sizeof(file));
+    size_t len = 0;
+    char *orig = read_file(file, &len);
+    ck_assert_uint_eq(len, SEG);
+    orig[len / 2] ^= 1;
+    write_file(file, orig, len);
+    wk_fetch_result fr;
+    ck_assert_int_eq(
+        wk_archive_fetch(repo, name, dest_path("RECOVERYXLOG"), NO_RETRY, &fr, &err), -1);
+    ck_assert_int_eq(err.code, WK_ERR_CORRUPT);
+    ck_assert_int_eq(count_entries(dest_dir), 0);
+    free(orig);
+    wk_repo_free(repo);
+}
+END_TEST
+
+START_TEST(test_fetch_dest_folder_missing)
+{
+    wk_error err = {0};
+    wk_repo *repo = open_repo();
+    char name[64], dest[512];
+    wk_push_result res;
+    free(push_segment(repo, 1, 1, name, &res));
+    snprintf(dest, sizeof(dest), "%s/no-such-folder/RECOVERYXLOG", dest_dir);
+    wk_fetch_result fr;
+    ck_assert_int_eq(wk_archive_fetch(repo, name, dest, NO_RETRY, &fr, &err), -1);
+    /* Our failure, never "no such WAL file". */
+    ck_assert_int_ne(err.code, WK_ERR_NOTFOUND);
+    ck_assert_int_eq(err.code, WK_ERR_IO);
+    wk_repo_free(repo);
+}
+END_TEST
+
+START_TEST(test_fetch_uses_object_codec)
+{
+    wk_error err = {0};
+    wk_repo *lz4 = open_repo_with(WK_COMPRESS_LZ4, NULL);
+    char name[64];
+    wk_push_result res;
+    uint8_t *data = push_segment(lz4, 1, 1, name, &res);
+    ck_assert_ptr_nonnull(strstr(res.object, ".lz4"));
+    wk_repo_free(lz4);
+    /* A configuration changed to zstd still reads what lz4 wrote, and pushing the same
+     * file again is recognised as archived whatever the codec. */
+    wk_repo *zstd = open_repo_with(WK_COMPRESS_ZSTD, NULL);
+    wk_fetch_result fr;
+    ck_assert_int_eq(wk_archive_fetch(zstd, name, dest_path("x"), NO_RETRY, &fr, &err), 0);
+    assert_file_bytes(dest_path("x"), data, SEG);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", wal_dir, name);
+    ck_assert_int_eq(wk_archive_push(zstd, path, &res, &err), 0);
+    ck_assert(res.already_archived);
+    ck_assert_int_eq(count_objects(), 1);
+    free(data);
+    wk_repo_free(zstd);
+}
+END_TEST
+
+START_TEST(test_encrypted_push_fetch)
+{
+    wk_error err = {0};
+    wk_repo *repo = open_repo_with(WK_COMPRESS_ZSTD, key_path);
+    char name[64];
+    wk_push_result res;
+    uint8_t *data = push_segment(repo, 1, 1, name, &res);
+    char object[WK_OBJECT_PATH_MAX];
+    snprintf(object, sizeof(object), "%s", res.object);
+    size_t n = strlen(object);
+    ck_assert_uint_gt(n, 8);
+    ck_assert_str_eq(object + n - 8, ".zst.enc");
+    wk_fetch_result fr;
+    ck_assert_int_eq(wk_archive_fetch(repo, name, dest_path("x"), NO_RETRY, &fr, &err), 0);
+    assert_file_bytes(dest_path("x"), data, SEG);
+
+    /* Without the key: refused as a key problem, nothing written. */
+    wk_repo *nokey = open_repo();
+    ck_assert_int_eq(wk_archive_fetch(nokey, name, dest_path("y"), NO_RETRY, &fr, &err), -1);
+    ck_assert_int_eq(err.code, WK_ERR_KEY);
+    ck_assert(!path_exists(dest_path("y")));
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", wal_dir, name);
+    ck_assert_int_eq(wk_archive_push(nokey, path, &res, &err), -1);
+    ck_assert_int_eq(err.code, WK_ERR_KEY);
+    wk_repo_free(nokey);
+
+    /* An object without the .enc suffix in an encrypted repository is refused. */
+    char from[512], to[512];
+    repo_object_file(object, from, sizeof(from));
+    snprintf(to, sizeof(to), "%.*s", (int)(strlen(from) - 4), from);
+    ck_assert_int_eq(rename(from, to), 0);
+    ck_assert_int_eq(wk_archive_fetch(repo, name, dest_path("z"), NO_RETRY, &fr, &err), -1);
+    ck_assert_int_eq(err.code, WK_ERR_CORRUPT);
+    ck_assert(!path_exists(dest_path("z")));
+    free(data);
+    wk_repo_free(repo);
+}
+END_TEST
+
+/* ---- history and backup files ---------------------------------------------------------- */
+
+static const char history_text[] = "1\t0/3000158\tno recovery target specified\n";
+
+START_TEST(test_history_push_fetch)
+{
+    wk_error err = {0};
+    wk_repo *repo = open_repo();
+    char name[64], path[512];
+    wk_push_result res;
+    free(push_segment(repo, 1, 1, name, &res));
+    snprintf(path, sizeof(path), "%s/00000002.history", wal_dir);
+    write_file(path, history_text, strlen(history_text));
+    ck_assert_msg(wk_archive_push(repo, path, &res, &err) == 0, "%s", err.message);
+    ck_assert(!res.already_archived);
+    ck_assert(!res.initialized_repo);
+    ck_assert_uint_eq(res.bytes, strlen(history_text));
+    ck_assert_int_eq(strncmp(res.object, "wal/00000002.history-", 21), 0);
+    ck_assert_int_eq(count_objects(), 2);
+
+    wk_fetch_result fr;
+    ck_assert_int_eq(
+        wk_archive_fetch(repo, "00000002.history", dest_path("RECOVERYHISTORY"), NO_RETRY, &fr,
+                         &err),
+        0);
+    assert_file_bytes(dest_path("RECOVERYHISTORY"), history_text, strlen(history_text));
+    ck_assert_int_eq(count_entries(dest_dir), 1);
+
+    /* Again: already archived. Different text under the same name: conflict. */
+    ck_assert_int_eq(wk_archive_push(repo, path, &res, &err), 0);
+    ck_assert(res.already_archived);
+    static const char other[] = "1\t0/3000160\tno recovery target specified\n";
+    write_file(path, other, strlen(other));
+    ck_assert_int_eq(wk_archive_push(repo, path, &res, &err), -1);
+    ck_assert_int_eq(err.code, WK_ERR_CONFLICT);
+    ck_assert_int_eq(count_objects(), 2);
+    wk_repo_free(repo);
+}
+END_TEST
+
+START_TEST(test_history_malformed_refused)
+{
+    wk_repo *repo = open_repo();
+    char name[64], path[512];
+    wk_push_result res;
+    free(push_segment(repo, 1, 1, name, &res));
+    static const char *const bad[] = {
+        "",
+        "garbage\n",
+        "2\t0/3000158\tnot below its own timeline\n",
+        "1\tnot-an-lsn\treason\n",
+        "\x01\x02\x03",
+    };
+    snprintf(path, sizeof(path), "%s/00000002.history", wal_dir);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        write_file(path, bad[i], strlen(bad[i]));
+        assert_push_refused(repo, path, WK_ERR_CORRUPT);
+    }
+    ck_assert_int_eq(count_objects(), 1);
+    wk_repo_free(repo);
+}
+END_TEST
+
+START_TEST(test_history_into_uninitialised_repo)
+{
+    /* A history file carries no identity: it cannot initialise a repository. */
+    wk_error err = {0};
+    wk_repo *repo = open_repo();
+    char path[512], meta[400];
+    snprintf(path, sizeof(path), "%s/00000002.history", wal_dir);
+    write_file(path, history_text, strlen(history_text));
+    wk_push_result res;
+    ck_assert_int_eq(wk_archive_push(repo, path, &res, &err), -1);
+    ck_assert_int_ne(err.code, WK_ERR_NONE);
+    snprintf(meta, sizeof(meta), "%s/%s", repo_dir, WK_REPO_META_PATH);
+    ck_assert(!path_exists(meta));
+    ck_assert_int_eq(count_objects(), 0);
+    wk_repo_free(repo);
+}
+END_TEST
+
+static const char backup_text[] = "START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\n"
+                                  "STOP WAL LOCATION: 0/2000100 (file 000000010000000000000002)\n"
+                                  "CHECKPOINT LOCATION: 0/2000060\n"
+                                  "BACKUP METHOD: streamed\n"
+                                  "BACKUP FROM: primary\n"
+                                  "START TIME: 2024-01-01 00:00:00 UTC\n"
+                                  "LABEL: test\n"
+                                  "START TIMELINE: 1\n"
+                                  "STOP TIME: 2024-01-01 00:00:01 UTC\n"
+                                  "STOP TIMELINE: 1\n";
+
+START_TEST(test_backup_push_fetch)
+{
+    wk_error err = {0};
+    wk_repo *repo = open_repo();
+    char name[64], path[512];
+    wk_push_result res;
+    free(push_segment(repo, 2, 1, name, &res));
+    const char *bname = "000000010000000000000002.00000028.backup";
+    snprintf(path, sizeof(path), "%s/%s", wal_dir, bname);
+    write_file(path, backup_text, strlen(backup_text));
+    ck_assert_msg(wk_archive_push(repo, path, &res, &err) == 0, "%s", err.message);
+    static const char prefix[] =
+        "wal/0000000100000000/000000010000000000000002.00000028.backup-";
+    ck_assert_int_eq(strncmp(res.object, prefix, sizeof(prefix) - 1), 0);
+    wk_fetch_result fr;
+    ck_assert_int_eq(wk_archive_fetch(repo, bname, dest_path("b"), NO_RETRY, &fr, &err), 0);
+    assert_file_bytes(dest_path("b"), backup_text, strlen(backup_text));
+    /* The segment of the same number is still its own object. */
+    ck_assert_int_eq(wk_archive_fetch(repo, name, dest_path("s"), NO_RETRY, &fr, &err), 0);
+    ck_assert_int_eq(count_objects(), 2);
+
+    /* Not backup history text: refused. */
+    const char *other = "000000010000000000000002.00000100.backup";
+    snprintf(path, sizeof(path), "%s/%s", wal_dir, other);
+    write_file(path, "hello\n", 6);
+    assert_push_refused(repo, path, WK_ERR_CORRUPT);
+    write_file(path, "", 0);
+    assert_push_refused(repo, path, WK_ERR_CORRUPT);
+    wk_repo_free(repo);
+}
+END_TEST
+
+/* ---- find ------------------------------------------------------------------------------ */
+
+static void copy_file(const char *from, const char *to)
+{
+    size_t len = 0;
+    char *data = read_file(from, &len);
+    write_file(to, data, len);
+    free(data);
+}
+
+START_TEST(test_find_conflict)
+{
+    wk_error err = {0};
+    wk_repo *repo = open_repo();
+    char name[64];
+    wk_push_result res;
+    uint8_t *data = push_segment(repo, 1, 1, name, &res);
+    wk_wal_object obj;
+    ck_assert_int_eq(wk_archive_find(repo, name, &obj, &err), 0);
+    ck_assert_str_eq(obj.path, res.object);
+    ck_assert_int_eq(obj.alg, WK_COMPRESS_ZSTD);
+    ck_assert(!obj.encrypted);
+    char hex[WK_FINGERPRINT_HEX_LEN + 1];
+    fingerprint_hex_of(data, SEG, hex);
+    char got[WK_FINGERPRINT_HEX_LEN + 1];
+    wk_fingerprint_hex(&obj.fingerprint, got);
+    ck_assert_str_eq(got, hex);
+
+    /* A second object claiming the name under another fingerprint. */
+    char from[512], to[512];
+    repo_object_file(res.object, from, sizeof(from));
+    snprintf(to, sizeof(to), "%s/wal/0000000100000000/%s-%s.zst", repo_dir, name,
+             "0123456789abcdef0123456789abcdef");
+    copy_file(from, to);
+    wk_wal_object sentinel;
+    memset(&sentinel, 0x5A, sizeof(sentinel));
+    obj = sentinel;
+    ck_assert_int_eq(wk_archive_find(repo, name, &obj, &err), -1);
+    ck_assert_int_eq(err.code, WK_ERR_CONFLICT);
+    ck_assert_int_eq(memcmp(&obj, &sentinel, sizeof(obj)), 0);
+
+    /* Fetch refuses to pick one; push of either content refuses too. */
+    wk_fetch_result fr;
+    ck_assert_int_eq(wk_archive_fetch(repo, name, dest_path("x"), NO_RETRY, &fr, &err), -1);
+    ck_assert_int_eq(err.code, WK_ERR_CONFLICT);
+    ck_assert(!path_exists(dest_path("x")));
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", wal_dir, name);
+    ck_assert_int_eq(wk_archive_push(repo, path, &res, &err), -1);
+    ck_assert_int_eq(err.code, WK_ERR_CONFLICT);
+    free(data);
+    wk_repo_free(repo);
+}
+END_TEST
+
+START_TEST(test_find_same_fingerprint_twice_is_no_conflict)
+{
+    wk_error err = {0};
+    wk_repo *repo = open_repo();
+    char name[64];
+    wk_push_result res;
+    uint8_t *data = push_segment(repo, 1, 1, name, &res);
+    wk_repo_free(repo);
+    /* The same content stored again by an lz4 configuration (a copy of the object under
+     * the same fingerprint with another codec suffix). */
+    wk_repo *lz4 = open_repo_with(WK_COMPRESS_LZ4, NULL);
+    char hex[WK_FINGERPRINT_HEX_LEN + 1], object[256];
+    fingerprint_hex_of(data, SEG, hex);
+    snprintf(object, sizeof(object), "wal/0000000100000000/%s-%s.lz4", name, hex);
+    wk_stage *sink = NULL;
+    ck_assert_int_eq(wk_repo_put_open(lz4, object, WK_PUT_NOREPLACE, NULL, NULL, NULL, &sink, &err),
+                     0);
+    ck_assert_int_eq(wk_stage_write(sink, data, SEG, &err), 0);
+    ck_assert_int_eq(wk_stage_finish(sink, &err), 0);
+    wk_stage_free(sink);
+    wk_wal_object obj;
+    ck_assert_int_eq(wk_archive_find(lz4, name, &obj, &err), 0);
+    wk_fetch_result fr;
+    ck_assert_int_eq(wk_archive_fetch(lz4, name, dest_path("x"), NO_RETRY, &fr, &err), 0);
+    assert_file_bytes(dest_path("x"), data, SEG);
+    free(data);
+    wk_repo_free(lz4);
+}
+END_TEST
+
+START_TEST(test_find_ignores_foreign_entries)
+{
+    wk_error err = {0};
+    wk_repo *repo = open_repo();
+    char name[64];
+    wk_push_result res;
+    uint8_t *data = push_segment(repo, 1, 1, name, &res);
+    char dir[400], p[600];
+    snprintf(dir, sizeof(dir), "%s/wal/0000000100000000", repo_dir);
+    static const char *const foreign[] = {
+        "README",
+        "000000010000000000000001",
+        "000000010000000000000001-",
+        "000000010000000000000001-0123456789abcdef0123456789abcdef",
+        "000000010000000000000001-0123456789abcdef0123456789abcdef.gz",
+        "000000010000000000000001-0123456789ABCDEF0123456789ABCDEF.zst",
+        "000000010000000000000001-0123456789abcdef0123456789abcde.zst",
+        "000000010000000000000001x0123456789abcdef0123456789abcdef.zst",
+        "0000000100000000000000011-0123456789abcdef0123456789abcdef.zst",
+        ".000000010000000000000001-0123456789abcdef0123456789abcdef.zst.tmp.1.1",
+    };
+    for (size_t i = 0; i < sizeof(foreign) / sizeof(foreign[0]); i++) {
+        snprintf(p, sizeof(p), "%s/%s", dir, foreign[i]);
+        write_file(p, "junk", 4);
+    }
+    /* A folder shaped like an object. */
+    snprintf(p, sizeof(p), "%s/%s-fedcba9876543210fedcba9876543210.zst", dir, name);
+    ck_assert_int_eq(mkdir(p, 0700), 0);
+    wk_wal_object obj;
+    ck_assert_msg(wk_archive_find(repo, name, &obj, &err) == 0, "%s", err.message);
+    ck_assert_str_eq(obj.path, res.object);
+    wk_fetch_result fr;
+    ck_assert_int_eq(wk_archive_fetch(repo, name, dest_path("x"), NO_RETRY, &fr, &err), 0);
+    assert_file_bytes(dest_path("x"), data, SEG);
+    /* Nothing for segment 2 among all that. */
+    ck_assert_int_eq(wk_archive_find(repo, "000000010000000000000002", &obj, &err), -1);
+    ck_assert_int_eq(err.code, WK_ERR_NOTFOUND);
+    free(data);
+    wk_repo_free(repo);
+}
+END_TEST
+
+START_TEST(test_find_invalid_name)
+{
+    wk_error err = {0};
+    wk_repo *repo = open_repo();
+    wk_wal_object obj;
+    ck_assert_int_eq(wk_archive_find(repo, "../../etc/passwd", &obj, &err), -1);
+    ck_assert_int_eq(err.code, WK_ERR_USAGE);
+    ck_assert_int_eq(wk_archive_find(repo, "000000010000000000000001", &obj, &err), -1);
+    ck_assert_int_eq(err.code, WK_ERR_NOTFOUND);
+    wk_repo_free(repo);
+}
+END_TEST
+
+static Suite *archive_suite(void)
+{
+    Suite *s = suite_create("archive");
+
+    TCase *push = tcase_create("push");
+    tcase_add_checked_fixture(push, setup, teardown);
+    tcase_set_timeout(push, 60);
+    tcase_add_test(push, test_object_dir);
+    tcase_add_test(push, test_push_initialises_and_stores);
+    tcase_add_test(push, test_push_twice_already_archived);
+    tcase_add_test(push, test_push_conflict_keeps_stored_copy);
+    tcase_add_test(push, test_push_wrong_size_refused);
+    tcase_add_test(push, test_push_wrong_pageaddr_refused);
+    tcase_add_test(push, test_push_bad_header_refused);
+    tcase_add_test(push, test_push_timeline_above_name_refused);
+    tcase_add_test(push, test_push_other_cluster_refused);
+    tcase_add_test(push, test_push_bad_paths);
+    tcase_add_test(push, test_push_fifo_refused_without_hanging);
+    tcase_add_test(push, test_push_partial_segment);
+    suite_add_tcase(s, push);
+
+    TCase *fetch = tcase_create("fetch");
+    tcase_add_checked_fixture(fetch, setup, teardown);
+    tcase_set_timeout(fetch, 60);
+    tcase_add_test(fetch, test_fetch_roundtrip);
+    tcase_add_test(fetch, test_fetch_missing_name);
+    tcase_add_test(fetch, test_fetch_invalid_name);
+    tcase_add_test(fetch, test_fetch_uninitialised_repo);
+    tcase_add_test(fetch, test_fetch_corrupt_object);
+    tcase_add_test(fetch, test_fetch_raw_object_tampered);
+    tcase_add_test(fetch, test_fetch_dest_folder_missing);
+    tcase_add_test(fetch, test_fetch_uses_object_codec);
+    tcase_add_test(fetch, test_encrypted_push_fetch);
+    suite_add_tcase(s, fetch);
+
+    TCase *text = tcase_create("text files");
+    tcase_add_checked_fixture(text, setup, teardown);
+    tcase_add_test(text, test_history_push_fetch);
+    tcase_add_test(text, test_history_malformed_refused);
+    tcase_add_test(text, test_history_into_uninitialised_repo);
+    tcase_add_test(text, test_backup_push_fetch);
+    suite_add_tcase(s, text);
+
+    TCase *find = tcase_create("find");
+    tcase_add_checked_fixture(find, setup, teardown);
+    tcase_add_test(find, test_find_conflict);
+    tcase_add_test(find, test_find_same_fingerprint_twice_is_no_conflict);
+    tcase_add_test(find, test_find_ignores_foreign_entries);
+    tcase_add_test(find, test_find_invalid_name);
+    suite_add_tcase(s, find);
+
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(archive_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

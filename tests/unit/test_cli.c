@@ -1,0 +1,474 @@
+/* test_cli: what every main() does first: --help and --version answered on stdout,
+ * configuration errors reported on stderr (one PostgreSQL-style message), positional
+ * arguments left for the program, and the log level chosen (configured, else the
+ * program's default). stdout / stderr are captured through temporary files. */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "version.h"
+
+extern char **environ;
+
+#define PROG "walkeep-test"
+static const char usage_text[] =
+    "walkeep-test does nothing.\n\nUsage:\n  walkeep-test [OPTION]...\n";
+
+/* ---- helpers ---------------------------------------------------------------------- */
+
+static char tmp_dir[256];
+static char missing_default[300]; /* the default config path: does not exist */
+static char conf_path[300];       /* a config file tests may write */
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+/* Unsets every WALKEEP_* variable so the runner's environment is irrelevant. */
+static void clear_env(void)
+{
+    for (;;) {
+        char name[256] = "";
+        for (char **e = environ; *e != NULL; e++) {
+            if (strncmp(*e, "WALKEEP_", 8) == 0) {
+                size_t len = strcspn(*e, "=");
+                if (len >= sizeof(name))
+                    len = sizeof(name) - 1;
+                memcpy(name, *e, len);
+                name[len] = '\0';
+                break;
+            }
+        }
+        if (name[0] == '\0')
+            break;
+        unsetenv(name);
+    }
+    unsetenv("PGDATA");
+    unsetenv("AWS_ACCESS_KEY_ID");
+    unsetenv("AWS_SECRET_ACCESS_KEY");
+}
+
+static void setup(void)
+{
+    snprintf(tmp_dir, sizeof(tmp_dir), "/tmp/wk_cli_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmp_dir));
+    snprintf(missing_default, sizeof(missing_default), "%s/walkeep.conf", tmp_dir);
+    snprintf(conf_path, sizeof(conf_path), "%s/test.conf", tmp_dir);
+    wk_config_set_default_path(missing_default);
+    clear_env();
+}
+
+static void teardown(void)
+{
+    wk_config_set_default_path(NULL);
+    nftw(tmp_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+typedef struct capture {
+    int saved_out, saved_err;
+    char out_path[320], err_path[320];
+} capture;
+
+static void capture_start(capture *c)
+{
+    snprintf(c->out_path, sizeof(c->out_path), "%s/stdout", tmp_dir);
+    snprintf(c->err_path, sizeof(c->err_path), "%s/stderr", tmp_dir);
+    fflush(stdout);
+    fflush(stderr);
+    int out = open(c->out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int err = open(c->err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ck_assert_int_ge(out, 0);
+    ck_assert_int_ge(err, 0);
+    c->saved_out = dup(STDOUT_FILENO);
+    c->saved_err = dup(STDERR_FILENO);
+    ck_assert_int_ge(c->saved_out, 0);
+    ck_assert_int_ge(c->saved_err, 0);
+    ck_assert_int_ge(dup2(out, STDOUT_FILENO), 0);
+    ck_assert_int_ge(dup2(err, STDERR_FILENO), 0);
+    close(out);
+    close(err);
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    char *buf = calloc(1, 65536);
+    ck_assert_ptr_nonnull(buf);
+    size_t n = fread(buf, 1, 65535, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+/* Restores stdout / stderr and returns what was written to them (malloc'd). */
+static void capture_end(capture *c, char **out, char **err)
+{
+    fflush(stdout);
+    fflush(stderr);
+    ck_assert_int_ge(dup2(c->saved_out, STDOUT_FILENO), 0);
+    ck_assert_int_ge(dup2(c->saved_err, STDERR_FILENO), 0);
+    close(c->saved_out);
+    close(c->saved_err);
+    *out = slurp(c->out_path);
+    *err = slurp(c->err_path);
+}
+
+/* Runs wk_cli_start on a NULL-terminated argument list, capturing its output. */
+static int run_cli(wk_log_level default_level, char **argv, wk_config *cfg, wk_args *args,
+                   char **out, char **err)
+{
+    int argc = 0;
+    while (argv[argc] != NULL)
+        argc++;
+    capture c;
+    capture_start(&c);
+    int rc = wk_cli_start(PROG, usage_text, default_level, argc, argv, cfg, args);
+    capture_end(&c, out, err);
+    return rc;
+}
+
+static void assert_nothing_to_free(const wk_config *cfg, const wk_args *args)
+{
+    ck_assert_ptr_null(cfg->repo);
+    ck_assert_ptr_null(cfg->config_file);
+    ck_assert_ptr_null(args->items);
+    ck_assert_int_eq(args->count, 0);
+}
+
+static void write_conf(const char *text)
+{
+    FILE *f = fopen(conf_path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+/* ---- tests ---------------------------------------------------------------------------- */
+
+START_TEST(test_help)
+{
+    char a0[] = PROG, a1[] = "--help";
+    char *argv[] = {a0, a1, NULL};
+    wk_config cfg;
+    wk_args args;
+    char *out, *err;
+    ck_assert_int_eq(run_cli(WK_LOG_ERROR, argv, &cfg, &args, &out, &err), 1);
+    ck_assert_str_eq(out, usage_text);
+    ck_assert_str_eq(err, "");
+    assert_nothing_to_free(&cfg, &args);
+    free(out);
+    free(err);
+}
+END_TEST
+
+START_TEST(test_help_next_to_mistakes)
+{
+    /* --help is answered even beside a bad value or a missing config file. */
+    char a0[] = PROG, a1[] = "--compress=gzip", a2[] = "--config=/nonexistent/x.conf",
+         a3[] = "pos", a4[] = "--help";
+    char *argv[] = {a0, a1, a2, a3, a4, NULL};
+    wk_config cfg;
+    wk_args args;
+    char *out, *err;
+    ck_assert_int_eq(run_cli(WK_LOG_ERROR, argv, &cfg, &args, &out, &err), 1);
+    ck_assert_str_eq(out, usage_text);
+    ck_assert_str_eq(err, "");
+    assert_nothing_to_free(&cfg, &args);
+    free(out);
+    free(err);
+}
+END_TEST
+
+START_TEST(test_version)
+{
+    char a0[] = PROG, a1[] = "--version";
+    char *argv[] = {a0, a1, NULL};
+    wk_config cfg;
+    wk_args args;
+    char *out, *err;
+    ck_assert_int_eq(run_cli(WK_LOG_ERROR, argv, &cfg, &args, &out, &err), 1);
+    ck_assert_ptr_nonnull(strstr(out, "walkeep"));
+    ck_assert_str_eq(out, PROG " (walkeep) " WALKEEP_VERSION "\n");
+    ck_assert_str_eq(err, "");
+    assert_nothing_to_free(&cfg, &args);
+    free(out);
+    free(err);
+}
+END_TEST
+
+START_TEST(test_bad_option_value)
+{
+    char a0[] = PROG, a1[] = "--compress=gzip", a2[] = "pos";
+    char *argv[] = {a0, a1, a2, NULL};
+    wk_config cfg;
+    wk_args args;
+    char *out, *err;
+    ck_assert_int_eq(run_cli(WK_LOG_ERROR, argv, &cfg, &args, &out, &err), -1);
+    ck_assert_str_eq(out, "");
+    ck_assert_str_eq(err, PROG ": error: invalid value for parameter \"compress\": \"gzip\" "
+                          "(command line)\n" PROG ": hint: Available values: lz4, zstd, none.\n");
+    assert_nothing_to_free(&cfg, &args);
+    free(out);
+    free(err);
+}
+END_TEST
+
+START_TEST(test_errors_printed_even_at_error_level)
+{
+    /* A missing value, a bad log level, a missing --config file: each one message on
+     * stderr, starting with the program name, whatever the default level. */
+    char a0[] = PROG;
+    char b1[] = "--compress";
+    char c1[] = "--log-level=loud";
+    char d1[] = "--config", d2[] = "/nonexistent/walkeep.conf";
+    char *cases[][4] = {{a0, b1, NULL, NULL}, {a0, c1, NULL, NULL}, {a0, d1, d2, NULL}};
+    for (size_t i = 0; i < 3; i++) {
+        wk_config cfg;
+        wk_args args;
+        char *out, *err;
+        ck_assert_int_eq(run_cli(WK_LOG_ERROR, cases[i], &cfg, &args, &out, &err), -1);
+        ck_assert_str_eq(out, "");
+        ck_assert_msg(strncmp(err, PROG ": error: ", strlen(PROG ": error: ")) == 0, "%s", err);
+        ck_assert_int_eq(err[strlen(err) - 1], '\n');
+        assert_nothing_to_free(&cfg, &args);
+        free(out);
+        free(err);
+    }
+}
+END_TEST
+
+START_TEST(test_normal_args)
+{
+    char a0[] = PROG, a1[] = "--repo=/srv/walkeep", a2[] = "pg_wal/000000010000000000000001",
+         a3[] = "--dry-run", a4[] = "--compress", a5[] = "lz4", a6[] = "--", a7[] = "--repo=/x";
+    char *argv[] = {a0, a1, a2, a3, a4, a5, a6, a7, NULL};
+    wk_config cfg;
+    wk_args args;
+    char *out, *err;
+    ck_assert_int_eq(run_cli(WK_LOG_ERROR, argv, &cfg, &args, &out, &err), 0);
+    ck_assert_str_eq(out, "");
+    ck_assert_str_eq(err, "");
+    ck_assert_str_eq(cfg.repo, "/srv/walkeep");
+    ck_assert_int_eq(cfg.compress, WK_COMPRESS_LZ4);
+    ck_assert(!args.help);
+    ck_assert(!args.version);
+    ck_assert_int_eq(args.count, 3);
+    ck_assert_ptr_eq(args.items[0], a2);
+    ck_assert_str_eq(args.items[1], "--dry-run");
+    ck_assert_str_eq(args.items[2], "--repo=/x");
+    ck_assert_ptr_null(args.items[3]);
+    wk_config_free(&cfg);
+    wk_args_free(&args);
+    free(out);
+    free(err);
+}
+END_TEST
+
+START_TEST(test_no_args)
+{
+    char a0[] = PROG;
+    char *argv[] = {a0, NULL};
+    wk_config cfg;
+    wk_args args;
+    char *out, *err;
+    ck_assert_int_eq(run_cli(WK_LOG_WARNING, argv, &cfg, &args, &out, &err), 0);
+    ck_assert_int_eq(args.count, 0);
+    ck_assert_ptr_null(cfg.repo);
+    ck_assert_ptr_null(cfg.config_file); /* the default path points at nothing */
+    ck_assert_str_eq(out, "");
+    ck_assert_str_eq(err, "");
+    wk_config_free(&cfg);
+    wk_args_free(&args);
+    free(out);
+    free(err);
+}
+END_TEST
+
+START_TEST(test_default_level_applied)
+{
+    static const wk_log_level levels[] = {WK_LOG_ERROR, WK_LOG_WARNING, WK_LOG_INFO,
+                                          WK_LOG_DEBUG};
+    for (size_t i = 0; i < 4; i++) {
+        char a0[] = PROG, a1[] = "pos";
+        char *argv[] = {a0, a1, NULL};
+        wk_config cfg;
+        wk_args args;
+        char *out, *err;
+        /* Start from another level, so only wk_cli_start can have set it. */
+        wk_log_set_level(levels[(i + 1) % 4]);
+        ck_assert_int_eq(run_cli(levels[i], argv, &cfg, &args, &out, &err), 0);
+        ck_assert_int_eq(wk_log_get_level(), levels[i]);
+        ck_assert(!cfg.log_level_set);
+        wk_config_free(&cfg);
+        wk_args_free(&args);
+        free(out);
+        free(err);
+    }
+}
+END_TEST
+
+START_TEST(test_given_level_wins)
+{
+    char a0[] = PROG, a1[] = "--log-level=debug";
+    char *argv[] = {a0, a1, NULL};
+    wk_config cfg;
+    wk_args args;
+    char *out, *err;
+    ck_assert_int_eq(run_cli(WK_LOG_ERROR, argv, &cfg, &args, &out, &err), 0);
+    ck_assert_int_eq(wk_log_get_level(), WK_LOG_DEBUG);
+    wk_config_free(&cfg);
+    wk_args_free(&args);
+    free(out);
+    free(err);
+
+    /* Given as "error" below a default of debug: error wins (not the more verbose one). */
+    char b1[] = "--log_level", b2[] = "error";
+    char *argv2[] = {a0, b1, b2, NULL};
+    ck_assert_int_eq(run_cli(WK_LOG_DEBUG, argv2, &cfg, &args, &out, &err), 0);
+    ck_assert_int_eq(wk_log_get_level(), WK_LOG_ERROR);
+    ck_assert_int_eq(args.count, 0);
+    wk_config_free(&cfg);
+    wk_args_free(&args);
+    free(out);
+    free(err);
+}
+END_TEST
+
+START_TEST(test_level_from_env_and_file)
+{
+    char a0[] = PROG;
+    char *argv[] = {a0, NULL};
+    wk_config cfg;
+    wk_args args;
+    char *out, *err;
+
+    /* From the default configuration file. */
+    FILE *f = fopen(missing_default, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("log_level = warning\n", f);
+    fclose(f);
+    ck_assert_int_eq(run_cli(WK_LOG_ERROR, argv, &cfg, &args, &out, &err), 0);
+    ck_assert_int_eq(wk_log_get_level(), WK_LOG_WARNING);
+    ck_assert_str_eq(cfg.config_file, missing_default);
+    wk_config_free(&cfg);
+    wk_args_free(&args);
+    free(out);
+    free(err);
+
+    /* The environment beats the file. */
+    ck_assert_int_eq(setenv("WALKEEP_LOG_LEVEL", "info", 1), 0);
+    ck_assert_int_eq(run_cli(WK_LOG_ERROR, argv, &cfg, &args, &out, &err), 0);
+    ck_assert_int_eq(wk_log_get_level(), WK_LOG_INFO);
+    wk_config_free(&cfg);
+    wk_args_free(&args);
+    free(out);
+    free(err);
+
+    /* The command line beats both; --config names another file. */
+    write_conf("log_level = error\nrepo = /from/file\n");
+    char c1[] = "--config", c2[320], c3[] = "--log-level=debug";
+    snprintf(c2, sizeof(c2), "%s", conf_path);
+    char *argv2[] = {a0, c1, c2, c3, NULL};
+    ck_assert_int_eq(run_cli(WK_LOG_ERROR, argv2, &cfg, &args, &out, &err), 0);
+    ck_assert_int_eq(wk_log_get_level(), WK_LOG_DEBUG);
+    ck_assert_str_eq(cfg.repo, "/from/file");
+    ck_assert_str_eq(cfg.config_file, conf_path);
+    wk_config_free(&cfg);
+    wk_args_free(&args);
+    free(out);
+    free(err);
+    unsetenv("WALKEEP_LOG_LEVEL");
+}
+END_TEST
+
+START_TEST(test_bad_file_reported)
+{
+    write_conf("no_such_key = 1\n");
+    ck_assert_int_eq(setenv("WALKEEP_CONFIG", conf_path, 1), 0);
+    char a0[] = PROG;
+    char *argv[] = {a0, NULL};
+    wk_config cfg;
+    wk_args args;
+    char *out, *err;
+    ck_assert_int_eq(run_cli(WK_LOG_ERROR, argv, &cfg, &args, &out, &err), -1);
+    ck_assert_str_eq(out, "");
+    ck_assert_ptr_nonnull(strstr(err, PROG ": error: unrecognized configuration parameter "
+                                          "\"no_such_key\""));
+    ck_assert_ptr_nonnull(strstr(err, conf_path));
+    assert_nothing_to_free(&cfg, &args);
+    free(out);
+    free(err);
+    unsetenv("WALKEEP_CONFIG");
+}
+END_TEST
+
+START_TEST(test_bad_argument)
+{
+    capture c;
+    char *out, *err;
+    wk_log_init(PROG, WK_LOG_ERROR);
+    capture_start(&c);
+    int rc = wk_cli_bad_argument(PROG, "unexpected argument \"x\"");
+    capture_end(&c, &out, &err);
+    ck_assert_int_eq(rc, -1);
+    ck_assert_str_eq(out, "");
+    ck_assert_str_eq(err, PROG ": error: unexpected argument \"x\"\n" PROG
+                          ": hint: try \"" PROG " --help\" for more information\n");
+    free(out);
+    free(err);
+
+    /* A '%' in what is printed as is. */
+    capture_start(&c);
+    wk_cli_bad_argument(PROG, "bad %s %n");
+    capture_end(&c, &out, &err);
+    ck_assert_ptr_nonnull(strstr(err, PROG ": error: bad %s %n\n"));
+    free(out);
+    free(err);
+}
+END_TEST
+
+static Suite *cli_suite(void)
+{
+    Suite *s = suite_create("cli");
+
+    TCase *tc = tcase_create("start");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_help);
+    tcase_add_test(tc, test_help_next_to_mistakes);
+    tcase_add_test(tc, test_version);
+    tcase_add_test(tc, test_bad_option_value);
+    tcase_add_test(tc, test_errors_printed_even_at_error_level);
+    tcase_add_test(tc, test_normal_args);
+    tcase_add_test(tc, test_no_args);
+    tcase_add_test(tc, test_default_level_applied);
+    tcase_add_test(tc, test_given_level_wins);
+    tcase_add_test(tc, test_level_from_env_and_file);
+    tcase_add_test(tc, test_bad_file_reported);
+    tcase_add_test(tc, test_bad_argument);
+    suite_add_tcase(s, tc);
+
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(cli_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
