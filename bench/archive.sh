@@ -85,6 +85,7 @@ cleanup() {
         fi
     fi
     [[ $own_build == 1 && -n $build ]] && rm -rf "$build"
+    [[ $status == 0 ]] || log "stopped with status $status (clusters stopped, scratch cleaned up)"
     exit "$status"
 }
 trap cleanup EXIT
@@ -183,8 +184,8 @@ CONFIGS=(
 printf '%s\n' "${CONFIGS[@]}" >"$scratch/configs"
 
 # Repositories for one cluster under DIR/repos: a fresh walkeep folder per configuration
-# (initialised by the warm-up push), a pgBackRest config + stanza per configuration
-# (stanza-create needs the cluster running).
+# (initialised by the warm-up push, or by walkeep init for the larger segment sizes), a
+# pgBackRest config + stanza per configuration (stanza-create needs the cluster running).
 setup_repos() { # DIR
     local dir=$1 name tool alg enc conf
     mkdir -p "$dir/repos" "$dir/restore"
@@ -224,8 +225,10 @@ setup_repos() { # DIR
 }
 
 # The measuring helper, run as postgres. Times whole processes with bash's
-# $EPOCHREALTIME (no extra fork around the tool), writes one TSV line per run:
-#   phase config segment start_s end_s
+# $EPOCHREALTIME (no extra fork around the tool) and their CPU time with the `times`
+# builtin (the shell's children's user+sys, taken just before and after: the tool is the
+# only child in between), writes one TSV line per run:
+#   phase config segment start_s end_s children_cpu_before children_cpu_after
 # and checks every fetched file against the original (outside the timed span).
 cat >"$scratch/measure.sh" <<'HELPER'
 #!/usr/bin/env bash
@@ -270,6 +273,7 @@ cmd_fetch() { # CONFIG NAME DEST -> CMD
 
 k=${#configs[@]}
 dest=$restore/RECOVERYXLOG
+tfile=$repos/times.tmp
 case $mode in
 warmup)
     for seg in "${segs[@]}"; do
@@ -295,15 +299,19 @@ timed)
                     rm -f "$dest"
                     cmd_fetch "$c" "$name" "$dest"
                 fi
+                times >"$tfile"
                 t0=$EPOCHREALTIME
                 "${CMD[@]}" >>"$errlog" 2>&1
                 rc=$?
                 t1=$EPOCHREALTIME
+                times >>"$tfile"
                 [[ $rc == 0 ]] || fail "$phase exited $rc: ${CMD[*]}"
+                mapfile -t tl <"$tfile"
                 if [[ $phase == fetch ]]; then
                     cmp -s "$dest" "$seg" || fail "fetched $name ($cfg) differs from the original"
                 fi
-                printf '%s\t%s\t%s\t%s\t%s\n' "$phase" "$cfg" "$name" "$t0" "$t1" >>"$out"
+                printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$phase" "$cfg" "$name" "$t0" "$t1" \
+                    "${tl[1]}" "${tl[3]}" >>"$out"
             done
         done
     done
@@ -423,7 +431,7 @@ rm -rf "$c16/data" # the segments stay, the cluster's 300+ MB go
 # Larger segment sizes: peak memory (and time) of one push and one fetch.
 : >"$scratch/big.tsv"
 for mb in $BIG_SEGSIZES; do
-    d=$scratch/c$mb
+    d=$scratch/big$mb
     log "segment size $mb MiB: initdb, pgbench -i -s $SCALE, updates until one segment is archived"
     # Checkpoints every 30 s keep full-page images coming, so that even a 1 GiB segment
     # fills with real WAL in a couple of minutes.
@@ -504,9 +512,18 @@ def rows(path):
     with open(path) as f:
         return [line.rstrip("\n").split("\t") for line in f if line.strip()]
 
+def cpu_s(t):                                   # "0m1.234s 0m0.567s" -> user + sys
+    total = 0.0
+    for part in t.split():
+        m, sec = part.rstrip("s").split("m")
+        total += int(m) * 60 + float(sec)
+    return total
+
 times = defaultdict(list)                       # (phase, config) -> [ms]
-for phase, cfg, seg, t0, t1 in rows(os.path.join(c16, "timed.tsv")):
+cpu = defaultdict(list)                         # (phase, config) -> [CPU ms]
+for phase, cfg, seg, t0, t1, c0, c1 in rows(os.path.join(c16, "timed.tsv")):
     times[phase, cfg].append((float(t1) - float(t0)) * 1000)
+    cpu[phase, cfg].append((cpu_s(c1) - cpu_s(c0)) * 1000)
 stored = defaultdict(list)
 for cfg, seg, size in rows(os.path.join(c16, "stored.tsv")):
     stored[cfg].append(int(size))
@@ -524,8 +541,9 @@ print(open(os.path.join(scratch, "env.txt")).read().rstrip())
 print()
 print("Per 16 MiB segment, whole process; median over %d segments, (p25-p75) in brackets." % n)
 print("ratio = walkeep / pgBackRest with the same compression and encryption.")
+print("CPU = user + sys time of the process (1 ms resolution); wall - CPU is mostly fsync.")
 print()
-hdr = ["configuration", "push ms", "fetch ms", "push ratio", "fetch ratio",
+hdr = ["configuration", "push ms", "fetch ms", "push ratio", "fetch ratio", "CPU ms push / fetch",
        "stored bytes/seg", "peak RSS push / fetch"]
 out = [hdr]
 for name, tool, alg, enc in configs:
@@ -545,6 +563,7 @@ for name, tool, alg, enc in configs:
                 "%.1f (%.1f-%.1f)" % ((med(p),) + quart(p)),
                 "%.1f (%.1f-%.1f)" % ((med(f),) + quart(f)),
                 pr, fr,
+                "%.0f / %.0f" % (med(cpu["push", name]), med(cpu["fetch", name])),
                 "%d (%.3f)" % (avg, avg / seg_bytes),
                 "%.1f / %.1f MiB" % (rss["push", name] / 1024, rss["fetch", name] / 1024)])
 widths = [max(len(r[i]) for r in out) for i in range(len(hdr))]
@@ -590,7 +609,7 @@ for enc, suffix, what in (("0", "", "no encryption"), ("1", "-enc", "encryption"
 limit = 8 * 1024
 worst = [(kib, "16", phase, cfg) for (phase, cfg), kib in rss.items() if cfg.startswith("wk-")]
 worst += [(int(r[7]), r[0], r[2], r[3]) for r in big_rows if r[3].startswith("wk-")]
-for mb in ["16"] + big:
+for mb in dict.fromkeys(["16"] + big):  # each size once
     sel = [w for w in worst if w[1] == mb]
     if not sel:
         continue
