@@ -8,7 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <pthread.h>
+
+#include <lz4.h>
 #include <lz4frame.h>
+#include <lz4hc.h>
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_d_forceIgnoreChecksum */
+#include <xxhash.h>
 #include <zstd.h>
 #include <zstd_errors.h>
 
@@ -16,7 +22,6 @@
  * output buffer) is fixed. Blocks are independent and at most 64 KiB: the frame can be
  * decoded (or, later, produced) block by block in little memory. */
 #define LZ4_SLICE (64 * 1024)
-#define LZ4_BLOCK_SIZE_ID LZ4F_max64KB
 
 #define LZ4_LEVEL_DEFAULT 0
 #define LZ4_LEVEL_MAX 12
@@ -27,7 +32,7 @@
 /* Largest zstd window a decoder accepts (16 MiB). Levels 1..19 on a stream of unknown
  * size use at most 2^23; the margin admits a whole segment compressed by the stock tool.
  * Without it a damaged header could make the decoder allocate up to 128 MiB. */
-#define ZSTD_WINDOWLOG_MAX 24
+#define WK_ZSTD_WINDOWLOG_LIMIT 24
 
 /* Frame magic numbers, as they appear on disk (little-endian). Checked before the
  * libraries see the data: both would otherwise skip "skippable" frames silently. */
@@ -224,17 +229,98 @@ static wk_stage *pass_new(wk_stage *next, wk_error *err)
 
 /* ---- lz4 compression ------------------------------------------------------------ */
 
+/* The frame is assembled here rather than by LZ4F so that independent blocks can be
+ * compressed on two cores: input is gathered into a round of two batches; a helper
+ * thread compresses the second (larger) batch while this thread compresses the first
+ * and runs the content checksum (XXH32, sequential by nature, about twice as fast as
+ * lz4) over both, so both lanes take about as long. The bytes written are a standard
+ * frame (magic, FLG, BD, header checksum, blocks, end mark, content checksum) that
+ * `lz4 -d` reads; memory is one round in and one bounded round out (about 2 MiB). */
+#define LZ4_BATCH (12 * LZ4_SLICE) /* the helper's batch; this thread's is a third of it */
+#define LZ4_FLG 0x64 /* version 01, independent blocks, content checksum */
+#define LZ4_BD 0x40  /* block maximum size 64 KiB */
+#define LZ4_UNCOMPRESSED 0x80000000u
+#define LZ4_BATCH_BOUND (LZ4_BATCH + (LZ4_BATCH / LZ4_SLICE) * (4 + LZ4_SLICE / 255 + 16))
+#define LZ4HC_LEVEL_MIN 3
+
+typedef struct lz4_batch {
+    uint8_t *in;
+    size_t in_len;
+    size_t in_cap;
+    uint8_t *out; /* block headers and blocks, ready to pass on */
+    size_t out_len;
+    int level;
+} lz4_batch;
+
 typedef struct lz4c_stage {
     codec_stage c;
-    LZ4F_cctx *cctx;
-    LZ4F_preferences_t prefs;
-    size_t bound; /* LZ4F_compressBound(LZ4_SLICE): room needed before any call */
+    lz4_batch batch[2];
+    XXH32_state_t *checksum;
+    bool header_sent;
 } lz4c_stage;
 
-static int lz4c_error(size_t rc, wk_error *err)
+static void put_le32(uint8_t *p, uint32_t v)
 {
-    return wk_error_set(err, WK_ERR_INTERNAL, "could not compress lz4 frame: %s",
-                        LZ4F_getErrorName(rc));
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+
+/* Compresses one batch into blocks of at most LZ4_SLICE bytes each; a block that does
+ * not shrink is stored as it is, as the format allows. Runs on either thread. */
+static void *lz4_compress_batch(void *arg)
+{
+    lz4_batch *b = arg;
+    b->out_len = 0;
+    for (size_t off = 0; off < b->in_len; off += LZ4_SLICE) {
+        int n = (int)(b->in_len - off < LZ4_SLICE ? b->in_len - off : LZ4_SLICE);
+        const char *src = (const char *)b->in + off;
+        char *dst = (char *)b->out + b->out_len + 4;
+        int packed = b->level >= LZ4HC_LEVEL_MIN ? LZ4_compress_HC(src, dst, n, n - 1, b->level)
+                                                 : LZ4_compress_default(src, dst, n, n - 1);
+        if (packed <= 0) {
+            memcpy(dst, src, (size_t)n);
+            put_le32(b->out + b->out_len, (uint32_t)n | LZ4_UNCOMPRESSED);
+            b->out_len += 4 + (size_t)n;
+        } else {
+            put_le32(b->out + b->out_len, (uint32_t)packed);
+            b->out_len += 4 + (size_t)packed;
+        }
+    }
+    return NULL;
+}
+
+static int lz4c_send_header(lz4c_stage *s, wk_error *err)
+{
+    uint8_t header[7] = {0x04, 0x22, 0x4d, 0x18, LZ4_FLG, LZ4_BD, 0};
+    header[6] = (uint8_t)(XXH32(header + 4, 2, 0) >> 8);
+    s->header_sent = true;
+    return emit(&s->c, header, sizeof(header), err);
+}
+
+/* Compresses and passes on whatever the batches hold, in order. */
+static int lz4c_flush(lz4c_stage *s, wk_error *err)
+{
+    lz4_batch *first = &s->batch[0], *second = &s->batch[1];
+    pthread_t helper;
+    bool helped = false;
+    if (!s->header_sent && lz4c_send_header(s, err) != 0)
+        return -1;
+    if (second->in_len > 0)
+        helped = pthread_create(&helper, NULL, lz4_compress_batch, second) == 0;
+    lz4_compress_batch(first);
+    XXH32_update(s->checksum, first->in, first->in_len);
+    XXH32_update(s->checksum, second->in, second->in_len);
+    if (helped)
+        pthread_join(helper, NULL);
+    else if (second->in_len > 0)
+        lz4_compress_batch(second);
+    int rc = emit(&s->c, first->out, first->out_len, err);
+    if (rc == 0 && second->in_len > 0)
+        rc = emit(&s->c, second->out, second->out_len, err);
+    first->in_len = second->in_len = 0;
+    return rc;
 }
 
 static int lz4c_write(wk_stage *stage, const void *buf, size_t len, wk_error *err)
@@ -244,16 +330,14 @@ static int lz4c_write(wk_stage *stage, const void *buf, size_t len, wk_error *er
     if (codec_enter(&s->c, err) != 0)
         return -1;
     while (len > 0) {
-        size_t n = len < LZ4_SLICE ? len : LZ4_SLICE;
-        if (s->c.out_cap - s->c.out_len < s->bound && flush_out(&s->c, err) != 0)
-            return -1;
-        size_t rc = LZ4F_compressUpdate(s->cctx, s->c.out + s->c.out_len,
-                                        s->c.out_cap - s->c.out_len, p, n, NULL);
-        if (LZ4F_isError(rc))
-            return lz4c_error(rc, err);
-        s->c.out_len += rc;
+        lz4_batch *b = s->batch[0].in_len < s->batch[0].in_cap ? &s->batch[0] : &s->batch[1];
+        size_t n = b->in_cap - b->in_len < len ? b->in_cap - b->in_len : len;
+        memcpy(b->in + b->in_len, p, n);
+        b->in_len += n;
         p += n;
         len -= n;
+        if (s->batch[1].in_len == s->batch[1].in_cap && lz4c_flush(s, err) != 0)
+            return -1;
     }
     return codec_ok(&s->c, CODEC_OPEN);
 }
@@ -261,16 +345,14 @@ static int lz4c_write(wk_stage *stage, const void *buf, size_t len, wk_error *er
 static int lz4c_finish(wk_stage *stage, wk_error *err)
 {
     lz4c_stage *s = (lz4c_stage *)stage;
+    uint8_t trailer[8];
     if (codec_enter(&s->c, err) != 0)
         return -1;
-    if (s->c.out_cap - s->c.out_len < s->bound && flush_out(&s->c, err) != 0)
+    if (lz4c_flush(s, err) != 0)
         return -1;
-    size_t rc = LZ4F_compressEnd(s->cctx, s->c.out + s->c.out_len, s->c.out_cap - s->c.out_len,
-                                 NULL);
-    if (LZ4F_isError(rc))
-        return lz4c_error(rc, err);
-    s->c.out_len += rc;
-    if (flush_out(&s->c, err) != 0 || finish_next(&s->c, err) != 0)
+    put_le32(trailer, 0); /* end mark */
+    put_le32(trailer + 4, XXH32_digest(s->checksum));
+    if (emit(&s->c, trailer, sizeof(trailer), err) != 0 || finish_next(&s->c, err) != 0)
         return -1;
     return codec_ok(&s->c, CODEC_FINISHED);
 }
@@ -278,7 +360,11 @@ static int lz4c_finish(wk_stage *stage, wk_error *err)
 static void lz4c_free(wk_stage *stage)
 {
     lz4c_stage *s = (lz4c_stage *)stage;
-    LZ4F_freeCompressionContext(s->cctx);
+    for (int i = 0; i < 2; i++) {
+        free(s->batch[i].in);
+        free(s->batch[i].out);
+    }
+    XXH32_freeState(s->checksum);
     codec_release(&s->c);
 }
 
@@ -286,46 +372,24 @@ static const wk_stage_ops lz4c_ops = {lz4c_write, lz4c_finish, lz4c_free};
 
 static wk_stage *lz4c_new(wk_stage *next, int level, wk_error *err)
 {
-    LZ4F_preferences_t prefs = LZ4F_INIT_PREFERENCES;
-    prefs.frameInfo.blockSizeID = LZ4_BLOCK_SIZE_ID;
-    prefs.frameInfo.blockMode = LZ4F_blockIndependent;
-    prefs.frameInfo.contentChecksumFlag = LZ4F_contentChecksumEnabled;
-    prefs.frameInfo.blockChecksumFlag = LZ4F_noBlockChecksum;
-    prefs.frameInfo.frameType = LZ4F_frame;
-    prefs.compressionLevel = level;
-    prefs.autoFlush = 0;
-
-    /* The bound covers what the context may hold back plus the frame's end, so it is
-     * also enough for LZ4F_compressEnd; the header is written once, first. */
-    size_t bound = LZ4F_compressBound(LZ4_SLICE, &prefs);
-    size_t cap = bound + LZ4F_HEADER_SIZE_MAX;
-    if (cap < WK_STREAM_BUFSIZE)
-        cap = WK_STREAM_BUFSIZE;
-
-    wk_stage *stage = NULL;
-    lz4c_stage *s = (lz4c_stage *)codec_alloc(sizeof(*s), &lz4c_ops, cap, next, err);
+    lz4c_stage *s = (lz4c_stage *)codec_alloc(sizeof(*s), &lz4c_ops, 0, next, err);
     if (s == NULL)
         return NULL;
-    s->prefs = prefs;
-    s->bound = bound;
-
-    size_t rc = LZ4F_createCompressionContext(&s->cctx, LZ4F_VERSION);
-    if (LZ4F_isError(rc)) {
-        wk_error_set(err, WK_ERR_NOMEM, "could not create lz4 compression context: %s",
-                     LZ4F_getErrorName(rc));
-        goto out;
+    s->checksum = XXH32_createState();
+    for (int i = 0; i < 2; i++) {
+        s->batch[i].in_cap = i == 0 ? LZ4_BATCH / 3 : LZ4_BATCH;
+        s->batch[i].in = malloc(s->batch[i].in_cap);
+        s->batch[i].out = malloc(LZ4_BATCH_BOUND);
+        s->batch[i].level = level;
     }
-    rc = LZ4F_compressBegin(s->cctx, s->c.out, s->c.out_cap, &s->prefs);
-    if (LZ4F_isError(rc)) {
-        lz4c_error(rc, err);
-        goto out;
-    }
-    s->c.out_len = rc;
-    stage = &s->c.base;
-out:
-    if (stage == NULL)
+    if (s->checksum == NULL || s->batch[0].in == NULL || s->batch[0].out == NULL ||
+        s->batch[1].in == NULL || s->batch[1].out == NULL) {
         lz4c_free(&s->c.base);
-    return stage;
+        wk_error_set(err, WK_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    XXH32_reset(s->checksum, 0);
+    return &s->c.base;
 }
 
 /* ---- zstd compression ----------------------------------------------------------- */
@@ -424,6 +488,7 @@ out:
 typedef struct lz4d_stage {
     codec_stage c;
     LZ4F_dctx *dctx;
+    LZ4F_decompressOptions_t options;
     uint64_t in_total; /* frame bytes consumed so far */
     bool done;         /* the frame's end (and checksum) has been seen */
 } lz4d_stage;
@@ -442,7 +507,7 @@ static int lz4d_write(wk_stage *stage, const void *buf, size_t len, wk_error *er
     while (len > 0 || pending) {
         size_t src_size = len;
         size_t dst_size = s->c.out_cap;
-        size_t rc = LZ4F_decompress(s->dctx, s->c.out, &dst_size, p, &src_size, NULL);
+        size_t rc = LZ4F_decompress(s->dctx, s->c.out, &dst_size, p, &src_size, &s->options);
         if (LZ4F_isError(rc)) {
             const char *name = LZ4F_getErrorName(rc);
             wk_errcode code =
@@ -489,7 +554,7 @@ static void lz4d_free(wk_stage *stage)
 
 static const wk_stage_ops lz4d_ops = {lz4d_write, lz4d_finish, lz4d_free};
 
-static wk_stage *lz4d_new(wk_stage *next, wk_error *err)
+static wk_stage *lz4d_new(wk_stage *next, bool check_content, wk_error *err)
 {
     lz4d_stage *s =
         (lz4d_stage *)codec_alloc(sizeof(*s), &lz4d_ops, WK_STREAM_BUFSIZE, next, err);
@@ -502,6 +567,7 @@ static wk_stage *lz4d_new(wk_stage *next, wk_error *err)
         lz4d_free(&s->c.base);
         return NULL;
     }
+    s->options.skipChecksums = check_content ? 0 : 1;
     return &s->c.base;
 }
 
@@ -568,7 +634,7 @@ static void zstdd_free(wk_stage *stage)
 
 static const wk_stage_ops zstdd_ops = {zstdd_write, zstdd_finish, zstdd_free};
 
-static wk_stage *zstdd_new(wk_stage *next, wk_error *err)
+static wk_stage *zstdd_new(wk_stage *next, bool check_content, wk_error *err)
 {
     wk_stage *stage = NULL;
     zstdd_stage *s =
@@ -580,8 +646,13 @@ static wk_stage *zstdd_new(wk_stage *next, wk_error *err)
         wk_error_set(err, WK_ERR_NOMEM, "could not create zstd decompression context");
         goto out;
     }
-    if (zstd_status(ZSTD_DCtx_setParameter(s->dctx, ZSTD_d_windowLogMax, ZSTD_WINDOWLOG_MAX),
+    if (zstd_status(ZSTD_DCtx_setParameter(s->dctx, ZSTD_d_windowLogMax, WK_ZSTD_WINDOWLOG_LIMIT),
                     "could not set zstd window limit", WK_ERR_INTERNAL, err) != 0)
+        goto out;
+    if (!check_content &&
+        zstd_status(ZSTD_DCtx_setParameter(s->dctx, ZSTD_d_forceIgnoreChecksum,
+                                           ZSTD_d_ignoreChecksum),
+                    "could not set zstd checksum mode", WK_ERR_INTERNAL, err) != 0)
         goto out;
     stage = &s->c.base;
 out:
@@ -628,14 +699,25 @@ wk_stage *wk_codec_compress_new(wk_stage *next, wk_compress alg, int level, wk_e
     return NULL;
 }
 
-wk_stage *wk_codec_decompress_new(wk_stage *next, wk_compress alg, wk_error *err)
+static wk_stage *decompress_new(wk_stage *next, wk_compress alg, bool check_content,
+                                wk_error *err)
 {
     switch (alg) {
     case WK_COMPRESS_NONE: return pass_new(next, err);
-    case WK_COMPRESS_LZ4: return lz4d_new(next, err);
-    case WK_COMPRESS_ZSTD: return zstdd_new(next, err);
+    case WK_COMPRESS_LZ4: return lz4d_new(next, check_content, err);
+    case WK_COMPRESS_ZSTD: return zstdd_new(next, check_content, err);
     }
     wk_stage_free(next);
     unknown_alg(alg, err);
     return NULL;
+}
+
+wk_stage *wk_codec_decompress_new(wk_stage *next, wk_compress alg, wk_error *err)
+{
+    return decompress_new(next, alg, true, err);
+}
+
+wk_stage *wk_codec_decompress_unchecked_new(wk_stage *next, wk_compress alg, wk_error *err)
+{
+    return decompress_new(next, alg, false, err);
 }

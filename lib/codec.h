@@ -7,6 +7,8 @@
 #include "stream.h"
 
 /* Compresses everything written into one frame and passes the frame bytes to next.
+ * lz4 compresses independent 64 KiB blocks in two batches at a time, one of them on a
+ * helper thread; memory stays fixed (about 2 MiB).
  * level WK_COMPRESS_LEVEL_DEFAULT means the codec default (lz4: 0 fast, zstd: 1 —
  * see docs). WK_COMPRESS_NONE returns a pass-through stage. Takes ownership of next. */
 wk_stage *wk_codec_compress_new(wk_stage *next, wk_compress alg, int level, wk_error *err);
@@ -16,6 +18,13 @@ wk_stage *wk_codec_compress_new(wk_stage *next, wk_compress alg, int level, wk_e
  * data, a bad content checksum, or any bytes after the frame. WK_COMPRESS_NONE is a
  * pass-through. Memory stays bounded whatever the input. Takes ownership of next. */
 wk_stage *wk_codec_decompress_new(wk_stage *next, wk_compress alg, wk_error *err);
+
+/* Like wk_codec_decompress_new, but the frame's own content checksum is not verified.
+ * Only for callers that check a stronger fingerprint of the same plaintext before
+ * anything is used (wk_stage_fingerprint_check_new behind this stage): it spares a
+ * second pass over every byte. Bad data, truncation and trailing bytes are still
+ * refused. */
+wk_stage *wk_codec_decompress_unchecked_new(wk_stage *next, wk_compress alg, wk_error *err);
 
 /* Valid level range for alg (lz4: 0..12, zstd: 1..19, none: 0..0). */
 int wk_codec_level_valid(wk_compress alg, int level);

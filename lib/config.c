@@ -508,7 +508,7 @@ static void scan_argv(int argc, char **argv, wk_args *args, pending *pend, int *
 static int set_defaults(wk_config *cfg, wk_error *err)
 {
     memset(cfg, 0, sizeof(*cfg));
-    cfg->compress = WK_COMPRESS_ZSTD;
+    cfg->compress = WK_COMPRESS_LZ4; /* faster per real segment here: bench/README.md */
     cfg->compress_level = WK_COMPRESS_LEVEL_DEFAULT;
     cfg->log_level = WK_LOG_INFO;
     cfg->retry_timeout_ms = 60 * 1000;

@@ -115,7 +115,7 @@ START_TEST(test_defaults)
     wk_args args;
     LOAD_OK(&cfg, &args, noargs);
     ck_assert_ptr_null(cfg.repo);
-    ck_assert_int_eq(cfg.compress, WK_COMPRESS_ZSTD);
+    ck_assert_int_eq(cfg.compress, WK_COMPRESS_LZ4);
     ck_assert_int_eq(cfg.compress_level, WK_COMPRESS_LEVEL_DEFAULT);
     ck_assert_ptr_null(cfg.encrypt_key_file);
     ck_assert_ptr_null(cfg.pgdata);
@@ -622,7 +622,7 @@ START_TEST(test_help_version)
     setenv("WALKEEP_COMPRESS", "lzma", 1);
     LOAD_OK(&cfg, &args, ARGV("--compress=bad", "--help", "--repo"));
     ck_assert(args.help);
-    ck_assert_int_eq(cfg.compress, WK_COMPRESS_ZSTD);
+    ck_assert_int_eq(cfg.compress, WK_COMPRESS_LZ4);
     wk_config_free(&cfg);
     wk_args_free(&args);
 
