@@ -175,15 +175,100 @@ out:
     return rc;
 }
 
+/* A file of this name is stored already: the same fingerprint is success (PostgreSQL
+ * retries after crashes), another one a conflict that leaves the stored copy alone. */
+static int compare_with_stored(wk_repo *repo, int fd, const char *path, const char *name,
+                               const wk_wal_object *existing, wk_push_result *result,
+                               wk_error *err)
+{
+    wk_stream_summary summary;
+    char stored[WK_FINGERPRINT_HEX_LEN + 1], ours[WK_FINGERPRINT_HEX_LEN + 1];
+    snprintf(result->object, sizeof(result->object), "%s", existing->path);
+    if (wk_stream_fingerprint_fd(fd, &summary, err) != 0)
+        return wk_error_prefix(err, "could not read file \"%s\"", path);
+    result->bytes = summary.bytes;
+    if (wk_fingerprint_equal(&existing->fingerprint, &summary.fingerprint)) {
+        result->already_archived = true;
+        return 0;
+    }
+    wk_fingerprint_hex(&existing->fingerprint, stored);
+    wk_fingerprint_hex(&summary.fingerprint, ours);
+    wk_error_set(err, WK_ERR_CONFLICT, "WAL file \"%s\" is already archived with different content",
+                 name);
+    wk_error_detail(err, "stored fingerprint %s, this file's %s; the stored copy is kept", stored,
+                    ours);
+    wk_error_hint(err, "check that no other cluster archives into repository \"%s\"",
+                  repo->location);
+    return -1;
+}
+
+/* Stores a file no object holds yet. The object is named after the fingerprint of its
+ * plaintext. Where the storage can rename a sink before it commits, one pass computes
+ * the fingerprint while compressing and names the object at the end; elsewhere a
+ * first pass computes it, and the second checks it again before committing. */
+static int store_new(wk_repo *repo, int fd, const char *path, const char *name,
+                     const wk_wal_name *parsed, uint64_t size, wk_push_result *result,
+                     wk_error *err)
+{
+    bool one_pass = wk_storage_can_retarget(repo->storage);
+    wk_stream_summary summary = {0};
+    wk_stage *sink = NULL;
+    char dir[64], hex[WK_FINGERPRINT_HEX_LEN + 1];
+    int rc = -1;
+
+    wk_archive_object_dir(name, parsed, dir, sizeof(dir));
+    if (one_pass) {
+        /* A provisional name in the right folder; the real one is set before commit. */
+        snprintf(result->object, sizeof(result->object), "%s/%s", dir, name);
+    } else {
+        if (wk_stream_fingerprint_fd(fd, &summary, err) != 0 || lseek(fd, 0, SEEK_SET) != 0) {
+            wk_error_prefix(err, "could not read file \"%s\"", path);
+            goto out;
+        }
+        wk_fingerprint_hex(&summary.fingerprint, hex);
+        snprintf(result->object, sizeof(result->object), "%s/%s-%s%s", dir, name, hex,
+                 repo->suffix);
+    }
+    if (wk_repo_put_open(repo, result->object, WK_PUT_NOREPLACE,
+                         one_pass ? NULL : &summary.fingerprint, NULL, &result->stored_bytes,
+                         &sink, err) != 0 ||
+        wk_stream_pump_fd(fd, sink, NULL, err) != 0)
+        goto fail;
+    if (one_pass) {
+        wk_stage_fingerprint_peek(sink, &summary);
+        wk_fingerprint_hex(&summary.fingerprint, hex);
+        snprintf(result->object, sizeof(result->object), "%s/%s-%s%s", dir, name, hex,
+                 repo->suffix);
+        if (wk_storage_retarget(repo->storage, wk_stage_sink_of(sink), result->object, err) != 0)
+            goto fail;
+    }
+    if (summary.bytes != size) {
+        wk_error_set(err, WK_ERR_IO, "file \"%s\" changed size while it was read", path);
+        goto out;
+    }
+    result->bytes = summary.bytes;
+    if (wk_stage_finish(sink, err) != 0) {
+        if (err->code != WK_ERR_EXISTS)
+            goto fail;
+        /* A concurrent push stored the same fingerprint, so the same content. */
+        result->already_archived = true;
+        result->stored_bytes = 0;
+    }
+    rc = 0;
+    goto out;
+fail:
+    wk_error_prefix(err, "could not archive \"%s\"", path);
+out:
+    wk_stage_free(sink);
+    return rc;
+}
+
 int wk_archive_push(wk_repo *repo, const char *path, wk_push_result *result, wk_error *err)
 {
     const char *name = base_name(path);
     wk_wal_name parsed;
     wk_repo_meta identity, meta;
-    wk_stream_summary summary;
     wk_wal_object existing;
-    wk_stage *sink = NULL;
-    char dir[64], hex[WK_FINGERPRINT_HEX_LEN + 1];
     int fd = -1, rc = -1;
     struct stat st;
 
@@ -218,67 +303,11 @@ int wk_archive_push(wk_repo *repo, const char *path, wk_push_result *result, wk_
     if (!is_segment && wk_wal_name_check_size(&parsed, meta.seg_size, err) != 0)
         goto out;
 
-    /* First pass: the fingerprint names the object and answers "already archived?"
-     * without compressing anything. */
-    if (wk_stream_fingerprint_fd(fd, &summary, err) != 0) {
-        wk_error_prefix(err, "could not read file \"%s\"", path);
-        goto out;
-    }
-    if (summary.bytes != (uint64_t)st.st_size) {
-        wk_error_set(err, WK_ERR_IO, "file \"%s\" changed size while it was read", path);
-        goto out;
-    }
-    result->bytes = summary.bytes;
-    if (wk_archive_find(repo, name, &existing, err) == 0) {
-        snprintf(result->object, sizeof(result->object), "%s", existing.path);
-        if (wk_fingerprint_equal(&existing.fingerprint, &summary.fingerprint)) {
-            result->already_archived = true;
-            rc = 0;
-            goto out;
-        }
-        char stored[WK_FINGERPRINT_HEX_LEN + 1];
-        wk_fingerprint_hex(&existing.fingerprint, stored);
-        wk_fingerprint_hex(&summary.fingerprint, hex);
-        wk_error_set(err, WK_ERR_CONFLICT,
-                     "WAL file \"%s\" is already archived with different content", name);
-        wk_error_detail(err, "stored fingerprint %s, this file's %s; the stored copy is kept",
-                        stored, hex);
-        wk_error_hint(err, "check that no other cluster archives into repository \"%s\"",
-                      repo->location);
-        goto out;
-    } else if (err->code != WK_ERR_NOTFOUND) {
-        goto out;
-    }
-
-    /* Second pass: stream into the repository; the same fingerprint is checked again
-     * before the object is committed, so a file changed in between is never stored. */
-    wk_archive_object_dir(name, &parsed, dir, sizeof(dir));
-    wk_fingerprint_hex(&summary.fingerprint, hex);
-    snprintf(result->object, sizeof(result->object), "%s/%s-%s%s", dir, name, hex, repo->suffix);
-    if (lseek(fd, 0, SEEK_SET) != 0) {
-        wk_error_sys(err, WK_ERR_IO, errno, "could not seek in file \"%s\"", path);
-        goto out;
-    }
-    if (wk_repo_put_open(repo, result->object, WK_PUT_NOREPLACE, &summary.fingerprint, NULL,
-                         &result->stored_bytes, &sink, err) != 0 ||
-        wk_stream_pump_fd(fd, sink, NULL, err) != 0)
-        goto fail_write;
-    if (wk_stage_finish(sink, err) != 0) {
-        if (err->code == WK_ERR_EXISTS) {
-            /* A concurrent push stored the same fingerprint: same content. */
-            result->already_archived = true;
-            result->stored_bytes = 0;
-            rc = 0;
-            goto out;
-        }
-        goto fail_write;
-    }
-    rc = 0;
-    goto out;
-fail_write:
-    wk_error_prefix(err, "could not archive \"%s\"", path);
+    if (wk_archive_find(repo, name, &existing, err) == 0)
+        rc = compare_with_stored(repo, fd, path, name, &existing, result, err);
+    else if (err->code == WK_ERR_NOTFOUND)
+        rc = store_new(repo, fd, path, name, &parsed, (uint64_t)st.st_size, result, err);
 out:
-    wk_stage_free(sink);
     if (fd >= 0)
         close(fd);
     return rc;

@@ -51,7 +51,8 @@ int wk_archive_find(wk_repo *repo, const char *name, wk_wal_object *out, wk_erro
  * match the repository (which is initialised from it when new). A file already
  * stored with the same fingerprint is success without writing; with a different one
  * it is WK_ERR_CONFLICT and the stored copy is left alone. Returns once the object is
- * durable. */
+ * durable. A new file is read once where the storage can name a sink before it commits
+ * (POSIX), twice elsewhere. */
 int wk_archive_push(wk_repo *repo, const char *path, wk_push_result *result, wk_error *err);
 
 /* Restores WAL file `name` to dest through a temporary file beside it, renamed into

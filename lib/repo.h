@@ -69,7 +69,8 @@ int wk_repo_open_meta(wk_repo *repo, const wk_repo_meta *identity, wk_repo_meta 
  * encrypted when the repository has a key, and stored; it becomes visible only when
  * the sink finishes. With expected, finish fails (WK_ERR_CORRUPT, nothing stored)
  * when the plaintext's fingerprint differs. *stored_bytes (may be NULL) counts the
- * bytes stored. flags are storage put flags. */
+ * bytes stored. flags are storage put flags. *sink is the fingerprint stage, so
+ * wk_stage_fingerprint_peek works on it, and wk_stage_sink_of(*sink) is the storage's. */
 int wk_repo_put_open(wk_repo *repo, const char *path, int flags, const wk_fingerprint *expected,
                      wk_stream_summary *summary, uint64_t *stored_bytes, wk_stage **sink,
                      wk_error *err);

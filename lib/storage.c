@@ -54,6 +54,18 @@ int wk_storage_remove(wk_storage *st, const char *path, wk_error *err)
     return st->ops->remove(st, path, err);
 }
 
+bool wk_storage_can_retarget(const wk_storage *st)
+{
+    return st->ops->retarget != NULL;
+}
+
+int wk_storage_retarget(wk_storage *st, wk_stage *sink, const char *path, wk_error *err)
+{
+    if (st->ops->retarget == NULL)
+        return wk_error_set(err, WK_ERR_USAGE, "this storage cannot rename \"%s\"", path);
+    return st->ops->retarget(st, sink, path, err);
+}
+
 void wk_storage_free(wk_storage *st)
 {
     if (st != NULL)
@@ -583,8 +595,38 @@ static void posix_free(wk_storage *base)
     free(st);
 }
 
-static const wk_storage_ops posix_ops = {posix_put_open, posix_get,    posix_stat,
-                                         posix_list,     posix_remove, posix_free};
+/* A sink from posix_put_open commits by renaming its temporary; the final name can
+ * change until then, within the folder the temporary lives in. */
+static int posix_retarget(wk_storage *base, wk_stage *sink, const char *path, wk_error *err)
+{
+    (void)base;
+    posix_sink *ps = (posix_sink *)sink;
+    char old_dir[STORAGE_PATH_MAX], new_dir[STORAGE_PATH_MAX];
+    if (wk_storage_check_path(path, err) != 0)
+        return -1;
+    folder_of(ps->path, old_dir);
+    folder_of(path, new_dir);
+    if (strcmp(old_dir, new_dir) != 0)
+        return wk_error_set(err, WK_ERR_INTERNAL, "cannot move \"%s\" to another folder (\"%s\")",
+                            ps->path, path);
+    char *copy = strdup(path);
+    if (copy == NULL)
+        return wk_error_set(err, WK_ERR_NOMEM, "out of memory");
+    free(ps->path);
+    ps->path = copy;
+    ps->name = new_dir[0] != '\0' ? ps->path + strlen(new_dir) + 1 : ps->path;
+    return 0;
+}
+
+static const wk_storage_ops posix_ops = {
+    .put_open = posix_put_open,
+    .get = posix_get,
+    .stat = posix_stat,
+    .list = posix_list,
+    .remove = posix_remove,
+    .free = posix_free,
+    .retarget = posix_retarget,
+};
 
 int wk_storage_posix_open(const char *root, bool create, wk_storage **out, wk_error *err)
 {

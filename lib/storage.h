@@ -47,6 +47,10 @@ typedef struct wk_storage_ops {
     /* Removes the object at path; a missing object is success. */
     int (*remove)(wk_storage *st, const char *path, wk_error *err);
     void (*free)(wk_storage *st);
+    /* Optional, NULL where the backend cannot rename cheaply: makes a sink from put_open
+     * commit to another path in the same folder, decided before its finish. It lets a
+     * writer name an object after its content in a single pass. */
+    int (*retarget)(wk_storage *st, wk_stage *sink, const char *path, wk_error *err);
 } wk_storage_ops;
 
 struct wk_storage {
@@ -62,6 +66,10 @@ int wk_storage_list(wk_storage *st, const char *dir, const char *prefix, wk_stor
                     void *arg, wk_error *err);
 int wk_storage_remove(wk_storage *st, const char *path, wk_error *err);
 void wk_storage_free(wk_storage *st);
+/* Whether the backend implements retarget; wk_storage_retarget fails (WK_ERR_USAGE)
+ * where it does not. */
+bool wk_storage_can_retarget(const wk_storage *st);
+int wk_storage_retarget(wk_storage *st, wk_stage *sink, const char *path, wk_error *err);
 
 /* Opens the POSIX driver on folder root. With create, root (and its parents) are
  * created mode 0700 when missing; without, a missing root is WK_ERR_NOTFOUND. */

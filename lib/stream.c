@@ -95,13 +95,27 @@ static int fingerprint_write(wk_stage *stage, const void *buf, size_t len, wk_er
     return write_next(stage, buf, len, err);
 }
 
+void wk_stage_fingerprint_peek(wk_stage *stage, wk_stream_summary *out)
+{
+    fingerprint_stage *fs = (fingerprint_stage *)stage;
+    XXH128_canonical_t canonical;
+    XXH128_canonicalFromHash(&canonical, XXH3_128bits_digest(fs->state));
+    memcpy(out->fingerprint.bytes, canonical.digest, sizeof(canonical.digest));
+    out->bytes = fs->bytes;
+}
+
+wk_stage *wk_stage_sink_of(wk_stage *chain)
+{
+    while (chain->next != NULL)
+        chain = chain->next;
+    return chain;
+}
+
 static int fingerprint_finish(wk_stage *stage, wk_error *err)
 {
     fingerprint_stage *fs = (fingerprint_stage *)stage;
-    wk_stream_summary seen = {.bytes = fs->bytes};
-    XXH128_canonical_t canonical;
-    XXH128_canonicalFromHash(&canonical, XXH3_128bits_digest(fs->state));
-    memcpy(seen.fingerprint.bytes, canonical.digest, sizeof(canonical.digest));
+    wk_stream_summary seen;
+    wk_stage_fingerprint_peek(stage, &seen);
     if (fs->summary != NULL)
         *fs->summary = seen;
     if (fs->check && !wk_fingerprint_equal(&seen.fingerprint, &fs->expected)) {

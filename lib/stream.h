@@ -72,6 +72,13 @@ wk_stage *wk_stage_fingerprint_new(wk_stage *next, wk_stream_summary *summary, w
 wk_stage *wk_stage_fingerprint_check_new(wk_stage *next, const wk_fingerprint *expected,
                                          wk_stream_summary *summary, wk_error *err);
 
+/* The fingerprint and size of what has passed through a stage made by
+ * wk_stage_fingerprint_new / _check_new so far (the stage is left as it was). */
+void wk_stage_fingerprint_peek(wk_stage *stage, wk_stream_summary *out);
+
+/* The last stage of a chain (the sink). */
+wk_stage *wk_stage_sink_of(wk_stage *chain);
+
 /* Counts bytes passing through into *count (updated as they pass). next may be NULL. */
 wk_stage *wk_stage_count_new(wk_stage *next, uint64_t *count, wk_error *err);
 

@@ -329,6 +329,90 @@ START_TEST(test_push_initialises_and_stores)
 }
 END_TEST
 
+/* A storage that forwards to another but cannot retarget a sink, like an object
+ * store: push must then fingerprint first and name the object before writing it. */
+typedef struct no_retarget_storage {
+    wk_storage base;
+    wk_storage *inner;
+} no_retarget_storage;
+
+static wk_storage *inner_of(wk_storage *st)
+{
+    return ((no_retarget_storage *)st)->inner;
+}
+
+static int nr_put_open(wk_storage *st, const char *path, int flags, wk_stage **sink,
+                       wk_error *err)
+{
+    return wk_storage_put_open(inner_of(st), path, flags, sink, err);
+}
+
+static int nr_get(wk_storage *st, const char *path, wk_stage *dest, wk_error *err)
+{
+    return wk_storage_get(inner_of(st), path, dest, err);
+}
+
+static int nr_stat(wk_storage *st, const char *path, wk_storage_info *out, wk_error *err)
+{
+    return wk_storage_stat(inner_of(st), path, out, err);
+}
+
+static int nr_list(wk_storage *st, const char *dir, const char *prefix, wk_storage_list_cb cb,
+                   void *arg, wk_error *err)
+{
+    return wk_storage_list(inner_of(st), dir, prefix, cb, arg, err);
+}
+
+static int nr_remove(wk_storage *st, const char *path, wk_error *err)
+{
+    return wk_storage_remove(inner_of(st), path, err);
+}
+
+static void nr_free(wk_storage *st)
+{
+    wk_storage_free(inner_of(st));
+    free(st);
+}
+
+static const wk_storage_ops no_retarget_ops = {
+    .put_open = nr_put_open, .get = nr_get,   .stat = nr_stat,
+    .list = nr_list,         .remove = nr_remove, .free = nr_free,
+};
+
+START_TEST(test_push_two_pass_without_retarget)
+{
+    wk_error err = {0};
+    wk_repo *repo = open_repo();
+    no_retarget_storage *nr = calloc(1, sizeof(*nr));
+    ck_assert_ptr_nonnull(nr);
+    nr->base.ops = &no_retarget_ops;
+    nr->inner = repo->storage;
+    repo->storage = &nr->base;
+    ck_assert(!wk_storage_can_retarget(repo->storage));
+
+    char name[64], path[512], hex[WK_FINGERPRINT_HEX_LEN + 1], expected[256];
+    seg_spec spec = default_spec(3, 7);
+    size_t len = 0;
+    uint8_t *data = make_segment(&spec, name, path, &len);
+    wk_push_result res;
+    ck_assert_msg(wk_archive_push(repo, path, &res, &err) == 0, "%s", err.message);
+    ck_assert(!res.already_archived);
+    fingerprint_hex_of(data, len, hex);
+    snprintf(expected, sizeof(expected), "wal/0000000100000000/%s-%s.zst", name, hex);
+    ck_assert_str_eq(res.object, expected);
+    ck_assert_int_eq(count_objects(), 1);
+
+    ck_assert_int_eq(wk_archive_push(repo, path, &res, &err), 0);
+    ck_assert(res.already_archived);
+    wk_fetch_result fr;
+    ck_assert_msg(wk_archive_fetch(repo, name, dest_path("RECOVERYXLOG"), NO_RETRY, &fr, &err) == 0,
+                  "%s", err.message);
+    assert_file_bytes(dest_path("RECOVERYXLOG"), data, len);
+    free(data);
+    wk_repo_free(repo);
+}
+END_TEST
+
 START_TEST(test_push_twice_already_archived)
 {
     wk_error err = {0};
@@ -1195,6 +1279,7 @@ static Suite *archive_suite(void)
     tcase_add_checked_fixture(find, setup, teardown);
     tcase_add_test(find, test_find_conflict);
     tcase_add_test(find, test_find_same_fingerprint_twice_is_no_conflict);
+    tcase_add_test(find, test_push_two_pass_without_retarget);
     tcase_add_test(find, test_find_ignores_foreign_entries);
     tcase_add_test(find, test_find_invalid_name);
     suite_add_tcase(s, find);

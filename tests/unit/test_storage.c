@@ -638,6 +638,40 @@ START_TEST(test_disk_full)
 }
 END_TEST
 
+START_TEST(test_retarget)
+{
+    wk_error err = {0};
+    wk_stage *sink = NULL;
+    ck_assert(wk_storage_can_retarget(storage));
+    ck_assert_int_eq(wk_storage_put_open(storage, "d/provisional", WK_PUT_NOREPLACE, &sink, &err), 0);
+    ck_assert_int_eq(wk_stage_write(sink, "named late", 10, &err), 0);
+    /* Another folder is refused and the sink stays usable. */
+    ck_assert_int_eq(wk_storage_retarget(storage, sink, "e/final", &err), -1);
+    ck_assert_int_eq(wk_storage_retarget(storage, sink, "d/../x", &err), -1);
+    ck_assert_int_eq(wk_storage_retarget(storage, sink, "d/final", &err), 0);
+    ck_assert_int_eq(wk_stage_finish(sink, &err), 0);
+    wk_stage_free(sink);
+    assert_text("d/final", "named late");
+    ck_assert(!repo_exists("d/provisional"));
+    char dir[512];
+    repo_file(dir, sizeof(dir), "d");
+    int temps = 0;
+    ck_assert_int_eq(count_entries(dir, &temps), 1);
+    ck_assert_int_eq(temps, 0);
+
+    /* No-replace still holds for the new name; nothing is left behind. */
+    ck_assert_int_eq(wk_storage_put_open(storage, "d/other", WK_PUT_NOREPLACE, &sink, &err), 0);
+    ck_assert_int_eq(wk_stage_write(sink, "second", 6, &err), 0);
+    ck_assert_int_eq(wk_storage_retarget(storage, sink, "d/final", &err), 0);
+    ck_assert_int_eq(wk_stage_finish(sink, &err), -1);
+    ck_assert_int_eq(err.code, WK_ERR_EXISTS);
+    wk_stage_free(sink);
+    assert_text("d/final", "named late");
+    ck_assert_int_eq(count_entries(dir, &temps), 1);
+    ck_assert_int_eq(temps, 0);
+}
+END_TEST
+
 static Suite *storage_suite(void)
 {
     Suite *s = suite_create("storage");
@@ -657,6 +691,7 @@ static Suite *storage_suite(void)
     tcase_add_test(tc, test_invalid_paths);
     tcase_add_test(tc, test_open);
     tcase_add_test(tc, test_disk_full);
+    tcase_add_test(tc, test_retarget);
     suite_add_tcase(s, tc);
     return s;
 }

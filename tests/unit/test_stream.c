@@ -718,6 +718,32 @@ START_TEST(test_fingerprint_fd_error)
 }
 END_TEST
 
+START_TEST(test_fingerprint_peek_and_sink_of)
+{
+    wk_error err = {0};
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    wk_stream_summary peeked, final;
+    wk_stage *sink = wk_stage_memory_new(1024, &out, &out_len, &err);
+    wk_stage *chain = wk_stage_fingerprint_new(sink, &final, &err);
+    ck_assert_ptr_nonnull(chain);
+    ck_assert_ptr_eq(wk_stage_sink_of(chain), sink);
+    ck_assert_int_eq(wk_stage_write(chain, "abc", 3, &err), 0);
+    wk_stage_fingerprint_peek(chain, &peeked);
+    ck_assert_uint_eq(peeked.bytes, 3);
+    /* Peeking changes nothing: more data and finish give the fingerprint of all of it. */
+    ck_assert_int_eq(wk_stage_write(chain, "def", 3, &err), 0);
+    ck_assert_int_eq(wk_stage_finish(chain, &err), 0);
+    ck_assert_uint_eq(final.bytes, 6);
+    ck_assert(!wk_fingerprint_equal(&peeked.fingerprint, &final.fingerprint));
+    wk_stage_fingerprint_peek(chain, &peeked);
+    ck_assert(wk_fingerprint_equal(&peeked.fingerprint, &final.fingerprint));
+    ck_assert_str_eq((char *)out, "abcdef");
+    free(out);
+    wk_stage_free(chain);
+}
+END_TEST
+
 static Suite *stream_suite(void)
 {
     Suite *s = suite_create("stream");
@@ -764,6 +790,7 @@ static Suite *stream_suite(void)
     tcase_add_test(pump, test_pump_stage_error_propagates);
     tcase_add_test(pump, test_fingerprint_fd_sizes);
     tcase_add_test(pump, test_fingerprint_fd_error);
+    tcase_add_test(pump, test_fingerprint_peek_and_sink_of);
     suite_add_tcase(s, pump);
 
     return s;
