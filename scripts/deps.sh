@@ -5,8 +5,8 @@ set -euo pipefail
 
 packages=(build-essential cmake pkg-config libpq-dev liblz4-dev libzstd-dev
           libsodium-dev libxxhash-dev check libcurl4-openssl-dev
-          postgresql-15 postgresql-client-15 lz4 zstd util-linux)
-[ "${WALKEEP_DEPS_EXTRA:-}" ] && read -r -a extra <<<"$WALKEEP_DEPS_EXTRA" && packages+=("${extra[@]}")
+          postgresql-15 postgresql-client-15 lz4 zstd util-linux
+          procps strace diffutils iproute2)
 
 missing=()
 for p in "${packages[@]}"; do
