@@ -212,6 +212,27 @@ static const char *shown_folder(const posix_storage *st, const char *dir)
     return dir[0] != '\0' ? dir : st->root;
 }
 
+/* How a failed read of the repository is reported: absent, worth retrying (a
+ * network file system timing out or losing a handle), or broken. */
+static wk_errcode read_error_code(int e)
+{
+    switch (e) {
+    case ENOENT:
+    case ENOTDIR: return WK_ERR_NOTFOUND;
+    case ETIMEDOUT:
+    case ESTALE:
+    case EAGAIN:
+    case EBUSY:
+    case ENOLCK:
+    case EHOSTDOWN:
+    case EHOSTUNREACH:
+    case ENETDOWN:
+    case ENETUNREACH:
+    case ECONNRESET: return WK_ERR_TRANSIENT;
+    default: return WK_ERR_IO;
+    }
+}
+
 /* Copies the folder part of path into dir ("" when path is directly in the root). */
 static void folder_of(const char *path, char dir[STORAGE_PATH_MAX])
 {
@@ -444,8 +465,7 @@ static int posix_get(wk_storage *base, const char *path, wk_stage *dest, wk_erro
     fd = openat(st->root_fd, path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
-        wk_errcode code = (e == ENOENT || e == ENOTDIR) ? WK_ERR_NOTFOUND : WK_ERR_IO;
-        wk_error_sys(err, code, e, "could not open file \"%s\"", path);
+        wk_error_sys(err, read_error_code(e), e, "could not open file \"%s\"", path);
         goto out;
     }
     buf = malloc(WK_STREAM_BUFSIZE);
@@ -458,7 +478,9 @@ static int posix_get(wk_storage *base, const char *path, wk_stage *dest, wk_erro
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            wk_error_sys(err, WK_ERR_IO, errno, "could not read file \"%s\"", path);
+            wk_error_sys(err, read_error_code(errno) == WK_ERR_TRANSIENT ? WK_ERR_TRANSIENT
+                                                                         : WK_ERR_IO,
+                         errno, "could not read file \"%s\"", path);
             goto out;
         }
         if (n == 0)
@@ -483,8 +505,7 @@ static int posix_stat(wk_storage *base, const char *path, wk_storage_info *out, 
         return -1;
     if (fstatat(st->root_fd, path, &sb, 0) != 0) {
         int e = errno;
-        wk_errcode code = (e == ENOENT || e == ENOTDIR) ? WK_ERR_NOTFOUND : WK_ERR_IO;
-        return wk_error_sys(err, code, e, "could not stat file \"%s\"", path);
+        return wk_error_sys(err, read_error_code(e), e, "could not stat file \"%s\"", path);
     }
     if (S_ISDIR(sb.st_mode))
         return wk_error_sys(err, WK_ERR_IO, EISDIR, "could not stat file \"%s\"", path);
@@ -510,7 +531,7 @@ static int posix_list(wk_storage *base, const char *dir, const char *prefix,
     if (fd < 0) {
         if (errno == ENOENT || errno == ENOTDIR)
             return 0;
-        return wk_error_sys(err, WK_ERR_IO, errno, "could not open folder \"%s\"",
+        return wk_error_sys(err, read_error_code(errno), errno, "could not open folder \"%s\"",
                             shown_folder(st, dir));
     }
     d = fdopendir(fd);
@@ -525,7 +546,7 @@ static int posix_list(wk_storage *base, const char *dir, const char *prefix,
         struct dirent *de = readdir(d);
         if (de == NULL) {
             if (errno != 0) {
-                wk_error_sys(err, WK_ERR_IO, errno, "could not read folder \"%s\"",
+                wk_error_sys(err, read_error_code(errno), errno, "could not read folder \"%s\"",
                              shown_folder(st, dir));
                 goto out;
             }

@@ -73,6 +73,9 @@ int main(int argc, char **argv)
         }
         goto out;
     }
+    if (result.attempts > 1)
+        wk_log(WK_LOG_WARNING, "restored \"%s\" after %d attempts: the repository had transient "
+                               "errors", args.items[0], result.attempts);
     wk_log(WK_LOG_INFO, "restored \"%s\" from \"%s\" (%llu bytes)", args.items[0], result.object,
            (unsigned long long)result.bytes);
     status = 0;

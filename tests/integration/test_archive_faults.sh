@@ -94,6 +94,29 @@ wk_assert_status '>125' "fetch without the key of an encrypted repository is a h
     fetch --repo="$repo" "$seg1" "$cwd/out"
 wk_assert_contains "$WK_ERR" "is encrypted but no key is configured" "missing key is named"
 
+# --- transient repository errors: retried with backoff, for a bounded time --------
+# strace fails the open of the object itself (-P; walkeep opens it relative to the
+# repository folder) with ETIMEDOUT, as a network file
+# system may: once (the retry restores it), then every time (a hard error after
+# retry_timeout). LeakSanitizer cannot run under ptrace.
+inject_fetch() { # WHEN ARGS...
+    local when=$1
+    shift
+    (cd "$cwd" && ASAN_OPTIONS=detect_leaks=0 runuser -u postgres -- strace -f -o /dev/null \
+        -P "${obj#"$repo"/}" -e trace=openat -e inject=openat:error=ETIMEDOUT"$when" "$FETCH" "$@")
+}
+wk_assert_status 0 "a transient error is retried and the fetch succeeds" -- \
+    inject_fetch :when=1 --config "$conf" "$seg1" "$cwd/out"
+wk_assert_same_file "$segs/$seg1" "$cwd/out" "the retried fetch is byte-identical"
+wk_assert_contains "$WK_ERR" "warning: restored .* after 2 attempts" "the retry is logged as a warning"
+rm -f "$cwd/out"
+start=$SECONDS
+wk_assert_status '>125' "a lasting transient error is a hard error after retry_timeout" -- \
+    inject_fetch "" --config "$conf" --retry-timeout=2s "$seg1" "$cwd/out"
+wk_assert_contains "$WK_ERR" "gave up after [0-9]+ attempts.*Connection timed out" "it says it gave up, and why"
+wk_assert_eq 1 "$(( SECONDS - start <= 20 ))" "the retries are bounded in time"
+wk_assert_no_file "$cwd/out" "no file after giving up"
+
 # --- archive: bad names, unreadable, short, foreign cluster, unsafe key ----------
 wk_assert_status '!0' "a non-WAL file is refused" -- as_pg "$ARCHIVE" --config "$conf" /etc/hostname
 wk_assert_contains "$WK_ERR" "invalid WAL file name" "non-WAL name is named"
