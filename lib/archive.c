@@ -405,3 +405,186 @@ int wk_archive_fetch(wk_repo *repo, const char *name, const char *dest, int retr
         delay_ms = delay_ms * 2 > 5000 ? 5000 : delay_ms * 2;
     }
 }
+
+/* ---- the segment index ---------------------------------------------------------- */
+
+static wk_wal_timeline *index_timeline(wk_wal_index *index, uint32_t tli)
+{
+    for (size_t i = 0; i < index->count; i++)
+        if (index->timelines[i].tli == tli)
+            return &index->timelines[i];
+    wk_wal_timeline *grown = realloc(index->timelines, (index->count + 1) * sizeof(*grown));
+    if (grown == NULL)
+        return NULL;
+    index->timelines = grown;
+    wk_wal_timeline *t = &index->timelines[index->count++];
+    memset(t, 0, sizeof(*t));
+    t->tli = tli;
+    return t;
+}
+
+typedef struct index_state {
+    wk_wal_index *index;
+    const char *folder; /* the wal/ sub-folder being listed, NULL for wal/ itself */
+    char (*folders)[24];
+    size_t folder_count;
+    bool nomem;
+} index_state;
+
+static int add_segment(index_state *st, uint32_t tli, uint64_t segno)
+{
+    wk_wal_timeline *t = index_timeline(st->index, tli);
+    if (t == NULL)
+        return -1;
+    if (t->count % 64 == 0) {
+        uint64_t *grown = realloc(t->segnos, (t->count + 64) * sizeof(*grown));
+        if (grown == NULL)
+            return -1;
+        t->segnos = grown;
+    }
+    t->segnos[t->count++] = segno;
+    return 0;
+}
+
+static int index_entry(const char *entry, bool is_dir, uint64_t size, void *arg)
+{
+    index_state *st = arg;
+    wk_wal_name parsed;
+    char name[WK_WAL_FILE_NAME_MAX];
+    (void)size;
+    if (st->folder == NULL && is_dir) {
+        if (strlen(entry) != 16 || strspn(entry, "0123456789ABCDEF") != 16)
+            return 0;
+        void *grown = realloc(st->folders, (st->folder_count + 1) * sizeof(*st->folders));
+        if (grown == NULL) {
+            st->nomem = true;
+            return 1;
+        }
+        st->folders = grown;
+        snprintf(st->folders[st->folder_count++], sizeof(*st->folders), "%s", entry);
+        return 0;
+    }
+    const char *dash = strrchr(entry, '-');
+    if (is_dir || dash == NULL || (size_t)(dash - entry) >= sizeof(name))
+        return 0;
+    snprintf(name, sizeof(name), "%.*s", (int)(dash - entry), entry);
+    if (wk_wal_parse_name(name, &parsed, NULL) != 0)
+        return 0;
+    if (parsed.kind == WK_WAL_HISTORY) {
+        wk_wal_timeline *t = index_timeline(st->index, parsed.tli);
+        if (t == NULL) {
+            st->nomem = true;
+            return 1;
+        }
+        t->has_history = true;
+    } else if (parsed.kind == WK_WAL_SEGMENT) {
+        if (add_segment(st, parsed.tli, wk_wal_name_segno(&parsed, st->index->seg_size)) != 0) {
+            st->nomem = true;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int compare_segno(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int compare_timeline(const void *a, const void *b)
+{
+    const wk_wal_timeline *x = a, *y = b;
+    return x->tli < y->tli ? -1 : x->tli > y->tli;
+}
+
+int wk_archive_index(wk_repo *repo, uint32_t seg_size, wk_wal_index *index, wk_error *err)
+{
+    index_state st = {.index = index};
+    int rc = -1;
+    memset(index, 0, sizeof(*index));
+    index->seg_size = seg_size;
+    if (wk_storage_list(repo->storage, "wal", "", index_entry, &st, err) != 0)
+        goto out;
+    for (size_t i = 0; i < st.folder_count && !st.nomem; i++) {
+        char dir[32];
+        snprintf(dir, sizeof(dir), "wal/%s", st.folders[i]);
+        st.folder = dir;
+        if (wk_storage_list(repo->storage, dir, "", index_entry, &st, err) != 0)
+            goto out;
+    }
+    if (st.nomem) {
+        wk_error_set(err, WK_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    qsort(index->timelines, index->count, sizeof(*index->timelines), compare_timeline);
+    for (size_t i = 0; i < index->count; i++) {
+        wk_wal_timeline *t = &index->timelines[i];
+        qsort(t->segnos, t->count, sizeof(*t->segnos), compare_segno);
+        size_t kept = 0;
+        for (size_t j = 0; j < t->count; j++)
+            if (kept == 0 || t->segnos[kept - 1] != t->segnos[j])
+                t->segnos[kept++] = t->segnos[j];
+        t->count = kept;
+    }
+    rc = 0;
+out:
+    free(st.folders);
+    if (rc != 0)
+        wk_archive_index_free(index);
+    return rc;
+}
+
+void wk_archive_index_free(wk_wal_index *index)
+{
+    if (index == NULL)
+        return;
+    for (size_t i = 0; i < index->count; i++)
+        free(index->timelines[i].segnos);
+    free(index->timelines);
+    index->timelines = NULL;
+    index->count = 0;
+}
+
+const wk_wal_timeline *wk_archive_index_timeline(const wk_wal_index *index, uint32_t tli)
+{
+    for (size_t i = 0; i < index->count; i++)
+        if (index->timelines[i].tli == tli)
+            return &index->timelines[i];
+    return NULL;
+}
+
+bool wk_archive_index_has(const wk_wal_index *index, uint32_t tli, uint64_t segno)
+{
+    const wk_wal_timeline *t = wk_archive_index_timeline(index, tli);
+    return t != NULL && bsearch(&segno, t->segnos, t->count, sizeof(segno), compare_segno) != NULL;
+}
+
+int wk_archive_read_small(wk_repo *repo, const char *name, char **text, size_t *len,
+                          wk_error *err)
+{
+    wk_wal_object obj;
+    uint8_t *buf = NULL;
+    int rc = -1;
+    if (wk_archive_find(repo, name, &obj, err) != 0)
+        return -1;
+    wk_stage *chain = wk_stage_memory_new(HISTORY_MAX_BYTES, &buf, len, err);
+    if (chain != NULL)
+        chain = wk_repo_decoder_new(repo, obj.alg, &obj.fingerprint, chain, err);
+    if (chain == NULL)
+        return -1;
+    if (wk_storage_get(repo->storage, obj.path, chain, err) != 0 ||
+        wk_stage_finish(chain, err) != 0) {
+        if (err->code == WK_ERR_NOTFOUND)
+            err->code = WK_ERR_IO;
+        wk_error_prefix(err, "could not read \"%s\"", obj.path);
+        goto out;
+    }
+    *text = (char *)buf;
+    buf = NULL;
+    rc = 0;
+out:
+    wk_stage_free(chain);
+    free(buf);
+    return rc;
+}

@@ -64,4 +64,30 @@ int wk_archive_push(wk_repo *repo, const char *path, wk_push_result *result, wk_
 int wk_archive_fetch(wk_repo *repo, const char *name, const char *dest, int retry_timeout_ms,
                      wk_fetch_result *result, wk_error *err);
 
+/* The segments the repository holds, per timeline, sorted. */
+typedef struct wk_wal_timeline {
+    uint32_t tli;
+    bool has_history;   /* <tli>.history is archived */
+    size_t count;
+    uint64_t *segnos;   /* sorted, no duplicates */
+} wk_wal_timeline;
+
+typedef struct wk_wal_index {
+    uint32_t seg_size;
+    size_t count;
+    wk_wal_timeline *timelines; /* sorted by tli */
+} wk_wal_index;
+
+/* Lists every segment object (one listing per wal/ folder) into *index. */
+int wk_archive_index(wk_repo *repo, uint32_t seg_size, wk_wal_index *index, wk_error *err);
+void wk_archive_index_free(wk_wal_index *index);
+/* The timeline's entry, NULL when the repository holds nothing of it. */
+const wk_wal_timeline *wk_archive_index_timeline(const wk_wal_index *index, uint32_t tli);
+bool wk_archive_index_has(const wk_wal_index *index, uint32_t tli, uint64_t segno);
+
+/* Reads a small archived file (a history file) whole into a malloc'd, NUL-terminated
+ * buffer. WK_ERR_NOTFOUND when it is not archived. */
+int wk_archive_read_small(wk_repo *repo, const char *name, char **text, size_t *len,
+                          wk_error *err);
+
 #endif

@@ -3,6 +3,8 @@
 #ifndef WK_CLI_H
 #define WK_CLI_H
 
+#include <stdint.h>
+
 #include "config.h"
 #include "log.h"
 
@@ -17,5 +19,17 @@ int wk_cli_start(const char *progname, const char *usage, wk_log_level default_l
 /* Reports an unexpected argument or option as one error line with a --help hint;
  * returns -1. */
 int wk_cli_bad_argument(const char *progname, const char *what);
+
+/* Matches args->items[*i] against option `name` ("--label"), in the forms --name=VALUE
+ * and --name VALUE (then *i advances past the value). Returns 1 and sets *value on a
+ * match, 0 when the item is another option or argument, -1 (reported) when the value
+ * is missing. */
+int wk_cli_option_value(const char *progname, const wk_args *args, int *i, const char *name,
+                        const char **value);
+
+/* Progress on stderr for long commands, only when stderr is a terminal: "\r" updates
+ * of bytes done, rate and time left; wk_cli_progress_end ends the line. */
+void wk_cli_progress(uint64_t done, uint64_t total, void *start_time);
+void wk_cli_progress_end(void);
 
 #endif

@@ -1,0 +1,706 @@
+/* backup: base backups in the repository: taking one over the replication protocol (the
+ * BASE_BACKUP command pg_basebackup sends), every archive streamed through the pipeline,
+ * and the JSON record that makes a backup usable. */
+#include "backup.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "archive.h"
+#include "json.h"
+
+#define RECORD_MAX_BYTES (1024 * 1024)
+
+void wk_backup_record_free(wk_backup_record *record)
+{
+    if (record == NULL)
+        return;
+    for (size_t i = 0; i < record->stream_count; i++)
+        free(record->streams[i].location);
+    free(record->streams);
+    record->streams = NULL;
+    record->stream_count = 0;
+}
+
+/* ---- times ---------------------------------------------------------------------- */
+
+void wk_backup_format_time(time_t t, char *buf, size_t size)
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, size, "%Y-%m-%d %H:%M:%S+00", &tm);
+}
+
+int wk_backup_parse_time(const char *text, time_t *out)
+{
+    struct tm tm = {0};
+    int year, mon, day, hour, min, sec, consumed = 0;
+    if (sscanf(text, "%4d-%2d-%2d%*1[ T]%2d:%2d:%2d%n", &year, &mon, &day, &hour, &min, &sec,
+               &consumed) != 6)
+        return -1;
+    const char *p = text + consumed;
+    if (*p == '.') /* fractions of a second are accepted and dropped */
+        while (*++p >= '0' && *p <= '9')
+            ;
+    long offset = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int sign = *p == '-' ? -1 : 1, oh = 0, om = 0, n = 0;
+        if (sscanf(p + 1, "%2d%n", &oh, &n) != 1)
+            return -1;
+        p += 1 + n;
+        if (*p == ':')
+            p++;
+        if (*p >= '0' && *p <= '9') {
+            if (sscanf(p, "%2d%n", &om, &n) != 1)
+                return -1;
+            p += n;
+        }
+        offset = sign * (oh * 3600L + om * 60L);
+    } else if (*p == '\0') {
+        /* No offset: local time, as the server would read it with the same TimeZone. */
+        struct tm local = {.tm_year = year - 1900, .tm_mon = mon - 1, .tm_mday = day,
+                           .tm_hour = hour, .tm_min = min, .tm_sec = sec, .tm_isdst = -1};
+        if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60)
+            return -1;
+        *out = mktime(&local);
+        return 0;
+    } else {
+        return -1;
+    }
+    if (*p != '\0' || mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 ||
+        sec > 60)
+        return -1;
+    tm.tm_year = year - 1900;
+    tm.tm_mon = mon - 1;
+    tm.tm_mday = day;
+    tm.tm_hour = hour;
+    tm.tm_min = min;
+    tm.tm_sec = sec;
+    *out = timegm(&tm) - offset;
+    return 0;
+}
+
+/* ---- the record ----------------------------------------------------------------- */
+
+static void record_path(const char *label, char *buf, size_t size)
+{
+    snprintf(buf, size, "backups/%s/%s", label, WK_BACKUP_RECORD);
+}
+
+int wk_backup_record_write(wk_repo *repo, const wk_backup_record *r, wk_error *err)
+{
+    char lsn[32], tbuf[40], hex[WK_FINGERPRINT_HEX_LEN + 1], path[256];
+    wk_json_writer *w = wk_json_writer_new();
+    char *text = NULL;
+    wk_stage *sink = NULL;
+    int rc = -1;
+    if (w == NULL)
+        return wk_error_set(err, WK_ERR_NOMEM, "out of memory");
+    wk_json_begin_object(w);
+    wk_json_kv_int(w, "format", 1);
+    wk_json_kv_string(w, "label", r->label);
+    wk_json_kv_string(w, "status", "complete");
+    wk_wal_format_lsn(lsn, sizeof(lsn), r->start_lsn);
+    wk_json_kv_string(w, "start_lsn", lsn);
+    wk_wal_format_lsn(lsn, sizeof(lsn), r->stop_lsn);
+    wk_json_kv_string(w, "stop_lsn", lsn);
+    wk_json_kv_uint(w, "start_timeline", r->start_tli);
+    wk_json_kv_uint(w, "stop_timeline", r->stop_tli);
+    wk_backup_format_time(r->start_time, tbuf, sizeof(tbuf));
+    wk_json_kv_string(w, "start_time", tbuf);
+    wk_backup_format_time(r->stop_time, tbuf, sizeof(tbuf));
+    wk_json_kv_string(w, "stop_time", tbuf);
+    wk_json_kv_int(w, "pg_version", r->pg_version);
+    wk_json_kv_uint(w, "system_identifier", r->system_identifier);
+    wk_json_kv_uint(w, "bytes", r->bytes);
+    wk_json_kv_uint(w, "stored_bytes", r->stored_bytes);
+    wk_json_kv_string(w, "compress", wk_compress_name(r->compress));
+    wk_json_kv_bool(w, "encrypted", r->encrypted);
+    wk_json_key(w, "streams");
+    wk_json_begin_array(w);
+    for (size_t i = 0; i < r->stream_count; i++) {
+        const wk_backup_stream *s = &r->streams[i];
+        wk_json_begin_object(w);
+        wk_json_kv_string(w, "name", s->name);
+        wk_json_kv_string(w, "object", s->object);
+        wk_json_kv_uint(w, "tablespace", s->tablespace);
+        wk_json_kv_string(w, "location", s->location);
+        wk_json_kv_uint(w, "bytes", s->bytes);
+        wk_json_kv_uint(w, "stored_bytes", s->stored_bytes);
+        wk_fingerprint_hex(&s->fingerprint, hex);
+        wk_json_kv_string(w, "fingerprint", hex);
+        wk_json_end_object(w);
+    }
+    wk_json_end_array(w);
+    wk_json_end_object(w);
+    text = wk_json_writer_finish(w, err);
+    if (text == NULL)
+        goto out;
+    record_path(r->label, path, sizeof(path));
+    if (wk_storage_put_open(repo->storage, path, WK_PUT_NOREPLACE, &sink, err) != 0 ||
+        wk_stage_write(sink, text, strlen(text), err) != 0 || wk_stage_finish(sink, err) != 0)
+        goto out;
+    rc = 0;
+out:
+    wk_stage_free(sink);
+    free(text);
+    wk_json_writer_free(w);
+    return rc;
+}
+
+static int get_lsn(const wk_json *obj, const char *key, wk_lsn *out, wk_error *err)
+{
+    const char *text;
+    if (wk_json_get_string(obj, key, &text, err) != 0)
+        return -1;
+    if (wk_wal_parse_lsn(text, out) != 0)
+        return wk_error_set(err, WK_ERR_CORRUPT, "invalid LSN in member \"%s\"", key);
+    return 0;
+}
+
+static int get_time(const wk_json *obj, const char *key, time_t *out, wk_error *err)
+{
+    const char *text;
+    if (wk_json_get_string(obj, key, &text, err) != 0)
+        return -1;
+    if (wk_backup_parse_time(text, out) != 0)
+        return wk_error_set(err, WK_ERR_CORRUPT, "invalid time in member \"%s\"", key);
+    return 0;
+}
+
+static int get_u32(const wk_json *obj, const char *key, uint32_t *out, wk_error *err)
+{
+    uint64_t v;
+    if (wk_json_get_uint(obj, key, &v, err) != 0)
+        return -1;
+    if (v > UINT32_MAX)
+        return wk_error_set(err, WK_ERR_CORRUPT, "member \"%s\" out of range", key);
+    *out = (uint32_t)v;
+    return 0;
+}
+
+static int parse_stream(const wk_json *js, wk_backup_stream *s, wk_error *err)
+{
+    const char *name, *object, *hex;
+    const wk_json *location = wk_json_get(js, "location");
+    if (wk_json_get_string(js, "name", &name, err) != 0 ||
+        wk_json_get_string(js, "object", &object, err) != 0 ||
+        get_u32(js, "tablespace", &s->tablespace, err) != 0 ||
+        wk_json_get_uint(js, "bytes", &s->bytes, err) != 0 ||
+        wk_json_get_uint(js, "stored_bytes", &s->stored_bytes, err) != 0 ||
+        wk_json_get_string(js, "fingerprint", &hex, err) != 0)
+        return -1;
+    if (strlen(name) >= sizeof(s->name) || strlen(object) >= sizeof(s->object) ||
+        wk_fingerprint_parse(hex, &s->fingerprint) != 0)
+        return wk_error_set(err, WK_ERR_CORRUPT, "invalid stream \"%.64s\"", name);
+    snprintf(s->name, sizeof(s->name), "%s", name);
+    snprintf(s->object, sizeof(s->object), "%s", object);
+    if (location != NULL && wk_json_string_of(location) != NULL) {
+        s->location = strdup(wk_json_string_of(location));
+        if (s->location == NULL)
+            return wk_error_set(err, WK_ERR_NOMEM, "out of memory");
+    }
+    return 0;
+}
+
+int wk_backup_record_read(wk_repo *repo, const char *label, wk_backup_record *out, wk_error *err)
+{
+    char path[256];
+    uint8_t *text = NULL;
+    size_t len = 0;
+    wk_json *doc = NULL;
+    wk_backup_record r = {0};
+    const char *s;
+    int rc = -1;
+    wk_stage *sink = wk_stage_memory_new(RECORD_MAX_BYTES, &text, &len, err);
+    if (sink == NULL)
+        return -1;
+    record_path(label, path, sizeof(path));
+    if (wk_storage_get(repo->storage, path, sink, err) != 0 || wk_stage_finish(sink, err) != 0)
+        goto out;
+    if (wk_json_parse((const char *)text, len, &doc, err) != 0)
+        goto bad;
+    if (wk_json_get_string(doc, "label", &s, err) != 0)
+        goto bad;
+    snprintf(r.label, sizeof(r.label), "%s", s);
+    if (get_lsn(doc, "start_lsn", &r.start_lsn, err) != 0 ||
+        get_lsn(doc, "stop_lsn", &r.stop_lsn, err) != 0 ||
+        get_u32(doc, "start_timeline", &r.start_tli, err) != 0 ||
+        get_u32(doc, "stop_timeline", &r.stop_tli, err) != 0 ||
+        get_time(doc, "start_time", &r.start_time, err) != 0 ||
+        get_time(doc, "stop_time", &r.stop_time, err) != 0 ||
+        wk_json_get_uint(doc, "system_identifier", &r.system_identifier, err) != 0 ||
+        wk_json_get_uint(doc, "bytes", &r.bytes, err) != 0 ||
+        wk_json_get_uint(doc, "stored_bytes", &r.stored_bytes, err) != 0 ||
+        wk_json_get_bool(doc, "encrypted", &r.encrypted, err) != 0 ||
+        wk_json_get_string(doc, "compress", &s, err) != 0)
+        goto bad;
+    if (wk_config_parse_compress(s, &r.compress) != 0) {
+        wk_error_set(err, WK_ERR_CORRUPT, "unknown compression \"%.32s\"", s);
+        goto bad;
+    }
+    int64_t version;
+    if (wk_json_get_int(doc, "pg_version", &version, err) != 0)
+        goto bad;
+    r.pg_version = (int)version;
+    const wk_json *streams = wk_json_get(doc, "streams");
+    if (streams == NULL || wk_json_type_of(streams) != WK_JSON_ARRAY) {
+        wk_error_set(err, WK_ERR_CORRUPT, "missing or invalid member \"streams\"");
+        goto bad;
+    }
+    r.stream_count = wk_json_length(streams);
+    r.streams = calloc(r.stream_count + 1, sizeof(*r.streams));
+    if (r.streams == NULL) {
+        wk_error_set(err, WK_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < r.stream_count; i++)
+        if (parse_stream(wk_json_at(streams, i), &r.streams[i], err) != 0)
+            goto bad;
+    *out = r;
+    memset(&r, 0, sizeof(r));
+    rc = 0;
+    goto out;
+bad:
+    wk_error_prefix(err, "invalid backup record \"%s\"", path);
+out:
+    wk_backup_record_free(&r);
+    wk_json_free(doc);
+    wk_stage_free(sink);
+    free(text);
+    return rc;
+}
+
+/* ---- listing -------------------------------------------------------------------- */
+
+typedef struct label_list {
+    char (*labels)[WK_BACKUP_LABEL_MAX];
+    size_t count, cap;
+    bool nomem;
+} label_list;
+
+static int collect_label(const char *name, bool is_dir, uint64_t size, void *arg)
+{
+    label_list *l = arg;
+    (void)size;
+    if (!is_dir || strlen(name) >= WK_BACKUP_LABEL_MAX)
+        return 0;
+    if (l->count == l->cap) {
+        size_t cap = l->cap == 0 ? 16 : l->cap * 2;
+        void *grown = realloc(l->labels, cap * sizeof(*l->labels));
+        if (grown == NULL) {
+            l->nomem = true;
+            return 1;
+        }
+        l->labels = grown;
+        l->cap = cap;
+    }
+    snprintf(l->labels[l->count++], WK_BACKUP_LABEL_MAX, "%s", name);
+    return 0;
+}
+
+static int compare_entries(const void *a, const void *b)
+{
+    const wk_backup_entry *x = a, *y = b;
+    if (x->has_record != y->has_record)
+        return x->has_record ? -1 : 1;
+    if (x->has_record && x->record.start_lsn != y->record.start_lsn)
+        return x->record.start_lsn < y->record.start_lsn ? -1 : 1;
+    return strcmp(x->label, y->label);
+}
+
+/* True when the segment holding the last byte before stop_lsn is archived. */
+static bool stop_segment_archived(wk_repo *repo, const wk_backup_record *r, uint32_t seg_size)
+{
+    char name[WK_WAL_NAME_LEN + 1];
+    wk_wal_object obj;
+    wk_error err = {0};
+    wk_wal_segment_name(name, r->stop_tli, wk_wal_lsn_to_segno(r->stop_lsn - 1, seg_size),
+                        seg_size);
+    return wk_archive_find(repo, name, &obj, &err) == 0;
+}
+
+int wk_backup_list(wk_repo *repo, wk_backup_entry **out, size_t *count, wk_error *err)
+{
+    label_list l = {0};
+    wk_backup_entry *entries = NULL;
+    wk_repo_meta meta;
+    int rc = -1;
+    if (wk_repo_read_meta(repo, &meta, err) != 0)
+        return -1;
+    if (wk_storage_list(repo->storage, "backups", "", collect_label, &l, err) != 0)
+        goto out;
+    if (l.nomem) {
+        wk_error_set(err, WK_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    entries = calloc(l.count + 1, sizeof(*entries));
+    if (entries == NULL) {
+        wk_error_set(err, WK_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < l.count; i++) {
+        wk_backup_entry *e = &entries[i];
+        snprintf(e->label, sizeof(e->label), "%s", l.labels[i]);
+        if (wk_backup_record_read(repo, e->label, &e->record, err) == 0) {
+            e->has_record = true;
+            e->wal_ready = stop_segment_archived(repo, &e->record, meta.seg_size);
+        } else if (err->code != WK_ERR_NOTFOUND) {
+            wk_backup_list_free(entries, l.count);
+            entries = NULL;
+            goto out;
+        }
+    }
+    qsort(entries, l.count, sizeof(*entries), compare_entries);
+    *out = entries;
+    *count = l.count;
+    rc = 0;
+out:
+    free(l.labels);
+    return rc;
+}
+
+void wk_backup_list_free(wk_backup_entry *entries, size_t count)
+{
+    if (entries == NULL)
+        return;
+    for (size_t i = 0; i < count; i++)
+        wk_backup_record_free(&entries[i].record);
+    free(entries);
+}
+
+/* ---- taking a backup ------------------------------------------------------------ */
+
+/* One line from libpq's message (which may hold several lines and a newline). */
+static int pq_error(wk_error *err, wk_errcode code, const char *what, const char *message)
+{
+    char line[400];
+    snprintf(line, sizeof(line), "%s", message != NULL ? message : "");
+    line[strcspn(line, "\n")] = '\0';
+    return wk_error_set(err, code, "%s: %s", what, line);
+}
+
+static int check_label(const char *label, wk_error *err)
+{
+    size_t n = strlen(label);
+    if (n == 0 || n >= WK_BACKUP_LABEL_MAX || label[0] == '.')
+        return wk_error_set(err, WK_ERR_USAGE, "invalid backup label \"%.80s\"", label);
+    for (size_t i = 0; i < n; i++) {
+        char c = label[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.'))
+            return wk_error_set(err, WK_ERR_USAGE,
+                                "invalid backup label \"%.80s\": use letters, digits, '-', '_', "
+                                "'.'", label);
+    }
+    return 0;
+}
+
+/* Reads a one-row (recptr, tli) result. */
+static int read_position(PGresult *res, wk_lsn *lsn, uint32_t *tli, const char *what,
+                         wk_error *err)
+{
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 || PQnfields(res) < 2 ||
+        wk_wal_parse_lsn(PQgetvalue(res, 0, 0), lsn) != 0)
+        return wk_error_set(err, WK_ERR_IO, "unexpected %s position from the server", what);
+    *tli = (uint32_t)strtoul(PQgetvalue(res, 0, 1), NULL, 10);
+    return 0;
+}
+
+typedef struct take_state {
+    wk_repo *repo;
+    wk_backup_record *record;
+    wk_stage *sink;          /* the stream being received, NULL between streams */
+    wk_stream_summary summary;
+    wk_backup_stream *current;
+    PGresult *tablespaces;
+} take_state;
+
+/* Commits the stream being received, if any, and records what it held. */
+static int end_stream(take_state *ts, wk_error *err)
+{
+    if (ts->sink == NULL)
+        return 0;
+    int rc = wk_stage_finish(ts->sink, err);
+    wk_stage_free(ts->sink);
+    ts->sink = NULL;
+    if (rc != 0)
+        return wk_error_prefix(err, "could not store \"%s\"", ts->current->object);
+    ts->current->bytes = ts->summary.bytes;
+    ts->current->fingerprint = ts->summary.fingerprint;
+    ts->record->bytes += ts->current->bytes;
+    ts->record->stored_bytes += ts->current->stored_bytes;
+    return 0;
+}
+
+static int begin_stream(take_state *ts, const char *name, const char *location, wk_error *err)
+{
+    wk_backup_record *r = ts->record;
+    if (end_stream(ts, err) != 0)
+        return -1;
+    if (strlen(name) >= sizeof(r->streams[0].name) || strchr(name, '/') != NULL ||
+        name[0] == '.' || name[0] == '\0')
+        return wk_error_set(err, WK_ERR_IO, "unexpected archive name \"%.80s\" from the server",
+                            name);
+    wk_backup_stream *grown = realloc(r->streams, (r->stream_count + 1) * sizeof(*grown));
+    if (grown == NULL)
+        return wk_error_set(err, WK_ERR_NOMEM, "out of memory");
+    r->streams = grown;
+    wk_backup_stream *s = &r->streams[r->stream_count++];
+    memset(s, 0, sizeof(*s));
+    snprintf(s->name, sizeof(s->name), "%s", name);
+    snprintf(s->object, sizeof(s->object), "backups/%s/%s%s", r->label, name, ts->repo->suffix);
+    if (location != NULL && location[0] != '\0') {
+        s->location = strdup(location);
+        if (s->location == NULL)
+            return wk_error_set(err, WK_ERR_NOMEM, "out of memory");
+        s->tablespace = (uint32_t)strtoul(name, NULL, 10); /* "<oid>.tar" */
+    }
+    ts->current = s;
+    return wk_repo_put_open(ts->repo, s->object, WK_PUT_NOREPLACE, NULL, &ts->summary,
+                            &s->stored_bytes, &ts->sink, err);
+}
+
+static uint64_t be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* Receives the COPY stream of a BASE_BACKUP (TARGET 'client'): each CopyData message
+ * starts with a type byte: 'n' new archive (name, tablespace location), 'd' data,
+ * 'p' progress (bytes done), 'm' the manifest follows. */
+static int receive_archives(PGconn *conn, take_state *ts, const wk_backup_options *opt,
+                            uint64_t total, wk_error *err)
+{
+    for (;;) {
+        char *buf = NULL;
+        int len = PQgetCopyData(conn, &buf, 0);
+        if (len == -1)
+            break;
+        if (len == -2)
+            return pq_error(err, WK_ERR_IO, "could not receive backup data", PQerrorMessage(conn));
+        int rc = 0;
+        const uint8_t *msg = (const uint8_t *)buf;
+        switch (len > 0 ? msg[0] : 0) {
+        case 'n': {
+            /* Two NUL-terminated strings: the archive's name and the tablespace folder. */
+            const char *end = buf + len, *name = buf + 1;
+            const char *name_end = memchr(name, '\0', (size_t)(end - name));
+            const char *location = name_end != NULL ? name_end + 1 : end;
+            if (location >= end || memchr(location, '\0', (size_t)(end - location)) == NULL)
+                rc = wk_error_set(err, WK_ERR_IO, "malformed new-archive message from the server");
+            else
+                rc = begin_stream(ts, name, location, err);
+            break;
+        }
+        case 'm':
+            rc = begin_stream(ts, "backup_manifest", NULL, err);
+            break;
+        case 'd':
+            if (ts->sink == NULL)
+                rc = wk_error_set(err, WK_ERR_IO, "backup data before any archive from the server");
+            else
+                rc = wk_stage_write(ts->sink, buf + 1, (size_t)len - 1, err);
+            break;
+        case 'p':
+            if (len >= 9 && opt->progress != NULL)
+                opt->progress(be64(msg + 1), total, opt->progress_arg);
+            break;
+        default:
+            rc = wk_error_set(err, WK_ERR_IO, "unexpected message type 0x%02x in the backup stream",
+                              len > 0 ? msg[0] : 0);
+        }
+        PQfreemem(buf);
+        if (rc != 0)
+            return -1;
+    }
+    return end_stream(ts, err);
+}
+
+static PGconn *connect_replication(const char *conninfo, wk_error *err)
+{
+    const char *keys[] = {"dbname", "replication", "fallback_application_name", NULL};
+    const char *values[] = {conninfo != NULL ? conninfo : "", "true", "walkeep-basebackup", NULL};
+    PGconn *conn = PQconnectdbParams(keys, values, 1);
+    if (conn == NULL) {
+        wk_error_set(err, WK_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    if (PQstatus(conn) != CONNECTION_OK) {
+        pq_error(err, WK_ERR_IO, "could not connect to the server", PQerrorMessage(conn));
+        wk_error_hint(err, "check \"pg_conninfo\"; the role needs the REPLICATION attribute and "
+                           "pg_hba.conf a \"replication\" line");
+        PQfinish(conn);
+        return NULL;
+    }
+    return conn;
+}
+
+/* The cluster's identity as the repository records it. */
+static int identify(PGconn *conn, wk_repo_meta *identity, wk_error *err)
+{
+    memset(identity, 0, sizeof(*identity));
+    identity->pg_version = PQserverVersion(conn) / 10000;
+    if (PQserverVersion(conn) < 150000)
+        return wk_error_set(err, WK_ERR_CLUSTER,
+                            "walkeep-basebackup needs PostgreSQL 15 or later (server is %d)",
+                            PQserverVersion(conn));
+    PGresult *res = PQexec(conn, "IDENTIFY_SYSTEM");
+    int rc = -1;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        pq_error(err, WK_ERR_IO, "could not identify the system", PQerrorMessage(conn));
+        goto out;
+    }
+    identity->system_identifier = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    res = PQexec(conn, "SHOW wal_segment_size");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        pq_error(err, WK_ERR_IO, "could not read wal_segment_size", PQerrorMessage(conn));
+        goto out;
+    }
+    /* SHOW prints "16MB" or "1GB". */
+    char *end = NULL;
+    unsigned long v = strtoul(PQgetvalue(res, 0, 0), &end, 10);
+    identity->seg_size = (uint32_t)(strcmp(end, "GB") == 0 ? v << 30 : v << 20);
+    rc = 0;
+out:
+    PQclear(res);
+    return rc;
+}
+
+static int wait_for_stop_segment(wk_repo *repo, const wk_backup_record *r, uint32_t seg_size,
+                                 int wait_ms, wk_error *err)
+{
+    for (int waited = 0;; waited += 200) {
+        if (stop_segment_archived(repo, r, seg_size))
+            return 0;
+        if (waited >= wait_ms)
+            break;
+        usleep(200 * 1000);
+    }
+    char name[WK_WAL_NAME_LEN + 1];
+    wk_wal_segment_name(name, r->stop_tli, wk_wal_lsn_to_segno(r->stop_lsn - 1, seg_size),
+                        seg_size);
+    wk_error_set(err, WK_ERR_NOTFOUND, "WAL segment %s, which ends backup \"%s\", was not "
+                 "archived within %d s", name, r->label, wait_ms / 1000);
+    wk_error_hint(err, "check archive_command and pg_stat_archiver; the backup becomes usable "
+                       "once the segment is in the repository");
+    return -1;
+}
+
+int wk_backup_take(wk_repo *repo, const wk_backup_options *opt, wk_backup_record *out,
+                   wk_error *err)
+{
+    wk_backup_record r = {0};
+    wk_repo_meta identity, meta;
+    take_state ts = {.repo = repo, .record = &r};
+    PGresult *res = NULL;
+    char command[512];
+    int rc = -1;
+
+    memset(out, 0, sizeof(*out));
+    r.start_time = time(NULL);
+    if (opt->label != NULL) {
+        snprintf(r.label, sizeof(r.label), "%s", opt->label);
+    } else {
+        struct tm tm;
+        gmtime_r(&r.start_time, &tm);
+        strftime(r.label, sizeof(r.label), "%Y%m%dT%H%M%SZ", &tm);
+    }
+    if (check_label(r.label, err) != 0)
+        return -1;
+    PGconn *conn = connect_replication(opt->conninfo, err);
+    if (conn == NULL)
+        return -1;
+    if (identify(conn, &identity, err) != 0 ||
+        wk_repo_open_meta(repo, &identity, &meta, NULL, err) != 0)
+        goto out;
+    r.pg_version = identity.pg_version;
+    r.system_identifier = identity.system_identifier;
+    r.compress = repo->compress;
+    r.encrypted = repo->key != NULL;
+
+    /* A folder of that name means a backup (perhaps an interrupted one) already used it. */
+    wk_storage_info info;
+    char record[256];
+    record_path(r.label, record, sizeof(record));
+    if (wk_storage_stat(repo->storage, record, &info, err) == 0) {
+        wk_error_set(err, WK_ERR_EXISTS, "backup \"%s\" already exists", r.label);
+        goto out;
+    }
+    snprintf(command, sizeof(command),
+             "BASE_BACKUP (LABEL 'walkeep %s', PROGRESS, CHECKPOINT '%s', WAIT false, "
+             "MANIFEST 'yes', TABLESPACE_MAP, TARGET 'client')",
+             r.label, opt->fast_checkpoint ? "fast" : "spread");
+    if (!PQsendQuery(conn, command)) {
+        pq_error(err, WK_ERR_IO, "could not start the base backup", PQerrorMessage(conn));
+        goto out;
+    }
+    res = PQgetResult(conn);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        pq_error(err, WK_ERR_IO, "could not start the base backup", PQerrorMessage(conn));
+        goto out;
+    }
+    if (read_position(res, &r.start_lsn, &r.start_tli, "start", err) != 0)
+        goto out;
+    PQclear(res);
+    ts.tablespaces = PQgetResult(conn);
+    res = NULL;
+    if (PQresultStatus(ts.tablespaces) != PGRES_TUPLES_OK) {
+        pq_error(err, WK_ERR_IO, "could not read the tablespace list", PQerrorMessage(conn));
+        goto out;
+    }
+    uint64_t total = 0;
+    for (int i = 0; i < PQntuples(ts.tablespaces); i++)
+        total += strtoull(PQgetvalue(ts.tablespaces, i, 2), NULL, 10) * 1024; /* kB */
+    res = PQgetResult(conn);
+    if (PQresultStatus(res) != PGRES_COPY_OUT) {
+        pq_error(err, WK_ERR_IO, "could not receive the base backup", PQerrorMessage(conn));
+        goto out;
+    }
+    PQclear(res);
+    res = NULL;
+    if (receive_archives(conn, &ts, opt, total, err) != 0)
+        goto out;
+    res = PQgetResult(conn);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        pq_error(err, WK_ERR_IO, "the base backup failed", PQerrorMessage(conn));
+        goto out;
+    }
+    if (read_position(res, &r.stop_lsn, &r.stop_tli, "stop", err) != 0)
+        goto out;
+    PQclear(res);
+    while ((res = PQgetResult(conn)) != NULL) {
+        if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
+            pq_error(err, WK_ERR_IO, "the base backup failed", PQerrorMessage(conn));
+            goto out;
+        }
+        PQclear(res);
+    }
+    r.stop_time = time(NULL);
+    if (wk_backup_record_write(repo, &r, err) != 0) {
+        wk_error_prefix(err, "could not record backup \"%s\"", r.label);
+        goto out;
+    }
+    *out = r;
+    memset(&r, 0, sizeof(r));
+    rc = wait_for_stop_segment(repo, out, meta.seg_size, opt->wait_archive_ms, err);
+out:
+    wk_stage_free(ts.sink);
+    PQclear(ts.tablespaces);
+    PQclear(res);
+    PQfinish(conn);
+    wk_backup_record_free(&r);
+    return rc;
+}

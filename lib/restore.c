@@ -1,0 +1,631 @@
+/* restore: point-in-time restore: choose a backup for a target, prove from the archive's
+ * history files and segments that WAL reaches it, lay the backup down, write recovery. */
+#define _XOPEN_SOURCE 700
+#include "restore.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "tar.h"
+
+/* ---- choosing the backup -------------------------------------------------------- */
+
+static int choose_backup(wk_repo *repo, const wk_restore_options *opt, wk_backup_record *out,
+                         wk_error *err)
+{
+    wk_backup_entry *entries = NULL;
+    size_t count = 0, chosen = SIZE_MAX, complete = 0;
+    const wk_restore_target *t = &opt->target;
+    char when[64];
+    if (wk_backup_list(repo, &entries, &count, err) != 0)
+        return -1;
+    for (size_t i = 0; i < count; i++) {
+        const wk_backup_entry *e = &entries[i];
+        if (!e->has_record)
+            continue;
+        complete++;
+        if (opt->backup_label != NULL) {
+            if (strcmp(e->label, opt->backup_label) == 0)
+                chosen = i;
+        } else if (t->kind == WK_TARGET_TIME) {
+            if (e->record.stop_time <= t->time)
+                chosen = i;
+        } else if (t->kind == WK_TARGET_LSN) {
+            if (e->record.stop_lsn <= t->lsn)
+                chosen = i;
+        } else if (t->kind == WK_TARGET_XID || t->kind == WK_TARGET_NAME) {
+            if (chosen == SIZE_MAX)
+                chosen = i; /* the oldest: the target may lie anywhere after it */
+        } else {
+            chosen = i; /* the newest */
+        }
+    }
+    int rc = -1;
+    const wk_backup_entry *oldest = NULL;
+    for (size_t i = 0; i < count && oldest == NULL; i++)
+        if (entries[i].has_record)
+            oldest = &entries[i];
+    if (complete == 0) {
+        wk_error_set(err, WK_ERR_NOTFOUND, "repository \"%s\" holds no complete backup",
+                     repo->location);
+        wk_error_hint(err, "take one with walkeep-basebackup");
+    } else if (chosen == SIZE_MAX && opt->backup_label != NULL) {
+        wk_error_set(err, WK_ERR_NOTFOUND, "no complete backup \"%s\" in the repository",
+                     opt->backup_label);
+        wk_error_hint(err, "\"walkeep info\" lists the backups");
+    } else if (chosen == SIZE_MAX && t->kind == WK_TARGET_TIME) {
+        wk_backup_format_time(oldest->record.stop_time, when, sizeof(when));
+        wk_error_set(err, WK_ERR_NOTFOUND, "target time \"%s\" is before the end of the oldest "
+                     "backup (\"%s\", which ended at %s)", t->value, oldest->label, when);
+        wk_error_hint(err, "no backup can be restored to a point before it ended");
+    } else if (chosen == SIZE_MAX) {
+        wk_wal_format_lsn(when, sizeof(when), oldest->record.stop_lsn);
+        wk_error_set(err, WK_ERR_NOTFOUND, "target LSN %s is before the end of the oldest "
+                     "backup (\"%s\", which ended at %s)", t->value, oldest->label, when);
+    } else {
+        *out = entries[chosen].record;
+        memset(&entries[chosen].record, 0, sizeof(entries[chosen].record));
+        rc = 0;
+    }
+    wk_backup_list_free(entries, count);
+    return rc;
+}
+
+/* ---- proving the WAL ------------------------------------------------------------ */
+
+/* A stretch of WAL the restore needs: segments first..last of timeline tli. */
+typedef struct wal_span {
+    uint32_t tli;
+    uint64_t first, last; /* last < first: none needed */
+} wal_span;
+
+static int missing_segment(const wal_span *span, uint64_t segno, uint32_t seg_size,
+                           const wk_backup_record *b, wk_error *err)
+{
+    char name[WK_WAL_NAME_LEN + 1], last[WK_WAL_NAME_LEN + 1];
+    wk_wal_segment_name(name, span->tli, segno, seg_size);
+    wk_wal_segment_name(last, span->tli, span->last, seg_size);
+    wk_error_set(err, WK_ERR_NOTFOUND, "WAL segment %s is missing from the archive", name);
+    wk_error_detail(err, "restoring backup \"%s\" to the target needs every segment of "
+                    "timeline %u up to %s", b->label, span->tli, last);
+    wk_error_hint(err, "nothing was written; choose an earlier target, or restore the segment "
+                       "into the repository");
+    return -1;
+}
+
+/* The timeline to recover to, as recovery_target_timeline will pick it. */
+static int resolve_timeline(const wk_restore_options *opt, const wk_backup_record *b,
+                            const wk_wal_index *index, uint32_t *out, wk_error *err)
+{
+    const char *t = opt->target.timeline != NULL ? opt->target.timeline : "latest";
+    if (strcmp(t, "current") == 0) {
+        *out = b->start_tli;
+    } else if (strcmp(t, "latest") == 0) {
+        /* PostgreSQL probes history files upward from the backup's timeline. */
+        uint32_t tli = b->start_tli;
+        for (;;) {
+            const wk_wal_timeline *next = wk_archive_index_timeline(index, tli + 1);
+            if (next == NULL || !next->has_history)
+                break;
+            tli++;
+        }
+        *out = tli;
+    } else {
+        char *end = NULL;
+        unsigned long v = strtoul(t, &end, 0);
+        if (end == t || *end != '\0' || v == 0 || v > UINT32_MAX)
+            return wk_error_set(err, WK_ERR_USAGE, "invalid target timeline \"%s\"", t);
+        *out = (uint32_t)v;
+    }
+    return 0;
+}
+
+/* Builds the spans of WAL from the backup's start to the start of the target timeline
+ * (the last span is left open: last = UINT64_MAX). A segment that holds a switch point
+ * is read from the newer timeline, as PostgreSQL does. */
+static int build_spans(wk_repo *repo, const wk_backup_record *b, uint32_t target_tli,
+                       uint32_t seg_size, wal_span **spans, size_t *count, wk_error *err)
+{
+    wk_wal_history_entry *hist = NULL;
+    size_t hist_count = 0, n = 0;
+    char *text = NULL;
+    size_t len = 0;
+    int rc = -1;
+    wal_span *out = NULL;
+    uint64_t start = wk_wal_lsn_to_segno(b->start_lsn, seg_size);
+
+    if (target_tli != b->start_tli) {
+        char name[32];
+        snprintf(name, sizeof(name), "%08X.history", target_tli);
+        if (wk_archive_read_small(repo, name, &text, &len, err) != 0) {
+            if (err->code == WK_ERR_NOTFOUND)
+                wk_error_set(err, WK_ERR_NOTFOUND, "timeline history file %s is missing from "
+                             "the archive", name);
+            goto out;
+        }
+        if (wk_wal_parse_history(text, len, target_tli, &hist, &hist_count, err) != 0)
+            goto out;
+    }
+    out = calloc(hist_count + 1, sizeof(*out));
+    if (out == NULL) {
+        wk_error_set(err, WK_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    size_t k = 0;
+    while (k < hist_count && hist[k].tli != b->start_tli)
+        k++;
+    if (target_tli != b->start_tli && k == hist_count) {
+        wk_error_set(err, WK_ERR_NOTFOUND, "timeline %u does not descend from timeline %u of "
+                     "backup \"%s\"", target_tli, b->start_tli, b->label);
+        goto out;
+    }
+    uint64_t first = start;
+    for (size_t i = k; i < hist_count; i++) {
+        uint64_t switch_seg = wk_wal_lsn_to_segno(hist[i].switch_lsn, seg_size);
+        if (i == k && hist[i].switch_lsn < b->stop_lsn) {
+            wk_error_set(err, WK_ERR_NOTFOUND, "timeline %u left timeline %u before backup "
+                         "\"%s\" ended", hist[i + 1 < hist_count ? i + 1 : i].tli, b->start_tli,
+                         b->label);
+            goto out;
+        }
+        out[n++] = (wal_span){.tli = hist[i].tli, .first = first, .last = switch_seg - 1};
+        if (switch_seg > first)
+            first = switch_seg;
+    }
+    out[n++] = (wal_span){.tli = target_tli, .first = first, .last = UINT64_MAX};
+    *spans = out;
+    *count = n;
+    out = NULL;
+    rc = 0;
+out:
+    free(out);
+    free(hist);
+    free(text);
+    return rc;
+}
+
+int wk_restore_plan_make(wk_repo *repo, const wk_restore_options *opt, wk_restore_plan *plan,
+                         wk_error *err)
+{
+    wk_repo_meta meta;
+    wk_wal_index index = {0};
+    wal_span *spans = NULL;
+    size_t span_count = 0;
+    int rc = -1;
+
+    memset(plan, 0, sizeof(*plan));
+    if (wk_repo_open_meta(repo, NULL, &meta, NULL, err) != 0)
+        return -1;
+    if (choose_backup(repo, opt, &plan->backup, err) != 0)
+        return -1;
+    const wk_backup_record *b = &plan->backup;
+    if (opt->target.kind == WK_TARGET_TIME && opt->target.time < b->stop_time) {
+        char when[64];
+        wk_backup_format_time(b->stop_time, when, sizeof(when));
+        wk_error_set(err, WK_ERR_NOTFOUND, "target time \"%s\" is before the end of backup "
+                     "\"%s\" (%s)", opt->target.value, b->label, when);
+        goto out;
+    }
+    if (wk_archive_index(repo, meta.seg_size, &index, err) != 0 ||
+        resolve_timeline(opt, b, &index, &plan->target_tli, err) != 0 ||
+        build_spans(repo, b, plan->target_tli, meta.seg_size, &spans, &span_count, err) != 0)
+        goto out;
+
+    /* Where the needed WAL ends on the target timeline. */
+    wal_span *final = &spans[span_count - 1];
+    uint64_t backup_end = wk_wal_lsn_to_segno(b->stop_lsn - 1, meta.seg_size);
+    if (opt->target.kind == WK_TARGET_LSN) {
+        final->last = wk_wal_lsn_to_segno(opt->target.lsn, meta.seg_size);
+    } else if (opt->target.kind == WK_TARGET_IMMEDIATE) {
+        final->last = backup_end;
+    } else {
+        /* Position unknown until replay: the archive must be whole up to its newest
+         * segment on the target timeline, or recovery would stop at the hole and promote
+         * too early. */
+        const wk_wal_timeline *t = wk_archive_index_timeline(&index, final->tli);
+        final->last = t != NULL && t->count > 0 ? t->segnos[t->count - 1] : final->first;
+        if (final->last < backup_end && final->tli == b->start_tli)
+            final->last = backup_end;
+    }
+    for (size_t i = 0; i < span_count; i++) {
+        const wal_span *s = &spans[i];
+        if (s->tli > 1 && i > 0) {
+            const wk_wal_timeline *t = wk_archive_index_timeline(&index, s->tli);
+            if (t == NULL || !t->has_history) {
+                wk_error_set(err, WK_ERR_NOTFOUND, "timeline history file %08X.history is "
+                             "missing from the archive", s->tli);
+                goto out;
+            }
+        }
+        for (uint64_t seg = s->first; s->last != UINT64_MAX && seg <= s->last; seg++) {
+            if (!wk_archive_index_has(&index, s->tli, seg)) {
+                missing_segment(s, seg, meta.seg_size, b, err);
+                goto out;
+            }
+            plan->segments++;
+            wk_wal_segment_name(plan->last_segment, s->tli, seg, meta.seg_size);
+        }
+    }
+    rc = 0;
+out:
+    free(spans);
+    wk_archive_index_free(&index);
+    if (rc != 0)
+        wk_restore_plan_free(plan);
+    return rc;
+}
+
+void wk_restore_plan_free(wk_restore_plan *plan)
+{
+    if (plan != NULL)
+        wk_backup_record_free(&plan->backup);
+}
+
+/* ---- laying the backup down ----------------------------------------------------- */
+
+/* 0 when path does not exist or is an empty folder; reports otherwise. */
+static int check_empty(const char *path, wk_error *err)
+{
+    DIR *d = opendir(path);
+    if (d == NULL) {
+        if (errno == ENOENT)
+            return 0;
+        return wk_error_sys(err, WK_ERR_IO, errno, "could not open folder \"%s\"", path);
+    }
+    struct dirent *de;
+    bool empty = true;
+    while (empty && (de = readdir(d)) != NULL)
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+            empty = false;
+    closedir(d);
+    if (!empty) {
+        wk_error_set(err, WK_ERR_EXISTS, "folder \"%s\" is not empty", path);
+        wk_error_hint(err, "pitr-restore lays a backup down only into an empty or new folder; "
+                           "nothing in it was touched");
+        return -1;
+    }
+    return 0;
+}
+
+static int make_folder(const char *path, wk_error *err)
+{
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (char *p = buf + 1; *p != '\0'; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+            return wk_error_sys(err, WK_ERR_IO, errno, "could not create folder \"%s\"", buf);
+        *p = '/';
+    }
+    if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+        return wk_error_sys(err, WK_ERR_IO, errno, "could not create folder \"%s\"", buf);
+    if (chmod(buf, 0700) != 0)
+        return wk_error_sys(err, WK_ERR_IO, errno, "could not set the mode of \"%s\"", buf);
+    return 0;
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    if (ftw->level == 0)
+        return 0; /* keep the folder itself */
+    if (flag == FTW_DP)
+        rmdir(path);
+    else
+        unlink(path);
+    return 0;
+}
+
+/* Empties a folder we filled (it was empty or absent before). */
+static void empty_folder(const char *path)
+{
+    nftw(path, remove_entry, 32, FTW_DEPTH | FTW_PHYS);
+}
+
+static const char *mapped_location(const wk_restore_options *opt, const char *location)
+{
+    for (size_t i = 0; i < opt->map_count; i++)
+        if (strcmp(opt->maps[i].from, location) == 0)
+            return opt->maps[i].to;
+    return location;
+}
+
+typedef struct progress_state {
+    const wk_restore_options *opt;
+    uint64_t done_before, total;
+    uint64_t written;
+} progress_state;
+
+/* Streams one archive of the backup, decoded and checked, into its place. */
+static int lay_stream(wk_repo *repo, const wk_backup_record *b, const wk_backup_stream *s,
+                      const char *dest, progress_state *ps, wk_error *err)
+{
+    wk_stage *chain = NULL;
+    wk_storage *folder = NULL;
+    int rc = -1;
+    ps->written = 0;
+    if (strcmp(s->name, "backup_manifest") == 0) {
+        if (wk_storage_posix_open(dest, false, &folder, err) != 0 ||
+            wk_storage_put_open(folder, "backup_manifest", WK_PUT_NOREPLACE, &chain, err) != 0)
+            goto out;
+    } else {
+        wk_tar_options options = {.bytes_written = &ps->written};
+        chain = wk_tar_extract_new(dest, &options, err);
+        if (chain == NULL)
+            goto out;
+    }
+    chain = wk_repo_decoder_new(repo, b->compress, &s->fingerprint, chain, err);
+    if (chain == NULL)
+        goto out;
+    if (wk_storage_get(repo->storage, s->object, chain, err) != 0 ||
+        wk_stage_finish(chain, err) != 0) {
+        if (err->code == WK_ERR_NOTFOUND)
+            err->code = WK_ERR_CORRUPT;
+        wk_error_prefix(err, "could not restore \"%s\"", s->object);
+        goto out;
+    }
+    rc = 0;
+out:
+    ps->done_before += s->bytes;
+    if (ps->opt->progress != NULL)
+        ps->opt->progress(ps->done_before, ps->total, ps->opt->progress_arg);
+    wk_stage_free(chain);
+    wk_storage_free(folder);
+    return rc;
+}
+
+/* Writes a small file through a temporary and a rename. */
+static int write_file(const char *folder, const char *name, const char *text, wk_error *err)
+{
+    wk_storage *st = NULL;
+    wk_stage *sink = NULL;
+    int rc = -1;
+    if (wk_storage_posix_open(folder, false, &st, err) == 0 &&
+        wk_storage_put_open(st, name, 0, &sink, err) == 0 &&
+        wk_stage_write(sink, text, strlen(text), err) == 0 && wk_stage_finish(sink, err) == 0)
+        rc = 0;
+    wk_stage_free(sink);
+    wk_storage_free(st);
+    return rc;
+}
+
+/* Reads a small text file; a missing one is empty. */
+static char *read_text(const char *path, wk_error *err)
+{
+    FILE *f = fopen(path, "re");
+    if (f == NULL) {
+        if (errno == ENOENT)
+            return strdup("");
+        wk_error_sys(err, WK_ERR_IO, errno, "could not open \"%s\"", path);
+        return NULL;
+    }
+    char *text = NULL;
+    size_t cap = 0, len = 0;
+    int c;
+    while ((c = fgetc(f)) != EOF) {
+        if (len + 2 > cap) {
+            cap = cap == 0 ? 4096 : cap * 2;
+            char *grown = realloc(text, cap);
+            if (grown == NULL) {
+                free(text);
+                fclose(f);
+                wk_error_set(err, WK_ERR_NOMEM, "out of memory");
+                return NULL;
+            }
+            text = grown;
+        }
+        text[len++] = (char)c;
+    }
+    fclose(f);
+    if (text == NULL)
+        return strdup("");
+    text[len] = '\0';
+    return text;
+}
+
+/* Appends to a growing buffer; returns -1 when out of memory. */
+static int append(char **buf, size_t *len, size_t *cap, const char *text)
+{
+    size_t n = strlen(text);
+    if (*len + n + 1 > *cap) {
+        size_t cap2 = (*len + n + 1) * 2;
+        char *grown = realloc(*buf, cap2);
+        if (grown == NULL)
+            return -1;
+        *buf = grown;
+        *cap = cap2;
+    }
+    memcpy(*buf + *len, text, n + 1);
+    *len += n;
+    return 0;
+}
+
+/* A postgresql.conf string literal: single quotes doubled. */
+static void quote(const char *value, char *buf, size_t size)
+{
+    size_t j = 0;
+    if (size < 3)
+        return;
+    buf[j++] = '\'';
+    for (const char *p = value; *p != '\0' && j + 3 < size; p++) {
+        if (*p == '\'')
+            buf[j++] = '\'';
+        buf[j++] = *p;
+    }
+    buf[j++] = '\'';
+    buf[j] = '\0';
+}
+
+/* Rewrites postgresql.auto.conf: the backup's own lines stay, except stale recovery
+ * settings; ours follow. */
+static int write_recovery_settings(const wk_restore_options *opt, const wk_restore_plan *plan,
+                                   wk_error *err)
+{
+    char path[4200], line[8400], quoted[8200];
+    snprintf(path, sizeof(path), "%s/postgresql.auto.conf", opt->pgdata);
+    char *old = read_text(path, err);
+    char *out = NULL;
+    size_t len = 0, cap = 0;
+    int rc = -1;
+    if (old == NULL)
+        return -1;
+    bool ok = true;
+    for (char *save = NULL, *l = strtok_r(old, "\n", &save); l != NULL && ok;
+         l = strtok_r(NULL, "\n", &save)) {
+        const char *key = l + strspn(l, " \t");
+        if (strncmp(key, "restore_command", 15) == 0 || strncmp(key, "recovery_target", 15) == 0)
+            continue;
+        ok = append(&out, &len, &cap, l) == 0 && append(&out, &len, &cap, "\n") == 0;
+    }
+    const wk_restore_target *t = &opt->target;
+    snprintf(line, sizeof(line), "# written by pitr-restore (walkeep): backup %s\n",
+             plan->backup.label);
+    ok = ok && append(&out, &len, &cap, line) == 0;
+    quote(opt->restore_command, quoted, sizeof(quoted));
+    snprintf(line, sizeof(line), "restore_command = %s\n", quoted);
+    ok = ok && append(&out, &len, &cap, line) == 0;
+    static const char *const names[] = {
+        [WK_TARGET_TIME] = "recovery_target_time", [WK_TARGET_XID] = "recovery_target_xid",
+        [WK_TARGET_LSN] = "recovery_target_lsn", [WK_TARGET_NAME] = "recovery_target_name"};
+    if (t->kind == WK_TARGET_IMMEDIATE) {
+        ok = ok && append(&out, &len, &cap, "recovery_target = 'immediate'\n") == 0;
+    } else if (t->kind != WK_TARGET_END) {
+        quote(t->value, quoted, sizeof(quoted));
+        snprintf(line, sizeof(line), "%s = %s\n", names[t->kind], quoted);
+        ok = ok && append(&out, &len, &cap, line) == 0;
+    }
+    if (t->inclusive != NULL && t->kind != WK_TARGET_END && t->kind != WK_TARGET_IMMEDIATE) {
+        snprintf(line, sizeof(line), "recovery_target_inclusive = %s\n", t->inclusive);
+        ok = ok && append(&out, &len, &cap, line) == 0;
+    }
+    snprintf(line, sizeof(line), "recovery_target_timeline = '%s'\n",
+             t->timeline != NULL ? t->timeline : "latest");
+    ok = ok && append(&out, &len, &cap, line) == 0;
+    if (t->kind != WK_TARGET_END) {
+        snprintf(line, sizeof(line), "recovery_target_action = '%s'\n",
+                 t->action != NULL ? t->action : "promote");
+        ok = ok && append(&out, &len, &cap, line) == 0;
+    }
+    if (!ok) {
+        wk_error_set(err, WK_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    rc = write_file(opt->pgdata, "postgresql.auto.conf", out, err);
+out:
+    free(old);
+    free(out);
+    return rc;
+}
+
+/* tablespace_map lines are "<oid> <folder>": point mapped tablespaces at their new home. */
+static int rewrite_tablespace_map(const wk_restore_options *opt, wk_error *err)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/tablespace_map", opt->pgdata);
+    if (opt->map_count == 0 || access(path, F_OK) != 0)
+        return 0;
+    char *old = read_text(path, err), *out = NULL;
+    size_t len = 0, cap = 0;
+    int rc = -1;
+    bool ok = old != NULL;
+    for (char *save = NULL, *l = ok ? strtok_r(old, "\n", &save) : NULL; l != NULL && ok;
+         l = strtok_r(NULL, "\n", &save)) {
+        char *space = strchr(l, ' ');
+        if (space == NULL) {
+            ok = append(&out, &len, &cap, l) == 0 && append(&out, &len, &cap, "\n") == 0;
+            continue;
+        }
+        *space = '\0';
+        ok = append(&out, &len, &cap, l) == 0 && append(&out, &len, &cap, " ") == 0 &&
+             append(&out, &len, &cap, mapped_location(opt, space + 1)) == 0 &&
+             append(&out, &len, &cap, "\n") == 0;
+    }
+    if (old == NULL)
+        goto out;
+    if (!ok) {
+        wk_error_set(err, WK_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    rc = write_file(opt->pgdata, "tablespace_map", out != NULL ? out : "", err);
+out:
+    free(old);
+    free(out);
+    return rc;
+}
+
+static int sync_tree(const char *path, wk_error *err)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return wk_error_sys(err, WK_ERR_IO, errno, "could not open \"%s\"", path);
+    int rc = syncfs(fd);
+    int e = errno;
+    close(fd);
+    return rc == 0 ? 0 : wk_error_sys(err, WK_ERR_IO, e, "could not sync \"%s\"", path);
+}
+
+int wk_restore_lay_down(wk_repo *repo, const wk_restore_options *opt, const wk_restore_plan *plan,
+                        wk_error *err)
+{
+    const wk_backup_record *b = &plan->backup;
+    progress_state ps = {.opt = opt};
+    size_t made = 0;
+    const char **folders = calloc(b->stream_count + 1, sizeof(*folders));
+    int rc = -1;
+    if (folders == NULL)
+        return wk_error_set(err, WK_ERR_NOMEM, "out of memory");
+    if (b->encrypted != (repo->key != NULL)) {
+        wk_error_set(err, WK_ERR_KEY, "backup \"%s\" is %s but no key is configured", b->label,
+                     b->encrypted ? "encrypted" : "not encrypted");
+        goto out;
+    }
+    /* Every destination is checked before anything is written. */
+    if (check_empty(opt->pgdata, err) != 0)
+        goto out;
+    for (size_t i = 0; i < b->stream_count; i++) {
+        ps.total += b->streams[i].bytes;
+        if (b->streams[i].location != NULL &&
+            check_empty(mapped_location(opt, b->streams[i].location), err) != 0)
+            goto out;
+    }
+    if (make_folder(opt->pgdata, err) != 0)
+        goto out;
+    folders[made++] = opt->pgdata;
+    for (size_t i = 0; i < b->stream_count; i++) {
+        const wk_backup_stream *s = &b->streams[i];
+        const char *dest = opt->pgdata;
+        if (s->location != NULL) {
+            dest = mapped_location(opt, s->location);
+            if (make_folder(dest, err) != 0)
+                goto fail;
+            folders[made++] = dest;
+        }
+        if (lay_stream(repo, b, s, dest, &ps, err) != 0)
+            goto fail;
+    }
+    if (rewrite_tablespace_map(opt, err) != 0 || write_recovery_settings(opt, plan, err) != 0 ||
+        write_file(opt->pgdata, "recovery.signal", "", err) != 0)
+        goto fail;
+    for (size_t i = 0; i < made; i++)
+        if (sync_tree(folders[i], err) != 0)
+            goto fail;
+    rc = 0;
+    goto out;
+fail:
+    for (size_t i = 0; i < made; i++)
+        empty_folder(folders[i]);
+    wk_error_hint(err, "what was laid down was removed again");
+out:
+    free(folders);
+    return rc;
+}

@@ -1,0 +1,77 @@
+/* restore: point-in-time restore: choose a backup for a target, prove from the archive's
+ * history files and segments that WAL reaches it, lay the backup down, write recovery. */
+#ifndef WK_RESTORE_H
+#define WK_RESTORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "archive.h"
+#include "backup.h"
+#include "error.h"
+#include "repo.h"
+
+typedef enum wk_target_kind {
+    WK_TARGET_END,       /* no target: replay the whole archive */
+    WK_TARGET_TIME,
+    WK_TARGET_XID,
+    WK_TARGET_LSN,
+    WK_TARGET_NAME,
+    WK_TARGET_IMMEDIATE  /* the end of the backup */
+} wk_target_kind;
+
+typedef struct wk_restore_target {
+    wk_target_kind kind;
+    const char *value;     /* as given: time, xid, LSN or restore point name */
+    time_t time;           /* WK_TARGET_TIME */
+    wk_lsn lsn;            /* WK_TARGET_LSN */
+    const char *inclusive; /* "true" / "false", NULL for PostgreSQL's default */
+    const char *timeline;  /* "latest" (default), "current" or a number */
+    const char *action;    /* "promote" (default), "pause", "shutdown" */
+} wk_restore_target;
+
+typedef struct wk_tablespace_map {
+    const char *from; /* the tablespace's folder on the backed-up server */
+    const char *to;   /* where to lay it down instead */
+} wk_tablespace_map;
+
+typedef struct wk_restore_options {
+    const char *pgdata;
+    wk_restore_target target;
+    const char *backup_label;          /* NULL: choose */
+    const wk_tablespace_map *maps;
+    size_t map_count;
+    const char *restore_command;       /* written into postgresql.auto.conf */
+    void (*progress)(uint64_t done, uint64_t total, void *arg);
+    void *progress_arg;
+} wk_restore_options;
+
+typedef struct wk_restore_plan {
+    wk_backup_record backup;  /* owned */
+    uint32_t target_tli;
+    uint64_t segments;        /* WAL segments proven present */
+    char last_segment[WK_WAL_NAME_LEN + 1]; /* the last one needed */
+} wk_restore_plan;
+
+/* Chooses the backup: the named one, else the newest complete one that ended before
+ * the target (time and LSN targets), the oldest complete one (xid and name targets,
+ * whose position is unknown until replay), or the newest (otherwise). Then proves that
+ * the archive holds every segment from the backup's start along the timeline path to
+ * the target (or to the end of the archive when the target's position is unknown),
+ * and the history file of every timeline on it. A missing segment is WK_ERR_NOTFOUND
+ * naming it. Reads only. */
+int wk_restore_plan_make(wk_repo *repo, const wk_restore_options *options, wk_restore_plan *plan,
+                         wk_error *err);
+void wk_restore_plan_free(wk_restore_plan *plan);
+
+/* Lays the planned backup down: pgdata (and each tablespace's folder, mapped) must be
+ * absent or empty and is created 0700; every archive is decoded, checked against its
+ * fingerprint and extracted; tablespace_map is rewritten for mapped folders;
+ * recovery.signal and the recovery settings are written (stale restore_command and
+ * recovery_target* lines replaced); everything is synced. On failure whatever was
+ * written is removed again, so a half-restored directory never looks usable. */
+int wk_restore_lay_down(wk_repo *repo, const wk_restore_options *options,
+                        const wk_restore_plan *plan, wk_error *err);
+
+#endif

@@ -1,0 +1,307 @@
+/* pitr-restore: lays a base backup down and writes the recovery settings for a target,
+ * after proving that the archive holds the WAL to reach it. */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "restore.h"
+
+static const char usage[] =
+    "pitr-restore restores a PostgreSQL cluster from a walkeep repository to a point in\n"
+    "time: it lays a base backup down and writes the recovery settings.\n\n"
+    "Usage:\n"
+    "  pitr-restore --pgdata DIR [TARGET] [OPTION]...\n\n"
+    "Target (at most one; none means the end of the archive):\n"
+    "  --target-time=TIME      e.g. '2026-11-25 14:03:26+01' (no offset: local time)\n"
+    "  --target-xid=XID        --target-lsn=LSN      --target-name=RESTORE_POINT\n"
+    "  --target-immediate      the end of the backup (the earliest consistent point)\n"
+    "Options:\n"
+    "  --target-inclusive=true|false   stop just after (default) or before the target\n"
+    "  --target-timeline=latest|current|N   (default latest)\n"
+    "  --target-action=promote|pause|shutdown   (default promote)\n"
+    "  --backup=LABEL          restore this backup instead of choosing one\n"
+    "  --tablespace-map=OLD=NEW  lay the tablespace kept in OLD down in NEW (repeatable)\n"
+    "  --start                 start the server (pg_ctl) and wait until recovery ends\n"
+    "  --config FILE, --KEY=VALUE, --help, --version\n\n"
+    "Nothing is written unless the archive holds every WAL segment the target needs.\n";
+
+static const char *progname = "pitr-restore";
+
+/* Appends ARG to a shell command, quoted when it holds anything but plain characters. */
+static void shell_append(char *cmd, size_t size, const char *arg)
+{
+    size_t len = strlen(cmd);
+    bool plain = arg[0] != '\0' && strspn(arg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                              "0123456789_./=:@%+-,") == strlen(arg);
+    if (len > 0 && len + 1 < size)
+        cmd[len++] = ' ';
+    if (plain) {
+        snprintf(cmd + len, size - len, "%s", arg);
+        return;
+    }
+    if (len + 1 < size)
+        cmd[len++] = '\'';
+    for (const char *p = arg; *p != '\0' && len + 5 < size; p++) {
+        if (*p == '\'') {
+            memcpy(cmd + len, "'\\''", 4);
+            len += 4;
+        } else {
+            cmd[len++] = *p;
+        }
+    }
+    if (len + 1 < size)
+        cmd[len++] = '\'';
+    cmd[len] = '\0';
+}
+
+/* restore_command: walkeep-fetch beside this program, with the same configuration. */
+static int build_restore_command(const wk_config *cfg, char *cmd, size_t size, wk_error *err)
+{
+    char self[PATH_MAX], path[PATH_MAX + 32], absolute[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n < 0)
+        return wk_error_sys(err, WK_ERR_IO, errno, "could not find this program's folder");
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    *slash = '\0';
+    snprintf(path, sizeof(path), "%s/walkeep-fetch", self);
+    cmd[0] = '\0';
+    shell_append(cmd, size, path);
+    if (cfg->config_file != NULL) {
+        shell_append(cmd, size, "--config");
+        shell_append(cmd, size, realpath(cfg->config_file, absolute) ? absolute : cfg->config_file);
+    }
+    snprintf(path, sizeof(path), "--repo=%s", cfg->repo);
+    shell_append(cmd, size, path);
+    if (cfg->encrypt_key_file != NULL) {
+        const char *key = realpath(cfg->encrypt_key_file, absolute) ? absolute
+                                                                   : cfg->encrypt_key_file;
+        snprintf(path, sizeof(path), "--encrypt-key-file=%s", key);
+        shell_append(cmd, size, path);
+    }
+    shell_append(cmd, size, "%f");
+    shell_append(cmd, size, "%p");
+    return 0;
+}
+
+static int set_target(wk_restore_target *t, wk_target_kind kind, const char *value)
+{
+    if (t->kind != WK_TARGET_END)
+        return wk_cli_bad_argument(progname, "give at most one recovery target");
+    t->kind = kind;
+    t->value = value;
+    return 0;
+}
+
+/* Starts the restored cluster with pg_ctl and waits until archive recovery is over. */
+static int start_and_wait(const wk_config *cfg, const char *pgdata, wk_error *err)
+{
+    char pg_ctl[PATH_MAX + 16], logfile[PATH_MAX + 32], signal_file[PATH_MAX + 32];
+    char pidfile[PATH_MAX + 32];
+    snprintf(pg_ctl, sizeof(pg_ctl), "%s%s%s", cfg->pg_bindir ? cfg->pg_bindir : "",
+             cfg->pg_bindir ? "/" : "", "pg_ctl");
+    snprintf(logfile, sizeof(logfile), "%s/walkeep-restore.log", pgdata);
+    snprintf(signal_file, sizeof(signal_file), "%s/recovery.signal", pgdata);
+    snprintf(pidfile, sizeof(pidfile), "%s/postmaster.pid", pgdata);
+    pid_t pid = fork();
+    if (pid < 0)
+        return wk_error_sys(err, WK_ERR_IO, errno, "could not start pg_ctl");
+    if (pid == 0) {
+        execlp(pg_ctl, "pg_ctl", "-D", pgdata, "-l", logfile, "-W", "start", (char *)NULL);
+        fprintf(stderr, "%s: error: could not run \"%s\": %s\n", progname, pg_ctl,
+                strerror(errno));
+        _exit(127);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return wk_error_set(err, WK_ERR_IO, "pg_ctl could not start the server (see \"%s\")",
+                            logfile);
+    wk_log(WK_LOG_INFO, "server started; waiting for recovery to end (log: %s)", logfile);
+    for (;;) {
+        sleep(1);
+        if (access(signal_file, F_OK) != 0)
+            return 0; /* archive recovery ended and the server promoted */
+        if (access(pidfile, F_OK) != 0)
+            return 0; /* shut down at the target (or failed: the log says) */
+        char grep[PATH_MAX + 128];
+        snprintf(grep, sizeof(grep), "grep -q 'pausing at the end of recovery' '%s'", logfile);
+        if (system(grep) == 0)
+            return 0;
+    }
+}
+
+/* Prints the lines of the server log that say where recovery stopped. */
+static void report_stop(const char *pgdata)
+{
+    char path[PATH_MAX + 32], line[1024];
+    snprintf(path, sizeof(path), "%s/walkeep-restore.log", pgdata);
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strstr(line, "recovery stopping") || strstr(line, "last completed transaction") ||
+            strstr(line, "archive recovery complete") || strstr(line, "FATAL") ||
+            strstr(line, "pausing at the end of recovery")) {
+            line[strcspn(line, "\n")] = '\0';
+            wk_log(WK_LOG_INFO, "server: %s", line);
+        }
+    }
+    fclose(f);
+}
+
+int main(int argc, char **argv)
+{
+    wk_config cfg = {0};
+    wk_args args = {0};
+    wk_error err = {0};
+    wk_repo *repo = NULL;
+    wk_restore_options opt = {0};
+    wk_restore_plan plan = {0};
+    wk_tablespace_map *maps = NULL;
+    char restore_command[8192];
+    struct timespec start;
+    bool start_server = false;
+    int status = 1;
+
+    int started = wk_cli_start(progname, usage, WK_LOG_INFO, argc, argv, &cfg, &args);
+    if (started != 0)
+        return started > 0 ? 0 : 1;
+    maps = calloc((size_t)args.count + 1, sizeof(*maps));
+    if (maps == NULL)
+        goto out;
+    opt.maps = maps;
+    for (int i = 0; i < args.count; i++) {
+        const char *v = NULL;
+        int m = 0;
+        wk_restore_target *t = &opt.target;
+#define OPTION(name) ((m = wk_cli_option_value(progname, &args, &i, name, &v)) != 0)
+        if (strcmp(args.items[i], "--target-immediate") == 0) {
+            if (set_target(t, WK_TARGET_IMMEDIATE, "immediate") != 0)
+                goto out;
+        } else if (strcmp(args.items[i], "--start") == 0) {
+            start_server = true;
+        } else if (OPTION("--target-time")) {
+            if (m < 0 || set_target(t, WK_TARGET_TIME, v) != 0)
+                goto out;
+            if (wk_backup_parse_time(v, &t->time) != 0) {
+                wk_cli_bad_argument(progname, "--target-time takes a time such as "
+                                              "'2026-11-25 14:03:26+01'");
+                goto out;
+            }
+        } else if (OPTION("--target-xid")) {
+            if (m < 0 || set_target(t, WK_TARGET_XID, v) != 0)
+                goto out;
+            if (v[0] == '\0' || strspn(v, "0123456789") != strlen(v)) {
+                wk_cli_bad_argument(progname, "--target-xid takes a transaction id");
+                goto out;
+            }
+        } else if (OPTION("--target-lsn")) {
+            if (m < 0 || set_target(t, WK_TARGET_LSN, v) != 0)
+                goto out;
+            if (wk_wal_parse_lsn(v, &t->lsn) != 0) {
+                wk_cli_bad_argument(progname, "--target-lsn takes an LSN such as 0/3000158");
+                goto out;
+            }
+        } else if (OPTION("--target-name")) {
+            if (m < 0 || set_target(t, WK_TARGET_NAME, v) != 0)
+                goto out;
+        } else if (OPTION("--target-inclusive")) {
+            if (m < 0)
+                goto out;
+            if (strcmp(v, "true") != 0 && strcmp(v, "false") != 0) {
+                wk_cli_bad_argument(progname, "--target-inclusive takes true or false");
+                goto out;
+            }
+            t->inclusive = v;
+        } else if (OPTION("--target-timeline")) {
+            if (m < 0)
+                goto out;
+            t->timeline = v;
+        } else if (OPTION("--target-action")) {
+            if (m < 0)
+                goto out;
+            if (strcmp(v, "promote") != 0 && strcmp(v, "pause") != 0 &&
+                strcmp(v, "shutdown") != 0) {
+                wk_cli_bad_argument(progname, "--target-action takes promote, pause or shutdown");
+                goto out;
+            }
+            t->action = v;
+        } else if (OPTION("--backup")) {
+            if (m < 0)
+                goto out;
+            opt.backup_label = v;
+        } else if (OPTION("--tablespace-map")) {
+            const char *eq = m > 0 ? strchr(v, '=') : NULL;
+            if (m < 0)
+                goto out;
+            if (eq == NULL || v[0] != '/' || eq[1] != '/') {
+                wk_cli_bad_argument(progname, "--tablespace-map takes OLD=NEW, both absolute");
+                goto out;
+            }
+            char *from = strndup(v, (size_t)(eq - v));
+            if (from == NULL)
+                goto out;
+            maps[opt.map_count++] = (wk_tablespace_map){.from = from, .to = eq + 1};
+        } else {
+            char what[256];
+            snprintf(what, sizeof(what), "unexpected argument \"%.200s\"", args.items[i]);
+            wk_cli_bad_argument(progname, what);
+            goto out;
+        }
+#undef OPTION
+    }
+    if (cfg.pgdata == NULL) {
+        wk_cli_bad_argument(progname, "no data directory given: pass --pgdata DIR");
+        goto out;
+    }
+    opt.pgdata = cfg.pgdata;
+    if (wk_repo_open(&cfg, false, &repo, &err) != 0 ||
+        build_restore_command(&cfg, restore_command, sizeof(restore_command), &err) != 0)
+        goto report;
+    opt.restore_command = restore_command;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    opt.progress = wk_cli_progress;
+    opt.progress_arg = &start;
+    if (wk_restore_plan_make(repo, &opt, &plan, &err) != 0)
+        goto report;
+    char start_lsn[32], stop_lsn[32];
+    wk_wal_format_lsn(start_lsn, sizeof(start_lsn), plan.backup.start_lsn);
+    wk_wal_format_lsn(stop_lsn, sizeof(stop_lsn), plan.backup.stop_lsn);
+    wk_log(WK_LOG_INFO, "backup \"%s\" (%s to %s, timeline %u); the archive holds all %llu WAL "
+                        "segments up to %s on the way to timeline %u", plan.backup.label, start_lsn,
+           stop_lsn, plan.backup.start_tli, (unsigned long long)plan.segments,
+           plan.last_segment[0] ? plan.last_segment : "-", plan.target_tli);
+    int rc = wk_restore_lay_down(repo, &opt, &plan, &err);
+    wk_cli_progress_end();
+    if (rc != 0)
+        goto report;
+    wk_log(WK_LOG_INFO, "restored into \"%s\" with recovery.signal; %s", opt.pgdata,
+           start_server ? "starting the server" : "start the server to replay to the target");
+    if (start_server) {
+        if (start_and_wait(&cfg, opt.pgdata, &err) != 0)
+            goto report;
+        report_stop(opt.pgdata);
+    }
+    status = 0;
+    goto out;
+report:
+    wk_log_error(&err);
+out:
+    for (size_t i = 0; maps != NULL && i < opt.map_count; i++)
+        free((char *)maps[i].from);
+    free(maps);
+    wk_restore_plan_free(&plan);
+    wk_repo_free(repo);
+    wk_config_free(&cfg);
+    wk_args_free(&args);
+    return status;
+}
