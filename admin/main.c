@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "cluster.h"
 #include "crypt.h"
+#include "info.h"
 #include "repo.h"
 
 static const char usage[] =
@@ -17,7 +18,9 @@ static const char usage[] =
     "  keygen FILE   write a new random repository key to FILE (mode 0600; an existing\n"
     "                file is never overwritten); point encrypt_key_file at it\n"
     "  init          create the repository and record the identity of the cluster in\n"
-    "                pgdata (system identifier, WAL segment size, version) and the key\n\n"
+    "                pgdata (system identifier, WAL segment size, version) and the key\n"
+    "  info [--json] the backups (and their status), the WAL per timeline with any gaps,\n"
+    "                and the recovery window\n\n"
     "Options:\n"
     "  --config FILE      configuration file (default $WALKEEP_CONFIG or\n"
     "                     /etc/walkeep/walkeep.conf)\n"
@@ -35,6 +38,19 @@ static int cmd_keygen(const wk_args *args, wk_error *err)
     wk_log(WK_LOG_INFO, "wrote a new key to \"%s\"; keep a copy of it outside the repository: "
                         "without it nothing encrypted can be restored", args->items[1]);
     return 0;
+}
+
+static int cmd_info(const wk_config *cfg, const wk_args *args, wk_error *err)
+{
+    bool json = args->count == 2 && strcmp(args->items[1], "--json") == 0;
+    wk_repo *repo = NULL;
+    if (args->count > 2 || (args->count == 2 && !json))
+        return wk_cli_bad_argument(progname, "info takes only --json");
+    int rc = wk_repo_open(cfg, false, &repo, err);
+    if (rc == 0)
+        rc = wk_info_run(repo, json, err);
+    wk_repo_free(repo);
+    return rc;
 }
 
 static int cmd_init(const wk_config *cfg, const wk_args *args, wk_error *err)
@@ -76,7 +92,7 @@ int main(int argc, char **argv)
     if (started != 0)
         return started > 0 ? 0 : 1;
     for (int i = 0; i < args.count; i++) {
-        if (strncmp(args.items[i], "--", 2) == 0) {
+        if (strncmp(args.items[i], "--", 2) == 0 && strcmp(args.items[i], "--json") != 0) {
             char what[256];
             snprintf(what, sizeof(what), "unrecognized option \"%.200s\"", args.items[i]);
             wk_cli_bad_argument(progname, what);
@@ -90,6 +106,8 @@ int main(int argc, char **argv)
         rc = cmd_keygen(&args, &err);
     else if (strcmp(command, "init") == 0)
         rc = cmd_init(&cfg, &args, &err);
+    else if (strcmp(command, "info") == 0)
+        rc = cmd_info(&cfg, &args, &err);
     else {
         char what[256];
         snprintf(what, sizeof(what), "unknown command \"%.200s\"", command);

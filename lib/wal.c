@@ -316,7 +316,7 @@ void wk_wal_format_lsn(char *buf, size_t size, wk_lsn lsn)
 {
     if (size == 0)
         return;
-    snprintf(buf, size, "%X/%08X", (uint32_t)(lsn >> 32), (uint32_t)lsn);
+    snprintf(buf, size, "%X/%X", (uint32_t)(lsn >> 32), (uint32_t)lsn);
 }
 
 int wk_wal_magic_version(uint16_t magic)

@@ -53,7 +53,8 @@ void wk_wal_segment_name(char *buf, uint32_t tli, uint64_t segno, uint32_t seg_s
 uint64_t wk_wal_lsn_to_segno(wk_lsn lsn, uint32_t seg_size);
 wk_lsn wk_wal_segno_to_lsn(uint64_t segno, uint32_t seg_size); /* first byte of segment */
 
-/* "16/B374D848" <-> LSN. parse returns 0 or -1. format writes into buf (>= 18 bytes). */
+/* "16/B374D848" <-> LSN, printed as PostgreSQL 15 does ("%X/%X"). parse returns 0 or -1;
+ * format writes into buf (>= 18 bytes). */
 int wk_wal_parse_lsn(const char *text, wk_lsn *out);
 void wk_wal_format_lsn(char *buf, size_t size, wk_lsn lsn);
 

@@ -21,7 +21,7 @@
 #   8. refusals, each leaving the data directory as it was: not empty, target
 #      before the oldest backup, a missing WAL segment (on a copy of the
 #      repository; walkeep info then reports the gap), a corrupt backup object
-#      (on another copy)
+#      (on another copy), a target LSN past the end of the archive
 #  10. --start: pitr-restore starts the restored cluster itself (once, last,
 #      when the primary is stopped so that its port is free)
 #
@@ -122,15 +122,30 @@ assert_absent_or_empty() {
     fi
 }
 
-# assert_error_line MSG: the first line of $WK_ERR is "pitr-restore: error: ...".
+# assert_error_line MSG: $WK_ERR has exactly one "pitr-restore: error: ..." line
+# (info, detail and hint lines may come with it).
 assert_error_line() {
-    local first
-    first=$(head -n 1 "$WK_ERR")
-    if [[ $first == "pitr-restore: error: "* ]]; then
+    local n
+    n=$(grep -c '^pitr-restore: error: ' "$WK_ERR" || true)
+    if [[ $n == 1 ]]; then
         wk_pass "$1"
     else
-        wk_fail "$1" "expected a first stderr line \"pitr-restore: error: ...\"" "got: $(head -c 1000 "$WK_ERR")"
+        wk_fail "$1" "expected one stderr line \"pitr-restore: error: ...\", got $n" "stderr: $(head -c 1000 "$WK_ERR")"
     fi
+}
+
+# backup_history: "START STOP" LSNs of the newest backup history file in the
+# primary's pg_wal (written by the server at the end of each base backup; the
+# truth that walkeep's records are compared with).
+backup_history() {
+    local f
+    f=$(find "$pg/pg_wal" -maxdepth 1 -name '*.backup' | sort | tail -n 1)
+    if [[ -z $f ]]; then
+        echo "? ?"
+        return
+    fi
+    printf '%s %s\n' "$(lsn_norm "$(awk '/^START WAL LOCATION:/ { print $4 }' "$f")")" \
+        "$(lsn_norm "$(awk '/^STOP WAL LOCATION:/ { print $4 }' "$f")")"
 }
 
 # sum_sql TABLE: "count sum(v)" of a table.
@@ -160,6 +175,10 @@ restore_and_start() {
         "$what: the data dir is mode 0700 and belongs to the user who ran pitr-restore"
     wk_assert_contains "$dir/postgresql.auto.conf" "^restore_command *= *'.*walkeep-fetch.*%f.*%p" \
         "$what: postgresql.auto.conf has a restore_command through walkeep-fetch"
+    if [[ " $* " == *" --target-action=promote "* ]]; then
+        wk_assert_contains "$dir/postgresql.auto.conf" "^recovery_target_action *= *'promote'" \
+            "$what: postgresql.auto.conf has recovery_target_action = 'promote'"
+    fi
     if [[ -n $target_ere ]]; then
         wk_assert_contains "$dir/postgresql.auto.conf" "$target_ere" \
             "$what: postgresql.auto.conf has /$target_ere/"
@@ -253,15 +272,14 @@ fi
 [[ -n $b1 && $b1 != */* ]] || wk_bail "unusable backup label \"$b1\""
 wk_assert_file "$repo/backups/$b1" "the backup is stored under backups/<label>/"
 
-# What walkeep info says about it; its stop segment must already be archived.
-b1_start='?' b1_stop='?'
-if info_json "$conf" "$work/info1.json"; then
-    b1_start=$(lsn_norm "$(jq_py "$work/info1.json" "b('$b1')['start_lsn']")")
-    b1_stop=$(lsn_norm "$(jq_py "$work/info1.json" "b('$b1')['stop_lsn']")")
-fi
-wk_assert_eq complete "$(jq_py "$work/info1.json" "b('$b1')['status']")" \
-    "walkeep info --json lists the backup as complete"
-wk_assert_ne "?" "$b1_stop" "walkeep info --json gives the backup's stop LSN ($b1_start - $b1_stop)"
+# The server's backup history file says where it starts and stops; walkeep
+# info must say the same, and the stop segment must already be archived.
+read -r b1_start b1_stop < <(backup_history)
+wk_assert_ne "?" "$b1_stop" "the server wrote a backup history file ($b1_start - $b1_stop)"
+info_json "$conf" "$work/info1.json" || true
+wk_assert_eq "complete $b1_start $b1_stop" \
+    "$(jq_py "$work/info1.json" "b('$b1')['status']") $(lsn_norm "$(jq_py "$work/info1.json" "b('$b1')['start_lsn']")") $(lsn_norm "$(jq_py "$work/info1.json" "b('$b1')['stop_lsn']")")" \
+    "9. walkeep info --json lists the backup as complete with its start and stop LSN"
 b1_stopseg=
 if [[ $b1_stop != "?" ]]; then
     b1_stopseg=$(wk_psql "$pg" "select pg_walfile_name('$b1_stop')")
@@ -386,8 +404,9 @@ wk_psql "$pg" "create table tts tablespace ts as
 b2=tblspc-b2
 wk_assert_status 0 "walkeep-basebackup takes a backup with a tablespace (--label $b2)" -- \
     basebackup --label "$b2" --checkpoint=fast
-wk_assert_eq "$b2" "$(cat "$WK_OUT")" "walkeep-basebackup prints the label it was given"
 have_b2=$((WK_STATUS == 0))
+wk_assert_eq "$b2" "$(cat "$WK_OUT")" "walkeep-basebackup prints the label it was given"
+read -r b2_start b2_stop < <(backup_history)
 wk_psql "$pg" "insert into tts select g, g * 19 from generate_series(401, 500) as g" >/dev/null
 tts_rows="500 $((19 * 500 * 501 / 2))"
 sleep 1.1
@@ -397,10 +416,6 @@ wk_psql "$pg" "delete from tts where id <= 100" >/dev/null
 tts_end_rows="400 $((19 * 500 * 501 / 2 - 19 * 100 * 101 / 2))"
 last_tl1=$(switch_and_wait "$pg")
 
-b2_start='?'
-if info_json "$conf" "$work/info2.json"; then
-    b2_start=$(lsn_norm "$(jq_py "$work/info2.json" "b('$b2')['start_lsn']")")
-fi
 
 what="6. tablespace"
 new_ts=$(wk_tmpdir ts-new)
@@ -443,10 +458,13 @@ wk_assert_eq object "$(jq_py "$work/info3.json" "'object' if isinstance(j, dict)
 wk_assert_eq "[\"$b1\", \"$b2\"]" \
     "$(jq_py "$work/info3.json" "sorted(x['label'] for x in j['backups'] if x['status'] == 'complete')")" \
     "$what: both backups are listed as complete"
+wk_assert_eq "$b2_start $b2_stop" \
+    "$(lsn_norm "$(jq_py "$work/info3.json" "b('$b2')['start_lsn']")") $(lsn_norm "$(jq_py "$work/info3.json" "b('$b2')['stop_lsn']")")" \
+    "$what: backup $b2 has the start and stop LSN of the server's backup history file"
 for lab in "$b1" "$b2"; do
     wk_assert_eq true \
-        "$(jq_py "$work/info3.json" "lsn(b('$lab')['start_lsn']) <= lsn(b('$lab')['stop_lsn']) and int(b('$lab')['timeline']) == 1 and bool(b('$lab')['start_time']) and bool(b('$lab')['stop_time'])")" \
-        "$what: backup $lab has start/stop LSN (start <= stop), times and timeline 1"
+        "$(jq_py "$work/info3.json" "int(b('$lab')['timeline']) == 1 and bool(b('$lab')['start_time']) and b('$lab')['start_time'] <= b('$lab')['stop_time']")" \
+        "$what: backup $lab has timeline 1 and start/stop times"
 done
 wk_assert_eq "[]" "$(jq_py "$work/info3.json" "tl(1)['gaps']")" "$what: timeline 1 has no gaps"
 wk_assert_eq true "$(jq_py "$work/info3.json" "tl(1)['ranges'][-1]['last'] >= '$last_tl1'")" \
@@ -552,6 +570,14 @@ wk_assert_status 0 "$what: a restore from the later backup $b2 to a later target
     pitr "$conf_gap" "$d" --target-time "$t6" --target-action=promote \
     --tablespace-map "$old_ts=$(wk_tmpdir ts-gap)"
 rm -rf -- "$d"
+
+# A target LSN beyond the end of the archive: the WAL cannot reach it.
+what="8e. beyond the archive"
+d=$(wk_cluster_path r_beyond)
+wk_assert_status 1 "$what: a target LSN past the end of the archive (1/0) exits 1" -- \
+    pitr "$conf" "$d" --target-lsn 1/0 --target-action=promote
+assert_error_line "$what: one error line"
+assert_absent_or_empty "$d" "$what: the data dir is untouched"
 
 # A corrupt backup object: on another copy.
 what="8d. corrupt backup"

@@ -528,7 +528,7 @@ START_TEST(test_header_pageaddr_not_segment_start)
     uint8_t buf[WK_WAL_LONG_HEADER_SIZE];
 
     make_header(buf, 0xD110, 0x0002, 1, 16 * MIB + 8192, 1, 16 * MIB, 8192);
-    assert_header_corrupt(buf, sizeof(buf), "page address 0/01002000 is not the start");
+    assert_header_corrupt(buf, sizeof(buf), "page address 0/1002000 is not the start");
     make_header(buf, 0xD110, 0x0002, 1, 1, 1, 16 * MIB, 8192);
     assert_header_corrupt(buf, sizeof(buf), "is not the start of a segment");
     /* A 1 MiB boundary is not a 16 MiB boundary. */
@@ -636,9 +636,9 @@ START_TEST(test_lsn_roundtrip)
     wk_wal_format_lsn(buf, sizeof(buf), UINT64_C(0x16B374D848));
     ck_assert_str_eq(buf, "16/B374D848");
     wk_wal_format_lsn(buf, sizeof(buf), UINT64_C(0x3000158));
-    ck_assert_str_eq(buf, "0/03000158");
+    ck_assert_str_eq(buf, "0/3000158"); /* as PostgreSQL 15 prints it */
     wk_wal_format_lsn(buf, sizeof(buf), 0);
-    ck_assert_str_eq(buf, "0/00000000");
+    ck_assert_str_eq(buf, "0/0");
     wk_wal_format_lsn(buf, sizeof(buf), UINT64_MAX);
     ck_assert_str_eq(buf, "FFFFFFFF/FFFFFFFF");
 

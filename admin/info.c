@@ -1,0 +1,193 @@
+/* walkeep info: what the repository holds: each backup with its status, the WAL per
+ * timeline as ranges with gaps, and the window one can restore to. */
+#include "info.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "archive.h"
+#include "backup.h"
+#include "json.h"
+
+#define GAPS_LISTED_MAX 1000
+
+static const char *backup_status(const wk_backup_entry *e)
+{
+    if (!e->has_record)
+        return "incomplete";
+    return e->wal_ready ? "complete" : "waiting-for-wal";
+}
+
+static void segment_name(char *buf, uint32_t tli, uint64_t segno, uint32_t seg_size)
+{
+    wk_wal_segment_name(buf, tli, segno, seg_size);
+}
+
+/* The WAL of one timeline as ranges of consecutive segments, and the holes between. */
+static void write_timeline(wk_json_writer *w, FILE *text, const wk_wal_timeline *t,
+                           uint32_t seg_size)
+{
+    char first[WK_WAL_NAME_LEN + 1], last[WK_WAL_NAME_LEN + 1];
+    size_t gaps_listed = 0;
+    wk_json_begin_object(w);
+    wk_json_kv_uint(w, "timeline", t->tli);
+    wk_json_kv_bool(w, "history_file", t->has_history);
+    wk_json_kv_uint(w, "segments", t->count);
+    wk_json_key(w, "ranges");
+    wk_json_begin_array(w);
+    fprintf(text, "  timeline %u%s: %zu segments\n", t->tli,
+            t->has_history ? " (history file archived)" : "", t->count);
+    for (size_t i = 0; i < t->count;) {
+        size_t j = i;
+        while (j + 1 < t->count && t->segnos[j + 1] == t->segnos[j] + 1)
+            j++;
+        segment_name(first, t->tli, t->segnos[i], seg_size);
+        segment_name(last, t->tli, t->segnos[j], seg_size);
+        wk_json_begin_object(w);
+        wk_json_kv_string(w, "first", first);
+        wk_json_kv_string(w, "last", last);
+        wk_json_end_object(w);
+        fprintf(text, "    %s .. %s\n", first, last);
+        i = j + 1;
+    }
+    wk_json_end_array(w);
+    wk_json_key(w, "gaps");
+    wk_json_begin_array(w);
+    for (size_t i = 0; i + 1 < t->count; i++) {
+        for (uint64_t s = t->segnos[i] + 1; s < t->segnos[i + 1]; s++) {
+            if (gaps_listed++ == GAPS_LISTED_MAX)
+                break;
+            segment_name(first, t->tli, s, seg_size);
+            wk_json_string(w, first);
+            fprintf(text, "    missing: %s\n", first);
+        }
+    }
+    wk_json_end_array(w);
+    wk_json_end_object(w);
+}
+
+static void write_backup(wk_json_writer *w, FILE *text, const wk_backup_entry *e)
+{
+    char start_lsn[32] = "", stop_lsn[32] = "", start[40] = "", stop[40] = "";
+    const wk_backup_record *r = &e->record;
+    wk_json_begin_object(w);
+    wk_json_kv_string(w, "label", e->label);
+    wk_json_kv_string(w, "status", backup_status(e));
+    if (e->has_record) {
+        wk_wal_format_lsn(start_lsn, sizeof(start_lsn), r->start_lsn);
+        wk_wal_format_lsn(stop_lsn, sizeof(stop_lsn), r->stop_lsn);
+        wk_backup_format_time(r->start_time, start, sizeof(start));
+        wk_backup_format_time(r->stop_time, stop, sizeof(stop));
+        wk_json_kv_string(w, "start_time", start);
+        wk_json_kv_string(w, "stop_time", stop);
+        wk_json_kv_string(w, "start_lsn", start_lsn);
+        wk_json_kv_string(w, "stop_lsn", stop_lsn);
+        wk_json_kv_uint(w, "timeline", r->start_tli);
+        wk_json_kv_uint(w, "bytes", r->bytes);
+        wk_json_kv_uint(w, "stored_bytes", r->stored_bytes);
+        wk_json_kv_int(w, "pg_version", r->pg_version);
+        fprintf(text, "  %s  %-15s %s .. %s  LSN %s .. %s  timeline %u  %.1f MiB (stored %.1f)\n",
+                e->label, backup_status(e), start, stop, start_lsn, stop_lsn, r->start_tli,
+                (double)r->bytes / 1048576.0, (double)r->stored_bytes / 1048576.0);
+    } else {
+        fprintf(text, "  %s  %s (no record: interrupted, never used)\n", e->label,
+                backup_status(e));
+    }
+    wk_json_end_object(w);
+}
+
+int wk_info_run(wk_repo *repo, bool json, wk_error *err)
+{
+    wk_repo_meta meta;
+    wk_backup_entry *entries = NULL;
+    size_t count = 0;
+    wk_wal_index index = {0};
+    char *body = NULL, *doc = NULL;
+    size_t body_len = 0;
+    int rc = -1;
+    FILE *text = open_memstream(&body, &body_len);
+    wk_json_writer *w = wk_json_writer_new();
+    if (text == NULL || w == NULL) {
+        wk_error_set(err, WK_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    if (wk_repo_open_meta(repo, NULL, &meta, NULL, err) != 0 ||
+        wk_backup_list(repo, &entries, &count, err) != 0 ||
+        wk_archive_index(repo, meta.seg_size, &index, err) != 0)
+        goto out;
+
+    wk_json_begin_object(w);
+    wk_json_kv_string(w, "repository", repo->location);
+    wk_json_kv_uint(w, "system_identifier", meta.system_identifier);
+    wk_json_kv_int(w, "pg_version", meta.pg_version);
+    wk_json_kv_uint(w, "wal_segment_size", meta.seg_size);
+    wk_json_kv_bool(w, "encrypted", meta.encrypted);
+    fprintf(text, "repository %s: system identifier %" PRIu64 ", PostgreSQL %d, %" PRIu32
+                  "-byte segments, %s\n", repo->location, meta.system_identifier, meta.pg_version,
+            meta.seg_size, meta.encrypted ? "encrypted" : "not encrypted");
+
+    fprintf(text, "backups:%s\n", count == 0 ? " none" : "");
+    wk_json_key(w, "backups");
+    wk_json_begin_array(w);
+    for (size_t i = 0; i < count; i++)
+        write_backup(w, text, &entries[i]);
+    wk_json_end_array(w);
+
+    fprintf(text, "WAL:%s\n", index.count == 0 ? " none" : "");
+    wk_json_key(w, "wal");
+    wk_json_begin_array(w);
+    for (size_t i = 0; i < index.count; i++)
+        write_timeline(w, text, &index.timelines[i], meta.seg_size);
+    wk_json_end_array(w);
+
+    /* The window: from the end of the oldest usable backup to the end of the newest
+     * timeline's WAL (its last segment: the exact last commit is known only to replay). */
+    const wk_backup_entry *oldest = NULL;
+    for (size_t i = 0; i < count && oldest == NULL; i++)
+        if (entries[i].has_record && entries[i].wal_ready)
+            oldest = &entries[i];
+    wk_json_key(w, "recovery_window");
+    wk_json_begin_object(w);
+    if (oldest != NULL && index.count > 0) {
+        const wk_wal_timeline *newest = &index.timelines[index.count - 1];
+        char when[40], lsn[32], last[WK_WAL_NAME_LEN + 1];
+        wk_backup_format_time(oldest->record.stop_time, when, sizeof(when));
+        wk_wal_format_lsn(lsn, sizeof(lsn), oldest->record.stop_lsn);
+        wk_json_kv_string(w, "earliest_time", when);
+        wk_json_kv_string(w, "earliest_lsn", lsn);
+        fprintf(text, "recovery window: from %s (LSN %s, end of backup %s)", when, lsn,
+                oldest->label);
+        if (newest->count > 0) {
+            uint64_t end_seg = newest->segnos[newest->count - 1];
+            wk_wal_format_lsn(lsn, sizeof(lsn), wk_wal_segno_to_lsn(end_seg + 1, meta.seg_size));
+            segment_name(last, newest->tli, end_seg, meta.seg_size);
+            wk_json_kv_string(w, "latest_lsn", lsn);
+            wk_json_kv_string(w, "latest_segment", last);
+            wk_json_kv_uint(w, "latest_timeline", newest->tli);
+            fprintf(text, " to the end of %s (LSN %s, timeline %u)", last, lsn, newest->tli);
+        }
+        fputc('\n', text);
+    } else {
+        fprintf(text, "recovery window: none (no complete backup with its WAL)\n");
+    }
+    wk_json_end_object(w);
+    wk_json_end_object(w);
+    doc = wk_json_writer_finish(w, err);
+    if (doc == NULL)
+        goto out;
+    fclose(text);
+    text = NULL;
+    fputs(json ? doc : body, stdout);
+    rc = fflush(stdout) == 0 ? 0 : wk_error_set(err, WK_ERR_IO, "could not write the output");
+out:
+    if (text != NULL)
+        fclose(text);
+    free(body);
+    free(doc);
+    wk_json_writer_free(w);
+    wk_archive_index_free(&index);
+    wk_backup_list_free(entries, count);
+    return rc;
+}
