@@ -210,7 +210,8 @@ static void clear_pending(tar_stage *ts)
 static int unsafe_path(const char *raw, const char *why, wk_error *err)
 {
     char buf[256];
-    wk_error_set(err, WK_ERR_CORRUPT, "unsafe path in tar entry \"%s\"", shown(raw, buf, sizeof(buf)));
+    wk_error_set(err, WK_ERR_CORRUPT, "unsafe path in tar entry \"%s\"",
+                 shown(raw, buf, sizeof(buf)));
     wk_error_detail(err, "%s", why);
     return -1;
 }

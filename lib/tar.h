@@ -36,7 +36,8 @@ typedef struct wk_tar_options {
  *     FIFO...), malformed or oversized extended header, non-zero bytes after the
  *     end-of-archive blocks, and, at finish, a stream that ended before its two
  *     end-of-archive blocks ("tar stream ended early (truncated)").
- *   WK_ERR_EXISTS: an entry's file or symbolic link already exists in dest.
+ *   WK_ERR_EXISTS: an entry's name is already taken in dest (by anything but a folder,
+ *     for a folder entry).
  *   WK_ERR_IO: a file system call failed; the message names the path within dest.
  * Freeing without finish closes what is open; what was extracted stays. */
 wk_stage *wk_tar_extract_new(const char *dest, const wk_tar_options *options, wk_error *err);

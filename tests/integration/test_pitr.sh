@@ -129,6 +129,7 @@ assert_error_line() {
     n=$(grep -c '^pitr-restore: error: ' "$WK_ERR" || true)
     if [[ $n == 1 ]]; then
         wk_pass "$1"
+        grep '^pitr-restore: error: ' "$WK_ERR" | sed 's/^/# /' || true
     else
         wk_fail "$1" "expected one stderr line \"pitr-restore: error: ...\", got $n" "stderr: $(head -c 1000 "$WK_ERR")"
     fi

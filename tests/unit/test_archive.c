@@ -259,7 +259,8 @@ static void assert_file_bytes(const char *path, const void *data, size_t len)
 
 static void repo_object_file(const char *object, char *buf, size_t size)
 {
-    snprintf(buf, size, "%s/%s", repo_dir, object);
+    int n = snprintf(buf, size, "%s/%s", repo_dir, object);
+    ck_assert(n > 0 && (size_t)n < size);
 }
 
 /* ---- push --------------------------------------------------------------------------- */

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# walkeep-basebackup under faults, against a real PostgreSQL 15: a backup killed half-way
+# is never usable, a bad connection is one clear error, a backup whose WAL is not
+# archived waits (bounded) and becomes usable once it is, and labels never collide.
+source "$(dirname "$0")/lib.sh"
+
+ARCHIVE=$(wk_bin walkeep-archive)
+BASEBACKUP=$(wk_bin walkeep-basebackup)
+RESTORE=$(wk_bin pitr-restore)
+WALKEEP=$(wk_bin walkeep)
+work=$(wk_tmpdir work)
+repo=$work/repo
+conf=$work/walkeep.conf
+as_pg() { wk_run_as_postgres "$@"; }
+info_json() { as_pg "$WALKEEP" info --config "$conf" --json; }
+backup_status() { # LABEL
+    info_json | python3 -c 'import json,sys; d=json.load(sys.stdin); print([b["status"] for b in d["backups"] if b["label"]==sys.argv[1]][0])' "$1"
+}
+
+pg=$(wk_cluster_init primary)
+port=$(wk_cluster_port "$pg")
+printf 'repo = %s\npg_conninfo = host=%s port=%s dbname=postgres\n' \
+    "$repo" "$(wk_cluster_sockdir "$pg")" "$port" >"$conf"
+chown postgres: "$conf"
+wk_cluster_conf "$pg" "archive_mode = on" "wal_level = replica" \
+    "archive_command = $(wk_conf_quote "$ARCHIVE --config $conf %p")"
+wk_cluster_start "$pg"
+wk_psql "$pg" "CREATE TABLE t AS SELECT g FROM generate_series(1, 100000) g" >/dev/null
+
+# --- a backup killed half-way ----------------------------------------------------------
+# strace holds the backup at its first rename (the first archive's object about to be
+# committed); SIGKILL then.
+ASAN_OPTIONS=detect_leaks=0 runuser -u postgres -- strace -f -o /dev/null \
+    -e trace=renameat2 -e inject=renameat2:delay_enter=30000000 \
+    "$BASEBACKUP" --config "$conf" --label killed >/dev/null 2>&1 &
+tracer=$!
+has_temp() { [[ -n $(find "$repo/backups/killed" -name '.*tmp*' 2>/dev/null) ]]; }
+wk_wait_for "the backup's first object" 60 has_temp
+victim=$(pgrep -f -n "^$BASEBACKUP --config $conf --label killed") || true
+if [[ -n $victim ]]; then
+    kill -KILL "$victim"
+    wait "$tracer" 2>/dev/null || true
+    wk_pass "backup killed half-way"
+else
+    kill "$tracer" 2>/dev/null || true
+    wk_fail "could not find the backup to kill"
+fi
+wk_assert_no_file "$repo/backups/killed/backup.json" "the killed backup has no record"
+wk_assert_eq incomplete "$(backup_status killed)" "walkeep info lists the killed backup as incomplete"
+wk_assert_status 1 "pitr-restore refuses a repository holding only an interrupted backup" -- \
+    as_pg "$RESTORE" --config "$conf" --pgdata "$work/never"
+wk_assert_contains "$WK_ERR" "no complete backup" "and says there is no complete backup"
+wk_assert_no_file "$work/never" "nothing restored from an interrupted backup"
+
+# --- good backup, then a label that is taken ---------------------------------------
+wk_assert_status 0 "a backup succeeds" -- as_pg "$BASEBACKUP" --config "$conf" --label good
+wk_assert_eq good "$(cat "$WK_OUT")" "it prints its label"
+wk_assert_eq complete "$(backup_status good)" "and it is complete"
+wk_assert_status 1 "a label in use is refused" -- as_pg "$BASEBACKUP" --config "$conf" --label good
+wk_assert_contains "$WK_ERR" "already exists" "the refusal says why"
+wk_assert_status 1 "a label that is no plain name is refused" -- \
+    as_pg "$BASEBACKUP" --config "$conf" --label "../x"
+wk_assert_contains "$WK_ERR" "invalid backup label" "the label is named"
+
+# --- the connection --------------------------------------------------------------------
+wk_assert_status 1 "a wrong port is one clear error" -- \
+    as_pg "$BASEBACKUP" --config "$conf" --pg-conninfo="host=$(wk_cluster_sockdir "$pg") port=1 dbname=postgres"
+wk_assert_contains "$WK_ERR" "^walkeep-basebackup: error: could not connect to the server" "it says it could not connect"
+wk_assert_eq 1 "$(grep -c 'error:' "$WK_ERR")" "exactly one error line"
+wk_psql "$pg" "CREATE ROLE plain LOGIN" >/dev/null
+wk_assert_status 1 "a role without REPLICATION is refused" -- \
+    as_pg "$BASEBACKUP" --config "$conf" --pg-conninfo="host=$(wk_cluster_sockdir "$pg") port=$port user=plain dbname=postgres"
+wk_assert_contains "$WK_ERR" "REPLICATION|replication" "it points at the replication privilege"
+
+# --- WAL that does not reach the archive ---------------------------------------------
+wk_psql "$pg" "ALTER SYSTEM SET archive_command = '/bin/false'" >/dev/null
+wk_psql "$pg" "SELECT pg_reload_conf()" >/dev/null
+wk_assert_status 1 "a backup whose WAL is not archived fails after --wait-archive" -- \
+    as_pg "$BASEBACKUP" --config "$conf" --label nowal --wait-archive=3s
+wk_assert_contains "$WK_ERR" "was not archived within 3 s" "it names the wait"
+wk_assert_eq waiting-for-wal "$(backup_status nowal)" "walkeep info shows it waiting for WAL"
+wk_psql "$pg" "ALTER SYSTEM SET archive_command = $(wk_conf_quote "$ARCHIVE --config $conf %p")" >/dev/null
+wk_psql "$pg" "SELECT pg_reload_conf()" >/dev/null
+nowal_complete() { [[ $(backup_status nowal) == complete ]]; }
+wk_wait_for "the WAL of backup nowal to be archived" 120 nowal_complete
+wk_assert_eq complete "$(backup_status nowal)" "once its WAL is archived the backup is complete"
+
+wk_cluster_stop "$pg"
+wk_done
