@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "cluster.h"
+#include "commands.h"
 #include "crypt.h"
 #include "info.h"
 #include "repo.h"
@@ -91,14 +92,6 @@ int main(int argc, char **argv)
     int started = wk_cli_start(progname, usage, WK_LOG_INFO, argc, argv, &cfg, &args);
     if (started != 0)
         return started > 0 ? 0 : 1;
-    for (int i = 0; i < args.count; i++) {
-        if (strncmp(args.items[i], "--", 2) == 0 && strcmp(args.items[i], "--json") != 0) {
-            char what[256];
-            snprintf(what, sizeof(what), "unrecognized option \"%.200s\"", args.items[i]);
-            wk_cli_bad_argument(progname, what);
-            goto out;
-        }
-    }
     const char *command = args.count > 0 ? args.items[0] : NULL;
     if (command == NULL)
         wk_cli_bad_argument(progname, "no command given");
@@ -108,14 +101,17 @@ int main(int argc, char **argv)
         rc = cmd_init(&cfg, &args, &err);
     else if (strcmp(command, "info") == 0)
         rc = cmd_info(&cfg, &args, &err);
+    else if (strcmp(command, "verify") == 0)
+        rc = wk_verify_command(&cfg, &args, &err);
+    else if (strcmp(command, "expire") == 0)
+        rc = wk_expire_command(&cfg, &args, &err);
     else {
         char what[256];
         snprintf(what, sizeof(what), "unknown command \"%.200s\"", command);
         wk_cli_bad_argument(progname, what);
     }
-    if (rc != 0 && err.code != WK_ERR_NONE)
+    if (rc < 0 && err.code != WK_ERR_NONE)
         wk_log_error(&err);
-out:
     wk_config_free(&cfg);
     wk_args_free(&args);
     return rc == 0 ? 0 : 1;

@@ -171,9 +171,9 @@ static int build_spans(wk_repo *repo, const wk_backup_record *b, uint32_t target
     for (size_t i = k; i < hist_count; i++) {
         uint64_t switch_seg = wk_wal_lsn_to_segno(hist[i].switch_lsn, seg_size);
         if (i == k && hist[i].switch_lsn < b->stop_lsn) {
+            uint32_t child = i + 1 < hist_count ? hist[i + 1].tli : target_tli;
             wk_error_set(err, WK_ERR_NOTFOUND, "timeline %u left timeline %u before backup "
-                         "\"%s\" ended", hist[i + 1 < hist_count ? i + 1 : i].tli, b->start_tli,
-                         b->label);
+                         "\"%s\" ended", child, b->start_tli, b->label);
             goto out;
         }
         out[n++] = (wal_span){.tli = hist[i].tli, .first = first, .last = switch_seg - 1};
@@ -212,6 +212,13 @@ int wk_restore_plan_make(wk_repo *repo, const wk_restore_options *opt, wk_restor
         wk_backup_format_time(b->stop_time, when, sizeof(when));
         wk_error_set(err, WK_ERR_NOTFOUND, "target time \"%s\" is before the end of backup "
                      "\"%s\" (%s)", opt->target.value, b->label, when);
+        goto out;
+    }
+    if (opt->target.kind == WK_TARGET_LSN && opt->target.lsn < b->stop_lsn) {
+        char stop[32];
+        wk_wal_format_lsn(stop, sizeof(stop), b->stop_lsn);
+        wk_error_set(err, WK_ERR_NOTFOUND, "target LSN %s is before the end of backup \"%s\" "
+                     "(%s)", opt->target.value, b->label, stop);
         goto out;
     }
     if (wk_archive_index(repo, meta.seg_size, &index, err) != 0 ||
@@ -450,16 +457,17 @@ static int append(char **buf, size_t *len, size_t *cap, const char *text)
     return 0;
 }
 
-/* A postgresql.conf string literal: single quotes doubled. */
+/* A postgresql.conf string literal: PostgreSQL reads backslash escapes in them, so
+ * backslashes are doubled as well as single quotes (as ALTER SYSTEM writes them). */
 static void quote(const char *value, char *buf, size_t size)
 {
     size_t j = 0;
     if (size < 3)
         return;
     buf[j++] = '\'';
-    for (const char *p = value; *p != '\0' && j + 3 < size; p++) {
-        if (*p == '\'')
-            buf[j++] = '\'';
+    for (const char *p = value; *p != '\0' && j + 4 < size; p++) {
+        if (*p == '\'' || *p == '\\')
+            buf[j++] = *p;
         buf[j++] = *p;
     }
     buf[j++] = '\'';

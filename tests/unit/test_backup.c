@@ -357,6 +357,8 @@ END_TEST
 START_TEST(test_parse_time_local)
 {
     /* New York in November is EST (UTC-5); a POSIX TZ rule needs no tz database. */
+    const char *old = getenv("TZ");
+    char *saved = old != NULL ? strdup(old) : NULL;
     ck_assert_int_eq(setenv("TZ", "EST5EDT,M3.2.0,M11.1.0", 1), 0);
     tzset();
     struct tm local = {.tm_year = 126, .tm_mon = 10, .tm_mday = 25, .tm_hour = 9, .tm_min = 30,
@@ -375,6 +377,12 @@ START_TEST(test_parse_time_local)
     ck_assert_int_eq(setenv("TZ", "UTC0", 1), 0);
     tzset();
     assert_parses("2026-11-25 09:30:12", base_time());
+    if (saved != NULL)
+        setenv("TZ", saved, 1);
+    else
+        unsetenv("TZ");
+    free(saved);
+    tzset();
 }
 END_TEST
 
@@ -579,12 +587,14 @@ START_TEST(test_record_read_missing)
 }
 END_TEST
 
-/* One damaged record: its file rewritten from the good text by `edit`. */
+/* One damaged record: the good text with `from` replaced by `to`, or, when from is
+ * NULL, cut to `cut` bytes and followed by `append`. */
 typedef struct damage {
     const char *what;
-    const char *from; /* NULL: truncate to `cut` bytes instead */
+    const char *from;
     const char *to;
     size_t cut;
+    const char *append;
 } damage;
 
 START_TEST(test_record_corrupt)
@@ -601,54 +611,49 @@ START_TEST(test_record_corrupt)
     ck_assert_ptr_nonnull(strstr(good, "\"start_lsn\": \"16/B374D828\""));
 
     const damage cases[] = {
-        {"empty", NULL, NULL, 0},
-        {"one byte", NULL, NULL, 1},
-        {"truncated in the middle", NULL, NULL, good_len / 2},
-        {"missing the closing brace", NULL, NULL, good_len - 2},
-        {"not JSON", "{", "this is not JSON {", 0},
-        {"trailing garbage", "\"format\"", "\"format\"", 0}, /* replaced below */
-        {"missing label", "\"label\":", "\"labex\":", 0},
-        {"missing start_lsn", "\"start_lsn\":", "\"start_lsm\":", 0},
-        {"missing stop_lsn", "\"stop_lsn\":", "\"stop_lsm\":", 0},
-        {"missing stop_timeline", "\"stop_timeline\":", "\"stop_timelin\":", 0},
-        {"missing start_time", "\"start_time\":", "\"start_tim\":", 0},
-        {"missing system_identifier", "\"system_identifier\":", "\"sysid\":", 0},
-        {"missing encrypted", "\"encrypted\":", "\"encryptd\":", 0},
-        {"missing compress", "\"compress\":", "\"compres\":", 0},
-        {"missing pg_version", "\"pg_version\":", "\"pg_versio\":", 0},
-        {"missing streams", "\"streams\":", "\"stream\":", 0},
-        {"missing stream fingerprint", "\"fingerprint\":", "\"fingerprin\":", 0},
-        {"missing stream object", "\"object\":", "\"objet\":", 0},
-        {"bad start LSN", "\"16/B374D828\"", "\"16-B374D828\"", 0},
-        {"bad stop LSN", "\"FFFFFFFE/B3800100\"", "\"zz/1\"", 0},
-        {"empty LSN", "\"16/B374D828\"", "\"\"", 0},
-        {"LSN as a number", "\"16/B374D828\"", "97432065064", 0},
-        {"bad time", "\"2026-11-25 09:30:12+00\"", "\"yesterday\"", 0},
-        {"timeline out of range", "\"start_timeline\": 2", "\"start_timeline\": 4294967296", 0},
-        {"negative timeline", "\"start_timeline\": 2", "\"start_timeline\": -2", 0},
-        {"timeline as a string", "\"start_timeline\": 2", "\"start_timeline\": \"2\"", 0},
-        {"unknown compression", "\"lz4\"", "\"gzip\"", 0},
-        {"encrypted not a bool", "\"encrypted\": true", "\"encrypted\": 1", 0},
-        {"streams not an array", "\"streams\": [", "\"streams\": {\"x\": [", 0},
-        {"bad fingerprint", "\"fingerprint\": \"", "\"fingerprint\": \"x", 0},
-        {"tablespace out of range", "\"tablespace\": 16385", "\"tablespace\": 4294967296", 0},
+        {"empty", NULL, NULL, 0, ""},
+        {"one byte", NULL, NULL, 1, ""},
+        {"truncated in the middle", NULL, NULL, good_len / 2, ""},
+        {"missing the closing brace", NULL, NULL, good_len - 2, ""},
+        {"trailing garbage", NULL, NULL, good_len, "{}"},
+        {"not JSON", "{", "this is not JSON {", 0, NULL},
+        {"missing label", "\"label\":", "\"labex\":", 0, NULL},
+        {"missing start_lsn", "\"start_lsn\":", "\"start_lsm\":", 0, NULL},
+        {"missing stop_lsn", "\"stop_lsn\":", "\"stop_lsm\":", 0, NULL},
+        {"missing stop_timeline", "\"stop_timeline\":", "\"stop_timelin\":", 0, NULL},
+        {"missing start_time", "\"start_time\":", "\"start_tim\":", 0, NULL},
+        {"missing system_identifier", "\"system_identifier\":", "\"sysid\":", 0, NULL},
+        {"missing encrypted", "\"encrypted\":", "\"encryptd\":", 0, NULL},
+        {"missing compress", "\"compress\":", "\"compres\":", 0, NULL},
+        {"missing pg_version", "\"pg_version\":", "\"pg_versio\":", 0, NULL},
+        {"missing streams", "\"streams\":", "\"stream\":", 0, NULL},
+        {"missing stream fingerprint", "\"fingerprint\":", "\"fingerprin\":", 0, NULL},
+        {"missing stream object", "\"object\":", "\"objet\":", 0, NULL},
+        {"bad start LSN", "\"16/B374D828\"", "\"16-B374D828\"", 0, NULL},
+        {"bad stop LSN", "\"FFFFFFFE/B3800100\"", "\"zz/1\"", 0, NULL},
+        {"empty LSN", "\"16/B374D828\"", "\"\"", 0, NULL},
+        {"LSN as a number", "\"16/B374D828\"", "97432065064", 0, NULL},
+        {"bad time", "\"2026-11-25 09:30:12+00\"", "\"yesterday\"", 0, NULL},
+        {"timeline out of range", "\"start_timeline\": 2", "\"start_timeline\": 4294967296", 0,
+         NULL},
+        {"negative timeline", "\"start_timeline\": 2", "\"start_timeline\": -2", 0, NULL},
+        {"timeline as a string", "\"start_timeline\": 2", "\"start_timeline\": \"2\"", 0, NULL},
+        {"unknown compression", "\"lz4\"", "\"gzip\"", 0, NULL},
+        {"encrypted not a bool", "\"encrypted\": true", "\"encrypted\": 1", 0, NULL},
+        {"streams not an array", "\"streams\": [", "\"streams\": {\"x\": [", 0, NULL},
+        {"bad fingerprint", "\"fingerprint\": \"", "\"fingerprint\": \"x", 0, NULL},
+        {"tablespace out of range", "\"tablespace\": 16385", "\"tablespace\": 4294967296", 0, NULL},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const damage *d = &cases[i];
         char *text;
         size_t len;
         if (d->from == NULL) {
-            text = malloc(d->cut + 1);
+            len = d->cut + strlen(d->append);
+            text = malloc(len + 1);
             ck_assert_ptr_nonnull(text);
             memcpy(text, good, d->cut);
-            text[d->cut] = '\0';
-            len = d->cut;
-        } else if (strcmp(d->what, "trailing garbage") == 0) {
-            text = malloc(good_len + 8);
-            ck_assert_ptr_nonnull(text);
-            memcpy(text, good, good_len);
-            memcpy(text + good_len, "{}", 3);
-            len = good_len + 2;
+            strcpy(text + d->cut, d->append);
         } else {
             text = replace(xstrdup(good), d->from, d->to);
             len = strlen(text);
