@@ -111,7 +111,6 @@ int wk_backup_record_write(wk_repo *repo, const wk_backup_record *r, wk_error *e
     char lsn[32], tbuf[40], hex[WK_FINGERPRINT_HEX_LEN + 1], path[256];
     wk_json_writer *w = wk_json_writer_new();
     char *text = NULL;
-    wk_stage *sink = NULL;
     int rc = -1;
     if (w == NULL)
         return wk_error_set(err, WK_ERR_NOMEM, "out of memory");
@@ -156,12 +155,8 @@ int wk_backup_record_write(wk_repo *repo, const wk_backup_record *r, wk_error *e
     if (text == NULL)
         goto out;
     record_path(r->label, path, sizeof(path));
-    if (wk_storage_put_open(repo->storage, path, WK_PUT_NOREPLACE, &sink, err) != 0 ||
-        wk_stage_write(sink, text, strlen(text), err) != 0 || wk_stage_finish(sink, err) != 0)
-        goto out;
-    rc = 0;
+    rc = wk_storage_put_bytes(repo->storage, path, WK_PUT_NOREPLACE, text, strlen(text), err);
 out:
-    wk_stage_free(sink);
     free(text);
     wk_json_writer_free(w);
     return rc;

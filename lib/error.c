@@ -66,21 +66,19 @@ int wk_error_prefix(wk_error *err, const char *fmt, ...)
 
 void wk_error_detail(wk_error *err, const char *fmt, ...)
 {
-    if (err == NULL)
-        return;
     va_list ap;
     va_start(ap, fmt);
-    format_into(err->detail, sizeof(err->detail), fmt, ap);
+    if (err != NULL)
+        format_into(err->detail, sizeof(err->detail), fmt, ap);
     va_end(ap);
 }
 
 void wk_error_hint(wk_error *err, const char *fmt, ...)
 {
-    if (err == NULL)
-        return;
     va_list ap;
     va_start(ap, fmt);
-    format_into(err->hint, sizeof(err->hint), fmt, ap);
+    if (err != NULL)
+        format_into(err->hint, sizeof(err->hint), fmt, ap);
     va_end(ap);
 }
 

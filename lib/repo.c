@@ -201,16 +201,8 @@ static int write_meta(wk_repo *repo, const wk_repo_meta *meta, wk_error *err)
                        meta->encrypted ? "xchacha20poly1305" : "none",
                        meta->encrypted ? "key_id = " : "", meta->encrypted ? key_hex : "",
                        meta->encrypted ? "\n" : "");
-    wk_stage *sink = NULL;
-    int rc = -1;
-    if (wk_storage_put_open(repo->storage, WK_REPO_META_PATH, WK_PUT_NOREPLACE, &sink, err) != 0)
-        goto out;
-    if (wk_stage_write(sink, text, (size_t)len, err) != 0 || wk_stage_finish(sink, err) != 0)
-        goto out;
-    rc = 0;
-out:
-    wk_stage_free(sink);
-    return rc;
+    return wk_storage_put_bytes(repo->storage, WK_REPO_META_PATH, WK_PUT_NOREPLACE, text,
+                                (size_t)len, err);
 }
 
 int wk_repo_check_key(const wk_repo *repo, const wk_repo_meta *meta, wk_error *err)

@@ -395,13 +395,9 @@ out:
 static int write_file(const char *folder, const char *name, const char *text, wk_error *err)
 {
     wk_storage *st = NULL;
-    wk_stage *sink = NULL;
-    int rc = -1;
-    if (wk_storage_posix_open(folder, false, &st, err) == 0 &&
-        wk_storage_put_open(st, name, 0, &sink, err) == 0 &&
-        wk_stage_write(sink, text, strlen(text), err) == 0 && wk_stage_finish(sink, err) == 0)
-        rc = 0;
-    wk_stage_free(sink);
+    int rc = wk_storage_posix_open(folder, false, &st, err);
+    if (rc == 0)
+        rc = wk_storage_put_bytes(st, name, 0, text, strlen(text), err);
     wk_storage_free(st);
     return rc;
 }

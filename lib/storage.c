@@ -54,6 +54,18 @@ int wk_storage_remove(wk_storage *st, const char *path, wk_error *err)
     return st->ops->remove(st, path, err);
 }
 
+int wk_storage_put_bytes(wk_storage *st, const char *path, int flags, const void *data,
+                         size_t len, wk_error *err)
+{
+    wk_stage *sink = NULL;
+    int rc = -1;
+    if (wk_storage_put_open(st, path, flags, &sink, err) == 0 &&
+        wk_stage_write(sink, data, len, err) == 0 && wk_stage_finish(sink, err) == 0)
+        rc = 0;
+    wk_stage_free(sink);
+    return rc;
+}
+
 bool wk_storage_can_retarget(const wk_storage *st)
 {
     return st->ops->retarget != NULL;

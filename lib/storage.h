@@ -66,6 +66,10 @@ int wk_storage_list(wk_storage *st, const char *dir, const char *prefix, wk_stor
                     void *arg, wk_error *err);
 int wk_storage_remove(wk_storage *st, const char *path, wk_error *err);
 void wk_storage_free(wk_storage *st);
+/* Stores len bytes at path in one go (put_open, write, finish): for small objects such
+ * as records and metadata. */
+int wk_storage_put_bytes(wk_storage *st, const char *path, int flags, const void *data,
+                         size_t len, wk_error *err);
 /* Whether the backend implements retarget; wk_storage_retarget fails (WK_ERR_USAGE)
  * where it does not. */
 bool wk_storage_can_retarget(const wk_storage *st);

@@ -672,6 +672,23 @@ START_TEST(test_retarget)
 }
 END_TEST
 
+START_TEST(test_put_bytes)
+{
+    wk_error err = {0};
+    ck_assert_int_eq(wk_storage_put_bytes(storage, "small/obj", WK_PUT_NOREPLACE, "hello", 5, &err),
+                     0);
+    assert_text("small/obj", "hello");
+    ck_assert_int_eq(wk_storage_put_bytes(storage, "small/obj", WK_PUT_NOREPLACE, "other", 5, &err),
+                     -1);
+    ck_assert_int_eq(err.code, WK_ERR_EXISTS);
+    assert_text("small/obj", "hello");
+    ck_assert_int_eq(wk_storage_put_bytes(storage, "small/obj", 0, "", 0, &err), 0);
+    assert_text("small/obj", "");
+    ck_assert_int_eq(wk_storage_put_bytes(storage, "../escape", 0, "x", 1, &err), -1);
+    ck_assert_int_eq(err.code, WK_ERR_USAGE);
+}
+END_TEST
+
 static Suite *storage_suite(void)
 {
     Suite *s = suite_create("storage");
@@ -692,6 +709,7 @@ static Suite *storage_suite(void)
     tcase_add_test(tc, test_open);
     tcase_add_test(tc, test_disk_full);
     tcase_add_test(tc, test_retarget);
+    tcase_add_test(tc, test_put_bytes);
     suite_add_tcase(s, tc);
     return s;
 }
