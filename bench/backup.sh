@@ -283,21 +283,29 @@ cpu_ticks() { # busy idle iowait, all CPUs, in USER_HZ
     read -r _c u n s i w irq sirq st _rest </proc/stat
     echo "$((u + n + s + irq + sirq + st)) $i $w"
 }
+# Sectors (512 bytes) read and written on the scratch folder's block device, machine-wide
+# ("0 0" when the device is not in /proc/diskstats, e.g. an overlay).
+disk_dev=$(basename "$(df --output=source "$scratch" | tail -n 1)")
+disk_sectors() {
+    awk -v d="$disk_dev" '$3 == d { print $6, $10; found = 1; exit } END { if (!found) print "0 0" }' /proc/diskstats
+}
 timed() { # KIND CONFIG REP CMD...
     local kind=$1 cfg=$2 rep=$3
     shift 3
     local tag=$kind-$cfg-r$rep
     local out=$scratch/runs/$tag.log tf=$scratch/runs/$tag.time
-    local c0 c1 t0 t1 rc=0 user sys rss
+    local c0 c1 d0 d1 t0 t1 rc=0 user sys rss
     : >"$tf"
     chown postgres: "$tf"
     wait_archiver_idle 300
     drop_caches
+    d0=$(disk_sectors)
     c0=$(cpu_ticks)
     t0=$EPOCHREALTIME
     as_pg /usr/bin/time -f '%e %U %S %M' -o "$tf" "$@" >"$out" 2>&1 </dev/null || rc=$?
     t1=$EPOCHREALTIME
     c1=$(cpu_ticks)
+    d1=$(disk_sectors)
     if [[ $rc != 0 ]]; then
         log "$kind $cfg (run $rep) exited with status $rc"
         log "command: $*"
@@ -306,8 +314,9 @@ timed() { # KIND CONFIG REP CMD...
         die "$kind $cfg failed"
     fi
     read -r _ user sys rss < <(tail -n 1 "$tf")
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$kind" "$cfg" "$rep" \
-        "$(python3 -c "print('%.3f' % ($t1 - $t0))")" "$user" "$sys" "$rss" "$c0" "$c1" >>"$results"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$kind" "$cfg" "$rep" \
+        "$(python3 -c "print('%.3f' % ($t1 - $t0))")" "$user" "$sys" "$rss" "$c0" "$c1" "$d0" "$d1" \
+        >>"$results"
     log "$(printf '%-7s %-10s run %s: %6.1f s  (CPU %s+%s s, peak RSS %s MiB)' "$kind" "$cfg" "$rep" \
         "$(python3 -c "print($t1 - $t0)")" "$user" "$sys" "$((rss / 1024))")"
 }
@@ -464,19 +473,23 @@ import os, statistics, sys
 from collections import defaultdict
 
 scratch, db_bytes, data_bytes, ncpu = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+MiB = 1024 * 1024
 
 def rows(path):
     with open(path) as f:
         return [line.rstrip("\n").split("\t") for line in f if line.strip()]
 
 runs = defaultdict(list)        # (kind, cfg) -> [dict]
-for kind, cfg, rep, wall, user, sys_, rss, c0, c1 in rows(os.path.join(scratch, "results.tsv")):
+for kind, cfg, rep, wall, user, sys_, rss, c0, c1, d0, d1 in rows(os.path.join(scratch, "results.tsv")):
     b0, i0, w0 = map(int, c0.split())
     b1, i1, w1 = map(int, c1.split())
+    r0, x0 = map(int, d0.split())
+    r1, x1 = map(int, d1.split())
     total = (b1 - b0) + (i1 - i0) + (w1 - w0)
     runs[kind, cfg].append(dict(wall=float(wall), cpu=float(user) + float(sys_), rss=int(rss),
                                 busy=100.0 * (b1 - b0) / total if total else 0.0,
-                                iowait=100.0 * (w1 - w0) / total if total else 0.0))
+                                iowait=100.0 * (w1 - w0) / total if total else 0.0,
+                                read=(r1 - r0) * 512, written=(x1 - x0) * 512))
 size = defaultdict(list)
 for kind, cfg, rep, b in rows(os.path.join(scratch, "sizes.tsv")):
     size[kind, cfg].append(int(b))
@@ -491,6 +504,9 @@ def cpu(kind, cfg):
 def machine(kind, cfg):
     return "%.0f%% / %.0f%%" % (med([r["busy"] for r in runs[kind, cfg]]),
                                 med([r["iowait"] for r in runs[kind, cfg]]))
+def disk(kind, cfg):
+    return "%.0f / %.0f" % (med([r["read"] for r in runs[kind, cfg]]) / MiB,
+                            med([r["written"] for r in runs[kind, cfg]]) / MiB)
 def rss(kind, cfg):
     return "%.1f" % (max(r["rss"] for r in runs[kind, cfg]) / 1024)
 
@@ -511,24 +527,24 @@ def table(out):
     for r in out[1:]:
         print(line(r))
 
-MiB = 1024 * 1024
 print(open(os.path.join(scratch, "env.txt")).read().rstrip())
 print()
 print("Whole command, wall seconds: median (min-max). CPU = user + sys of the command and the")
 print("children it waited for (not the PostgreSQL server's walsender or archiver). machine =")
 print("all %d CPUs busy / iowait over the run. MiB/s and the stored ratio are per MiB of the" % ncpu)
-print("data directory (without pg_wal): %.0f MiB." % (data_bytes / MiB))
+print("data directory (without pg_wal): %.0f MiB. disk = MiB read / written on the scratch" % (data_bytes / MiB))
+print("folder's block device during the run, by everything (the server included).")
 print()
 print("Backups:")
 print()
 ref = wall("backup", "pgbb")
 out = [["configuration", "seconds", "vs pg_basebackup", "MiB/s", "CPU s", "machine busy / iowait",
-        "peak RSS MiB", "stored MiB (ratio)"]]
+        "disk MiB r / w", "peak RSS MiB", "stored MiB (ratio)"]]
 for cfg in ["pgbb", "wk-lz4-enc", "wk-lz4", "wk-zstd", "wk-none", "pgbr-pm1", "pgbr-pm2"]:
     s = med(size["backup", cfg])
     out.append([names[cfg], span("backup", cfg), "%.2f" % (wall("backup", cfg) / ref),
                 "%.0f" % (data_bytes / MiB / wall("backup", cfg)), cpu("backup", cfg),
-                machine("backup", cfg), rss("backup", cfg),
+                machine("backup", cfg), disk("backup", cfg), rss("backup", cfg),
                 "%.0f (%.3f)" % (s / MiB, s / data_bytes)])
 table(out)
 print()
@@ -537,11 +553,12 @@ print("new empty folder; pitr-restore ends with syncfs):")
 print()
 p1, p2 = wall("restore", "pgbr-pm1"), wall("restore", "pgbr-pm2")
 out = [["configuration", "seconds", "vs pgBackRest pm1", "vs pgBackRest pm2", "MiB/s", "CPU s",
-        "machine busy / iowait", "peak RSS MiB", "laid down MiB"]]
+        "machine busy / iowait", "disk MiB r / w", "peak RSS MiB", "laid down MiB"]]
 for cfg in ["wk-lz4-enc", "wk-lz4", "wk-zstd", "wk-none", "pgbr-pm1", "pgbr-pm2"]:
     w = wall("restore", cfg)
     out.append([names[cfg], span("restore", cfg), "%.2f" % (w / p1), "%.2f" % (w / p2),
                 "%.0f" % (data_bytes / MiB / w), cpu("restore", cfg), machine("restore", cfg),
+                disk("restore", cfg),
                 rss("restore", cfg), "%.0f" % (med(size["restore", cfg]) / MiB)])
 table(out)
 

@@ -517,9 +517,12 @@ int wk_archive_index(wk_repo *repo, uint32_t seg_size, wk_wal_index *index, wk_e
         wk_error_set(err, WK_ERR_NOMEM, "out of memory");
         goto out;
     }
-    qsort(index->timelines, index->count, sizeof(*index->timelines), compare_timeline);
+    if (index->count > 0)
+        qsort(index->timelines, index->count, sizeof(*index->timelines), compare_timeline);
     for (size_t i = 0; i < index->count; i++) {
         wk_wal_timeline *t = &index->timelines[i];
+        if (t->count == 0)
+            continue; /* a history file without segments */
         qsort(t->segnos, t->count, sizeof(*t->segnos), compare_segno);
         size_t kept = 0;
         for (size_t j = 0; j < t->count; j++)
@@ -557,7 +560,8 @@ const wk_wal_timeline *wk_archive_index_timeline(const wk_wal_index *index, uint
 bool wk_archive_index_has(const wk_wal_index *index, uint32_t tli, uint64_t segno)
 {
     const wk_wal_timeline *t = wk_archive_index_timeline(index, tli);
-    return t != NULL && bsearch(&segno, t->segnos, t->count, sizeof(segno), compare_segno) != NULL;
+    return t != NULL && t->count > 0 &&
+           bsearch(&segno, t->segnos, t->count, sizeof(segno), compare_segno) != NULL;
 }
 
 int wk_archive_read_small(wk_repo *repo, const char *name, char **text, size_t *len,

@@ -46,6 +46,8 @@ static const key_def keys[] = {
     {"pg_bindir", KEY_STRING, FIELD(pg_bindir), 0, 0, 0},
     {"retention_full", KEY_INT, FIELD(retention_full), 0, INT_MAX, 0},
     {"retention_days", KEY_INT, FIELD(retention_days), 0, INT_MAX, 0},
+    {"retention_dumps", KEY_INT, FIELD(retention_dumps), 0, INT_MAX, 0},
+    {"retention_dumps_days", KEY_INT, FIELD(retention_dumps_days), 0, INT_MAX, 0},
     {"s3_endpoint", KEY_STRING, FIELD(s3_endpoint), 0, 0, 0},
     {"s3_region", KEY_STRING, FIELD(s3_region), 0, 0, 0},
     {"s3_uri_style", KEY_URI_STYLE, FIELD(s3_uri_style), 0, 0, 0},

@@ -27,6 +27,8 @@ typedef struct wk_config {
     char *pg_bindir;        /* NULL: from PATH */
     int retention_full;     /* 0: keep all */
     int retention_days;     /* 0: keep all */
+    int retention_dumps;    /* dumps to keep by count; 0: keep all */
+    int retention_dumps_days; /* dumps to keep by age in days; 0: keep all */
     char *s3_endpoint;
     char *s3_region;
     char *s3_uri_style;     /* "path" or "host" */

@@ -264,6 +264,10 @@ int main(int argc, char **argv)
         goto out;
     }
     opt.pgdata = cfg.pgdata;
+    if (geteuid() == 0)
+        wk_log(WK_LOG_WARNING, "running as root: the restored files will belong to root, and "
+                               "PostgreSQL will not start from them until they are chown'ed to "
+                               "its user; run pitr-restore as that user instead");
     if (wk_repo_open(&cfg, false, &repo, &err) != 0 ||
         build_restore_command(&cfg, restore_command, sizeof(restore_command), &err) != 0)
         goto report;

@@ -123,6 +123,8 @@ START_TEST(test_defaults)
     ck_assert_ptr_null(cfg.pg_bindir);
     ck_assert_int_eq(cfg.retention_full, 0);
     ck_assert_int_eq(cfg.retention_days, 0);
+    ck_assert_int_eq(cfg.retention_dumps, 0);
+    ck_assert_int_eq(cfg.retention_dumps_days, 0);
     ck_assert_ptr_null(cfg.s3_uri_style);
     ck_assert_ptr_null(cfg.s3_access_key);
     ck_assert_ptr_null(cfg.s3_secret_key);
@@ -184,20 +186,25 @@ START_TEST(test_precedence)
                                                   "log_level = debug\n"
                                                   "retention_full = 3\n"
                                                   "retention_days = 9\n"
+                                                  "retention_dumps = 5\n"
+                                                  "retention_dumps_days = 6\n"
                                                   "retry_timeout = 2min\n");
     setenv("WALKEEP_CONFIG", path, 1);
     setenv("WALKEEP_REPO", "/env", 1);
     setenv("WALKEEP_COMPRESS", "none", 1);
     setenv("WALKEEP_RETENTION_DAYS", "10", 1);
+    setenv("WALKEEP_RETENTION_DUMPS_DAYS", "12", 1);
     wk_config cfg;
     wk_args args;
-    LOAD_OK(&cfg, &args, ARGV("--repo=/argv", "--retention-days", "11"));
+    LOAD_OK(&cfg, &args, ARGV("--repo=/argv", "--retention-days", "11", "--retention-dumps=7"));
     ck_assert_str_eq(cfg.repo, "/argv");
     ck_assert_int_eq(cfg.compress, WK_COMPRESS_NONE);
     ck_assert_int_eq(cfg.log_level, WK_LOG_DEBUG);
     ck_assert(cfg.log_level_set);
     ck_assert_int_eq(cfg.retention_full, 3);
     ck_assert_int_eq(cfg.retention_days, 11);
+    ck_assert_int_eq(cfg.retention_dumps, 7);
+    ck_assert_int_eq(cfg.retention_dumps_days, 12);
     ck_assert_int_eq(cfg.retry_timeout_ms, 120000);
     ck_assert_str_eq(cfg.config_file, path);
     ck_assert_int_eq(args.count, 0);
@@ -208,6 +215,8 @@ START_TEST(test_precedence)
     LOAD_OK(&cfg, &args, noargs);
     ck_assert_str_eq(cfg.repo, "/env");
     ck_assert_int_eq(cfg.retention_days, 10);
+    ck_assert_int_eq(cfg.retention_dumps, 5);
+    ck_assert_int_eq(cfg.retention_dumps_days, 12);
     wk_config_free(&cfg);
     wk_args_free(&args);
 
@@ -380,6 +389,10 @@ static const struct {
     {"retention_full", "3 ", "at least 0"},
     {"retention_days", "-1", "at least 0"},
     {"retention_days", "2147483648", "at least 0"},
+    {"retention_dumps", "-1", "at least 0"},
+    {"retention_dumps", "two", "at least 0"},
+    {"retention_dumps_days", "-3", "at least 0"},
+    {"retention_dumps_days", "1.5", "at least 0"},
     {"s3_uri_style", "virtual", "Available values: path, host."},
     {"s3_uri_style", "", "Available values: path, host."},
     {"log_level", "verbose", "Available values: error, warning, info, debug."},
