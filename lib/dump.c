@@ -1173,7 +1173,10 @@ static int store_folder(wk_repo *repo, const char *folder, wk_dump_record *r, wk
         pending_stream p;
         char path[4096];
         struct stat sb;
-        snprintf(path, sizeof(path), "%s/%s", folder, names[i]);
+        if ((size_t)snprintf(path, sizeof(path), "%s/%s", folder, names[i]) >= sizeof(path)) {
+            wk_error_set(err, WK_ERR_IO, "path \"%s/%s\" is too long", folder, names[i]);
+            goto out;
+        }
         int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0) {
             wk_error_sys(err, WK_ERR_IO, errno, "could not open \"%s\"", path);
@@ -1251,7 +1254,10 @@ static void default_label(const wk_dump_record *r, char *buf, size_t size)
     char stamp[32];
     gmtime_r(&r->start_time, &tm);
     strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
-    snprintf(buf, size, "%s-%s", stamp, r->format == WK_DUMP_GLOBALS ? "globals" : r->database);
+    /* A long database name is cut to fit the label. */
+    if ((size_t)snprintf(buf, size, "%s-%s", stamp,
+                         r->format == WK_DUMP_GLOBALS ? "globals" : r->database) >= size)
+        buf[size - 1] = '\0';
     for (char *p = buf; *p != '\0'; p++)
         if (!label_char(*p))
             *p = '_';

@@ -18,20 +18,17 @@
 
 /* ---- choosing the backup -------------------------------------------------------- */
 
-static int choose_backup(wk_repo *repo, const wk_restore_options *opt, wk_backup_record *out,
-                         wk_error *err)
+/* Index of the backup to restore among entries, SIZE_MAX if none fits. With
+ * usable_only, backups whose WAL is not yet archived are passed over. */
+static size_t pick_backup(const wk_backup_entry *entries, size_t count,
+                          const wk_restore_options *opt, bool usable_only)
 {
-    wk_backup_entry *entries = NULL;
-    size_t count = 0, chosen = SIZE_MAX, complete = 0;
     const wk_restore_target *t = &opt->target;
-    char when[64];
-    if (wk_backup_list(repo, &entries, &count, err) != 0)
-        return -1;
+    size_t chosen = SIZE_MAX;
     for (size_t i = 0; i < count; i++) {
         const wk_backup_entry *e = &entries[i];
-        if (!e->has_record)
+        if (!e->has_record || (usable_only && !e->wal_ready))
             continue;
-        complete++;
         if (opt->backup_label != NULL) {
             if (strcmp(e->label, opt->backup_label) == 0)
                 chosen = i;
@@ -48,12 +45,29 @@ static int choose_backup(wk_repo *repo, const wk_restore_options *opt, wk_backup
             chosen = i; /* the newest */
         }
     }
-    int rc = -1;
+    return chosen;
+}
+
+/* Usable backups (recorded, WAL archived) come first; when none fits, a recorded one is
+ * taken so that the WAL proof names exactly what is missing. */
+static int choose_backup(wk_repo *repo, const wk_restore_options *opt, wk_backup_record *out,
+                         wk_error *err)
+{
+    wk_backup_entry *entries = NULL;
+    size_t count = 0;
+    const wk_restore_target *t = &opt->target;
+    char when[64];
+    if (wk_backup_list(repo, &entries, &count, err) != 0)
+        return -1;
+    size_t chosen = pick_backup(entries, count, opt, true);
+    if (chosen == SIZE_MAX)
+        chosen = pick_backup(entries, count, opt, false);
     const wk_backup_entry *oldest = NULL;
     for (size_t i = 0; i < count && oldest == NULL; i++)
         if (entries[i].has_record)
             oldest = &entries[i];
-    if (complete == 0) {
+    int rc = -1;
+    if (oldest == NULL) {
         wk_error_set(err, WK_ERR_NOTFOUND, "repository \"%s\" holds no complete backup",
                      repo->location);
         wk_error_hint(err, "take one with walkeep-basebackup");

@@ -54,7 +54,8 @@ typedef struct wk_restore_plan {
     char last_segment[WK_WAL_NAME_LEN + 1]; /* the last one needed */
 } wk_restore_plan;
 
-/* Chooses the backup: the named one, else the newest complete one that ended before
+/* Chooses the backup, among the usable ones (recorded, WAL to the stop point archived)
+ * when any fits: the named one, else the newest that ended before
  * the target (time and LSN targets), the oldest complete one (xid and name targets,
  * whose position is unknown until replay), or the newest (otherwise). Then proves that
  * the archive holds every segment from the backup's start along the timeline path to

@@ -641,6 +641,25 @@ START_TEST(test_choose_newest)
 }
 END_TEST
 
+START_TEST(test_choose_skips_backup_waiting_for_wal)
+{
+    /* b4 is recorded but its stop segment (12) is not archived yet: an older usable
+     * backup is chosen rather than one whose restore would fail. */
+    wk_repo *repo = three_backups();
+    static const backup_spec b4 = {"b4", LSN(12, 0x28), LSN(12, 0x100), 1, T0 + 400, false};
+    add_backup(repo, &b4);
+    wk_restore_options opt = default_options();
+    assert_chosen(repo, &opt, "b3");
+    /* Named, it is taken as asked, and the proof says what is missing. */
+    opt.backup_label = "b4";
+    wk_error err = {0};
+    wk_restore_plan plan;
+    ck_assert_int_eq(wk_restore_plan_make(repo, &opt, &plan, &err), -1);
+    assert_message_has(&err, "WAL segment 00000001000000000000000C is missing");
+    wk_repo_free(repo);
+}
+END_TEST
+
 START_TEST(test_choose_label)
 {
     wk_error err;
@@ -1544,6 +1563,7 @@ static Suite *restore_suite(void)
     tcase_add_test(choose, test_choose_lsn);
     tcase_add_test(choose, test_choose_xid_name_oldest);
     tcase_add_test(choose, test_choose_newest);
+    tcase_add_test(choose, test_choose_skips_backup_waiting_for_wal);
     tcase_add_test(choose, test_choose_label);
     tcase_add_test(choose, test_choose_label_lsn_before_backup_end);
     tcase_add_test(choose, test_choose_no_backups);
