@@ -394,22 +394,6 @@ static int pq_error(wk_error *err, wk_errcode code, const char *what, const char
     return wk_error_set(err, code, "%s: %s", what, line);
 }
 
-static int check_label(const char *label, wk_error *err)
-{
-    size_t n = strlen(label);
-    if (n == 0 || n >= WK_BACKUP_LABEL_MAX || label[0] == '.')
-        return wk_error_set(err, WK_ERR_USAGE, "invalid backup label \"%.80s\"", label);
-    for (size_t i = 0; i < n; i++) {
-        char c = label[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '_' || c == '.'))
-            return wk_error_set(err, WK_ERR_USAGE,
-                                "invalid backup label \"%.80s\": use letters, digits, '-', '_', "
-                                "'.'", label);
-    }
-    return 0;
-}
-
 /* Reads a one-row (recptr, tli) result. */
 static int read_position(PGresult *res, wk_lsn *lsn, uint32_t *tli, const char *what,
                          wk_error *err)
@@ -624,7 +608,7 @@ int wk_backup_take(wk_repo *repo, const wk_backup_options *opt, wk_backup_record
         gmtime_r(&r.start_time, &tm);
         strftime(r.label, sizeof(r.label), "%Y%m%dT%H%M%SZ", &tm);
     }
-    if (check_label(r.label, err) != 0)
+    if (wk_repo_check_label("backup", r.label, err) != 0)
         return -1;
     PGconn *conn = connect_replication(opt->conninfo, err);
     if (conn == NULL)

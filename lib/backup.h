@@ -13,7 +13,7 @@
 #include "stream.h"
 #include "wal.h"
 
-#define WK_BACKUP_LABEL_MAX 64
+#define WK_BACKUP_LABEL_MAX WK_LABEL_MAX
 #define WK_BACKUP_RECORD "backup.json"
 
 /* One archive of a backup: base.tar (the data directory), <oid>.tar (a tablespace), or

@@ -78,16 +78,7 @@ static bool label_char(char c)
 
 int wk_dump_check_label(const char *label, wk_error *err)
 {
-    size_t n = label != NULL ? strlen(label) : 0;
-    if (n == 0 || n >= WK_DUMP_LABEL_MAX || label[0] == '.')
-        return wk_error_set(err, WK_ERR_USAGE, "invalid dump label \"%.80s\"",
-                            label != NULL ? label : "");
-    for (size_t i = 0; i < n; i++)
-        if (!label_char(label[i]))
-            return wk_error_set(err, WK_ERR_USAGE,
-                                "invalid dump label \"%.80s\": use letters, digits, '-', '_', '.'",
-                                label);
-    return 0;
+    return wk_repo_check_label("dump", label, err);
 }
 
 /* A file name pg_dump -Fd writes (toc.dat, 3345.dat, blob_16401.dat, blobs.toc): a plain

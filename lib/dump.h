@@ -15,7 +15,7 @@
 #include "repo.h"
 #include "stream.h"
 
-#define WK_DUMP_LABEL_MAX 64
+#define WK_DUMP_LABEL_MAX WK_LABEL_MAX
 #define WK_DUMP_RECORD "dump.json"
 #define WK_DUMP_DB_MAX 128
 

@@ -81,6 +81,13 @@ int wk_repo_put_open(wk_repo *repo, const char *path, int flags, const wk_finger
 wk_stage *wk_repo_decoder_new(wk_repo *repo, wk_compress alg, const wk_fingerprint *expected,
                               wk_stage *dest, wk_error *err);
 
+#define WK_LABEL_MAX 64
+
+/* Checks a backup or dump label (what names its folder): 1 to 63 letters, digits,
+ * '-', '_' or '.', not starting with '.'. what ("backup", "dump") goes into the
+ * message. Returns 0 or -1 (WK_ERR_USAGE). */
+int wk_repo_check_label(const char *what, const char *label, wk_error *err);
+
 /* Splits an object name's suffix (".zst", ".lz4.enc", ...) into its codec and whether
  * it is encrypted; returns 0 or -1 when it is no suffix walkeep writes. */
 int wk_repo_parse_suffix(const char *suffix, wk_compress *alg, bool *encrypted);
