@@ -287,31 +287,6 @@ out:
 
 /* ---- listing -------------------------------------------------------------------- */
 
-typedef struct label_list {
-    char (*labels)[WK_BACKUP_LABEL_MAX];
-    size_t count, cap;
-    bool nomem;
-} label_list;
-
-static int collect_label(const char *name, bool is_dir, uint64_t size, void *arg)
-{
-    label_list *l = arg;
-    (void)size;
-    if (!is_dir || strlen(name) >= WK_BACKUP_LABEL_MAX)
-        return 0;
-    if (l->count == l->cap) {
-        size_t cap = l->cap == 0 ? 16 : l->cap * 2;
-        void *grown = realloc(l->labels, cap * sizeof(*l->labels));
-        if (grown == NULL) {
-            l->nomem = true;
-            return 1;
-        }
-        l->labels = grown;
-        l->cap = cap;
-    }
-    snprintf(l->labels[l->count++], WK_BACKUP_LABEL_MAX, "%s", name);
-    return 0;
-}
 
 static int compare_entries(const void *a, const void *b)
 {
@@ -336,41 +311,38 @@ static bool stop_segment_archived(wk_repo *repo, const wk_backup_record *r, uint
 
 int wk_backup_list(wk_repo *repo, wk_backup_entry **out, size_t *count, wk_error *err)
 {
-    label_list l = {0};
+    char (*labels)[WK_LABEL_MAX] = NULL;
+    size_t label_count = 0;
     wk_backup_entry *entries = NULL;
     wk_repo_meta meta;
     int rc = -1;
     if (wk_repo_read_meta(repo, &meta, err) != 0)
         return -1;
-    if (wk_storage_list(repo->storage, "backups", "", collect_label, &l, err) != 0)
+    if (wk_repo_list_labels(repo, "backups", &labels, &label_count, err) != 0)
         goto out;
-    if (l.nomem) {
-        wk_error_set(err, WK_ERR_NOMEM, "out of memory");
-        goto out;
-    }
-    entries = calloc(l.count + 1, sizeof(*entries));
+    entries = calloc(label_count + 1, sizeof(*entries));
     if (entries == NULL) {
         wk_error_set(err, WK_ERR_NOMEM, "out of memory");
         goto out;
     }
-    for (size_t i = 0; i < l.count; i++) {
+    for (size_t i = 0; i < label_count; i++) {
         wk_backup_entry *e = &entries[i];
-        snprintf(e->label, sizeof(e->label), "%s", l.labels[i]);
+        snprintf(e->label, sizeof(e->label), "%s", labels[i]);
         if (wk_backup_record_read(repo, e->label, &e->record, err) == 0) {
             e->has_record = true;
             e->wal_ready = stop_segment_archived(repo, &e->record, meta.seg_size);
         } else if (err->code != WK_ERR_NOTFOUND) {
-            wk_backup_list_free(entries, l.count);
+            wk_backup_list_free(entries, label_count);
             entries = NULL;
             goto out;
         }
     }
-    qsort(entries, l.count, sizeof(*entries), compare_entries);
+    qsort(entries, label_count, sizeof(*entries), compare_entries);
     *out = entries;
-    *count = l.count;
+    *count = label_count;
     rc = 0;
 out:
-    free(l.labels);
+    free(labels);
     return rc;
 }
 

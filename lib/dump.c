@@ -294,31 +294,6 @@ out:
 
 /* ---- listing -------------------------------------------------------------------- */
 
-typedef struct label_list {
-    char (*labels)[WK_DUMP_LABEL_MAX];
-    size_t count, cap;
-    bool nomem;
-} label_list;
-
-static int collect_label(const char *name, bool is_dir, uint64_t size, void *arg)
-{
-    label_list *l = arg;
-    (void)size;
-    if (!is_dir || wk_dump_check_label(name, NULL) != 0)
-        return 0;
-    if (l->count == l->cap) {
-        size_t cap = l->cap == 0 ? 16 : l->cap * 2;
-        void *grown = realloc(l->labels, cap * sizeof(*l->labels));
-        if (grown == NULL) {
-            l->nomem = true;
-            return 1;
-        }
-        l->labels = grown;
-        l->cap = cap;
-    }
-    snprintf(l->labels[l->count++], WK_DUMP_LABEL_MAX, "%s", name);
-    return 0;
-}
 
 static int count_entry(const char *name, bool is_dir, uint64_t size, void *arg)
 {
@@ -341,25 +316,22 @@ static int compare_entries(const void *a, const void *b)
 
 int wk_dump_list(wk_repo *repo, wk_dump_entry **out, size_t *count, wk_error *err)
 {
-    label_list l = {0};
+    char (*labels)[WK_LABEL_MAX] = NULL;
+    size_t label_count = 0;
     wk_dump_entry *entries = NULL;
     size_t n = 0;
     int rc = -1;
-    if (wk_storage_list(repo->storage, "dumps", "", collect_label, &l, err) != 0)
+    if (wk_repo_list_labels(repo, "dumps", &labels, &label_count, err) != 0)
         goto out;
-    if (l.nomem) {
-        wk_error_set(err, WK_ERR_NOMEM, "out of memory");
-        goto out;
-    }
-    entries = calloc(l.count + 1, sizeof(*entries));
+    entries = calloc(label_count + 1, sizeof(*entries));
     if (entries == NULL) {
         wk_error_set(err, WK_ERR_NOMEM, "out of memory");
         goto out;
     }
-    for (size_t i = 0; i < l.count; i++) {
+    for (size_t i = 0; i < label_count; i++) {
         wk_dump_entry *e = &entries[n];
         char dir[128];
-        snprintf(e->label, sizeof(e->label), "%s", l.labels[i]);
+        snprintf(e->label, sizeof(e->label), "%s", labels[i]);
         if (wk_dump_record_read(repo, e->label, &e->record, err) == 0) {
             e->has_record = true;
         } else if (err->code != WK_ERR_NOTFOUND) {
@@ -387,7 +359,7 @@ int wk_dump_list(wk_repo *repo, wk_dump_entry **out, size_t *count, wk_error *er
     *count = n;
     rc = 0;
 out:
-    free(l.labels);
+    free(labels);
     return rc;
 }
 

@@ -349,3 +349,42 @@ int wk_repo_check_label(const char *what, const char *label, wk_error *err)
                             what, label);
     return 0;
 }
+
+typedef struct label_list {
+    char (*labels)[WK_LABEL_MAX];
+    size_t count, cap;
+    bool nomem;
+} label_list;
+
+static int collect_label(const char *name, bool is_dir, uint64_t size, void *arg)
+{
+    label_list *l = arg;
+    (void)size;
+    if (!is_dir || wk_repo_check_label("", name, NULL) != 0)
+        return 0;
+    if (l->count == l->cap) {
+        size_t cap = l->cap == 0 ? 16 : l->cap * 2;
+        void *grown = realloc(l->labels, cap * sizeof(*l->labels));
+        if (grown == NULL) {
+            l->nomem = true;
+            return 1;
+        }
+        l->labels = grown;
+        l->cap = cap;
+    }
+    snprintf(l->labels[l->count++], WK_LABEL_MAX, "%s", name);
+    return 0;
+}
+
+int wk_repo_list_labels(wk_repo *repo, const char *folder, char (**labels)[WK_LABEL_MAX],
+                        size_t *count, wk_error *err)
+{
+    label_list l = {0};
+    if (wk_storage_list(repo->storage, folder, "", collect_label, &l, err) != 0 || l.nomem) {
+        free(l.labels);
+        return l.nomem ? wk_error_set(err, WK_ERR_NOMEM, "out of memory") : -1;
+    }
+    *labels = l.labels;
+    *count = l.count;
+    return 0;
+}

@@ -88,6 +88,12 @@ wk_stage *wk_repo_decoder_new(wk_repo *repo, wk_compress alg, const wk_fingerpri
  * message. Returns 0 or -1 (WK_ERR_USAGE). */
 int wk_repo_check_label(const char *what, const char *label, wk_error *err);
 
+/* The labels of the folders in `folder` ("backups", "dumps") whose names are valid
+ * labels, in no particular order: *labels is malloc'd (caller frees), *count may be 0;
+ * a missing folder lists nothing. */
+int wk_repo_list_labels(wk_repo *repo, const char *folder, char (**labels)[WK_LABEL_MAX],
+                        size_t *count, wk_error *err);
+
 /* Splits an object name's suffix (".zst", ".lz4.enc", ...) into its codec and whether
  * it is encrypted; returns 0 or -1 when it is no suffix walkeep writes. */
 int wk_repo_parse_suffix(const char *suffix, wk_compress *alg, bool *encrypted);
