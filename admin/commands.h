@@ -11,5 +11,9 @@
  * stdout/stderr), or -1 with err filled for main() to report. */
 int wk_verify_command(const wk_config *cfg, const wk_args *args, wk_error *err);
 int wk_expire_command(const wk_config *cfg, const wk_args *args, wk_error *err);
+/* check follows the Nagios convention instead: 0 OK, 1 WARNING, 2 CRITICAL (3 UNKNOWN
+ * for an error it reports itself). */
+int wk_check_command(const wk_config *cfg, const wk_args *args, wk_error *err);
+int wk_drill_command(const wk_config *cfg, const wk_args *args, wk_error *err);
 
 #endif

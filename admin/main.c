@@ -25,7 +25,11 @@ static const char usage[] =
     "  verify [--json]  decode every object and check it; check every backup's WAL, the\n"
     "                WAL chain of each timeline and the history files (exit 1 on problems)\n"
     "  expire [--dry-run]  remove backups, dumps and WAL that the retention settings no\n"
-    "                longer keep\n\n"
+    "                longer keep\n"
+    "  check [--json] [--prometheus FILE] [--max-backup-age D] [--switch-wal]\n"
+    "                monitoring: OK / WARNING / CRITICAL, exit 0 / 1 / 2\n"
+    "  drill [--backup L] [--target-...] [--sql FILE] [--json]\n"
+    "                restore into a temporary folder, start it, run checks, report\n\n"
     "Options:\n"
     "  --config FILE      configuration file (default $WALKEEP_CONFIG or\n"
     "                     /etc/walkeep/walkeep.conf)\n"
@@ -109,6 +113,16 @@ int main(int argc, char **argv)
         rc = wk_verify_command(&cfg, &args, &err);
     else if (strcmp(command, "expire") == 0)
         rc = wk_expire_command(&cfg, &args, &err);
+    else if (strcmp(command, "check") == 0) {
+        /* Monitoring systems read the status itself: 0 OK, 1 WARNING, 2 CRITICAL. */
+        int status = wk_check_command(&cfg, &args, &err);
+        if (status < 0 && err.code != WK_ERR_NONE)
+            wk_log_error(&err);
+        wk_config_free(&cfg);
+        wk_args_free(&args);
+        return status < 0 ? 3 : status;
+    } else if (strcmp(command, "drill") == 0)
+        rc = wk_drill_command(&cfg, &args, &err);
     else {
         char what[256];
         snprintf(what, sizeof(what), "unknown command \"%.200s\"", command);

@@ -38,7 +38,10 @@ PGBIN=${BENCH_PGBIN:-/usr/lib/postgresql/15/bin}
 PORT=${BENCH_PORT:-55434}
 TMPROOT=${BENCH_TMPDIR:-/tmp}
 
-log() { printf 'bench: %s\n' "$*" >&2; }
+# Messages go to the script's own stderr, kept aside: bash runs a trap with the redirections
+# of the command it interrupted still in place, and a timed command's output goes to a file.
+exec {bench_stderr}>&2
+log() { printf 'bench: %s\n' "$*" >&"$bench_stderr"; }
 die() { log "error: $*"; exit 1; }
 
 [[ $REPEAT =~ ^[1-9][0-9]*$ ]] || die "BENCH_REPEAT must be a positive integer, not \"$REPEAT\""
