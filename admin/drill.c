@@ -1,10 +1,291 @@
-/* walkeep drill: placeholder until the drill worker lands (issue 5); refuses plainly.
- * Replaced by the real command. */
+/* walkeep drill: the restore test as one command (lib/drill.c does the work): options, the
+ * restore_command, the --sql file, and the report on stdout (text or --json). */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
 #include "commands.h"
+#include "drill.h"
+#include "repo.h"
+
+static const char *progname = "walkeep";
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+/* Appends ARG to a shell command, quoted when it holds anything but plain characters
+ * (as pitr-restore does). */
+static void shell_append(char *cmd, size_t size, const char *arg)
+{
+    size_t len = strlen(cmd);
+    bool plain = arg[0] != '\0' && strspn(arg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                              "0123456789_./=:@%+-,") == strlen(arg);
+    if (len > 0 && len + 1 < size)
+        cmd[len++] = ' ';
+    if (plain) {
+        snprintf(cmd + len, size - len, "%s", arg);
+        return;
+    }
+    if (len + 1 < size)
+        cmd[len++] = '\'';
+    for (const char *p = arg; *p != '\0' && len + 5 < size; p++) {
+        if (*p == '\'') {
+            memcpy(cmd + len, "'\\''", 4);
+            len += 4;
+        } else {
+            cmd[len++] = *p;
+        }
+    }
+    if (len + 1 < size)
+        cmd[len++] = '\'';
+    cmd[len] = '\0';
+}
+
+/* restore_command: walkeep-fetch beside this program, with the same configuration. */
+static int build_restore_command(const wk_config *cfg, char *cmd, size_t size, wk_error *err)
+{
+    char self[PATH_MAX], path[PATH_MAX + 32], absolute[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n < 0)
+        return wk_error_sys(err, WK_ERR_IO, errno, "could not find this program's folder");
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    if (slash != NULL)
+        *slash = '\0';
+    snprintf(path, sizeof(path), "%s/walkeep-fetch", self);
+    cmd[0] = '\0';
+    shell_append(cmd, size, path);
+    if (cfg->config_file != NULL) {
+        shell_append(cmd, size, "--config");
+        shell_append(cmd, size, realpath(cfg->config_file, absolute) ? absolute : cfg->config_file);
+    }
+    snprintf(path, sizeof(path), "--repo=%s", cfg->repo);
+    shell_append(cmd, size, path);
+    if (cfg->encrypt_key_file != NULL) {
+        const char *key = realpath(cfg->encrypt_key_file, absolute) ? absolute
+                                                                   : cfg->encrypt_key_file;
+        snprintf(path, sizeof(path), "--encrypt-key-file=%s", key);
+        shell_append(cmd, size, path);
+    }
+    shell_append(cmd, size, "%f");
+    shell_append(cmd, size, "%p");
+    return 0;
+}
+
+static int set_target(wk_restore_target *t, wk_target_kind kind, const char *value)
+{
+    if (t->kind != WK_TARGET_END)
+        return wk_cli_bad_argument(progname, "give at most one recovery target");
+    t->kind = kind;
+    t->value = value;
+    return 0;
+}
+
+static int read_sql_file(const char *path, wk_drill_query **queries, size_t *count, wk_error *err)
+{
+    FILE *f = fopen(path, "re");
+    char *text = NULL;
+    size_t len = 0, cap = 0;
+    int rc = -1;
+    if (f == NULL)
+        return wk_error_sys(err, WK_ERR_IO, errno, "could not open \"%s\"", path);
+    for (;;) {
+        if (len + 4096 > cap) {
+            cap = cap ? cap * 2 : 8192;
+            char *grown = realloc(text, cap);
+            if (grown == NULL) {
+                wk_error_set(err, WK_ERR_NOMEM, "out of memory");
+                goto out;
+            }
+            text = grown;
+        }
+        size_t n = fread(text + len, 1, cap - len, f);
+        len += n;
+        if (n == 0)
+            break;
+    }
+    if (ferror(f)) {
+        wk_error_set(err, WK_ERR_IO, "could not read \"%s\"", path);
+        goto out;
+    }
+    rc = wk_drill_parse_sql(path, text, len, queries, count, err);
+out:
+    free(text);
+    fclose(f);
+    return rc;
+}
+
+static void print_duration(const char *what, int64_t ms)
+{
+    if (ms < 0)
+        printf("%-9s-\n", what);
+    else
+        printf("%-9s%.1f s\n", what, (double)ms / 1000.0);
+}
+
+static void print_text(const wk_drill_report *r)
+{
+    const wk_drill_check *failed = wk_drill_report_failed(r);
+    printf("backup:  %s\n", r->backup[0] ? r->backup : "-");
+    printf("target:  %s\n", r->target);
+    print_duration("restore:", r->restore_ms);
+    print_duration("replay:", r->replay_ms);
+    if (r->kept)
+        printf("kept:    %s\n", r->folder);
+    for (size_t i = 0; i < r->check_count; i++)
+        printf("%-8s %s: %s\n", wk_drill_status_name(r->checks[i].status), r->checks[i].name,
+               r->checks[i].detail);
+    if (failed != NULL)
+        printf("drill FAILED: check \"%s\" failed\n", failed->name);
+    else
+        printf("drill passed\n");
+}
 
 int wk_drill_command(const wk_config *cfg, const wk_args *args, wk_error *err)
 {
-    (void)cfg;
-    (void)args;
-    return wk_error_set(err, WK_ERR_USAGE, "\"walkeep drill\" is not available in this version");
+    wk_drill_options opt = {0};
+    wk_drill_report report = {0};
+    wk_drill_query *queries = NULL;
+    size_t query_count = 0;
+    wk_repo *repo = NULL;
+    const char *sql_file = NULL;
+    char restore_command[8192];
+    bool json = false;
+    int rc = -1;
+    struct sigaction sa = {0}, old_int, old_term;
+
+    for (int i = 1; i < args->count; i++) {
+        const char *v = NULL;
+        int m = 0;
+        wk_restore_target *t = &opt.target;
+#define OPTION(name) ((m = wk_cli_option_value(progname, args, &i, name, &v)) != 0)
+        if (strcmp(args->items[i], "--json") == 0) {
+            json = true;
+        } else if (strcmp(args->items[i], "--keep") == 0) {
+            opt.keep = true;
+        } else if (strcmp(args->items[i], "--target-immediate") == 0) {
+            if (set_target(t, WK_TARGET_IMMEDIATE, "immediate") != 0)
+                goto out;
+        } else if (OPTION("--target-time")) {
+            if (m < 0 || set_target(t, WK_TARGET_TIME, v) != 0)
+                goto out;
+            if (wk_backup_parse_time(v, &t->time) != 0) {
+                wk_cli_bad_argument(progname, "--target-time takes a time such as "
+                                              "'2026-11-25 14:03:26+01'");
+                goto out;
+            }
+        } else if (OPTION("--target-xid")) {
+            if (m < 0 || set_target(t, WK_TARGET_XID, v) != 0)
+                goto out;
+            if (v[0] == '\0' || strspn(v, "0123456789") != strlen(v)) {
+                wk_cli_bad_argument(progname, "--target-xid takes a transaction id");
+                goto out;
+            }
+        } else if (OPTION("--target-lsn")) {
+            if (m < 0 || set_target(t, WK_TARGET_LSN, v) != 0)
+                goto out;
+            if (wk_wal_parse_lsn(v, &t->lsn) != 0) {
+                wk_cli_bad_argument(progname, "--target-lsn takes an LSN such as 0/3000158");
+                goto out;
+            }
+        } else if (OPTION("--target-name")) {
+            if (m < 0 || set_target(t, WK_TARGET_NAME, v) != 0)
+                goto out;
+        } else if (OPTION("--target-inclusive")) {
+            if (m < 0)
+                goto out;
+            if (strcmp(v, "true") != 0 && strcmp(v, "false") != 0) {
+                wk_cli_bad_argument(progname, "--target-inclusive takes true or false");
+                goto out;
+            }
+            t->inclusive = v;
+        } else if (OPTION("--target-timeline")) {
+            if (m < 0)
+                goto out;
+            t->timeline = v;
+        } else if (OPTION("--backup")) {
+            if (m < 0)
+                goto out;
+            opt.backup_label = v;
+        } else if (OPTION("--sql")) {
+            if (m < 0)
+                goto out;
+            sql_file = v;
+        } else if (OPTION("--timeout")) {
+            if (m < 0)
+                goto out;
+            if (wk_config_parse_duration(v, &opt.timeout_ms) != 0 || opt.timeout_ms <= 0) {
+                wk_cli_bad_argument(progname, "--timeout takes a duration such as 30min or 2h");
+                goto out;
+            }
+        } else {
+            char what[256];
+            snprintf(what, sizeof(what), "drill does not take \"%.200s\"", args->items[i]);
+            wk_cli_bad_argument(progname, what);
+            goto out;
+        }
+#undef OPTION
+    }
+    if (geteuid() == 0) {
+        wk_error_set(err, WK_ERR_USAGE, "\"walkeep drill\" cannot run as root");
+        wk_error_detail(err, "PostgreSQL refuses to start as root, and the drill starts it as "
+                             "the user that runs the drill");
+        wk_error_hint(err, "run it as the user that owns PostgreSQL, e.g. "
+                           "runuser -u postgres -- walkeep drill");
+        goto out;
+    }
+    if (sql_file != NULL && read_sql_file(sql_file, &queries, &query_count, err) != 0)
+        goto out;
+    if (wk_repo_open(cfg, false, &repo, err) != 0 ||
+        build_restore_command(cfg, restore_command, sizeof(restore_command), err) != 0)
+        goto out;
+    opt.restore_command = restore_command;
+    opt.pg_bindir = cfg->pg_bindir;
+    opt.queries = queries;
+    opt.query_count = query_count;
+    opt.cancel = &interrupted;
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    opt.progress = wk_cli_progress;
+    opt.progress_arg = &start;
+
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    int ran = wk_drill_run(repo, &opt, &report, err);
+    wk_cli_progress_end();
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    if (ran != 0)
+        goto out;
+    if (json) {
+        char *doc = wk_drill_report_json(&report, err);
+        if (doc == NULL)
+            goto out;
+        fputs(doc, stdout);
+        free(doc);
+    } else {
+        print_text(&report);
+    }
+    if (fflush(stdout) != 0) {
+        wk_error_set(err, WK_ERR_IO, "could not write the output");
+        goto out;
+    }
+    rc = wk_drill_report_failed(&report) == NULL ? 0 : 1;
+out:
+    wk_drill_report_free(&report);
+    wk_drill_queries_free(queries, query_count);
+    wk_repo_free(repo);
+    return rc;
 }

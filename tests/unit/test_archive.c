@@ -3,10 +3,8 @@
  * written, history and backup files, fetch never leaving a partial or temporary file,
  * tampering, and objects claimed twice. */
 #include <check.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,9 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <xxhash.h>
-
 #include "archive.h"
+#include "support.h"
 
 #define SEG ((uint32_t)1 << 20)
 #define SYSID UINT64_C(7212345678901234567)
@@ -34,19 +31,10 @@ static char wal_dir[300];  /* tmp_dir/pg_wal: files to push */
 static char dest_dir[300]; /* tmp_dir/restore: fetch destinations */
 static char key_path[300]; /* tmp_dir/key */
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void setup(void)
 {
     wk_error err = {0};
-    snprintf(tmp_dir, sizeof(tmp_dir), "/tmp/wk_archive_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmp_dir));
+    ts_tmpdir_make(tmp_dir, sizeof(tmp_dir), "/tmp/wk_archive_XXXXXX");
     snprintf(repo_dir, sizeof(repo_dir), "%s/repo", tmp_dir);
     snprintf(wal_dir, sizeof(wal_dir), "%s/pg_wal", tmp_dir);
     snprintf(dest_dir, sizeof(dest_dir), "%s/restore", tmp_dir);
@@ -58,21 +46,12 @@ static void setup(void)
 
 static void teardown(void)
 {
-    nftw(tmp_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    ts_tmpdir_remove(tmp_dir);
 }
 
 static wk_repo *open_repo_with(wk_compress alg, const char *key_file)
 {
-    wk_config cfg;
-    wk_error err = {0};
-    wk_repo *repo = NULL;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.repo = repo_dir;
-    cfg.compress = alg;
-    cfg.compress_level = WK_COMPRESS_LEVEL_DEFAULT;
-    cfg.encrypt_key_file = (char *)key_file;
-    ck_assert_msg(wk_repo_open(&cfg, true, &repo, &err) == 0, "open: %s", err.message);
-    return repo;
+    return ts_repo_open(repo_dir, alg, key_file);
 }
 
 static wk_repo *open_repo(void)
@@ -80,151 +59,30 @@ static wk_repo *open_repo(void)
     return open_repo_with(WK_COMPRESS_ZSTD, NULL);
 }
 
-static void put16(uint8_t *buf, size_t off, uint16_t v)
-{
-    memcpy(buf + off, &v, sizeof(v));
-}
-
-static void put32(uint8_t *buf, size_t off, uint32_t v)
-{
-    memcpy(buf + off, &v, sizeof(v));
-}
-
-static void put64(uint8_t *buf, size_t off, uint64_t v)
-{
-    memcpy(buf + off, &v, sizeof(v));
-}
-
-static void write_file(const char *path, const void *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_msg(f != NULL, "open %s: %s", path, strerror(errno));
-    ck_assert_uint_eq(fwrite(data, 1, len, f), len);
-    ck_assert_int_eq(fclose(f), 0);
-}
-
-static char *read_file(const char *path, size_t *len_out)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "open %s: %s", path, strerror(errno));
-    ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
-    long len = ftell(f);
-    ck_assert_int_ge(len, 0);
-    rewind(f);
-    char *buf = malloc((size_t)len + 1);
-    ck_assert_ptr_nonnull(buf);
-    ck_assert_uint_eq(fread(buf, 1, (size_t)len, f), (size_t)len);
-    buf[len] = '\0';
-    fclose(f);
-    if (len_out != NULL)
-        *len_out = (size_t)len;
-    return buf;
-}
-
-static bool path_exists(const char *path)
-{
-    struct stat st;
-    return lstat(path, &st) == 0;
-}
-
-/* Entries of a real folder other than "." and ".." (0 when missing). */
-static int count_entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    int n = 0;
-    if (d == NULL)
-        return 0;
-    for (struct dirent *de = readdir(d); de != NULL; de = readdir(d)) {
-        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
-            n++;
-    }
-    closedir(d);
-    return n;
-}
-
-/* Regular files anywhere under dir (recursively). */
-static int count_files_under(const char *dir)
-{
-    DIR *d = opendir(dir);
-    int n = 0;
-    if (d == NULL)
-        return 0;
-    for (struct dirent *de = readdir(d); de != NULL; de = readdir(d)) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        char path[1024];
-        struct stat st;
-        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-        ck_assert_int_eq(lstat(path, &st), 0);
-        n += S_ISDIR(st.st_mode) ? count_files_under(path) : 1;
-    }
-    closedir(d);
-    return n;
-}
-
 static int count_objects(void)
 {
     char wal[400];
     snprintf(wal, sizeof(wal), "%s/wal", repo_dir);
-    return count_files_under(wal);
+    return ts_count_files_under(wal);
 }
 
 static void fingerprint_hex_of(const void *data, size_t len, char hex[WK_FINGERPRINT_HEX_LEN + 1])
 {
-    wk_fingerprint fp;
-    XXH128_canonical_t canonical;
-    XXH128_canonicalFromHash(&canonical, XXH3_128bits(data, len));
-    memcpy(fp.bytes, canonical.digest, sizeof(fp.bytes));
+    wk_fingerprint fp = ts_fingerprint(data, len);
     wk_fingerprint_hex(&fp, hex);
 }
 
-typedef struct seg_spec {
-    uint32_t name_tli;   /* timeline in the file name */
-    uint64_t segno;      /* segment number in the file name */
-    uint32_t header_tli; /* 0: same as name_tli */
-    uint64_t pageaddr;   /* UINT64_MAX: segno * SEG */
-    uint64_t sysid;      /* 0: SYSID */
-    size_t size;         /* 0: SEG */
-    unsigned seed;       /* content of the bytes after the header */
-    const char *suffix;  /* appended to the name (".partial"), NULL for none */
-} seg_spec;
-
-/* A synthetic WAL segment: a PostgreSQL 15 long page header, then patterned bytes.
- * Writes it into wal_dir under its WAL name, fills name / path, returns the bytes
- * (malloc'd; *len_out gets the size). */
-static uint8_t *make_segment(const seg_spec *spec, char *name, char *path, size_t *len_out)
+/* A synthetic WAL segment (see ts_make_segment) written into wal_dir; fills name / path,
+ * returns the bytes (malloc'd; *len_out gets the size). */
+static uint8_t *make_segment(const ts_segment *spec, char *name, char *path, size_t *len_out)
 {
-    size_t len = spec->size != 0 ? spec->size : SEG;
-    uint8_t *buf = malloc(len > 0 ? len : 1);
-    ck_assert_ptr_nonnull(buf);
-    unsigned x = spec->seed * 2654435761u + 7;
-    for (size_t i = 0; i < len; i++) {
-        x = x * 1103515245u + 12345u;
-        buf[i] = (uint8_t)(x >> 16);
-    }
-    if (len >= WK_WAL_LONG_HEADER_SIZE) {
-        memset(buf, 0, WK_WAL_LONG_HEADER_SIZE);
-        put16(buf, 0, 0xD110);
-        put16(buf, 2, 0x0002);
-        put32(buf, 4, spec->header_tli != 0 ? spec->header_tli : spec->name_tli);
-        put64(buf, 8, spec->pageaddr != UINT64_MAX ? spec->pageaddr : spec->segno * SEG);
-        put64(buf, 24, spec->sysid != 0 ? spec->sysid : SYSID);
-        put32(buf, 32, SEG);
-        put32(buf, 36, 8192);
-    }
-    char base[WK_WAL_NAME_LEN + 1];
-    wk_wal_segment_name(base, spec->name_tli, spec->segno, SEG);
-    sprintf(name, "%s%s", base, spec->suffix != NULL ? spec->suffix : "");
-    sprintf(path, "%s/%s", wal_dir, name);
-    write_file(path, buf, len);
-    if (len_out != NULL)
-        *len_out = len;
-    return buf;
+    return ts_make_segment(wal_dir, spec, name, path, len_out);
 }
 
-static seg_spec default_spec(uint64_t segno, unsigned seed)
+/* Timeline 1, segment segno, the bytes after the header patterned by seed. */
+static ts_segment default_spec(uint64_t segno, unsigned seed)
 {
-    seg_spec s = {.name_tli = 1, .segno = segno, .pageaddr = UINT64_MAX, .seed = seed};
+    ts_segment s = {.tli = 1, .segno = segno, .state = seed * 2654435761u + 7};
     return s;
 }
 
@@ -234,7 +92,7 @@ static uint8_t *push_segment(wk_repo *repo, uint64_t segno, unsigned seed, char 
 {
     wk_error err = {0};
     char path[512];
-    seg_spec spec = default_spec(segno, seed);
+    ts_segment spec = default_spec(segno, seed);
     uint8_t *data = make_segment(&spec, name, path, NULL);
     ck_assert_msg(wk_archive_push(repo, path, res, &err) == 0, "push %s: %s (%s)", name,
                   err.message, err.detail);
@@ -251,7 +109,7 @@ static const char *dest_path(const char *file)
 static void assert_file_bytes(const char *path, const void *data, size_t len)
 {
     size_t got_len = 0;
-    char *got = read_file(path, &got_len);
+    char *got = ts_read_file(path, &got_len);
     ck_assert_uint_eq(got_len, len);
     ck_assert_msg(memcmp(got, data, len) == 0, "%s differs", path);
     free(got);
@@ -287,7 +145,7 @@ START_TEST(test_push_initialises_and_stores)
     wk_error err = {0};
     wk_repo *repo = open_repo();
     char name[64], path[512], hex[WK_FINGERPRINT_HEX_LEN + 1];
-    seg_spec spec = default_spec(1, 1);
+    ts_segment spec = default_spec(1, 1);
     size_t len = 0;
     uint8_t *data = make_segment(&spec, name, path, &len);
     ck_assert_str_eq(name, "000000010000000000000001");
@@ -312,7 +170,7 @@ START_TEST(test_push_initialises_and_stores)
     ck_assert_uint_gt(res.stored_bytes, 0);
     char dir[400];
     snprintf(dir, sizeof(dir), "%s/wal/0000000100000000", repo_dir);
-    ck_assert_int_eq(count_entries(dir), 1);
+    ck_assert_int_eq(ts_count_entries(dir), 1);
     ck_assert_int_eq(count_objects(), 1);
 
     /* The repository took the segment's identity. */
@@ -392,7 +250,7 @@ START_TEST(test_push_two_pass_without_retarget)
     ck_assert(!wk_storage_can_retarget(repo->storage));
 
     char name[64], path[512], hex[WK_FINGERPRINT_HEX_LEN + 1], expected[256];
-    seg_spec spec = default_spec(3, 7);
+    ts_segment spec = default_spec(3, 7);
     size_t len = 0;
     uint8_t *data = make_segment(&spec, name, path, &len);
     wk_push_result res;
@@ -457,10 +315,10 @@ START_TEST(test_push_conflict_keeps_stored_copy)
     char file[512];
     repo_object_file(res.object, file, sizeof(file));
     size_t stored_len = 0;
-    char *stored = read_file(file, &stored_len);
+    char *stored = ts_read_file(file, &stored_len);
 
     /* Same name, one byte of different content. */
-    seg_spec spec = default_spec(1, 2);
+    ts_segment spec = default_spec(1, 2);
     uint8_t *other = make_segment(&spec, name, path, NULL);
     wk_push_result res2;
     ck_assert_int_eq(wk_archive_push(repo, path, &res2, &err), -1);
@@ -472,7 +330,7 @@ START_TEST(test_push_conflict_keeps_stored_copy)
     /* Even a single flipped bit is a conflict. */
     memcpy(other, data, SEG);
     other[SEG - 1] ^= 1;
-    write_file(path, other, SEG);
+    ts_write_file(path, other, SEG);
     ck_assert_int_eq(wk_archive_push(repo, path, &res2, &err), -1);
     ck_assert_int_eq(err.code, WK_ERR_CONFLICT);
     ck_assert_int_eq(count_objects(), 1);
@@ -511,12 +369,12 @@ START_TEST(test_push_wrong_size_refused)
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
         wk_repo *repo = open_repo();
         char name[64], path[512];
-        seg_spec spec = default_spec(3, 3);
+        ts_segment spec = default_spec(3, 3);
         spec.size = sizes[i];
         free(make_segment(&spec, name, path, NULL));
         assert_push_refused(repo, path, WK_ERR_CORRUPT);
         /* Checked before anything is written: not even the metadata. */
-        ck_assert(!path_exists(meta));
+        ck_assert(!ts_path_exists(meta));
         unlink(path);
         wk_repo_free(repo);
     }
@@ -524,9 +382,9 @@ START_TEST(test_push_wrong_size_refused)
     wk_repo *repo = open_repo();
     char path[512];
     snprintf(path, sizeof(path), "%s/000000010000000000000003", wal_dir);
-    write_file(path, "", 0);
+    ts_write_file(path, "", 0);
     assert_push_refused(repo, path, WK_ERR_CORRUPT);
-    ck_assert(!path_exists(meta));
+    ck_assert(!ts_path_exists(meta));
     wk_repo_free(repo);
 }
 END_TEST
@@ -535,7 +393,8 @@ START_TEST(test_push_wrong_pageaddr_refused)
 {
     wk_repo *repo = open_repo();
     char name[64], path[512];
-    seg_spec spec = default_spec(3, 3);
+    ts_segment spec = default_spec(3, 3);
+    spec.set_pageaddr = true;
     spec.pageaddr = 4 * (uint64_t)SEG; /* the next segment's */
     free(make_segment(&spec, name, path, NULL));
     assert_push_refused(repo, path, WK_ERR_CORRUPT);
@@ -556,11 +415,11 @@ START_TEST(test_push_bad_header_refused)
 {
     wk_repo *repo = open_repo();
     char name[64], path[512];
-    seg_spec spec = default_spec(3, 3);
+    ts_segment spec = default_spec(3, 3);
     uint8_t *data = make_segment(&spec, name, path, NULL);
     data[0] = 0x00; /* unknown magic */
     data[1] = 0x00;
-    write_file(path, data, SEG);
+    ts_write_file(path, data, SEG);
     assert_push_refused(repo, path, WK_ERR_CORRUPT);
     free(data);
     wk_repo_free(repo);
@@ -571,7 +430,7 @@ START_TEST(test_push_timeline_above_name_refused)
 {
     wk_repo *repo = open_repo();
     char name[64], path[512];
-    seg_spec spec = default_spec(3, 3);
+    ts_segment spec = default_spec(3, 3);
     spec.header_tli = 2; /* the name says timeline 1 */
     free(make_segment(&spec, name, path, NULL));
     assert_push_refused(repo, path, WK_ERR_CORRUPT);
@@ -588,13 +447,13 @@ START_TEST(test_push_other_cluster_refused)
     free(push_segment(repo, 1, 1, name, &res));
     char meta[400];
     snprintf(meta, sizeof(meta), "%s/%s", repo_dir, WK_REPO_META_PATH);
-    char *meta_before = read_file(meta, NULL);
+    char *meta_before = ts_read_file(meta, NULL);
 
-    seg_spec spec = default_spec(2, 2);
+    ts_segment spec = default_spec(2, 2);
     spec.sysid = OTHER_SYSID;
     free(make_segment(&spec, name, path, NULL));
     assert_push_refused(repo, path, WK_ERR_CLUSTER);
-    char *meta_after = read_file(meta, NULL);
+    char *meta_after = ts_read_file(meta, NULL);
     ck_assert_str_eq(meta_before, meta_after);
     free(meta_before);
     free(meta_after);
@@ -614,10 +473,10 @@ START_TEST(test_push_bad_paths)
     char path[512];
     /* Not a WAL name. */
     snprintf(path, sizeof(path), "%s/RECOVERYXLOG", wal_dir);
-    write_file(path, "x", 1);
+    ts_write_file(path, "x", 1);
     assert_push_refused(repo, path, WK_ERR_USAGE);
     snprintf(path, sizeof(path), "%s/000000010000000000000001.tmp", wal_dir);
-    write_file(path, "x", 1);
+    ts_write_file(path, "x", 1);
     assert_push_refused(repo, path, WK_ERR_USAGE);
     /* A WAL name that is a folder. */
     snprintf(path, sizeof(path), "%s/000000010000000000000004", wal_dir);
@@ -674,7 +533,7 @@ START_TEST(test_push_partial_segment)
     wk_error err = {0};
     wk_repo *repo = open_repo();
     char name[64], path[512];
-    seg_spec spec = default_spec(6, 6);
+    ts_segment spec = default_spec(6, 6);
     spec.suffix = ".partial";
     uint8_t *data = make_segment(&spec, name, path, NULL);
     ck_assert_str_eq(name, "000000010000000000000006.partial");
@@ -714,15 +573,15 @@ START_TEST(test_fetch_roundtrip)
     ck_assert_int_eq(fr.attempts, 1);
     ck_assert_str_eq(fr.object, res.object);
     /* Nothing but the destination beside it. */
-    ck_assert_int_eq(count_entries(dest_dir), 1);
+    ck_assert_int_eq(ts_count_entries(dest_dir), 1);
 
     /* A fresh handle fetches too, and an existing destination is replaced. */
-    write_file(dest_path("RECOVERYXLOG"), "old", 3);
+    ts_write_file(dest_path("RECOVERYXLOG"), "old", 3);
     wk_repo *again = open_repo();
     ck_assert_int_eq(wk_archive_fetch(again, name, dest_path("RECOVERYXLOG"), NO_RETRY, &fr, &err),
                      0);
     assert_file_bytes(dest_path("RECOVERYXLOG"), data, SEG);
-    ck_assert_int_eq(count_entries(dest_dir), 1);
+    ck_assert_int_eq(ts_count_entries(dest_dir), 1);
     wk_repo_free(again);
     free(data);
     wk_repo_free(repo);
@@ -741,10 +600,10 @@ START_TEST(test_fetch_missing_name)
                                       NO_RETRY, &fr, &err),
                      -1);
     ck_assert_int_eq(err.code, WK_ERR_NOTFOUND);
-    ck_assert(!path_exists(dest_path("RECOVERYXLOG")));
-    ck_assert_int_eq(count_entries(dest_dir), 0);
+    ck_assert(!ts_path_exists(dest_path("RECOVERYXLOG")));
+    ck_assert_int_eq(ts_count_entries(dest_dir), 0);
     /* An existing destination is left alone. */
-    write_file(dest_path("RECOVERYXLOG"), "keep", 4);
+    ts_write_file(dest_path("RECOVERYXLOG"), "keep", 4);
     ck_assert_int_eq(wk_archive_fetch(repo, "00000001000000000000000F", dest_path("RECOVERYXLOG"),
                                       NO_RETRY, &fr, &err),
                      -1);
@@ -759,7 +618,7 @@ START_TEST(test_fetch_missing_name)
             wk_archive_fetch(repo, absent[i], dest_path("other"), NO_RETRY, &fr, &err), -1);
         ck_assert_msg(err.code == WK_ERR_NOTFOUND, "%s: %s", absent[i],
                       wk_errcode_name(err.code));
-        ck_assert(!path_exists(dest_path("other")));
+        ck_assert(!ts_path_exists(dest_path("other")));
     }
     wk_repo_free(repo);
 }
@@ -789,7 +648,7 @@ START_TEST(test_fetch_invalid_name)
                                           &err),
                          -1);
         ck_assert_msg(err.code == WK_ERR_USAGE, "\"%s\": %s", bad[i], wk_errcode_name(err.code));
-        ck_assert(!path_exists(dest_path("RECOVERYXLOG")));
+        ck_assert(!ts_path_exists(dest_path("RECOVERYXLOG")));
     }
     wk_repo_free(repo);
 }
@@ -807,7 +666,7 @@ START_TEST(test_fetch_uninitialised_repo)
      * must not take it for "no more WAL". */
     ck_assert_int_ne(err.code, WK_ERR_NOTFOUND);
     ck_assert_int_eq(err.code, WK_ERR_CONFIG);
-    ck_assert(!path_exists(dest_path("RECOVERYXLOG")));
+    ck_assert(!ts_path_exists(dest_path("RECOVERYXLOG")));
     wk_repo_free(repo);
 }
 END_TEST
@@ -822,7 +681,7 @@ START_TEST(test_fetch_corrupt_object)
     char file[512];
     repo_object_file(res.object, file, sizeof(file));
     size_t len = 0;
-    char *orig = read_file(file, &len);
+    char *orig = ts_read_file(file, &len);
     /* Payload bytes, the magic and the content checksum. (Some frame-header bits, such
      * as the window size, may change without changing the plaintext; the fingerprint
      * is what guarantees the bytes, so those are not probed.) */
@@ -831,7 +690,7 @@ START_TEST(test_fetch_corrupt_object)
         char *copy = malloc(len);
         memcpy(copy, orig, len);
         copy[offsets[k]] ^= 0x10;
-        write_file(file, copy, len);
+        ts_write_file(file, copy, len);
         wk_fetch_result fr;
         int rc = wk_archive_fetch(repo, name, dest_path("RECOVERYXLOG"), NO_RETRY, &fr, &err);
         if (rc == 0) {
@@ -844,17 +703,17 @@ START_TEST(test_fetch_corrupt_object)
         }
         ck_assert_msg(err.code == WK_ERR_CORRUPT, "flip at %zu: %s (%s)", offsets[k],
                       wk_errcode_name(err.code), err.message);
-        ck_assert(!path_exists(dest_path("RECOVERYXLOG")));
-        ck_assert_int_eq(count_entries(dest_dir), 0);
+        ck_assert(!ts_path_exists(dest_path("RECOVERYXLOG")));
+        ck_assert_int_eq(ts_count_entries(dest_dir), 0);
         free(copy);
     }
     /* Truncated. */
-    write_file(file, orig, len - 1);
+    ts_write_file(file, orig, len - 1);
     wk_fetch_result fr;
     ck_assert_int_eq(
         wk_archive_fetch(repo, name, dest_path("RECOVERYXLOG"), NO_RETRY, &fr, &err), -1);
     ck_assert_int_eq(err.code, WK_ERR_CORRUPT);
-    ck_assert_int_eq(count_entries(dest_dir), 0);
+    ck_assert_int_eq(ts_count_entries(dest_dir), 0);
     free(orig);
     wk_repo_free(repo);
 }
@@ -873,15 +732,15 @@ START_TEST(test_fetch_raw_object_tampered)
     char file[512];
     repo_object_file(res.object, file, sizeof(file));
     size_t len = 0;
-    char *orig = read_file(file, &len);
+    char *orig = ts_read_file(file, &len);
     ck_assert_uint_eq(len, SEG);
     orig[len / 2] ^= 1;
-    write_file(file, orig, len);
+    ts_write_file(file, orig, len);
     wk_fetch_result fr;
     ck_assert_int_eq(
         wk_archive_fetch(repo, name, dest_path("RECOVERYXLOG"), NO_RETRY, &fr, &err), -1);
     ck_assert_int_eq(err.code, WK_ERR_CORRUPT);
-    ck_assert_int_eq(count_entries(dest_dir), 0);
+    ck_assert_int_eq(ts_count_entries(dest_dir), 0);
     free(orig);
     wk_repo_free(repo);
 }
@@ -949,7 +808,7 @@ START_TEST(test_encrypted_push_fetch)
     wk_repo *nokey = open_repo();
     ck_assert_int_eq(wk_archive_fetch(nokey, name, dest_path("y"), NO_RETRY, &fr, &err), -1);
     ck_assert_int_eq(err.code, WK_ERR_KEY);
-    ck_assert(!path_exists(dest_path("y")));
+    ck_assert(!ts_path_exists(dest_path("y")));
     char path[512];
     snprintf(path, sizeof(path), "%s/%s", wal_dir, name);
     ck_assert_int_eq(wk_archive_push(nokey, path, &res, &err), -1);
@@ -963,7 +822,7 @@ START_TEST(test_encrypted_push_fetch)
     ck_assert_int_eq(rename(from, to), 0);
     ck_assert_int_eq(wk_archive_fetch(repo, name, dest_path("z"), NO_RETRY, &fr, &err), -1);
     ck_assert_int_eq(err.code, WK_ERR_CORRUPT);
-    ck_assert(!path_exists(dest_path("z")));
+    ck_assert(!ts_path_exists(dest_path("z")));
     free(data);
     wk_repo_free(repo);
 }
@@ -981,7 +840,7 @@ START_TEST(test_history_push_fetch)
     wk_push_result res;
     free(push_segment(repo, 1, 1, name, &res));
     snprintf(path, sizeof(path), "%s/00000002.history", wal_dir);
-    write_file(path, history_text, strlen(history_text));
+    ts_write_file(path, history_text, strlen(history_text));
     ck_assert_msg(wk_archive_push(repo, path, &res, &err) == 0, "%s", err.message);
     ck_assert(!res.already_archived);
     ck_assert(!res.initialized_repo);
@@ -995,13 +854,13 @@ START_TEST(test_history_push_fetch)
                          &err),
         0);
     assert_file_bytes(dest_path("RECOVERYHISTORY"), history_text, strlen(history_text));
-    ck_assert_int_eq(count_entries(dest_dir), 1);
+    ck_assert_int_eq(ts_count_entries(dest_dir), 1);
 
     /* Again: already archived. Different text under the same name: conflict. */
     ck_assert_int_eq(wk_archive_push(repo, path, &res, &err), 0);
     ck_assert(res.already_archived);
     static const char other[] = "1\t0/3000160\tno recovery target specified\n";
-    write_file(path, other, strlen(other));
+    ts_write_file(path, other, strlen(other));
     ck_assert_int_eq(wk_archive_push(repo, path, &res, &err), -1);
     ck_assert_int_eq(err.code, WK_ERR_CONFLICT);
     ck_assert_int_eq(count_objects(), 2);
@@ -1024,7 +883,7 @@ START_TEST(test_history_malformed_refused)
     };
     snprintf(path, sizeof(path), "%s/00000002.history", wal_dir);
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        write_file(path, bad[i], strlen(bad[i]));
+        ts_write_file(path, bad[i], strlen(bad[i]));
         assert_push_refused(repo, path, WK_ERR_CORRUPT);
     }
     ck_assert_int_eq(count_objects(), 1);
@@ -1039,12 +898,12 @@ START_TEST(test_history_into_uninitialised_repo)
     wk_repo *repo = open_repo();
     char path[512], meta[400];
     snprintf(path, sizeof(path), "%s/00000002.history", wal_dir);
-    write_file(path, history_text, strlen(history_text));
+    ts_write_file(path, history_text, strlen(history_text));
     wk_push_result res;
     ck_assert_int_eq(wk_archive_push(repo, path, &res, &err), -1);
     ck_assert_int_ne(err.code, WK_ERR_NONE);
     snprintf(meta, sizeof(meta), "%s/%s", repo_dir, WK_REPO_META_PATH);
-    ck_assert(!path_exists(meta));
+    ck_assert(!ts_path_exists(meta));
     ck_assert_int_eq(count_objects(), 0);
     wk_repo_free(repo);
 }
@@ -1070,7 +929,7 @@ START_TEST(test_backup_push_fetch)
     free(push_segment(repo, 2, 1, name, &res));
     const char *bname = "000000010000000000000002.00000028.backup";
     snprintf(path, sizeof(path), "%s/%s", wal_dir, bname);
-    write_file(path, backup_text, strlen(backup_text));
+    ts_write_file(path, backup_text, strlen(backup_text));
     ck_assert_msg(wk_archive_push(repo, path, &res, &err) == 0, "%s", err.message);
     static const char prefix[] =
         "wal/0000000100000000/000000010000000000000002.00000028.backup-";
@@ -1085,9 +944,9 @@ START_TEST(test_backup_push_fetch)
     /* Not backup history text: refused. */
     const char *other = "000000010000000000000002.00000100.backup";
     snprintf(path, sizeof(path), "%s/%s", wal_dir, other);
-    write_file(path, "hello\n", 6);
+    ts_write_file(path, "hello\n", 6);
     assert_push_refused(repo, path, WK_ERR_CORRUPT);
-    write_file(path, "", 0);
+    ts_write_file(path, "", 0);
     assert_push_refused(repo, path, WK_ERR_CORRUPT);
     wk_repo_free(repo);
 }
@@ -1098,8 +957,8 @@ END_TEST
 static void copy_file(const char *from, const char *to)
 {
     size_t len = 0;
-    char *data = read_file(from, &len);
-    write_file(to, data, len);
+    char *data = ts_read_file(from, &len);
+    ts_write_file(to, data, len);
     free(data);
 }
 
@@ -1138,7 +997,7 @@ START_TEST(test_find_conflict)
     wk_fetch_result fr;
     ck_assert_int_eq(wk_archive_fetch(repo, name, dest_path("x"), NO_RETRY, &fr, &err), -1);
     ck_assert_int_eq(err.code, WK_ERR_CONFLICT);
-    ck_assert(!path_exists(dest_path("x")));
+    ck_assert(!ts_path_exists(dest_path("x")));
     char path[512];
     snprintf(path, sizeof(path), "%s/%s", wal_dir, name);
     ck_assert_int_eq(wk_archive_push(repo, path, &res, &err), -1);
@@ -1201,7 +1060,7 @@ START_TEST(test_find_ignores_foreign_entries)
     };
     for (size_t i = 0; i < sizeof(foreign) / sizeof(foreign[0]); i++) {
         snprintf(p, sizeof(p), "%s/%s", dir, foreign[i]);
-        write_file(p, "junk", 4);
+        ts_write_file(p, "junk", 4);
     }
     /* A folder shaped like an object. */
     snprintf(p, sizeof(p), "%s/%s-fedcba9876543210fedcba9876543210.zst", dir, name);

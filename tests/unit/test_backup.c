@@ -5,7 +5,6 @@
  * needs a live PostgreSQL and is covered by the integration tests. */
 #include <check.h>
 #include <errno.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +15,7 @@
 
 #include "archive.h"
 #include "backup.h"
+#include "support.h"
 
 #define SEG ((uint32_t)1 << 20)
 #define SYSID UINT64_C(7212345678901234567)
@@ -28,18 +28,9 @@ static char tmp_dir[256];  /* made per test, removed afterwards */
 static char repo_dir[300]; /* tmp_dir/repo */
 static char wal_dir[300];  /* tmp_dir/pg_wal: segments to push */
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void setup(void)
 {
-    snprintf(tmp_dir, sizeof(tmp_dir), "/tmp/wk_backup_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmp_dir));
+    ts_tmpdir_make(tmp_dir, sizeof(tmp_dir), "/tmp/wk_backup_XXXXXX");
     snprintf(repo_dir, sizeof(repo_dir), "%s/repo", tmp_dir);
     snprintf(wal_dir, sizeof(wal_dir), "%s/pg_wal", tmp_dir);
     ck_assert_int_eq(mkdir(wal_dir, 0700), 0);
@@ -47,101 +38,27 @@ static void setup(void)
 
 static void teardown(void)
 {
-    nftw(tmp_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    ts_tmpdir_remove(tmp_dir);
 }
 
 static wk_repo *open_repo(void)
 {
-    wk_config cfg;
-    wk_error err = {0};
-    wk_repo *repo = NULL;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.repo = repo_dir;
-    cfg.compress = WK_COMPRESS_ZSTD;
-    cfg.compress_level = WK_COMPRESS_LEVEL_DEFAULT;
-    ck_assert_msg(wk_repo_open(&cfg, true, &repo, &err) == 0, "open: %s", err.message);
-    return repo;
+    return ts_repo_open(repo_dir, WK_COMPRESS_ZSTD, NULL);
 }
 
 /* Opens the repository and gives it the synthetic cluster's identity. */
 static wk_repo *open_initialised_repo(void)
 {
-    wk_error err = {0};
     wk_repo *repo = open_repo();
-    wk_repo_meta identity = {.system_identifier = SYSID, .pg_version = 15, .seg_size = SEG};
-    wk_repo_meta meta;
-    ck_assert_msg(wk_repo_open_meta(repo, &identity, &meta, NULL, &err) == 0, "%s", err.message);
+    ts_repo_identify(repo);
     return repo;
-}
-
-static void put16(uint8_t *buf, size_t off, uint16_t v)
-{
-    memcpy(buf + off, &v, sizeof(v));
-}
-
-static void put32(uint8_t *buf, size_t off, uint32_t v)
-{
-    memcpy(buf + off, &v, sizeof(v));
-}
-
-static void put64(uint8_t *buf, size_t off, uint64_t v)
-{
-    memcpy(buf + off, &v, sizeof(v));
-}
-
-static void write_file(const char *path, const void *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_msg(f != NULL, "open %s: %s", path, strerror(errno));
-    ck_assert_uint_eq(fwrite(data, 1, len, f), len);
-    ck_assert_int_eq(fclose(f), 0);
-}
-
-static char *read_file(const char *path, size_t *len_out)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "open %s: %s", path, strerror(errno));
-    ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
-    long len = ftell(f);
-    ck_assert_int_ge(len, 0);
-    rewind(f);
-    char *buf = malloc((size_t)len + 1);
-    ck_assert_ptr_nonnull(buf);
-    ck_assert_uint_eq(fread(buf, 1, (size_t)len, f), (size_t)len);
-    buf[len] = '\0';
-    fclose(f);
-    if (len_out != NULL)
-        *len_out = (size_t)len;
-    return buf;
 }
 
 /* A synthetic 1 MiB WAL segment (PostgreSQL 15 long page header, patterned bytes)
  * of timeline tli, pushed into the repository. */
 static void push_segment(wk_repo *repo, uint32_t tli, uint64_t segno)
 {
-    wk_error err = {0};
-    uint8_t *buf = malloc(SEG);
-    ck_assert_ptr_nonnull(buf);
-    unsigned x = (unsigned)(segno * 2654435761u + tli);
-    for (size_t i = 0; i < SEG; i++) {
-        x = x * 1103515245u + 12345u;
-        buf[i] = (uint8_t)(x >> 16);
-    }
-    memset(buf, 0, WK_WAL_LONG_HEADER_SIZE);
-    put16(buf, 0, 0xD110);
-    put16(buf, 2, 0x0002);
-    put32(buf, 4, tli);
-    put64(buf, 8, segno * SEG);
-    put64(buf, 24, SYSID);
-    put32(buf, 32, SEG);
-    put32(buf, 36, 8192);
-    char name[WK_WAL_NAME_LEN + 1], path[512];
-    wk_wal_segment_name(name, tli, segno, SEG);
-    snprintf(path, sizeof(path), "%s/%s", wal_dir, name);
-    write_file(path, buf, SEG);
-    free(buf);
-    wk_push_result res;
-    ck_assert_msg(wk_archive_push(repo, path, &res, &err) == 0, "push %s: %s", name, err.message);
+    ts_push_segment(repo, wal_dir, tli, segno, (unsigned)(segno * 2654435761u + tli), false);
 }
 
 static void fill_fingerprint(wk_fingerprint *fp, unsigned seed)
@@ -545,13 +462,13 @@ START_TEST(test_record_written_once)
     write_record(repo, &r);
     char path[512];
     record_file("twice", path, sizeof(path));
-    char *before = read_file(path, NULL);
+    char *before = ts_read_file(path, NULL);
 
     wk_backup_record other = simple_record("twice", LSN(7, 0x28), LSN(8, 0x100), 4);
     ck_assert_int_eq(wk_backup_record_write(repo, &other, &err), -1);
     ck_assert_msg(err.code == WK_ERR_EXISTS, "got %s: %s", wk_errcode_name(err.code),
                   err.message);
-    char *after = read_file(path, NULL);
+    char *after = ts_read_file(path, NULL);
     ck_assert_str_eq(after, before);
     wk_backup_record got;
     ck_assert_int_eq(wk_backup_record_read(repo, "twice", &got, &err), 0);
@@ -606,7 +523,7 @@ START_TEST(test_record_corrupt)
     char path[512];
     record_file(r.label, path, sizeof(path));
     size_t good_len = 0;
-    char *good = read_file(path, &good_len);
+    char *good = ts_read_file(path, &good_len);
     /* The record is pretty-printed JSON with one member per line. */
     ck_assert_ptr_nonnull(strstr(good, "\"start_lsn\": \"16/B374D828\""));
 
@@ -658,7 +575,7 @@ START_TEST(test_record_corrupt)
             text = replace(xstrdup(good), d->from, d->to);
             len = strlen(text);
         }
-        write_file(path, text, len);
+        ts_write_file(path, text, len);
         free(text);
         wk_backup_record got;
         memset(&got, 0, sizeof(got));
@@ -675,7 +592,7 @@ START_TEST(test_record_corrupt)
         ck_assert_ptr_null(got.streams);
     }
     /* And the good text reads again. */
-    write_file(path, good, good_len);
+    ts_write_file(path, good, good_len);
     wk_backup_record got;
     ck_assert_msg(wk_backup_record_read(repo, r.label, &got, &err) == 0, "%s", err.message);
     assert_records_equal(&got, &r);
@@ -748,7 +665,7 @@ START_TEST(test_list_order)
     make_folder_in_repo("backups/zz-interrupted");
     char stray[512];
     snprintf(stray, sizeof(stray), "%s/backups/README", repo_dir);
-    write_file(stray, "hello\n", 6);
+    ts_write_file(stray, "hello\n", 6);
 
     wk_backup_entry *entries = NULL;
     size_t count = 0;
@@ -846,7 +763,7 @@ START_TEST(test_list_unreadable_record)
     wk_backup_record_free(&r);
     char path[512];
     record_file("bad", path, sizeof(path));
-    write_file(path, "{\"label\": \"bad\"", 15);
+    ts_write_file(path, "{\"label\": \"bad\"", 15);
 
     wk_backup_entry *sentinel = (wk_backup_entry *)&err;
     wk_backup_entry *entries = sentinel;

@@ -5,7 +5,6 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "support.h"
 #include "version.h"
 
 extern char **environ;
@@ -26,14 +26,6 @@ static const char usage_text[] =
 static char tmp_dir[256];
 static char missing_default[300]; /* the default config path: does not exist */
 static char conf_path[300];       /* a config file tests may write */
-
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 /* Unsets every WALKEEP_* variable so the runner's environment is irrelevant. */
 static void clear_env(void)
@@ -61,8 +53,7 @@ static void clear_env(void)
 
 static void setup(void)
 {
-    snprintf(tmp_dir, sizeof(tmp_dir), "/tmp/wk_cli_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmp_dir));
+    ts_tmpdir_make(tmp_dir, sizeof(tmp_dir), "/tmp/wk_cli_XXXXXX");
     snprintf(missing_default, sizeof(missing_default), "%s/walkeep.conf", tmp_dir);
     snprintf(conf_path, sizeof(conf_path), "%s/test.conf", tmp_dir);
     wk_config_set_default_path(missing_default);
@@ -72,7 +63,7 @@ static void setup(void)
 static void teardown(void)
 {
     wk_config_set_default_path(NULL);
-    nftw(tmp_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    ts_tmpdir_remove(tmp_dir);
 }
 
 typedef struct capture {
@@ -100,18 +91,6 @@ static void capture_start(capture *c)
     close(err);
 }
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_ptr_nonnull(f);
-    char *buf = calloc(1, 65536);
-    ck_assert_ptr_nonnull(buf);
-    size_t n = fread(buf, 1, 65535, f);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
 /* Restores stdout / stderr and returns what was written to them (malloc'd). */
 static void capture_end(capture *c, char **out, char **err)
 {
@@ -121,8 +100,8 @@ static void capture_end(capture *c, char **out, char **err)
     ck_assert_int_ge(dup2(c->saved_err, STDERR_FILENO), 0);
     close(c->saved_out);
     close(c->saved_err);
-    *out = slurp(c->out_path);
-    *err = slurp(c->err_path);
+    *out = ts_read_file(c->out_path, NULL);
+    *err = ts_read_file(c->err_path, NULL);
 }
 
 /* Runs wk_cli_start on a NULL-terminated argument list, capturing its output. */
@@ -149,10 +128,7 @@ static void assert_nothing_to_free(const wk_config *cfg, const wk_args *args)
 
 static void write_conf(const char *text)
 {
-    FILE *f = fopen(conf_path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    ck_assert_int_eq(fclose(f), 0);
+    ts_write_text(conf_path, text);
 }
 
 /* ---- tests ---------------------------------------------------------------------------- */

@@ -3,7 +3,6 @@
  * directory (not found) and what cannot be understood (corrupt). */
 #include <check.h>
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +11,7 @@
 
 #include "cluster.h"
 #include "wal.h"
+#include "support.h"
 
 #define SEG ((uint32_t)1 << 20)
 #define SYSID UINT64_C(7212345678901234567)
@@ -22,33 +22,16 @@ static char tmp_dir[256];  /* made per test, removed afterwards */
 static char pgdata[300];   /* tmp_dir/data */
 static char wal_dir[320];  /* pgdata/pg_wal */
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void write_file(const char *path, const void *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_msg(f != NULL, "open %s: %s", path, strerror(errno));
-    ck_assert_uint_eq(fwrite(data, 1, len, f), len);
-    ck_assert_int_eq(fclose(f), 0);
-}
-
 static void write_in(const char *dir, const char *name, const void *data, size_t len)
 {
     char path[600];
     snprintf(path, sizeof(path), "%s/%s", dir, name);
-    write_file(path, data, len);
+    ts_write_file(path, data, len);
 }
 
 static void setup(void)
 {
-    snprintf(tmp_dir, sizeof(tmp_dir), "/tmp/wk_cluster_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmp_dir));
+    ts_tmpdir_make(tmp_dir, sizeof(tmp_dir), "/tmp/wk_cluster_XXXXXX");
     snprintf(pgdata, sizeof(pgdata), "%s/data", tmp_dir);
     snprintf(wal_dir, sizeof(wal_dir), "%s/pg_wal", pgdata);
     ck_assert_int_eq(mkdir(pgdata, 0700), 0);
@@ -57,22 +40,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    nftw(tmp_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static void put16(uint8_t *buf, size_t off, uint16_t v)
-{
-    memcpy(buf + off, &v, sizeof(v));
-}
-
-static void put32(uint8_t *buf, size_t off, uint32_t v)
-{
-    memcpy(buf + off, &v, sizeof(v));
-}
-
-static void put64(uint8_t *buf, size_t off, uint64_t v)
-{
-    memcpy(buf + off, &v, sizeof(v));
+    ts_tmpdir_remove(tmp_dir);
 }
 
 /* A synthetic segment of seg_size bytes: PostgreSQL 15 long page header, then
@@ -84,14 +52,7 @@ static void make_segment_magic(uint16_t magic, uint32_t tli, uint64_t segno, uin
     ck_assert_ptr_nonnull(buf);
     for (size_t i = 0; i < seg_size; i++)
         buf[i] = (uint8_t)(i * 31 + 7);
-    memset(buf, 0, WK_WAL_LONG_HEADER_SIZE);
-    put16(buf, 0, magic);
-    put16(buf, 2, 0x0002);
-    put32(buf, 4, tli);
-    put64(buf, 8, segno * seg_size);
-    put64(buf, 24, sysid);
-    put32(buf, 32, seg_size);
-    put32(buf, 36, 8192);
+    ts_wal_header(buf, magic, 0x0002, tli, segno * seg_size, sysid, seg_size, 8192);
     char name[WK_WAL_NAME_LEN + 1];
     wk_wal_segment_name(name, tli, segno, seg_size);
     write_in(wal_dir, name, buf, seg_size);

@@ -4,7 +4,6 @@
  * options a format cannot honour. Taking and restoring dumps needs a live PostgreSQL
  * and is covered by tests/integration/test_dump.sh. */
 #include <check.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,41 +12,25 @@
 
 #include "dump.h"
 #include "json.h"
+#include "support.h"
 
 static char tmp_dir[256];
 static char repo_dir[300];
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void setup(void)
 {
-    snprintf(tmp_dir, sizeof(tmp_dir), "/tmp/wk_dump_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmp_dir));
+    ts_tmpdir_make(tmp_dir, sizeof(tmp_dir), "/tmp/wk_dump_XXXXXX");
     snprintf(repo_dir, sizeof(repo_dir), "%s/repo", tmp_dir);
 }
 
 static void teardown(void)
 {
-    nftw(tmp_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    ts_tmpdir_remove(tmp_dir);
 }
 
 static wk_repo *open_repo(void)
 {
-    wk_config cfg;
-    wk_error err = {0};
-    wk_repo *repo = NULL;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.repo = repo_dir;
-    cfg.compress = WK_COMPRESS_ZSTD;
-    cfg.compress_level = WK_COMPRESS_LEVEL_DEFAULT;
-    ck_assert_msg(wk_repo_open(&cfg, true, &repo, &err) == 0, "%s", err.message);
-    return repo;
+    return ts_repo_open(repo_dir, WK_COMPRESS_ZSTD, NULL);
 }
 
 /* A record with n streams named after its label. */
@@ -79,6 +62,7 @@ static void make_record(wk_dump_record *r, const char *label, wk_dump_format for
     }
 }
 
+/* Writes text to repo_dir/rel, making the folders on the way. */
 static void write_file(const char *rel, const char *text)
 {
     char path[512], dir[512];
@@ -88,10 +72,7 @@ static void write_file(const char *rel, const char *text)
     char cmd[600];
     snprintf(cmd, sizeof(cmd), "mkdir -p '%s'", dir);
     ck_assert_int_eq(system(cmd), 0);
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    fclose(f);
+    ts_write_text(path, text);
 }
 
 /* ---- labels and formats ---------------------------------------------------------- */

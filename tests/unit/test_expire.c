@@ -6,7 +6,6 @@
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +16,7 @@
 #include "archive.h"
 #include "backup.h"
 #include "expire.h"
+#include "support.h"
 
 #define SEG ((uint32_t)1 << 20)
 #define SYSID UINT64_C(7212345678901234567)
@@ -29,18 +29,9 @@ static char repo_dir[300]; /* tmp_dir/repo */
 static char wal_dir[300];  /* tmp_dir/pg_wal: files to push */
 static time_t now;
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void setup(void)
 {
-    snprintf(tmp_dir, sizeof(tmp_dir), "/tmp/wk_expire_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmp_dir));
+    ts_tmpdir_make(tmp_dir, sizeof(tmp_dir), "/tmp/wk_expire_XXXXXX");
     snprintf(repo_dir, sizeof(repo_dir), "%s/repo", tmp_dir);
     snprintf(wal_dir, sizeof(wal_dir), "%s/pg_wal", tmp_dir);
     ck_assert_int_eq(mkdir(wal_dir, 0700), 0);
@@ -49,86 +40,30 @@ static void setup(void)
 
 static void teardown(void)
 {
-    nftw(tmp_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    ts_tmpdir_remove(tmp_dir);
 }
 
 static wk_repo *open_repo(void)
 {
-    wk_config cfg;
-    wk_error err = {0};
-    wk_repo *repo = NULL;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.repo = repo_dir;
-    cfg.compress = WK_COMPRESS_ZSTD;
-    cfg.compress_level = WK_COMPRESS_LEVEL_DEFAULT;
-    ck_assert_msg(wk_repo_open(&cfg, true, &repo, &err) == 0, "open: %s", err.message);
-    return repo;
+    return ts_repo_open(repo_dir, WK_COMPRESS_ZSTD, NULL);
 }
 
-static void put16(uint8_t *buf, size_t off, uint16_t v)
-{
-    memcpy(buf + off, &v, sizeof(v));
-}
-
-static void put32(uint8_t *buf, size_t off, uint32_t v)
-{
-    memcpy(buf + off, &v, sizeof(v));
-}
-
-static void put64(uint8_t *buf, size_t off, uint64_t v)
-{
-    memcpy(buf + off, &v, sizeof(v));
-}
-
-static void write_file(const char *path, const void *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_msg(f != NULL, "open %s: %s", path, strerror(errno));
-    ck_assert_uint_eq(fwrite(data, 1, len, f), len);
-    ck_assert_int_eq(fclose(f), 0);
-}
-
-static bool path_exists(const char *path)
-{
-    struct stat st;
-    return lstat(path, &st) == 0;
-}
-
+/* Pushes the file name of wal_dir. */
 static void push_file(wk_repo *repo, const char *name)
 {
-    wk_error err = {0};
-    wk_push_result res;
     char path[512];
     snprintf(path, sizeof(path), "%s/%s", wal_dir, name);
-    ck_assert_msg(wk_archive_push(repo, path, &res, &err) == 0, "push %s: %s (%s)", name,
-                  err.message, err.detail);
+    ts_push_file(repo, path);
 }
 
 /* A synthetic 1 MiB WAL segment (PostgreSQL 15 long page header, patterned bytes) of
  * timeline tli, pushed into the repository; suffix ".partial" or "". */
 static void push_segment_as(wk_repo *repo, uint32_t tli, uint64_t segno, const char *suffix)
 {
-    uint8_t *buf = malloc(SEG);
-    ck_assert_ptr_nonnull(buf);
-    unsigned x = (unsigned)(segno * 2654435761u + tli + strlen(suffix));
-    for (size_t i = 0; i < SEG; i++) {
-        x = x * 1103515245u + 12345u;
-        buf[i] = (uint8_t)(x >> 16);
-    }
-    memset(buf, 0, WK_WAL_LONG_HEADER_SIZE);
-    put16(buf, 0, 0xD110);
-    put16(buf, 2, 0x0002);
-    put32(buf, 4, tli);
-    put64(buf, 8, segno * SEG);
-    put64(buf, 24, SYSID);
-    put32(buf, 32, SEG);
-    put32(buf, 36, 8192);
-    char seg[WK_WAL_NAME_LEN + 1], name[64], path[512];
-    wk_wal_segment_name(seg, tli, segno, SEG);
-    snprintf(name, sizeof(name), "%s%s", seg, suffix);
-    snprintf(path, sizeof(path), "%s/%s", wal_dir, name);
-    write_file(path, buf, SEG);
-    free(buf);
+    ts_segment spec = {.tli = tli, .segno = segno, .suffix = suffix,
+                       .state = (unsigned)(segno * 2654435761u + tli + strlen(suffix))};
+    char name[64];
+    free(ts_make_segment(wal_dir, &spec, name, NULL, NULL));
     push_file(repo, name);
 }
 
@@ -147,7 +82,7 @@ static void push_backup_file(wk_repo *repo, uint32_t tli, uint64_t segno)
     snprintf(text, sizeof(text), "START WAL LOCATION: 0/%X (file %s)\nSTOP WAL LOCATION: 0/%X\n",
              (unsigned)(segno * SEG + 0x28), seg, (unsigned)(segno * SEG + 0x100));
     snprintf(path, sizeof(path), "%s/%s", wal_dir, name);
-    write_file(path, text, strlen(text));
+    ts_write_file(path, text, strlen(text));
     push_file(repo, name);
 }
 
@@ -156,7 +91,7 @@ static void push_history(wk_repo *repo, uint32_t tli, const char *text)
     char name[32], path[512];
     snprintf(name, sizeof(name), "%08X.history", tli);
     snprintf(path, sizeof(path), "%s/%s", wal_dir, name);
-    write_file(path, text, strlen(text));
+    ts_write_file(path, text, strlen(text));
     push_file(repo, name);
 }
 
@@ -196,7 +131,7 @@ static void make_backup(wk_repo *repo, const char *label, uint32_t tli, uint64_t
     r.stream_count = 0;
     ck_assert_msg(wk_backup_record_write(repo, &r, &err) == 0, "%s", err.message);
     snprintf(path, sizeof(path), "%s/backups/%s/base.tar.zst", repo_dir, label);
-    write_file(path, "data", 4);
+    ts_write_file(path, "data", 4);
 }
 
 /* A folder without record, as an interrupted backup leaves it (objects only). */
@@ -208,7 +143,7 @@ static void make_interrupted(const char *area, const char *label)
     snprintf(path, sizeof(path), "%s/%s/%s", repo_dir, area, label);
     ck_assert_int_eq(mkdir(path, 0700), 0);
     snprintf(path, sizeof(path), "%s/%s/%s/base.tar.zst", repo_dir, area, label);
-    write_file(path, "half", 4);
+    ts_write_file(path, "half", 4);
 }
 
 static void label_of(time_t t, char *buf, size_t size)
@@ -229,30 +164,30 @@ static void make_dump(const char *label, time_t ended)
     snprintf(path, sizeof(path), "%s/dumps/%s/toc", repo_dir, label);
     ck_assert_int_eq(mkdir(path, 0700), 0);
     snprintf(path, sizeof(path), "%s/dumps/%s/toc/3456.dat.zst", repo_dir, label);
-    write_file(path, "rows", 4);
+    ts_write_file(path, "rows", 4);
     snprintf(path, sizeof(path), "%s/dumps/%s/dump.zst", repo_dir, label);
-    write_file(path, "dump", 4);
+    ts_write_file(path, "dump", 4);
     wk_backup_format_time(ended - 30, start, sizeof(start));
     wk_backup_format_time(ended, end, sizeof(end));
     snprintf(text, sizeof(text),
              "{\n  \"label\": \"%s\",\n  \"database\": \"app\",\n  \"format\": \"custom\",\n"
              "  \"start_time\": \"%s\",\n  \"end_time\": \"%s\"\n}\n", label, start, end);
     snprintf(path, sizeof(path), "%s/dumps/%s/dump.json", repo_dir, label);
-    write_file(path, text, strlen(text));
+    ts_write_file(path, text, strlen(text));
 }
 
 static bool backup_exists(const char *label)
 {
     char path[512];
     snprintf(path, sizeof(path), "%s/backups/%s", repo_dir, label);
-    return path_exists(path);
+    return ts_path_exists(path);
 }
 
 static bool dump_exists(const char *label)
 {
     char path[512];
     snprintf(path, sizeof(path), "%s/dumps/%s", repo_dir, label);
-    return path_exists(path);
+    return ts_path_exists(path);
 }
 
 static wk_expire_policy policy_of(int full, int days, int dumps, int dump_days)
@@ -585,9 +520,9 @@ START_TEST(test_wal_folders_below_cutoff_removed)
     wk_expire_plan_free(&plan);
     char path[512];
     snprintf(path, sizeof(path), "%s/wal/0000000100000000", repo_dir);
-    ck_assert(!path_exists(path)); /* wholly below the cutoff, and empty */
+    ck_assert(!ts_path_exists(path)); /* wholly below the cutoff, and empty */
     snprintf(path, sizeof(path), "%s/wal/0000000100000001", repo_dir);
-    ck_assert(path_exists(path));
+    ck_assert(ts_path_exists(path));
     ck_assert(seg_has(repo, 1, 4097));
     ck_assert(!seg_has(repo, 1, 4096));
     wk_repo_free(repo);
@@ -701,9 +636,9 @@ START_TEST(test_interrupted_half_way)
      * still there. */
     char path[512];
     snprintf(path, sizeof(path), "%s/backups/b1/backup.json", repo_dir);
-    ck_assert(!path_exists(path));
+    ck_assert(!ts_path_exists(path));
     snprintf(path, sizeof(path), "%s/backups/b1/base.tar.zst", repo_dir);
-    ck_assert(path_exists(path));
+    ck_assert(ts_path_exists(path));
     for (uint64_t s = 1; s <= 13; s++)
         ck_assert(seg_has(repo, 1, s));
     wk_backup_entry *entries = NULL;

@@ -3,10 +3,8 @@
  * metadata), the encode / decode pipelines for every codec with and without a key,
  * and object-name suffixes. */
 #include <check.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,10 +12,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <xxhash.h>
-
 #include "codec.h"
 #include "repo.h"
+#include "support.h"
 
 #define MIB ((size_t)1 << 20)
 #define SYSID UINT64_C(7212345678901234567)
@@ -29,19 +26,10 @@ static char repo_dir[300];  /* tmp_dir/repo */
 static char key1_path[300]; /* tmp_dir/key1, mode 0600 */
 static char key2_path[300]; /* tmp_dir/key2, another key */
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void setup(void)
 {
     wk_error err = {0};
-    snprintf(tmp_dir, sizeof(tmp_dir), "/tmp/wk_repo_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmp_dir));
+    ts_tmpdir_make(tmp_dir, sizeof(tmp_dir), "/tmp/wk_repo_XXXXXX");
     snprintf(repo_dir, sizeof(repo_dir), "%s/repo", tmp_dir);
     snprintf(key1_path, sizeof(key1_path), "%s/key1", tmp_dir);
     snprintf(key2_path, sizeof(key2_path), "%s/key2", tmp_dir);
@@ -51,7 +39,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    nftw(tmp_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    ts_tmpdir_remove(tmp_dir);
 }
 
 /* A configuration built by hand: string literals / static buffers only, never passed
@@ -67,13 +55,7 @@ static void make_cfg(wk_config *cfg, const char *repo, wk_compress alg, const ch
 
 static wk_repo *open_repo(wk_compress alg, const char *key_file)
 {
-    wk_config cfg;
-    wk_error err = {0};
-    wk_repo *repo = NULL;
-    make_cfg(&cfg, repo_dir, alg, key_file);
-    ck_assert_msg(wk_repo_open(&cfg, true, &repo, &err) == 0, "open: %s", err.message);
-    ck_assert_ptr_nonnull(repo);
-    return repo;
+    return ts_repo_open(repo_dir, alg, key_file);
 }
 
 static wk_repo_meta make_identity(uint64_t sysid, uint32_t seg_size)
@@ -86,62 +68,15 @@ static wk_repo_meta make_identity(uint64_t sysid, uint32_t seg_size)
     return id;
 }
 
-static unsigned char *pattern(size_t len, unsigned seed)
-{
-    unsigned char *buf = malloc(len > 0 ? len : 1);
-    ck_assert_ptr_nonnull(buf);
-    unsigned x = seed * 2654435761u + 1;
-    for (size_t i = 0; i < len; i++) {
-        x = x * 1103515245u + 12345u;
-        buf[i] = (unsigned char)(x >> 16);
-    }
-    return buf;
-}
-
 /* First half compressible text, second half noise: exercises real compression and
  * incompressible blocks in one object. */
 static unsigned char *mixed(size_t len, unsigned seed)
 {
-    unsigned char *buf = pattern(len, seed);
+    unsigned char *buf = ts_pattern(len, seed);
     static const char text[] = "walkeep keeps WAL; ";
     for (size_t i = 0; i < len / 2; i++)
         buf[i] = (unsigned char)text[i % (sizeof(text) - 1)];
     return buf;
-}
-
-static wk_fingerprint reference_fp(const void *data, size_t len)
-{
-    wk_fingerprint fp;
-    XXH128_canonical_t canonical;
-    XXH128_canonicalFromHash(&canonical, XXH3_128bits(data, len));
-    memcpy(fp.bytes, canonical.digest, sizeof(fp.bytes));
-    return fp;
-}
-
-static char *read_file(const char *path, size_t *len_out)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "open %s: %s", path, strerror(errno));
-    ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
-    long len = ftell(f);
-    ck_assert_int_ge(len, 0);
-    rewind(f);
-    char *buf = malloc((size_t)len + 1);
-    ck_assert_ptr_nonnull(buf);
-    ck_assert_uint_eq(fread(buf, 1, (size_t)len, f), (size_t)len);
-    buf[len] = '\0';
-    fclose(f);
-    if (len_out != NULL)
-        *len_out = (size_t)len;
-    return buf;
-}
-
-static void write_file(const char *path, const void *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_msg(f != NULL, "open %s: %s", path, strerror(errno));
-    ck_assert_uint_eq(fwrite(data, 1, len, f), len);
-    ck_assert_int_eq(fclose(f), 0);
 }
 
 static const char *meta_path(void)
@@ -149,27 +84,6 @@ static const char *meta_path(void)
     static char path[400];
     snprintf(path, sizeof(path), "%s/%s", repo_dir, WK_REPO_META_PATH);
     return path;
-}
-
-static bool path_exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0;
-}
-
-/* Entries of a real folder other than "." and ".." (0 when the folder is missing). */
-static int count_entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    int n = 0;
-    if (d == NULL)
-        return 0;
-    for (struct dirent *de = readdir(d); de != NULL; de = readdir(d)) {
-        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
-            n++;
-    }
-    closedir(d);
-    return n;
 }
 
 static void key_id_hex(const char *key_file, char out[2 * WK_KEY_ID_BYTES + 1])
@@ -220,7 +134,7 @@ START_TEST(test_open_config_errors)
     assert_open_fails("", WK_ERR_CONFIG);
     assert_open_fails("s3://bucket/prefix", WK_ERR_CONFIG);
     /* Nothing was created for the relative one, wherever the cwd is. */
-    ck_assert(!path_exists("relative/repo"));
+    ck_assert(!ts_path_exists("relative/repo"));
 }
 END_TEST
 
@@ -232,9 +146,9 @@ START_TEST(test_open_missing_folder)
     make_cfg(&cfg, repo_dir, WK_COMPRESS_ZSTD, NULL);
     ck_assert_int_eq(wk_repo_open(&cfg, false, &repo, &err), -1);
     ck_assert_int_eq(err.code, WK_ERR_NOTFOUND);
-    ck_assert(!path_exists(repo_dir));
+    ck_assert(!ts_path_exists(repo_dir));
     ck_assert_int_eq(wk_repo_open(&cfg, true, &repo, &err), 0);
-    ck_assert(path_exists(repo_dir));
+    ck_assert(ts_path_exists(repo_dir));
     wk_repo_free(repo);
     wk_repo_free(NULL);
 }
@@ -295,7 +209,7 @@ START_TEST(test_read_meta_empty_repo)
     ck_assert_int_eq(err.code, WK_ERR_NOTFOUND);
     ck_assert_str_ne(err.hint, "");
     ck_assert(!created);
-    ck_assert(!path_exists(meta_path()));
+    ck_assert(!ts_path_exists(meta_path()));
     wk_repo_free(repo);
 }
 END_TEST
@@ -318,7 +232,7 @@ START_TEST(test_open_meta_initialises)
     ck_assert(!meta.encrypted);
 
     /* Golden: the metadata text is part of the on-disk format. */
-    char *text = read_file(meta_path(), NULL);
+    char *text = ts_read_file(meta_path(), NULL);
     char expected[1024];
     snprintf(expected, sizeof(expected),
              "# walkeep repository metadata: written once, do not edit\n"
@@ -348,7 +262,7 @@ START_TEST(test_open_meta_second_time)
 {
     wk_error err = {0};
     init_repo(NULL);
-    char *before = read_file(meta_path(), NULL);
+    char *before = ts_read_file(meta_path(), NULL);
     wk_repo *repo = open_repo(WK_COMPRESS_LZ4, NULL);
     wk_repo_meta id = make_identity(SYSID, (uint32_t)MIB), meta;
     id.pg_version = 16; /* not part of the identity check */
@@ -359,7 +273,7 @@ START_TEST(test_open_meta_second_time)
     /* Without an identity too. */
     ck_assert_int_eq(wk_repo_open_meta(repo, NULL, &meta, NULL, &err), 0);
     ck_assert_uint_eq(meta.system_identifier, SYSID);
-    char *after = read_file(meta_path(), NULL);
+    char *after = ts_read_file(meta_path(), NULL);
     ck_assert_str_eq(before, after);
     free(before);
     free(after);
@@ -371,7 +285,7 @@ START_TEST(test_open_meta_other_cluster)
 {
     wk_error err = {0};
     init_repo(NULL);
-    char *before = read_file(meta_path(), NULL);
+    char *before = ts_read_file(meta_path(), NULL);
     wk_repo *repo = open_repo(WK_COMPRESS_ZSTD, NULL);
     wk_repo_meta meta;
     memset(&meta, 0x5A, sizeof(meta));
@@ -384,7 +298,7 @@ START_TEST(test_open_meta_other_cluster)
     ck_assert_int_eq(wk_repo_open_meta(repo, &other_size, &meta, NULL, &err), -1);
     ck_assert_int_eq(err.code, WK_ERR_CLUSTER);
 
-    char *after = read_file(meta_path(), NULL);
+    char *after = ts_read_file(meta_path(), NULL);
     ck_assert_str_eq(before, after);
     free(before);
     free(after);
@@ -418,7 +332,7 @@ START_TEST(test_encrypted_meta)
     init_repo(key1_path);
     char id_hex[2 * WK_KEY_ID_BYTES + 1];
     key_id_hex(key1_path, id_hex);
-    char *text = read_file(meta_path(), NULL);
+    char *text = ts_read_file(meta_path(), NULL);
     char expected[1024];
     snprintf(expected, sizeof(expected),
              "# walkeep repository metadata: written once, do not edit\n"
@@ -472,7 +386,7 @@ START_TEST(test_encrypted_repo_other_key)
     ck_assert_ptr_nonnull(strstr(err.detail, id1));
     ck_assert_ptr_nonnull(strstr(err.detail, id2));
     /* The key itself is never in any message. */
-    char *key_text = read_file(key2_path, NULL);
+    char *key_text = ts_read_file(key2_path, NULL);
     key_text[64] = '\0';
     ck_assert_ptr_null(strstr(err.message, key_text));
     ck_assert_ptr_null(strstr(err.detail, key_text));
@@ -511,7 +425,7 @@ START_TEST(test_meta_hand_written_variants_accepted)
     ck_assert_int_eq(mkdir(repo_dir, 0700), 0);
     for (size_t i = 0; i < sizeof(variants) / sizeof(variants[0]); i++) {
         wk_error err = {0};
-        write_file(meta_path(), variants[i], strlen(variants[i]));
+        ts_write_file(meta_path(), variants[i], strlen(variants[i]));
         wk_repo *repo = open_repo(WK_COMPRESS_ZSTD, NULL);
         wk_repo_meta meta;
         ck_assert_msg(wk_repo_read_meta(repo, &meta, &err) == 0, "variant %zu: %s", i,
@@ -564,7 +478,7 @@ START_TEST(test_meta_corrupt)
     for (size_t i = 0; i < sizeof(corrupt) / sizeof(corrupt[0]); i++) {
         wk_error err = {0};
         size_t len = corrupt[i] == big ? sizeof(big) - 1 : strlen(corrupt[i]);
-        write_file(meta_path(), corrupt[i], len);
+        ts_write_file(meta_path(), corrupt[i], len);
         wk_repo *repo = open_repo(WK_COMPRESS_ZSTD, NULL);
         wk_repo_meta meta;
         ck_assert_int_eq(wk_repo_read_meta(repo, &meta, &err), -1);
@@ -576,7 +490,7 @@ START_TEST(test_meta_corrupt)
         ck_assert_msg(err.code == WK_ERR_CORRUPT, "case %zu: open_meta %s", i,
                       wk_errcode_name(err.code));
         size_t now_len = 0;
-        char *now = read_file(meta_path(), &now_len);
+        char *now = ts_read_file(meta_path(), &now_len);
         ck_assert_uint_eq(now_len, len);
         ck_assert_int_eq(memcmp(now, corrupt[i], len), 0);
         free(now);
@@ -646,12 +560,12 @@ START_TEST(test_roundtrip_every_codec)
                 ck_assert_msg(put_object(repo, path, data, len, NULL, &summary, &stored, &err) ==
                                   0,
                               "put %s: %s", path, err.message);
-                wk_fingerprint want = reference_fp(data, len);
+                wk_fingerprint want = ts_fingerprint(data, len);
                 ck_assert_uint_eq(summary.bytes, len);
                 ck_assert(wk_fingerprint_equal(&summary.fingerprint, &want));
 
                 size_t file_len = 0;
-                char *raw = read_file(file, &file_len);
+                char *raw = ts_read_file(file, &file_len);
                 ck_assert_uint_eq(stored, file_len);
                 if (algs[a] == WK_COMPRESS_NONE && !with_key) {
                     ck_assert_uint_eq(file_len, len);
@@ -701,7 +615,7 @@ START_TEST(test_roundtrip_explicit_levels)
     };
     size_t len = 200000;
     unsigned char *data = mixed(len, 9);
-    wk_fingerprint want = reference_fp(data, len);
+    wk_fingerprint want = ts_fingerprint(data, len);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         wk_config cfg;
         wk_error err = {0};
@@ -738,7 +652,7 @@ START_TEST(test_put_expected_mismatch_stores_nothing)
             wk_error err = {0};
             wk_repo *repo = open_repo(algs[a], with_key ? key1_path : NULL);
             unsigned char *data = mixed(MIB, 3);
-            wk_fingerprint other = reference_fp(data, MIB - 1);
+            wk_fingerprint other = ts_fingerprint(data, MIB - 1);
             wk_storage_info info;
             ck_assert_int_eq(put_object(repo, "objects/bad", data, MIB, &other, NULL, NULL, &err),
                              -1);
@@ -747,10 +661,10 @@ START_TEST(test_put_expected_mismatch_stores_nothing)
             ck_assert_int_eq(err.code, WK_ERR_NOTFOUND);
             char dir[400];
             snprintf(dir, sizeof(dir), "%s/objects", repo_dir);
-            ck_assert_int_eq(count_entries(dir), 0); /* no temporary left either */
+            ck_assert_int_eq(ts_count_entries(dir), 0); /* no temporary left either */
 
             /* With the right fingerprint the same put succeeds. */
-            wk_fingerprint right = reference_fp(data, MIB);
+            wk_fingerprint right = ts_fingerprint(data, MIB);
             ck_assert_int_eq(put_object(repo, "objects/bad", data, MIB, &right, NULL, NULL, &err),
                              0);
             ck_assert_int_eq(wk_storage_stat(repo->storage, "objects/bad", &info, &err), 0);
@@ -767,13 +681,13 @@ START_TEST(test_put_abort_stores_nothing)
     wk_error err = {0};
     wk_repo *repo = open_repo(WK_COMPRESS_ZSTD, key1_path);
     wk_stage *sink = NULL;
-    unsigned char *data = pattern(MIB, 4);
+    unsigned char *data = ts_pattern(MIB, 4);
     ck_assert_int_eq(wk_repo_put_open(repo, "objects/x", 0, NULL, NULL, NULL, &sink, &err), 0);
     ck_assert_int_eq(wk_stage_write(sink, data, MIB, &err), 0);
     wk_stage_free(sink);
     char dir[400];
     snprintf(dir, sizeof(dir), "%s/objects", repo_dir);
-    ck_assert_int_eq(count_entries(dir), 0);
+    ck_assert_int_eq(ts_count_entries(dir), 0);
     free(data);
     wk_repo_free(repo);
 }
@@ -802,7 +716,7 @@ START_TEST(test_decode_failures)
 {
     wk_error err = {0};
     unsigned char *data = mixed(300000, 5);
-    wk_fingerprint fp = reference_fp(data, 300000);
+    wk_fingerprint fp = ts_fingerprint(data, 300000);
     wk_repo *enc = open_repo(WK_COMPRESS_ZSTD, key1_path);
     ck_assert_int_eq(put_object(enc, "e.zst.enc", data, 300000, NULL, NULL, NULL, &err), 0);
     wk_repo *plain = open_repo(WK_COMPRESS_ZSTD, NULL);
@@ -837,13 +751,13 @@ START_TEST(test_decode_failures)
         char file[512];
         snprintf(file, sizeof(file), "%s/%s", repo_dir, names[r]);
         size_t len = 0;
-        char *orig = read_file(file, &len);
+        char *orig = ts_read_file(file, &len);
         size_t offsets[] = {0, 1, len / 2, len - 2, len - 1};
         for (size_t k = 0; k < sizeof(offsets) / sizeof(offsets[0]); k++) {
             char *copy = malloc(len);
             memcpy(copy, orig, len);
             copy[offsets[k]] ^= 0x20;
-            write_file(file, copy, len);
+            ts_write_file(file, copy, len);
             wk_error_clear(&err);
             out = NULL;
             int rc = get_object(repos[r], names[r], WK_COMPRESS_ZSTD, &fp, &out, &out_len, &err);
@@ -865,7 +779,7 @@ START_TEST(test_decode_failures)
             free(copy);
         }
         /* Truncated by one byte. */
-        write_file(file, orig, len - 1);
+        ts_write_file(file, orig, len - 1);
         ck_assert_int_eq(
             get_object(repos[r], names[r], WK_COMPRESS_ZSTD, &fp, &out, &out_len, &err), -1);
         ck_assert_int_eq(err.code, WK_ERR_CORRUPT);

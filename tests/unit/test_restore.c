@@ -9,7 +9,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +20,7 @@
 #include "archive.h"
 #include "backup.h"
 #include "restore.h"
+#include "support.h"
 
 #define SEG ((uint32_t)1 << 20)
 #define SYSID UINT64_C(7212345678901234567)
@@ -42,18 +42,9 @@ static char pgdata[300];    /* tmp_dir/new/pgdata: absent, parents too */
 static char ts_dir[300];    /* tmp_dir/ts_new: where /old is mapped to; absent */
 static char hidden_dir[300]; /* tmp_dir/hidden: objects moved out of the repository */
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void setup(void)
 {
-    snprintf(tmp_dir, sizeof(tmp_dir), "/tmp/wk_restore_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmp_dir));
+    ts_tmpdir_make(tmp_dir, sizeof(tmp_dir), "/tmp/wk_restore_XXXXXX");
     snprintf(repo_dir, sizeof(repo_dir), "%s/repo", tmp_dir);
     snprintf(wal_dir, sizeof(wal_dir), "%s/pg_wal", tmp_dir);
     snprintf(pgdata, sizeof(pgdata), "%s/new/pgdata", tmp_dir);
@@ -65,23 +56,14 @@ static void setup(void)
 
 static void teardown(void)
 {
-    nftw(tmp_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    ts_tmpdir_remove(tmp_dir);
 }
 
 /* Opens the repository and gives it the synthetic cluster's identity. */
 static wk_repo *open_repo_with(wk_compress alg)
 {
-    wk_config cfg;
-    wk_error err = {0};
-    wk_repo *repo = NULL;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.repo = repo_dir;
-    cfg.compress = alg;
-    cfg.compress_level = WK_COMPRESS_LEVEL_DEFAULT;
-    ck_assert_msg(wk_repo_open(&cfg, true, &repo, &err) == 0, "open: %s", err.message);
-    wk_repo_meta identity = {.system_identifier = SYSID, .pg_version = 15, .seg_size = SEG};
-    wk_repo_meta meta;
-    ck_assert_msg(wk_repo_open_meta(repo, &identity, &meta, NULL, &err) == 0, "%s", err.message);
+    wk_repo *repo = ts_repo_open(repo_dir, alg, NULL);
+    ts_repo_identify(repo);
     return repo;
 }
 
@@ -90,101 +72,12 @@ static wk_repo *open_repo(void)
     return open_repo_with(WK_COMPRESS_ZSTD);
 }
 
-static void put16(uint8_t *buf, size_t off, uint16_t v)
-{
-    memcpy(buf + off, &v, sizeof(v));
-}
-
-static void put32(uint8_t *buf, size_t off, uint32_t v)
-{
-    memcpy(buf + off, &v, sizeof(v));
-}
-
-static void put64(uint8_t *buf, size_t off, uint64_t v)
-{
-    memcpy(buf + off, &v, sizeof(v));
-}
-
-static void write_file(const char *path, const void *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_msg(f != NULL, "open %s: %s", path, strerror(errno));
-    ck_assert_uint_eq(fwrite(data, 1, len, f), len);
-    ck_assert_int_eq(fclose(f), 0);
-}
-
-static char *read_file(const char *path, size_t *len_out)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "open %s: %s", path, strerror(errno));
-    ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
-    long len = ftell(f);
-    ck_assert_int_ge(len, 0);
-    rewind(f);
-    char *buf = malloc((size_t)len + 1);
-    ck_assert_ptr_nonnull(buf);
-    ck_assert_uint_eq(fread(buf, 1, (size_t)len, f), (size_t)len);
-    buf[len] = '\0';
-    fclose(f);
-    if (len_out != NULL)
-        *len_out = (size_t)len;
-    return buf;
-}
-
-static bool path_exists(const char *path)
-{
-    struct stat st;
-    return lstat(path, &st) == 0;
-}
-
-/* Entries of a real folder other than "." and ".." (0 when missing). */
-static int count_entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    int n = 0;
-    if (d == NULL)
-        return 0;
-    for (struct dirent *de = readdir(d); de != NULL; de = readdir(d)) {
-        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
-            n++;
-    }
-    closedir(d);
-    return n;
-}
-
-static void fill_pattern(uint8_t *buf, size_t len, unsigned seed)
-{
-    unsigned x = seed * 2654435761u + 7;
-    for (size_t i = 0; i < len; i++) {
-        x = x * 1103515245u + 12345u;
-        buf[i] = (uint8_t)(x >> 16);
-    }
-}
-
 /* A synthetic WAL segment of timeline tli (PostgreSQL 15 long page header, patterned
  * bytes), pushed into the repository. */
 static void push_segment(wk_repo *repo, uint32_t tli, uint64_t segno)
 {
-    wk_error err = {0};
-    uint8_t *buf = malloc(SEG);
-    ck_assert_ptr_nonnull(buf);
-    fill_pattern(buf, SEG, (unsigned)(segno * 31 + tli));
-    memset(buf, 0, WK_WAL_LONG_HEADER_SIZE);
-    put16(buf, 0, 0xD110);
-    put16(buf, 2, 0x0002);
-    put32(buf, 4, tli);
-    put64(buf, 8, segno * SEG);
-    put64(buf, 24, SYSID);
-    put32(buf, 32, SEG);
-    put32(buf, 36, 8192);
-    char name[WK_WAL_NAME_LEN + 1], path[512];
-    wk_wal_segment_name(name, tli, segno, SEG);
-    snprintf(path, sizeof(path), "%s/%s", wal_dir, name);
-    write_file(path, buf, SEG);
-    free(buf);
-    wk_push_result res;
-    ck_assert_msg(wk_archive_push(repo, path, &res, &err) == 0, "push %s: %s", name, err.message);
-    unlink(path);
+    unsigned seed = (unsigned)(segno * 31 + tli); /* as ts_fill_pattern(seed) */
+    ts_push_segment(repo, wal_dir, tli, segno, seed * 2654435761u + 7, true);
 }
 
 static void push_range(wk_repo *repo, uint32_t tli, uint64_t first, uint64_t last)
@@ -198,7 +91,7 @@ static void push_history(wk_repo *repo, uint32_t tli, const char *text)
     wk_error err = {0};
     char path[512];
     snprintf(path, sizeof(path), "%s/%08X.history", wal_dir, tli);
-    write_file(path, text, strlen(text));
+    ts_write_file(path, text, strlen(text));
     wk_push_result res;
     ck_assert_msg(wk_archive_push(repo, path, &res, &err) == 0, "push %s: %s", path, err.message);
 }
@@ -369,9 +262,9 @@ static uint8_t data_bytes[DATA_LEN], control_bytes[CONTROL_LEN], ts_bytes[TS_DAT
 
 static void make_contents(void)
 {
-    fill_pattern(data_bytes, sizeof(data_bytes), 1);
-    fill_pattern(control_bytes, sizeof(control_bytes), 2);
-    fill_pattern(ts_bytes, sizeof(ts_bytes), 3);
+    ts_fill_pattern(data_bytes, sizeof(data_bytes), 1);
+    ts_fill_pattern(control_bytes, sizeof(control_bytes), 2);
+    ts_fill_pattern(ts_bytes, sizeof(ts_bytes), 3);
 }
 
 static void base_tar(tarbuf *tb, bool tablespace)
@@ -1100,7 +993,7 @@ static void assert_laid_file(const char *dir, const char *rel, const void *data,
     size_t got_len = 0;
     snprintf(path, sizeof(path), "%s/%s", dir, rel);
     mode_is(path, S_IFREG, 0600);
-    char *got = read_file(path, &got_len);
+    char *got = ts_read_file(path, &got_len);
     ck_assert_msg(got_len == len, "%s: %zu bytes, want %zu", rel, got_len, len);
     ck_assert_msg(memcmp(got, data, len) == 0, "%s differs", rel);
     free(got);
@@ -1118,7 +1011,7 @@ static char *auto_conf_of(const char *dir)
     char path[600];
     snprintf(path, sizeof(path), "%s/postgresql.auto.conf", dir);
     mode_is(path, S_IFREG, 0600);
-    return read_file(path, NULL);
+    return ts_read_file(path, NULL);
 }
 
 static int occurrences(const char *text, const char *what)
@@ -1186,9 +1079,9 @@ START_TEST(test_lay_down_new_folder)
     assert_laid_dir(pgdata, "pg_stat");
     char path[600];
     snprintf(path, sizeof(path), "%s/tablespace_map", pgdata);
-    ck_assert(!path_exists(path));
+    ck_assert(!ts_path_exists(path));
     /* Nothing else: no temporaries left behind. */
-    ck_assert_int_eq(count_entries(pgdata), 9);
+    ck_assert_int_eq(ts_count_entries(pgdata), 9);
 
     char *conf = auto_conf_of(pgdata);
     assert_conf_has(conf, "# Do not edit this file manually!\n");
@@ -1340,22 +1233,22 @@ START_TEST(test_lay_down_not_empty)
     ck_assert_int_eq(mkdir(parent, 0700), 0);
     ck_assert_int_eq(mkdir(pgdata, 0750), 0);
     snprintf(existing, sizeof(existing), "%s/PG_VERSION", pgdata);
-    write_file(existing, "keep me\n", 8);
+    ts_write_file(existing, "keep me\n", 8);
     wk_restore_options opt = default_options();
     lay_down_fails(repo, &opt, WK_ERR_EXISTS, &err);
     assert_message_has(&err, pgdata);
-    char *text = read_file(existing, NULL);
+    char *text = ts_read_file(existing, NULL);
     ck_assert_str_eq(text, "keep me\n");
     free(text);
-    ck_assert_int_eq(count_entries(pgdata), 1);
+    ck_assert_int_eq(ts_count_entries(pgdata), 1);
     mode_is(pgdata, S_IFDIR, 0750);
 
     /* A hidden file counts too. */
     ck_assert_int_eq(unlink(existing), 0);
     snprintf(existing, sizeof(existing), "%s/.keep", pgdata);
-    write_file(existing, "", 0);
+    ts_write_file(existing, "", 0);
     lay_down_fails(repo, &opt, WK_ERR_EXISTS, &err);
-    ck_assert_int_eq(count_entries(pgdata), 1);
+    ck_assert_int_eq(ts_count_entries(pgdata), 1);
     wk_repo_free(repo);
 }
 END_TEST
@@ -1375,9 +1268,9 @@ START_TEST(test_lay_down_tablespace_not_empty)
     lay_down_fails(repo, &opt, WK_ERR_EXISTS, &err);
     assert_message_has(&err, ts_dir);
     /* Checked before anything was written. */
-    ck_assert(!path_exists(pgdata));
-    ck_assert_int_eq(count_entries(ts_dir), 1);
-    ck_assert_int_eq(count_entries(existing), 0);
+    ck_assert(!ts_path_exists(pgdata));
+    ck_assert_int_eq(ts_count_entries(ts_dir), 1);
+    ck_assert_int_eq(ts_count_entries(existing), 0);
     wk_repo_free(repo);
 }
 END_TEST
@@ -1385,7 +1278,7 @@ END_TEST
 START_TEST(test_lay_down_tablespace_mapped)
 {
     wk_repo *repo = restorable(WK_COMPRESS_ZSTD, true);
-    bool old_existed = path_exists("/old");
+    bool old_existed = ts_path_exists("/old");
     wk_tablespace_map maps[] = {{"/elsewhere", "/nowhere"}, {"/old", ts_dir}};
     wk_restore_options opt = default_options();
     opt.maps = maps;
@@ -1397,12 +1290,12 @@ START_TEST(test_lay_down_tablespace_mapped)
     assert_laid_dir(ts_dir, "PG_15_202209061");
     assert_laid_dir(ts_dir, "PG_15_202209061/5");
     assert_laid_file(ts_dir, TS_PATH, ts_bytes, sizeof(ts_bytes));
-    ck_assert_int_eq(count_entries(ts_dir), 1);
+    ck_assert_int_eq(ts_count_entries(ts_dir), 1);
     char path[600];
     snprintf(path, sizeof(path), "%s/PG_15_202209061", pgdata);
-    ck_assert(!path_exists(path));
-    ck_assert(path_exists("/old") == old_existed);
-    ck_assert(!path_exists("/nowhere"));
+    ck_assert(!ts_path_exists(path));
+    ck_assert(ts_path_exists("/old") == old_existed);
+    ck_assert(!ts_path_exists("/nowhere"));
 
     char want[400];
     snprintf(want, sizeof(want), "%d %s\n", TS_OID, ts_dir);
@@ -1421,7 +1314,7 @@ static void tamper(const char *object, const void *pattern, size_t pattern_len, 
     char path[600];
     size_t len = 0;
     snprintf(path, sizeof(path), "%s/%s", repo_dir, object);
-    char *data = read_file(path, &len);
+    char *data = ts_read_file(path, &len);
     size_t pos = at;
     if (pattern != NULL) {
         const char *found = memmem(data, len, pattern, pattern_len);
@@ -1430,19 +1323,19 @@ static void tamper(const char *object, const void *pattern, size_t pattern_len, 
     }
     ck_assert_uint_lt(pos, len);
     data[pos] ^= 0x20;
-    write_file(path, data, len);
+    ts_write_file(path, data, len);
     free(data);
 }
 
 static void assert_nothing_laid(void)
 {
     char path[600];
-    ck_assert_msg(count_entries(pgdata) == 0, "%d entries left in pgdata",
-                  count_entries(pgdata));
+    ck_assert_msg(ts_count_entries(pgdata) == 0, "%d entries left in pgdata",
+                  ts_count_entries(pgdata));
     snprintf(path, sizeof(path), "%s/recovery.signal", pgdata);
-    ck_assert(!path_exists(path));
-    ck_assert_msg(count_entries(ts_dir) == 0, "%d entries left in the tablespace",
-                  count_entries(ts_dir));
+    ck_assert(!ts_path_exists(path));
+    ck_assert_msg(ts_count_entries(ts_dir) == 0, "%d entries left in the tablespace",
+                  ts_count_entries(ts_dir));
 }
 
 START_TEST(test_lay_down_corrupt_object_zstd)
@@ -1467,7 +1360,7 @@ START_TEST(test_lay_down_corrupt_object_zstd)
     ck_assert_int_ne(err.code, WK_ERR_NONE);
     assert_message_has(&err, "base.tar");
     wk_restore_plan_free(&plan);
-    ck_assert(path_exists(pgdata));
+    ck_assert(ts_path_exists(pgdata));
     assert_nothing_laid();
     wk_repo_free(repo);
 }
@@ -1490,7 +1383,7 @@ START_TEST(test_lay_down_corrupt_object_content)
     tamper(object, data_bytes, 64, 100);
     lay_down_fails(repo, &opt, WK_ERR_CORRUPT, &err);
     assert_message_has(&err, "base.tar");
-    ck_assert(path_exists(pgdata));
+    ck_assert(ts_path_exists(pgdata));
     mode_is(ts_dir, S_IFDIR, 0700);
     assert_nothing_laid();
     wk_repo_free(repo);
@@ -1546,7 +1439,7 @@ START_TEST(test_lay_down_encryption_mismatch)
     plan.backup.encrypted = true; /* as if the record said so */
     ck_assert_int_eq(wk_restore_lay_down(repo, &opt, &plan, &err), -1);
     ck_assert_int_eq(err.code, WK_ERR_KEY);
-    ck_assert(!path_exists(pgdata));
+    ck_assert(!ts_path_exists(pgdata));
     wk_restore_plan_free(&plan);
     wk_repo_free(repo);
 }

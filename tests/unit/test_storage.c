@@ -4,7 +4,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 #include <unistd.h>
 
 #include "storage.h"
+#include "support.h"
 
 /* ---- helpers ---------------------------------------------------------------------- */
 
@@ -20,19 +20,10 @@ static char tmp_dir[256];   /* made per test, removed afterwards */
 static char repo_dir[300];  /* tmp_dir/repo: the repository root */
 static wk_storage *storage; /* opened on repo_dir */
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void setup(void)
 {
     wk_error err = {0};
-    snprintf(tmp_dir, sizeof(tmp_dir), "/tmp/wk_storage_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmp_dir));
+    ts_tmpdir_make(tmp_dir, sizeof(tmp_dir), "/tmp/wk_storage_XXXXXX");
     snprintf(repo_dir, sizeof(repo_dir), "%s/repo", tmp_dir);
     ck_assert_int_eq(wk_storage_posix_open(repo_dir, true, &storage, &err), 0);
 }
@@ -41,19 +32,7 @@ static void teardown(void)
 {
     wk_storage_free(storage);
     storage = NULL;
-    nftw(tmp_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static unsigned char *pattern(size_t len, unsigned seed)
-{
-    unsigned char *buf = malloc(len > 0 ? len : 1);
-    ck_assert_ptr_nonnull(buf);
-    unsigned x = seed * 2654435761u + 1;
-    for (size_t i = 0; i < len; i++) {
-        x = x * 1103515245u + 12345u;
-        buf[i] = (unsigned char)(x >> 16);
-    }
-    return buf;
+    ts_tmpdir_remove(tmp_dir);
 }
 
 /* Writes len bytes to path in chunks of `chunk` (0: one write) and finishes. */
@@ -163,7 +142,7 @@ START_TEST(test_round_trip)
     static const size_t chunks[] = {0, 77777};
     for (size_t c = 0; c < sizeof(chunks) / sizeof(chunks[0]); c++) {
         wk_error err = {0};
-        unsigned char *data = pattern(len, (unsigned)(_i * 10 + c));
+        unsigned char *data = ts_pattern(len, (unsigned)(_i * 10 + c));
         unsigned char *got = NULL;
         size_t got_len = 0;
         wk_storage_info sb = {0};
@@ -221,7 +200,7 @@ START_TEST(test_abort_leaves_nothing)
     wk_stage *sink = NULL;
     char dir[1024];
     int temps = 0;
-    unsigned char *data = pattern(100000, 7);
+    unsigned char *data = ts_pattern(100000, 7);
 
     ck_assert_int_eq(wk_storage_put_open(storage, "wal/seg", 0, &sink, &err), 0);
     ck_assert_int_eq(wk_stage_write(sink, data, 100000, &err), 0);
@@ -595,7 +574,7 @@ START_TEST(test_disk_full)
     wk_error small_err = {0};
     wk_storage *st = NULL;
     size_t big = 2u << 20;
-    unsigned char *data = pattern(big, 3);
+    unsigned char *data = ts_pattern(big, 3);
     unsigned char *got = NULL;
     size_t got_len = 0;
     int put_rc = 0, small_rc = -1, get_rc = -1, open_rc, entries = -1, temps = -1;

@@ -11,9 +11,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <xxhash.h>
 
 #include "stream.h"
+#include "support.h"
 
 /* ---- helpers ---------------------------------------------------------------------- */
 
@@ -21,38 +21,12 @@ static char tmp_dir[256];
 
 static void setup(void)
 {
-    snprintf(tmp_dir, sizeof(tmp_dir), "/tmp/wk_stream_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmp_dir));
+    ts_tmpdir_make(tmp_dir, sizeof(tmp_dir), "/tmp/wk_stream_XXXXXX");
 }
 
 static void teardown(void)
 {
-    char path[512];
-    snprintf(path, sizeof(path), "%s/data", tmp_dir);
-    unlink(path);
-    rmdir(tmp_dir);
-}
-
-static unsigned char *pattern(size_t len, unsigned seed)
-{
-    unsigned char *buf = malloc(len > 0 ? len : 1);
-    ck_assert_ptr_nonnull(buf);
-    unsigned x = seed * 2654435761u + 1;
-    for (size_t i = 0; i < len; i++) {
-        x = x * 1103515245u + 12345u;
-        buf[i] = (unsigned char)(x >> 16);
-    }
-    return buf;
-}
-
-/* The fingerprint computed by xxhash directly, independently of the stage. */
-static wk_fingerprint reference_fp(const void *data, size_t len)
-{
-    wk_fingerprint fp;
-    XXH128_canonical_t canonical;
-    XXH128_canonicalFromHash(&canonical, XXH3_128bits(data, len));
-    memcpy(fp.bytes, canonical.digest, sizeof(fp.bytes));
-    return fp;
+    ts_tmpdir_remove(tmp_dir);
 }
 
 static void assert_fp_eq(const wk_fingerprint *got, const wk_fingerprint *want)
@@ -83,20 +57,6 @@ static wk_stream_summary fingerprint_chunks(const unsigned char *data, size_t le
     return summary;
 }
 
-static void write_file(const char *path, const void *data, size_t len)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    ck_assert_int_ge(fd, 0);
-    const unsigned char *p = data;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        ck_assert_int_gt(n, 0);
-        p += n;
-        len -= (size_t)n;
-    }
-    ck_assert_int_eq(close(fd), 0);
-}
-
 static const char *data_path(void)
 {
     static char path[512];
@@ -114,7 +74,7 @@ static const size_t awkward_sizes[] = {
 
 START_TEST(test_fingerprint_empty)
 {
-    wk_fingerprint want = reference_fp("", 0);
+    wk_fingerprint want = ts_fingerprint("", 0);
     /* No write at all, and one empty write, give the same fingerprint. */
     wk_stream_summary a = fingerprint_chunks((const unsigned char *)"", 0, 0);
     ck_assert_uint_eq(a.bytes, 0);
@@ -139,7 +99,7 @@ END_TEST
 
 START_TEST(test_fingerprint_abc)
 {
-    wk_fingerprint want = reference_fp("abc", 3);
+    wk_fingerprint want = ts_fingerprint("abc", 3);
     wk_stream_summary one = fingerprint_chunks((const unsigned char *)"abc", 3, 0);
     wk_stream_summary split = fingerprint_chunks((const unsigned char *)"abc", 3, 1);
     ck_assert_uint_eq(one.bytes, 3);
@@ -147,7 +107,7 @@ START_TEST(test_fingerprint_abc)
     assert_fp_eq(&one.fingerprint, &want);
     assert_fp_eq(&split.fingerprint, &want);
     /* Differs from the empty input's, of course. */
-    wk_fingerprint empty = reference_fp("", 0);
+    wk_fingerprint empty = ts_fingerprint("", 0);
     ck_assert(!wk_fingerprint_equal(&one.fingerprint, &empty));
 }
 END_TEST
@@ -156,8 +116,8 @@ START_TEST(test_fingerprint_split_writes)
 {
     static const size_t chunks[] = {0, 1, 7, 4096, WK_STREAM_BUFSIZE - 1, WK_STREAM_BUFSIZE + 1};
     size_t len = 2 * WK_STREAM_BUFSIZE + 13;
-    unsigned char *data = pattern(len, 1);
-    wk_fingerprint want = reference_fp(data, len);
+    unsigned char *data = ts_pattern(len, 1);
+    wk_fingerprint want = ts_fingerprint(data, len);
     for (size_t i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
         if (chunks[i] == 1)
             continue; /* covered by "abc"; byte-at-a-time over 512 KiB is slow under ASan */
@@ -167,7 +127,7 @@ START_TEST(test_fingerprint_split_writes)
     }
     /* Byte-at-a-time over a shorter input. */
     wk_stream_summary s = fingerprint_chunks(data, 1000, 1);
-    wk_fingerprint want1000 = reference_fp(data, 1000);
+    wk_fingerprint want1000 = ts_fingerprint(data, 1000);
     assert_fp_eq(&s.fingerprint, &want1000);
     free(data);
 }
@@ -177,7 +137,7 @@ START_TEST(test_fingerprint_passes_bytes_through)
 {
     wk_error err = {0};
     size_t len = WK_STREAM_BUFSIZE + 1;
-    unsigned char *data = pattern(len, 2);
+    unsigned char *data = ts_pattern(len, 2);
     uint8_t *out = NULL;
     size_t out_len = 0;
     wk_stream_summary summary;
@@ -195,7 +155,7 @@ START_TEST(test_fingerprint_passes_bytes_through)
     ck_assert_uint_eq(out_len, len);
     ck_assert_int_eq(memcmp(out, data, len), 0);
     ck_assert_uint_eq(summary.bytes, len);
-    wk_fingerprint want = reference_fp(data, len);
+    wk_fingerprint want = ts_fingerprint(data, len);
     assert_fp_eq(&summary.fingerprint, &want);
     free(out);
     free(data);
@@ -241,7 +201,7 @@ END_TEST
 START_TEST(test_hex_roundtrip)
 {
     for (unsigned seed = 0; seed < 64; seed++) {
-        unsigned char *bytes = pattern(16, seed);
+        unsigned char *bytes = ts_pattern(16, seed);
         wk_fingerprint fp, back;
         char hex[WK_FINGERPRINT_HEX_LEN + 1];
         memcpy(fp.bytes, bytes, 16);
@@ -306,8 +266,8 @@ END_TEST
 START_TEST(test_check_match_finishes_next)
 {
     wk_error err = {0};
-    unsigned char *data = pattern(5000, 3);
-    wk_fingerprint expected = reference_fp(data, 5000);
+    unsigned char *data = ts_pattern(5000, 3);
+    wk_fingerprint expected = ts_fingerprint(data, 5000);
     uint8_t *out = NULL;
     size_t out_len = 0;
     wk_stream_summary summary;
@@ -331,7 +291,7 @@ END_TEST
 START_TEST(test_check_match_null_summary_empty)
 {
     wk_error err = {0};
-    wk_fingerprint expected = reference_fp("", 0);
+    wk_fingerprint expected = ts_fingerprint("", 0);
     uint8_t *out = NULL;
     size_t out_len = 99;
     wk_stage *s = wk_stage_memory_new(10, &out, &out_len, &err);
@@ -350,9 +310,9 @@ START_TEST(test_check_mismatch_does_not_finish_next)
     static const size_t sizes[] = {0, 1, 4096};
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
         wk_error err = {0};
-        unsigned char *data = pattern(sizes[i], 4);
-        unsigned char *other = pattern(sizes[i] + 1, 5);
-        wk_fingerprint expected = reference_fp(other, sizes[i] + 1);
+        unsigned char *data = ts_pattern(sizes[i], 4);
+        unsigned char *other = ts_pattern(sizes[i] + 1, 5);
+        wk_fingerprint expected = ts_fingerprint(other, sizes[i] + 1);
         uint8_t *out = NULL;
         size_t out_len = 12345;
         wk_stage *s = wk_stage_memory_new(1 << 20, &out, &out_len, &err);
@@ -378,8 +338,8 @@ END_TEST
 START_TEST(test_check_single_bit_difference)
 {
     wk_error err = {0};
-    unsigned char *data = pattern(WK_STREAM_BUFSIZE, 6);
-    wk_fingerprint expected = reference_fp(data, WK_STREAM_BUFSIZE);
+    unsigned char *data = ts_pattern(WK_STREAM_BUFSIZE, 6);
+    wk_fingerprint expected = ts_fingerprint(data, WK_STREAM_BUFSIZE);
     data[WK_STREAM_BUFSIZE / 2] ^= 0x01;
     uint8_t *out = NULL;
     size_t out_len = 0;
@@ -427,7 +387,7 @@ START_TEST(test_count_stage_as_sink)
     uint64_t count = 5;
     wk_stage *s = wk_stage_count_new(NULL, &count, &err);
     ck_assert_ptr_nonnull(s);
-    unsigned char *data = pattern(WK_STREAM_BUFSIZE + 1, 7);
+    unsigned char *data = ts_pattern(WK_STREAM_BUFSIZE + 1, 7);
     ck_assert_int_eq(wk_stage_write(s, data, WK_STREAM_BUFSIZE + 1, &err), 0);
     ck_assert_int_eq(wk_stage_finish(s, &err), 0);
     ck_assert_uint_eq(count, WK_STREAM_BUFSIZE + 1);
@@ -443,7 +403,7 @@ START_TEST(test_memory_limit_exact)
     wk_error err = {0};
     uint8_t *out = NULL;
     size_t out_len = 0;
-    unsigned char *data = pattern(10000, 8);
+    unsigned char *data = ts_pattern(10000, 8);
     wk_stage *s = wk_stage_memory_new(10000, &out, &out_len, &err);
     ck_assert_ptr_nonnull(s);
     ck_assert_int_eq(wk_stage_write(s, data, 9999, &err), 0);
@@ -465,7 +425,7 @@ START_TEST(test_memory_limit_exceeded)
     wk_error err = {0};
     uint8_t *out = NULL;
     size_t out_len = 0;
-    unsigned char *data = pattern(10001, 9);
+    unsigned char *data = ts_pattern(10001, 9);
     /* One write too large. */
     wk_stage *s = wk_stage_memory_new(10000, &out, &out_len, &err);
     ck_assert_int_eq(wk_stage_write(s, data, 10001, &err), -1);
@@ -522,7 +482,7 @@ START_TEST(test_fd_sink)
 {
     wk_error err = {0};
     size_t len = WK_STREAM_BUFSIZE + 1;
-    unsigned char *data = pattern(len, 10);
+    unsigned char *data = ts_pattern(len, 10);
     int fd = open(data_path(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     ck_assert_int_ge(fd, 0);
     wk_stage *s = wk_stage_fd_new(fd, &err);
@@ -541,7 +501,7 @@ START_TEST(test_fd_sink)
     ck_assert_int_eq(wk_stream_fingerprint_fd(fd, &summary, &err), 0);
     close(fd);
     ck_assert_uint_eq(summary.bytes, len);
-    wk_fingerprint want = reference_fp(data, len);
+    wk_fingerprint want = ts_fingerprint(data, len);
     assert_fp_eq(&summary.fingerprint, &want);
     free(data);
 }
@@ -582,7 +542,7 @@ static void pump_and_check(int fd, const unsigned char *data, size_t len)
     ck_assert_uint_eq(out_len, len);
     ck_assert(len == 0 || memcmp(out, data, len) == 0);
     ck_assert_uint_eq(summary.bytes, len);
-    wk_fingerprint want = reference_fp(data, len);
+    wk_fingerprint want = ts_fingerprint(data, len);
     assert_fp_eq(&summary.fingerprint, &want);
     free(out);
 }
@@ -591,8 +551,8 @@ START_TEST(test_pump_file_sizes)
 {
     for (size_t i = 0; i < N_AWKWARD; i++) {
         size_t len = awkward_sizes[i];
-        unsigned char *data = pattern(len, (unsigned)i + 20);
-        write_file(data_path(), data, len);
+        unsigned char *data = ts_pattern(len, (unsigned)i + 20);
+        ts_write_file(data_path(), data, len);
         int fd = open(data_path(), O_RDONLY);
         ck_assert_int_ge(fd, 0);
         pump_and_check(fd, data, len);
@@ -606,7 +566,7 @@ START_TEST(test_pump_pipe_sizes)
 {
     for (size_t i = 0; i < N_AWKWARD; i++) {
         size_t len = awkward_sizes[i];
-        unsigned char *data = pattern(len, (unsigned)i + 40);
+        unsigned char *data = ts_pattern(len, (unsigned)i + 40);
         int p[2];
         ck_assert_int_eq(pipe(p), 0);
         pid_t pid = fork();
@@ -639,7 +599,7 @@ END_TEST
 START_TEST(test_pump_null_total)
 {
     wk_error err = {0};
-    write_file(data_path(), "hello", 5);
+    ts_write_file(data_path(), "hello", 5);
     int fd = open(data_path(), O_RDONLY);
     uint64_t count = 0;
     wk_stage *s = wk_stage_count_new(NULL, &count, &err);
@@ -675,8 +635,8 @@ START_TEST(test_pump_stage_error_propagates)
 {
     wk_error err = {0};
     size_t len = WK_STREAM_BUFSIZE + 1;
-    unsigned char *data = pattern(len, 11);
-    write_file(data_path(), data, len);
+    unsigned char *data = ts_pattern(len, 11);
+    ts_write_file(data_path(), data, len);
     int fd = open(data_path(), O_RDONLY);
     uint8_t *out = NULL;
     size_t out_len = 0;
@@ -695,14 +655,14 @@ START_TEST(test_fingerprint_fd_sizes)
     for (size_t i = 0; i < N_AWKWARD; i++) {
         wk_error err = {0};
         size_t len = awkward_sizes[i];
-        unsigned char *data = pattern(len, (unsigned)i + 60);
-        write_file(data_path(), data, len);
+        unsigned char *data = ts_pattern(len, (unsigned)i + 60);
+        ts_write_file(data_path(), data, len);
         int fd = open(data_path(), O_RDONLY);
         wk_stream_summary summary;
         ck_assert_int_eq(wk_stream_fingerprint_fd(fd, &summary, &err), 0);
         close(fd);
         ck_assert_uint_eq(summary.bytes, len);
-        wk_fingerprint want = reference_fp(data, len);
+        wk_fingerprint want = ts_fingerprint(data, len);
         assert_fp_eq(&summary.fingerprint, &want);
         free(data);
     }

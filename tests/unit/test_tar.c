@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "tar.h"
+#include "support.h"
 
 #define TAR_PROGRAM "/usr/bin/tar"
 
@@ -25,24 +26,9 @@ static char tmp_dir[256];  /* made per test, removed afterwards */
 static char dest_dir[300]; /* tmp_dir/dest: where archives are extracted */
 static bool have_gnu_tar;  /* decided once in main() */
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)flag;
-    (void)ftw;
-    if (S_ISDIR(sb->st_mode))
-        chmod(path, 0700);
-    return remove(path);
-}
-
-static void remove_tree(const char *path)
-{
-    nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 static void setup(void)
 {
-    snprintf(tmp_dir, sizeof(tmp_dir), "/tmp/wk_tar_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmp_dir));
+    ts_tmpdir_make(tmp_dir, sizeof(tmp_dir), "/tmp/wk_tar_XXXXXX");
     snprintf(dest_dir, sizeof(dest_dir), "%s/dest", tmp_dir);
     ck_assert_int_eq(mkdir(dest_dir, 0700), 0);
 }
@@ -50,54 +36,12 @@ static void setup(void)
 static void teardown(void)
 {
     chmod(dest_dir, 0700);
-    remove_tree(tmp_dir);
-}
-
-static unsigned char *pattern(size_t len, unsigned seed)
-{
-    unsigned char *buf = malloc(len > 0 ? len : 1);
-    ck_assert_ptr_nonnull(buf);
-    unsigned x = seed * 2654435761u + 1;
-    for (size_t i = 0; i < len; i++) {
-        x = x * 1103515245u + 12345u;
-        buf[i] = (unsigned char)(x >> 16);
-    }
-    return buf;
+    ts_tmpdir_remove(tmp_dir);
 }
 
 static void path_in(char *buf, size_t size, const char *dir, const char *rel)
 {
     ck_assert_int_lt(snprintf(buf, size, "%s/%s", dir, rel), (int)size);
-}
-
-static void write_file(const char *path, const void *data, size_t len)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ck_assert_msg(fd >= 0, "open %s: %s", path, strerror(errno));
-    ck_assert_int_eq(write(fd, data, len), (ssize_t)len);
-    ck_assert_int_eq(close(fd), 0);
-}
-
-/* Reads a whole file into a malloc'd buffer (NUL-terminated); NULL if it cannot. */
-static unsigned char *read_file(const char *path, size_t *len)
-{
-    int fd = open(path, O_RDONLY);
-    struct stat sb;
-    if (fd < 0)
-        return NULL;
-    ck_assert_int_eq(fstat(fd, &sb), 0);
-    unsigned char *buf = malloc((size_t)sb.st_size + 1);
-    ck_assert_ptr_nonnull(buf);
-    size_t got = 0;
-    while (got < (size_t)sb.st_size) {
-        ssize_t n = read(fd, buf + got, (size_t)sb.st_size - got);
-        ck_assert_int_gt(n, 0);
-        got += (size_t)n;
-    }
-    close(fd);
-    buf[got] = '\0';
-    *len = got;
-    return buf;
 }
 
 /* Asserts that dest_dir/rel is a regular file, mode 0600, holding exactly data. */
@@ -110,7 +54,7 @@ static void assert_file(const char *rel, const void *data, size_t len)
     ck_assert_msg(lstat(path, &sb) == 0, "lstat %s: %s", path, strerror(errno));
     ck_assert_msg(S_ISREG(sb.st_mode), "%s is not a regular file", rel);
     ck_assert_int_eq(sb.st_mode & 07777, 0600);
-    unsigned char *buf = read_file(path, &got);
+    unsigned char *buf = (unsigned char *)ts_read_file(path, &got);
     ck_assert_ptr_nonnull(buf);
     ck_assert_uint_eq(got, len);
     ck_assert(len == 0 || memcmp(buf, data, len) == 0);
@@ -141,12 +85,6 @@ static void assert_symlink(const char *rel, const char *target)
     ck_assert_msg(n >= 0, "readlink %s: %s", path, strerror(errno));
     got[n] = '\0';
     ck_assert_str_eq(got, target);
-}
-
-static bool exists(const char *path)
-{
-    struct stat sb;
-    return lstat(path, &sb) == 0;
 }
 
 static int count_entry_n;
@@ -378,19 +316,19 @@ static void make_source_tree(const char *src, bool long_names)
     path_in(path, sizeof(path), src, "a/empty_dir");
     ck_assert_int_eq(mkdir(path, 0755), 0);
     path_in(path, sizeof(path), src, "empty");
-    write_file(path, "", 0);
+    ts_write_file(path, "", 0);
     path_in(path, sizeof(path), src, "a/hello.txt");
-    write_file(path, "hello\n", 6);
+    ts_write_file(path, "hello\n", 6);
     struct timespec times[2] = {{0, UTIME_OMIT}, {1600000000, 0}};
     ck_assert_int_eq(utimensat(AT_FDCWD, path, times, 0), 0);
-    unsigned char *big = pattern(BIG_SIZE, 7);
+    unsigned char *big = ts_pattern(BIG_SIZE, 7);
     path_in(path, sizeof(path), src, "a/b/big.bin");
-    write_file(path, big, BIG_SIZE);
+    ts_write_file(path, big, BIG_SIZE);
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
         char name[64];
         snprintf(name, sizeof(name), "a/b/%zu.bin", sizes[i]);
         path_in(path, sizeof(path), src, name);
-        write_file(path, big + i, sizes[i]);
+        ts_write_file(path, big + i, sizes[i]);
     }
     free(big);
     /* A path longer than 100 bytes made of short components (ustar: prefix field). */
@@ -402,7 +340,7 @@ static void make_source_tree(const char *src, bool long_names)
         ck_assert_int_eq(mkdir(path, 0755), 0);
     }
     path_in(path, sizeof(path), src, DEEP_PATH);
-    write_file(path, "deep", 4);
+    ts_write_file(path, "deep", 4);
     /* A dangling absolute link, as for a tablespace, and a relative one. */
     path_in(path, sizeof(path), src, "tblspc_link");
     ck_assert_int_eq(symlink("/nonexistent/wk_tar_tablespace", path), 0);
@@ -412,7 +350,7 @@ static void make_source_tree(const char *src, bool long_names)
         path_in(path, sizeof(path), src, "long");
         ck_assert_int_eq(mkdir(path, 0755), 0);
         path_in(path, sizeof(path), src, "long/" LONG_COMPONENT);
-        write_file(path, "long name", 9);
+        ts_write_file(path, "long name", 9);
         path_in(path, sizeof(path), src, "long_target_link");
         ck_assert_int_eq(symlink(LONG_TARGET, path), 0);
     }
@@ -438,8 +376,8 @@ static int compare_entry(const char *path, const struct stat *sb, int flag, stru
         ck_assert_msg(S_ISREG(db.st_mode), "%s is not a regular file", other);
         ck_assert_int_eq(db.st_mode & 07777, 0600);
         ck_assert_int_eq(db.st_mtime, sb->st_mtime);
-        unsigned char *a = read_file(path, &a_len);
-        unsigned char *b = read_file(other, &b_len);
+        unsigned char *a = (unsigned char *)ts_read_file(path, &a_len);
+        unsigned char *b = (unsigned char *)ts_read_file(other, &b_len);
         ck_assert_ptr_nonnull(a);
         ck_assert_ptr_nonnull(b);
         ck_assert_uint_eq(a_len, b_len);
@@ -499,7 +437,7 @@ START_TEST(test_real_tar)
     ck_assert_msg(system(cmd) == 0, "%s failed", cmd);
 
     size_t len = 0;
-    unsigned char *data = read_file(archive, &len);
+    unsigned char *data = (unsigned char *)ts_read_file(archive, &len);
     ck_assert_ptr_nonnull(data);
     int rc = extract_to(dest_dir, data, len, piece, &options, &err);
     ck_assert_msg(rc == EX_OK, "%s, pieces of %zu: step %d: %s (%s)", format, piece, rc,
@@ -522,7 +460,7 @@ START_TEST(test_hand_built_round_trip)
 {
     tarbuf tb = {0};
     wk_error err = {0};
-    unsigned char *big = pattern(BIG_SIZE, 3);
+    unsigned char *big = ts_pattern(BIG_SIZE, 3);
     uint64_t bytes = 5, files = 0;
     wk_tar_options options = {&bytes, &files};
 
@@ -542,7 +480,7 @@ START_TEST(test_hand_built_round_trip)
     tb_zeros(&tb, 9 * 1024); /* record padding is fine */
 
     for (size_t i = 0; i < sizeof(piece_sizes) / sizeof(piece_sizes[0]); i++) {
-        remove_tree(dest_dir);
+        ts_tmpdir_remove(dest_dir);
         ck_assert_int_eq(mkdir(dest_dir, 0700), 0);
         bytes = 5;
         files = 0;
@@ -696,7 +634,7 @@ START_TEST(test_bad_checksum)
     assert_corrupt(&tb, EX_WRITE, "tar header checksum mismatch at offset 1024");
     ck_assert_int_eq(count_tree(dest_dir), 1); /* "first" */
 
-    remove_tree(dest_dir);
+    ts_tmpdir_remove(dest_dir);
     ck_assert_int_eq(mkdir(dest_dir, 0700), 0);
     memset(tb.data + 1024 + 148, 'z', 8); /* unreadable checksum */
     assert_corrupt(&tb, EX_WRITE, "tar header checksum mismatch at offset 1024");
@@ -708,7 +646,7 @@ END_TEST
 START_TEST(test_truncated_everywhere)
 {
     tarbuf tb = {0};
-    unsigned char *data = pattern(1000, 11);
+    unsigned char *data = ts_pattern(1000, 11);
     char long_name[200], rec[512] = "";
     memset(long_name, 'n', sizeof(long_name) - 1);
     long_name[sizeof(long_name) - 1] = '\0';
@@ -734,7 +672,7 @@ START_TEST(test_truncated_everywhere)
         ck_assert_msg(rc == EX_FINISH, "cut at %zu: step %d: %s", cut, rc, err.message);
         ck_assert_int_eq(err.code, WK_ERR_CORRUPT);
         ck_assert_str_eq(err.message, "tar stream ended early (truncated)");
-        remove_tree(sub);
+        ts_tmpdir_remove(sub);
     }
     wk_error err = {0};
     ck_assert_int_eq(extract(&tb, &err), EX_OK);
@@ -762,14 +700,14 @@ START_TEST(test_end_of_archive)
              garbage_at);
     assert_corrupt(&tb, EX_WRITE, msg);
     /* Byte by byte too. */
-    remove_tree(dest_dir);
+    ts_tmpdir_remove(dest_dir);
     ck_assert_int_eq(mkdir(dest_dir, 0700), 0);
     ck_assert_int_eq(extract_to(dest_dir, tb.data, tb.len, 1, NULL, &err), EX_WRITE);
     ck_assert_str_eq(err.message, msg);
     tb_free(&tb);
 
     /* A lone zero block followed by another header. */
-    remove_tree(dest_dir);
+    ts_tmpdir_remove(dest_dir);
     ck_assert_int_eq(mkdir(dest_dir, 0700), 0);
     tb_text(&tb, "f", "data");
     tb_zeros(&tb, 512);
@@ -779,7 +717,7 @@ START_TEST(test_end_of_archive)
     tb_free(&tb);
 
     /* An extended header with no entry after it. */
-    remove_tree(dest_dir);
+    ts_tmpdir_remove(dest_dir);
     ck_assert_int_eq(mkdir(dest_dir, 0700), 0);
     tb_meta(&tb, 'L', "name", 5);
     tb_end(&tb);
@@ -808,7 +746,7 @@ START_TEST(test_unsafe_names)
             }
             tb_end(&tb);
             assert_corrupt(&tb, EX_WRITE, "unsafe path in tar entry");
-            ck_assert(!exists(outside));
+            ck_assert(!ts_path_exists(outside));
             ck_assert_int_eq(count_tree(dest_dir), 0);
             tb_free(&tb);
         }
@@ -834,7 +772,7 @@ START_TEST(test_unsafe_names)
     tb_end(&tb);
     assert_corrupt(&tb, EX_WRITE, "malformed pax extended header at offset 0");
     tb_free(&tb);
-    ck_assert(!exists(outside));
+    ck_assert(!ts_path_exists(outside));
     ck_assert_int_eq(count_tree(dest_dir), 0);
 }
 END_TEST
@@ -854,7 +792,7 @@ START_TEST(test_symlink_escape)
     tb_end(&tb);
     assert_corrupt(&tb, EX_WRITE, "unsafe path in tar entry");
     path_in(path, sizeof(path), "/tmp", probe);
-    ck_assert(!exists(path));
+    ck_assert(!ts_path_exists(path));
     assert_symlink("l", "/tmp");
     tb_free(&tb);
 
@@ -863,7 +801,7 @@ START_TEST(test_symlink_escape)
     static const char types[] = {'0', '5', '2'};
     for (size_t i = 0; i < sizeof(tails) / sizeof(tails[0]); i++) {
         for (size_t t = 0; t < sizeof(types); t++) {
-            remove_tree(dest_dir);
+            ts_tmpdir_remove(dest_dir);
             ck_assert_int_eq(mkdir(dest_dir, 0700), 0);
             tb_header(&tb, "a/", '5', 0, NULL);
             tb_text(&tb, "a/before", "fine");
@@ -879,7 +817,7 @@ START_TEST(test_symlink_escape)
     }
 
     /* A folder, file or link of the link's own name: nothing goes through it. */
-    remove_tree(dest_dir);
+    ts_tmpdir_remove(dest_dir);
     ck_assert_int_eq(mkdir(dest_dir, 0700), 0);
     tb_header(&tb, "l", '2', 0, outside);
     tb_header(&tb, "l/", '5', 0, NULL);
@@ -928,7 +866,7 @@ START_TEST(test_existing_files)
     wk_error err = {0};
     tarbuf tb = {0};
     path_in(path, sizeof(path), dest_dir, "f");
-    write_file(path, "keep", 4);
+    ts_write_file(path, "keep", 4);
     chmod(path, 0600);
     tb_text(&tb, "f", "new content");
     tb_end(&tb);
@@ -940,7 +878,7 @@ START_TEST(test_existing_files)
 
     /* A link already in dest is not followed either. */
     path_in(victim, sizeof(victim), tmp_dir, "victim");
-    write_file(victim, "victim", 6);
+    ts_write_file(victim, "victim", 6);
     path_in(path, sizeof(path), dest_dir, "g");
     ck_assert_int_eq(symlink(victim, path), 0);
     tb_text(&tb, "g", "overwritten");
@@ -948,7 +886,7 @@ START_TEST(test_existing_files)
     ck_assert_int_eq(extract(&tb, &err), EX_WRITE);
     ck_assert_int_eq(err.code, WK_ERR_EXISTS);
     size_t len = 0;
-    unsigned char *buf = read_file(victim, &len);
+    unsigned char *buf = (unsigned char *)ts_read_file(victim, &len);
     ck_assert_str_eq((char *)buf, "victim");
     free(buf);
     tb_free(&tb);
@@ -959,7 +897,7 @@ START_TEST(test_existing_files)
     tb_text(&tb, "h/victim", "overwritten");
     tb_end(&tb);
     assert_corrupt(&tb, EX_WRITE, "unsafe path in tar entry \"h/victim\"");
-    buf = read_file(victim, &len);
+    buf = (unsigned char *)ts_read_file(victim, &len);
     ck_assert_str_eq((char *)buf, "victim");
     free(buf);
     tb_free(&tb);
@@ -1140,7 +1078,7 @@ START_TEST(test_misuse_and_abort)
 {
     wk_error err = {0};
     tarbuf tb = {0};
-    unsigned char *data = pattern(5000, 5);
+    unsigned char *data = ts_pattern(5000, 5);
     tb_file(&tb, "half", data, 5000);
     tb_end(&tb);
 
@@ -1162,7 +1100,7 @@ START_TEST(test_misuse_and_abort)
     wk_stage_free(stage);
 
     /* Finish twice is fine; writing afterwards is not. */
-    remove_tree(dest_dir);
+    ts_tmpdir_remove(dest_dir);
     ck_assert_int_eq(mkdir(dest_dir, 0700), 0);
     stage = wk_tar_extract_new(dest_dir, NULL, &err);
     ck_assert_ptr_nonnull(stage);
@@ -1174,7 +1112,7 @@ START_TEST(test_misuse_and_abort)
     assert_file("half", data, 5000);
 
     /* Truncation inside a file: finish fails and closes it. */
-    remove_tree(dest_dir);
+    ts_tmpdir_remove(dest_dir);
     ck_assert_int_eq(mkdir(dest_dir, 0700), 0);
     stage = wk_tar_extract_new(dest_dir, NULL, &err);
     ck_assert_ptr_nonnull(stage);
@@ -1201,7 +1139,7 @@ START_TEST(test_io_errors)
 {
     wk_error err = {0};
     tarbuf tb = {0};
-    unsigned char *data = pattern(5000, 9);
+    unsigned char *data = ts_pattern(5000, 9);
     struct rlimit old, small;
 
     /* A file size limit stands in for a full disk. */
@@ -1225,7 +1163,7 @@ START_TEST(test_io_errors)
     /* Permissions (meaningless for root). */
     if (geteuid() == 0)
         return;
-    remove_tree(dest_dir);
+    ts_tmpdir_remove(dest_dir);
     ck_assert_int_eq(mkdir(dest_dir, 0500), 0);
     tb_text(&tb, "f", "x");
     tb_end(&tb);

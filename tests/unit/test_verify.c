@@ -8,7 +8,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,11 +15,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <xxhash.h>
-
 #include "archive.h"
 #include "backup.h"
 #include "verify.h"
+#include "support.h"
 
 #define SEG ((uint32_t)1 << 20)
 #define SYSID UINT64_C(7212345678901234567)
@@ -33,19 +31,10 @@ static char repo_dir[300];
 static char wal_dir[300];
 static char key_path[300];
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void setup(void)
 {
     wk_error err = {0};
-    snprintf(tmp_dir, sizeof(tmp_dir), "/tmp/wk_verify_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmp_dir));
+    ts_tmpdir_make(tmp_dir, sizeof(tmp_dir), "/tmp/wk_verify_XXXXXX");
     snprintf(repo_dir, sizeof(repo_dir), "%s/repo", tmp_dir);
     snprintf(wal_dir, sizeof(wal_dir), "%s/pg_wal", tmp_dir);
     snprintf(key_path, sizeof(key_path), "%s/key", tmp_dir);
@@ -55,21 +44,12 @@ static void setup(void)
 
 static void teardown(void)
 {
-    nftw(tmp_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    ts_tmpdir_remove(tmp_dir);
 }
 
 static wk_repo *open_repo_with(wk_compress alg, const char *key_file)
 {
-    wk_config cfg;
-    wk_error err = {0};
-    wk_repo *repo = NULL;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.repo = repo_dir;
-    cfg.compress = alg;
-    cfg.compress_level = WK_COMPRESS_LEVEL_DEFAULT;
-    cfg.encrypt_key_file = (char *)key_file;
-    ck_assert_msg(wk_repo_open(&cfg, true, &repo, &err) == 0, "open: %s", err.message);
-    return repo;
+    return ts_repo_open(repo_dir, alg, key_file);
 }
 
 static wk_repo *open_repo(void)
@@ -77,79 +57,20 @@ static wk_repo *open_repo(void)
     return open_repo_with(WK_COMPRESS_ZSTD, NULL);
 }
 
-static void put16(uint8_t *buf, size_t off, uint16_t v)
-{
-    memcpy(buf + off, &v, sizeof(v));
-}
-
-static void put32(uint8_t *buf, size_t off, uint32_t v)
-{
-    memcpy(buf + off, &v, sizeof(v));
-}
-
-static void put64(uint8_t *buf, size_t off, uint64_t v)
-{
-    memcpy(buf + off, &v, sizeof(v));
-}
-
-static void write_file(const char *path, const void *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_msg(f != NULL, "open %s: %s", path, strerror(errno));
-    ck_assert_uint_eq(fwrite(data, 1, len, f), len);
-    ck_assert_int_eq(fclose(f), 0);
-}
-
-static void push_file(wk_repo *repo, const char *path)
-{
-    wk_error err = {0};
-    wk_push_result res;
-    ck_assert_msg(wk_archive_push(repo, path, &res, &err) == 0, "push %s: %s (%s)", path,
-                  err.message, err.detail);
-}
-
 /* A synthetic WAL segment of timeline tli (PostgreSQL 15 long page header, then
  * patterned bytes), pushed into the repository. */
 static void push_segment(wk_repo *repo, uint32_t tli, uint64_t segno)
 {
-    uint8_t *buf = malloc(SEG);
-    ck_assert_ptr_nonnull(buf);
-    unsigned x = (unsigned)(segno * 2654435761u + tli);
-    for (size_t i = 0; i < SEG; i++) {
-        x = x * 1103515245u + 12345u;
-        buf[i] = (uint8_t)(x >> 16);
-    }
-    memset(buf, 0, WK_WAL_LONG_HEADER_SIZE);
-    put16(buf, 0, 0xD110);
-    put16(buf, 2, 0x0002);
-    put32(buf, 4, tli);
-    put64(buf, 8, segno * SEG);
-    put64(buf, 24, SYSID);
-    put32(buf, 32, SEG);
-    put32(buf, 36, 8192);
-    char name[WK_WAL_NAME_LEN + 1], path[512];
-    wk_wal_segment_name(name, tli, segno, SEG);
-    snprintf(path, sizeof(path), "%s/%s", wal_dir, name);
-    write_file(path, buf, SEG);
-    free(buf);
-    push_file(repo, path);
-    unlink(path);
+    ts_push_segment(repo, wal_dir, tli, segno, (unsigned)(segno * 2654435761u + tli), true);
 }
 
 static void push_history(wk_repo *repo, uint32_t tli, const char *text)
 {
     char path[512];
     snprintf(path, sizeof(path), "%s/%08" PRIX32 ".history", wal_dir, tli);
-    write_file(path, text, strlen(text));
-    push_file(repo, path);
+    ts_write_file(path, text, strlen(text));
+    ts_push_file(repo, path);
     unlink(path);
-}
-
-static void fingerprint_of(const void *data, size_t len, wk_fingerprint *fp)
-{
-    XXH128_canonical_t canonical;
-    XXH128_canonicalFromHash(&canonical, XXH3_128bits(data, len));
-    memcpy(fp->bytes, canonical.digest, sizeof(fp->bytes));
 }
 
 /* Stores data at path through the repository's pipeline, bypassing every check of
@@ -169,9 +90,8 @@ static void put_object(wk_repo *repo, const char *path, const void *data, size_t
 /* A WAL-named object ("wal/00000003.history") stored under its fingerprinted name. */
 static void put_wal_object(wk_repo *repo, const char *dir, const char *name, const char *text)
 {
-    wk_fingerprint fp;
+    wk_fingerprint fp = ts_fingerprint(text, strlen(text));
     char hex[WK_FINGERPRINT_HEX_LEN + 1], path[512];
-    fingerprint_of(text, strlen(text), &fp);
     wk_fingerprint_hex(&fp, hex);
     snprintf(path, sizeof(path), "%s/%s-%s%s", dir, name, hex, repo->suffix);
     put_object(repo, path, text, strlen(text), NULL);
@@ -309,7 +229,7 @@ static wk_backup_record put_backup(wk_repo *repo, const char *label)
         snprintf(s->object, sizeof(s->object), "backups/%s/%s%s", label, names[i], repo->suffix);
         put_object(repo, s->object, data, len, &s->stored_bytes);
         s->bytes = len;
-        fingerprint_of(data, len, &s->fingerprint);
+        s->fingerprint = ts_fingerprint(data, len);
         r.bytes += len;
         r.stored_bytes += s->stored_bytes;
         free(data);
@@ -336,7 +256,7 @@ static void put_dump(wk_repo *repo, const char *label, char objects[2][256])
         char hex[WK_FINGERPRINT_HEX_LEN + 1];
         snprintf(objects[i], 256, "dumps/%s/part%zu.dat%s", label, i, repo->suffix);
         put_object(repo, objects[i], data, len, &stored);
-        fingerprint_of(data, len, &fp);
+        fp = ts_fingerprint(data, len);
         wk_fingerprint_hex(&fp, hex);
         n += (size_t)snprintf(record + n, sizeof(record) - n,
                               "    { \"name\": \"part%zu.dat\", \"object\": \"%s\", \"bytes\": %zu, "
@@ -347,7 +267,7 @@ static void put_dump(wk_repo *repo, const char *label, char objects[2][256])
     snprintf(record + n, sizeof(record) - n, "  ]\n}\n");
     char path[1024];
     snprintf(path, sizeof(path), "%s/dumps/%s/dump.json", repo_dir, label);
-    write_file(path, record, strlen(record));
+    ts_write_file(path, record, strlen(record));
 }
 
 /* Segments 1..6 of timeline 1. */
@@ -587,7 +507,7 @@ START_TEST(test_backup_record_mismatch)
     /* An unreadable record is a problem; the rest is still verified. */
     char path[1024];
     snprintf(path, sizeof(path), "%s/backups/b2/backup.json", repo_dir);
-    write_file(path, "{ not json", 10);
+    ts_write_file(path, "{ not json", 10);
     run_verify(repo, &r);
     assert_finding(&r, WK_VERIFY_RECORD, "backups/b2/backup.json");
     ck_assert_msg(r.problem_count == 1, "%s", describe(&r));
@@ -608,9 +528,9 @@ START_TEST(test_warnings_only)
     segment_object(1, 2, seg, sizeof(seg));
     snprintf(path, sizeof(path), "%s/wal/0000000100000000/.000000010000000000000007.tmp.123.0",
              repo_dir);
-    write_file(path, "partial", 7);
+    ts_write_file(path, "partial", 7);
     snprintf(path, sizeof(path), "%s/backups/b1/.base.tar.zst.tmp.99.3", repo_dir);
-    write_file(path, "x", 1);
+    ts_write_file(path, "x", 1);
     /* An interrupted backup and an interrupted dump: folders without records. */
     uint8_t data[100] = {0};
     put_object(repo, "backups/killed/base.tar.zst", data, sizeof(data), NULL);
@@ -628,7 +548,7 @@ START_TEST(test_warnings_only)
     ck_assert_int_eq(access(path, F_OK), 0);
     /* A stray file beside the objects: a warning too. */
     snprintf(path, sizeof(path), "%s/wal/0000000100000000/notes.txt", repo_dir);
-    write_file(path, "hello", 5);
+    ts_write_file(path, "hello", 5);
     run_verify(repo, &r);
     ck_assert_uint_eq(r.problem_count, 0);
     assert_finding(&r, WK_VERIFY_UNEXPECTED, "wal/0000000100000000/notes.txt");

@@ -6,40 +6,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "support.h"
 #include "wal.h"
 
 #define MIB (UINT32_C(1) << 20)
 
 /* ---- helpers ---------------------------------------------------------------------- */
 
-static void put16(uint8_t *buf, size_t off, uint16_t v)
-{
-    memcpy(buf + off, &v, sizeof(v));
-}
-
-static void put32(uint8_t *buf, size_t off, uint32_t v)
-{
-    memcpy(buf + off, &v, sizeof(v));
-}
-
-static void put64(uint8_t *buf, size_t off, uint64_t v)
-{
-    memcpy(buf + off, &v, sizeof(v));
-}
-
 /* A long page header as PostgreSQL lays it out (x86-64, little-endian). */
 static void make_header(uint8_t *buf, uint16_t magic, uint16_t info, uint32_t tli,
                         uint64_t pageaddr, uint64_t sysid, uint32_t seg_size, uint32_t blcksz)
 {
-    memset(buf, 0, WK_WAL_LONG_HEADER_SIZE);
-    put16(buf, 0, magic);
-    put16(buf, 2, info);
-    put32(buf, 4, tli);
-    put64(buf, 8, pageaddr);
-    put32(buf, 16, 0x1234); /* xlp_rem_len: not checked */
-    put64(buf, 24, sysid);
-    put32(buf, 32, seg_size);
-    put32(buf, 36, blcksz);
+    ts_wal_header(buf, magic, info, tli, pageaddr, sysid, seg_size, blcksz);
+    ts_put32(buf, 16, 0x1234); /* xlp_rem_len: not checked */
 }
 
 static void make_default_header(uint8_t *buf)
@@ -476,9 +455,9 @@ START_TEST(test_header_wrong_magic)
     uint8_t buf[WK_WAL_LONG_HEADER_SIZE];
 
     make_default_header(buf);
-    put16(buf, 0, 0xD087); /* 9.5 */
+    ts_put16(buf, 0, 0xD087); /* 9.5 */
     assert_header_corrupt(buf, sizeof(buf), "unknown magic number D087");
-    put16(buf, 0, 0x10D1); /* byte-swapped 15 */
+    ts_put16(buf, 0, 0x10D1); /* byte-swapped 15 */
     assert_header_corrupt(buf, sizeof(buf), "unknown magic number");
     memset(buf, 0, sizeof(buf)); /* a zero-filled file */
     assert_header_corrupt(buf, sizeof(buf), "unknown magic number 0000");
@@ -490,11 +469,11 @@ START_TEST(test_header_no_long_flag)
     uint8_t buf[WK_WAL_LONG_HEADER_SIZE];
 
     make_default_header(buf);
-    put16(buf, 2, 0x0000);
+    ts_put16(buf, 2, 0x0000);
     assert_header_corrupt(buf, sizeof(buf), "no long header");
-    put16(buf, 2, 0x0005); /* contrecord + removable, still short */
+    ts_put16(buf, 2, 0x0005); /* contrecord + removable, still short */
     assert_header_corrupt(buf, sizeof(buf), "no long header");
-    put16(buf, 2, 0x000A); /* long, plus an undefined bit */
+    ts_put16(buf, 2, 0x000A); /* long, plus an undefined bit */
     assert_header_corrupt(buf, sizeof(buf), "unknown info bits 000A");
 }
 END_TEST

@@ -1,0 +1,837 @@
+/* check: facts about a repository and its server, verdicts, and their renderings. */
+#include "check.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "archive.h"
+#include "backup.h"
+#include "cluster.h"
+#include "dump.h"
+#include "json.h"
+#include "storage.h"
+
+#define MS_PER_S 1000
+
+const char *wk_check_status_name(wk_check_status s)
+{
+    switch (s) {
+    case WK_CHECK_OK:
+        return "OK";
+    case WK_CHECK_WARNING:
+        return "WARNING";
+    case WK_CHECK_CRITICAL:
+        return "CRITICAL";
+    }
+    return "CRITICAL";
+}
+
+wk_check_status wk_check_worse(wk_check_status a, wk_check_status b)
+{
+    return a > b ? a : b;
+}
+
+void wk_check_thresholds_default(wk_check_thresholds *t)
+{
+    t->max_backup_age_ms = INT64_C(48) * 3600 * MS_PER_S;
+    t->max_wal_age_ms = INT64_C(3600) * MS_PER_S;
+    t->max_dump_age_ms = INT64_C(48) * 3600 * MS_PER_S;
+    t->max_ready = 10;
+}
+
+/* ---- verdicts ------------------------------------------------------------------------ */
+
+/* "2d 3h", "1h 5min", "4min 2s", "12s". */
+static void format_age(char *buf, size_t size, int64_t seconds)
+{
+    if (seconds < 0)
+        seconds = 0;
+    if (seconds >= 86400)
+        snprintf(buf, size, "%" PRId64 "d %" PRId64 "h", seconds / 86400, seconds % 86400 / 3600);
+    else if (seconds >= 3600)
+        snprintf(buf, size, "%" PRId64 "h %" PRId64 "min", seconds / 3600, seconds % 3600 / 60);
+    else if (seconds >= 60)
+        snprintf(buf, size, "%" PRId64 "min %" PRId64 "s", seconds / 60, seconds % 60);
+    else
+        snprintf(buf, size, "%" PRId64 "s", seconds);
+}
+
+/* A limit in milliseconds, as the user would write it. */
+static void format_limit(char *buf, size_t size, int64_t ms)
+{
+    if (ms % MS_PER_S != 0)
+        snprintf(buf, size, "%" PRId64 "ms", ms);
+    else
+        format_age(buf, size, ms / MS_PER_S);
+}
+
+static wk_check_item *add_item(wk_check_report *r, const char *name, wk_check_status status,
+                               const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static wk_check_item *add_item(wk_check_report *r, const char *name, wk_check_status status,
+                               const char *fmt, ...)
+{
+    wk_check_item *item = &r->items[r->count++];
+    va_list ap;
+    memset(item, 0, sizeof(*item));
+    item->name = name;
+    item->status = status;
+    va_start(ap, fmt);
+    vsnprintf(item->message, sizeof(item->message), fmt, ap);
+    va_end(ap);
+    r->status = wk_check_worse(r->status, status);
+    return item;
+}
+
+static void add_value(wk_check_item *item, const char *key, int64_t value)
+{
+    if (item->value_count < WK_CHECK_VALUES_MAX) {
+        item->values[item->value_count].key = key;
+        item->values[item->value_count].value = value;
+        item->value_count++;
+    }
+}
+
+/* Seconds from t to now, never negative. */
+static int64_t age_of(time_t now, double t)
+{
+    double d = (double)now - t;
+    return d > 0 ? (int64_t)d : 0;
+}
+
+static void check_repository(const wk_check_facts *f, wk_check_report *r)
+{
+    if (!f->repo_ok) {
+        add_item(r, "repository", WK_CHECK_CRITICAL, "%s", f->repo_error);
+    } else if (f->server_sysid_known && f->server_system_identifier != f->repo_system_identifier) {
+        add_item(r, "repository", WK_CHECK_CRITICAL,
+                 "the repository belongs to another cluster: system identifier %" PRIu64
+                 ", the server's is %" PRIu64,
+                 f->repo_system_identifier, f->server_system_identifier);
+    } else if (f->server_sysid_known) {
+        add_item(r, "repository", WK_CHECK_OK,
+                 "reachable, system identifier %" PRIu64 " matches the server",
+                 f->repo_system_identifier);
+    } else {
+        add_item(r, "repository", WK_CHECK_WARNING,
+                 "reachable (system identifier %" PRIu64 "), but the server's is unknown: %s",
+                 f->repo_system_identifier,
+                 f->server_error[0] != '\0' ? f->server_error : "not read");
+    }
+}
+
+static void check_backup(const wk_check_facts *f, const wk_check_thresholds *t,
+                         wk_check_report *r)
+{
+    char age[32], limit[32], when[40];
+    if (!f->repo_ok) {
+        add_item(r, "backup", WK_CHECK_CRITICAL, "unknown: the repository cannot be read");
+        return;
+    }
+    if (f->backups_complete == 0) {
+        add_item(r, "backup", WK_CHECK_CRITICAL, "no complete base backup in the repository");
+        return;
+    }
+    int64_t seconds = age_of(f->now, (double)f->backup_newest_stop);
+    int64_t ms = seconds * MS_PER_S;
+    wk_check_status status = WK_CHECK_OK;
+    if (t->max_backup_age_ms <= INT64_MAX / 2 && ms > 2 * t->max_backup_age_ms)
+        status = WK_CHECK_CRITICAL;
+    else if (ms > t->max_backup_age_ms)
+        status = WK_CHECK_WARNING;
+    format_age(age, sizeof(age), seconds);
+    format_limit(limit, sizeof(limit), t->max_backup_age_ms);
+    wk_backup_format_time(f->backup_newest_stop, when, sizeof(when));
+    wk_check_item *item = add_item(r, "backup", status,
+                                   "newest complete backup finished %s ago (%s; limit %s), "
+                                   "%zu complete",
+                                   age, when, limit, f->backups_complete);
+    add_value(item, "age_seconds", seconds);
+    add_value(item, "bytes", (int64_t)f->backup_newest_bytes);
+    add_value(item, "complete", (int64_t)f->backups_complete);
+}
+
+static void check_archiver(const wk_check_facts *f, wk_check_report *r)
+{
+    char when[40];
+    wk_check_item *item;
+    if (!f->server_ok) {
+        add_item(r, "archiver", WK_CHECK_WARNING, "unknown: %s", f->server_error);
+        return;
+    }
+    if (f->archive_mode_off) {
+        add_item(r, "archiver", WK_CHECK_CRITICAL, "archive_mode is off: no WAL is archived");
+        return;
+    }
+    if (f->archive_unconfigured) {
+        add_item(r, "archiver", WK_CHECK_CRITICAL,
+                 "archive_mode is on, but archive_command and archive_library are empty: no "
+                 "WAL is archived");
+        return;
+    }
+    if (f->last_failed_time > 0 && f->last_failed_time > f->last_archived_time) {
+        wk_backup_format_time((time_t)f->last_failed_time, when, sizeof(when));
+        item = add_item(r, "archiver", WK_CHECK_CRITICAL,
+                        "archiving is failing: \"%s\" failed at %s, after the last success "
+                        "(%" PRId64 " failures)",
+                        f->last_failed_wal, when, f->failed_count);
+    } else if (f->failed_count > 0) {
+        wk_backup_format_time((time_t)f->last_failed_time, when, sizeof(when));
+        item = add_item(r, "archiver", WK_CHECK_WARNING,
+                        "archiving recovered, but failed %" PRId64
+                        " times (last \"%s\" at %s); clear with "
+                        "SELECT pg_stat_reset_shared('archiver')",
+                        f->failed_count, f->last_failed_wal, when);
+    } else {
+        item = add_item(r, "archiver", WK_CHECK_OK, "no archiving failures");
+    }
+    add_value(item, "failed_count", f->failed_count);
+}
+
+static void check_wal(const wk_check_facts *f, const wk_check_thresholds *t, wk_check_report *r)
+{
+    char age[32], limit[32];
+    if (!f->server_ok) {
+        add_item(r, "wal", WK_CHECK_WARNING, "unknown: %s", f->server_error);
+        return;
+    }
+    if (f->last_archived_time <= 0) {
+        /* A failure would show in the archiver check, a backlog in the ready check. */
+        add_item(r, "wal", WK_CHECK_OK, "nothing archived since the statistics were reset");
+        return;
+    }
+    int64_t seconds = age_of(f->now, f->last_archived_time);
+    format_age(age, sizeof(age), seconds);
+    format_limit(limit, sizeof(limit), t->max_wal_age_ms);
+    /* WAL written since: the current segment is not the last archived one (a .backup
+     * file's name starts with its segment's; after an idle switch the current position
+     * is at the end of the last archived segment, and so is its name). */
+    bool written_since = f->current_wal[0] != '\0' &&
+                         strncmp(f->current_wal, f->last_archived_wal, 24) != 0;
+    wk_check_item *item;
+    if (seconds * MS_PER_S > t->max_wal_age_ms && written_since)
+        item = add_item(r, "wal", WK_CHECK_WARNING,
+                        "newest archived WAL \"%s\" is %s old (limit %s) and WAL has been written "
+                        "since (now in \"%s\")",
+                        f->last_archived_wal, age, limit, f->current_wal);
+    else
+        item = add_item(r, "wal", WK_CHECK_OK, "newest archived WAL \"%s\", %s ago",
+                        f->last_archived_wal, age);
+    add_value(item, "age_seconds", seconds);
+}
+
+static void check_ready(const wk_check_facts *f, const wk_check_thresholds *t,
+                        wk_check_report *r)
+{
+    if (!f->ready_known) {
+        add_item(r, "ready", WK_CHECK_WARNING, "unknown: %s", f->ready_error);
+        return;
+    }
+    wk_check_status status = WK_CHECK_OK;
+    if (t->max_ready <= INT64_MAX / 10 && f->ready_count > 10 * t->max_ready)
+        status = WK_CHECK_CRITICAL;
+    else if (f->ready_count > t->max_ready)
+        status = WK_CHECK_WARNING;
+    wk_check_item *item = add_item(r, "ready", status,
+                                   "%" PRId64 " WAL file%s waiting to be archived (limit %" PRId64
+                                   ")",
+                                   f->ready_count, f->ready_count == 1 ? "" : "s", t->max_ready);
+    add_value(item, "ready_files", f->ready_count);
+}
+
+static void check_dump(const wk_check_facts *f, const wk_check_thresholds *t,
+                       wk_check_report *r)
+{
+    char age[32], limit[32];
+    if (!f->repo_ok)
+        return;
+    if (f->dumps_complete == 0) {
+        if (f->dumps_expected)
+            add_item(r, "dump", WK_CHECK_WARNING,
+                     "no dump in the repository, although retention for dumps is configured");
+        return;
+    }
+    int64_t seconds = age_of(f->now, (double)f->dump_newest_end);
+    format_age(age, sizeof(age), seconds);
+    format_limit(limit, sizeof(limit), t->max_dump_age_ms);
+    wk_check_item *item = add_item(r, "dump",
+                                   seconds * MS_PER_S > t->max_dump_age_ms ? WK_CHECK_WARNING
+                                                                           : WK_CHECK_OK,
+                                   "newest dump finished %s ago (limit %s), %zu in the repository",
+                                   age, limit, f->dumps_complete);
+    add_value(item, "age_seconds", seconds);
+}
+
+static void check_switch(const wk_check_facts *f, wk_check_report *r)
+{
+    if (!f->switch_requested)
+        return;
+    if (f->switch_ok) {
+        wk_check_item *item = add_item(r, "switch_wal", WK_CHECK_OK,
+                                       "\"%s\" reached the repository in %.1f s", f->switch_wal,
+                                       f->switch_seconds);
+        add_value(item, "milliseconds", (int64_t)(f->switch_seconds * 1000.0));
+    } else {
+        add_item(r, "switch_wal", WK_CHECK_CRITICAL, "%s", f->switch_error);
+    }
+}
+
+void wk_check_evaluate(const wk_check_facts *facts, const wk_check_thresholds *t,
+                       wk_check_report *out)
+{
+    memset(out, 0, sizeof(*out));
+    check_repository(facts, out);
+    check_backup(facts, t, out);
+    check_archiver(facts, out);
+    check_wal(facts, t, out);
+    check_ready(facts, t, out);
+    check_dump(facts, t, out);
+    check_switch(facts, out);
+}
+
+/* ---- renderings ---------------------------------------------------------------------- */
+
+char *wk_check_report_text(const wk_check_report *report)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (f == NULL)
+        return NULL;
+    for (size_t i = 0; i < report->count; i++)
+        fprintf(f, "%s: %s: %s\n", wk_check_status_name(report->items[i].status),
+                report->items[i].name, report->items[i].message);
+    if (fclose(f) != 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+char *wk_check_report_json(const wk_check_report *report, wk_error *err)
+{
+    wk_json_writer *w = wk_json_writer_new();
+    wk_json_begin_object(w);
+    wk_json_kv_string(w, "status", wk_check_status_name(report->status));
+    wk_json_key(w, "checks");
+    wk_json_begin_array(w);
+    for (size_t i = 0; i < report->count; i++) {
+        const wk_check_item *item = &report->items[i];
+        wk_json_begin_object(w);
+        wk_json_kv_string(w, "name", item->name);
+        wk_json_kv_string(w, "status", wk_check_status_name(item->status));
+        wk_json_kv_string(w, "message", item->message);
+        for (size_t j = 0; j < item->value_count; j++)
+            wk_json_kv_int(w, item->values[j].key, item->values[j].value);
+        wk_json_end_object(w);
+    }
+    wk_json_end_array(w);
+    wk_json_end_object(w);
+    char *doc = wk_json_writer_finish(w, err);
+    wk_json_writer_free(w);
+    return doc;
+}
+
+static void metric(FILE *f, const char *name, const char *type, const char *help, int64_t value)
+{
+    fprintf(f, "# HELP %s %s\n# TYPE %s %s\n%s %" PRId64 "\n", name, help, name, type, name,
+            value);
+}
+
+char *wk_check_prometheus(const wk_check_facts *fa, const wk_check_report *report,
+                          wk_error *err)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (f == NULL)
+        return wk_error_set(err, WK_ERR_NOMEM, "out of memory"), NULL;
+    metric(f, "walkeep_up", "gauge",
+           "Whether the repository and the server could both be read (1) or not (0).",
+           fa->repo_ok && fa->server_ok ? 1 : 0);
+    metric(f, "walkeep_check_status", "gauge",
+           "Overall status of walkeep check: 0 OK, 1 WARNING, 2 CRITICAL.", report->status);
+    if (fa->repo_ok) {
+        metric(f, "walkeep_backup_complete_count", "gauge",
+               "Complete base backups (record and WAL) in the repository.",
+               (int64_t)fa->backups_complete);
+    }
+    if (fa->repo_ok && fa->backups_complete > 0) {
+        metric(f, "walkeep_backup_newest_age_seconds", "gauge",
+               "Seconds since the newest complete base backup finished.",
+               age_of(fa->now, (double)fa->backup_newest_stop));
+        metric(f, "walkeep_backup_newest_size_bytes", "gauge",
+               "Size of the newest complete base backup (plaintext bytes).",
+               (int64_t)fa->backup_newest_bytes);
+        metric(f, "walkeep_recovery_window_start_seconds", "gauge",
+               "Unix time of the earliest point one can restore to (end of the oldest "
+               "complete backup).",
+               (int64_t)fa->backup_oldest_stop);
+    }
+    if (fa->server_ok && fa->last_archived_time > 0) {
+        metric(f, "walkeep_wal_newest_archived_age_seconds", "gauge",
+               "Seconds since the server last archived a WAL file (pg_stat_archiver).",
+               age_of(fa->now, fa->last_archived_time));
+        metric(f, "walkeep_recovery_window_end_seconds", "gauge",
+               "Unix time of the last successful archiving (pg_stat_archiver).",
+               (int64_t)fa->last_archived_time);
+    }
+    if (fa->server_ok)
+        metric(f, "walkeep_archive_failed_total", "counter",
+               "Failed archiving attempts since the statistics were reset (pg_stat_archiver).",
+               fa->failed_count);
+    if (fa->ready_known)
+        metric(f, "walkeep_archive_ready_files", "gauge",
+               "WAL files waiting to be archived (.ready files).", fa->ready_count);
+    if (fa->repo_bytes_known)
+        metric(f, "walkeep_repository_size_bytes", "gauge",
+               "Sum of the sizes of every object in the repository.", (int64_t)fa->repo_bytes);
+    if (fa->repo_ok && fa->dumps_complete > 0)
+        metric(f, "walkeep_dump_newest_age_seconds", "gauge",
+               "Seconds since the newest logical dump finished.",
+               age_of(fa->now, (double)fa->dump_newest_end));
+    if (fclose(f) != 0) {
+        free(text);
+        return wk_error_set(err, WK_ERR_NOMEM, "out of memory"), NULL;
+    }
+    return text;
+}
+
+int wk_check_write_atomic(const char *path, const char *text, wk_error *err)
+{
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 5);
+    char *dir = strdup(path);
+    int fd = -1, rc = -1;
+    bool created = false;
+    if (tmp == NULL || dir == NULL) {
+        wk_error_set(err, WK_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, ".tmp", 5);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) {
+        wk_error_sys(err, WK_ERR_IO, errno, "could not create \"%s\"", tmp);
+        goto out;
+    }
+    created = true;
+    if (fchmod(fd, 0644) != 0) {
+        wk_error_sys(err, WK_ERR_IO, errno, "could not set the mode of \"%s\"", tmp);
+        goto out;
+    }
+    for (size_t done = 0, len = strlen(text); done < len;) {
+        ssize_t n = write(fd, text + done, len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            wk_error_sys(err, WK_ERR_IO, errno, "could not write \"%s\"", tmp);
+            goto out;
+        }
+        done += (size_t)n;
+    }
+    if (fsync(fd) != 0) {
+        wk_error_sys(err, WK_ERR_IO, errno, "could not fsync \"%s\"", tmp);
+        goto out;
+    }
+    int closed = close(fd);
+    fd = -1;
+    if (closed != 0) {
+        wk_error_sys(err, WK_ERR_IO, errno, "could not close \"%s\"", tmp);
+        goto out;
+    }
+    if (rename(tmp, path) != 0) {
+        wk_error_sys(err, WK_ERR_IO, errno, "could not rename \"%s\" to \"%s\"", tmp, path);
+        goto out;
+    }
+    created = false;
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL)
+        strcpy(dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || fsync(dfd) != 0) {
+        wk_error_sys(err, WK_ERR_IO, errno, "could not fsync the folder \"%s\"", dir);
+        if (dfd >= 0)
+            close(dfd);
+        goto out;
+    }
+    close(dfd);
+    rc = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    if (created)
+        unlink(tmp);
+    free(tmp);
+    free(dir);
+    return rc;
+}
+
+/* ---- gathering ----------------------------------------------------------------------- */
+
+int wk_check_count_ready(const char *dir, int64_t *count, wk_error *err)
+{
+    DIR *d = opendir(dir);
+    int64_t n = 0;
+    if (d == NULL)
+        return wk_error_sys(err, WK_ERR_IO, errno, "could not open the folder \"%s\"", dir);
+    for (;;) {
+        errno = 0;
+        struct dirent *e = readdir(d);
+        if (e == NULL)
+            break;
+        size_t len = strlen(e->d_name);
+        if (len > 6 && strcmp(e->d_name + len - 6, ".ready") == 0)
+            n++;
+    }
+    int saved = errno;
+    closedir(d);
+    if (saved != 0)
+        return wk_error_sys(err, WK_ERR_IO, saved, "could not read the folder \"%s\"", dir);
+    *count = n;
+    return 0;
+}
+
+/* Repository size: every object, folder by folder. */
+typedef struct size_walk {
+    uint64_t bytes;
+    char **dirs; /* sub-folders of the folder being listed */
+    size_t ndirs, cap;
+    bool nomem;
+} size_walk;
+
+static int size_cb(const char *name, bool is_dir, uint64_t size, void *arg)
+{
+    size_walk *sw = arg;
+    if (!is_dir) {
+        sw->bytes += size;
+        return 0;
+    }
+    if (sw->ndirs == sw->cap) {
+        size_t cap = sw->cap == 0 ? 16 : sw->cap * 2;
+        char **dirs = realloc(sw->dirs, cap * sizeof(*dirs));
+        if (dirs == NULL) {
+            sw->nomem = true;
+            return 1;
+        }
+        sw->dirs = dirs;
+        sw->cap = cap;
+    }
+    sw->dirs[sw->ndirs] = strdup(name);
+    if (sw->dirs[sw->ndirs] == NULL) {
+        sw->nomem = true;
+        return 1;
+    }
+    sw->ndirs++;
+    return 0;
+}
+
+static int repo_size(wk_storage *st, const char *dir, int depth, uint64_t *bytes, wk_error *err)
+{
+    size_walk sw = {0};
+    int rc = -1;
+    if (depth > 16)
+        return 0; /* walkeep never nests this deep */
+    if (wk_storage_list(st, dir, "", size_cb, &sw, err) != 0)
+        goto out;
+    if (sw.nomem) {
+        wk_error_set(err, WK_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    *bytes += sw.bytes;
+    for (size_t i = 0; i < sw.ndirs; i++) {
+        size_t len = strlen(dir) + strlen(sw.dirs[i]) + 2;
+        char *sub = malloc(len);
+        if (sub == NULL) {
+            wk_error_set(err, WK_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        snprintf(sub, len, "%s%s%s", dir, dir[0] != '\0' ? "/" : "", sw.dirs[i]);
+        int r = repo_size(st, sub, depth + 1, bytes, err);
+        free(sub);
+        if (r != 0)
+            goto out;
+    }
+    rc = 0;
+out:
+    for (size_t i = 0; i < sw.ndirs; i++)
+        free(sw.dirs[i]);
+    free(sw.dirs);
+    return rc;
+}
+
+/* snprintf for messages that may be cut short. */
+static void say(char *dst, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void say(char *dst, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(dst, size, fmt, ap);
+    va_end(ap);
+}
+
+static void copy_text(char *dst, size_t size, const char *src)
+{
+    snprintf(dst, size, "%s", src != NULL ? src : "");
+    dst[strcspn(dst, "\n")] = '\0';
+}
+
+static void gather_repository(wk_repo *repo, const wk_check_options *o, wk_check_facts *f)
+{
+    wk_repo_meta meta;
+    wk_error e = {0};
+    wk_backup_entry *backups = NULL;
+    wk_dump_entry *dumps = NULL;
+    size_t nbackups = 0, ndumps = 0;
+    (void)o;
+    if (wk_repo_open_meta(repo, NULL, &meta, NULL, &e) != 0) {
+        copy_text(f->repo_error, sizeof(f->repo_error), e.message);
+        return;
+    }
+    f->repo_system_identifier = meta.system_identifier;
+    if (wk_backup_list(repo, &backups, &nbackups, &e) != 0) {
+        say(f->repo_error, sizeof(f->repo_error), "could not list the backups: %s",
+                 e.message);
+        return;
+    }
+    for (size_t i = 0; i < nbackups; i++) {
+        const wk_backup_entry *b = &backups[i];
+        if (!b->has_record || !b->wal_ready)
+            continue;
+        if (f->backups_complete == 0 || b->record.stop_time < f->backup_oldest_stop)
+            f->backup_oldest_stop = b->record.stop_time;
+        if (f->backups_complete == 0 || b->record.stop_time >= f->backup_newest_stop) {
+            f->backup_newest_stop = b->record.stop_time;
+            f->backup_newest_bytes = b->record.bytes;
+        }
+        f->backups_complete++;
+    }
+    wk_backup_list_free(backups, nbackups);
+    if (wk_dump_list(repo, &dumps, &ndumps, &e) != 0) {
+        say(f->repo_error, sizeof(f->repo_error), "could not list the dumps: %s",
+                 e.message);
+        return;
+    }
+    for (size_t i = 0; i < ndumps; i++) {
+        if (!dumps[i].has_record)
+            continue;
+        if (f->dumps_complete == 0 || dumps[i].record.end_time > f->dump_newest_end)
+            f->dump_newest_end = dumps[i].record.end_time;
+        f->dumps_complete++;
+    }
+    wk_dump_list_free(dumps, ndumps);
+    f->repo_ok = true;
+    uint64_t bytes = 0;
+    if (repo_size(repo->storage, "", 0, &bytes, &e) == 0) {
+        f->repo_bytes = bytes;
+        f->repo_bytes_known = true;
+    }
+}
+
+static void pq_message(char *dst, size_t size, const char *what, PGconn *conn)
+{
+    char line[400];
+    copy_text(line, sizeof(line), PQerrorMessage(conn));
+    say(dst, size, "%s: %s", what, line);
+}
+
+/* Runs a query expected to return one row; NULL (after PQclear) otherwise. */
+static PGresult *one_row(PGconn *conn, const char *sql, char *error, size_t size,
+                         const char *what)
+{
+    PGresult *res = PQexec(conn, sql);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+        return res;
+    pq_message(error, size, what, conn);
+    PQclear(res);
+    return NULL;
+}
+
+static double get_double(PGresult *res, int col)
+{
+    return PQgetisnull(res, 0, col) ? 0 : strtod(PQgetvalue(res, 0, col), NULL);
+}
+
+static void get_text(PGresult *res, int col, char *dst, size_t size)
+{
+    copy_text(dst, size, PQgetisnull(res, 0, col) ? "" : PQgetvalue(res, 0, col));
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Forces a WAL switch and waits for the segment that held the current position. */
+static void switch_wal(PGconn *conn, wk_repo *repo, const wk_check_options *o,
+                       wk_check_facts *f)
+{
+    char *msg = f->switch_error;
+    size_t msize = sizeof(f->switch_error);
+    if (repo == NULL || !f->repo_ok) {
+        say(msg, msize, "no WAL switch: the repository cannot be read");
+        return;
+    }
+    /* pg_walfile_name of a position at a segment boundary names the segment before it:
+     * after an idle switch that is the last segment written, already archived. */
+    PGresult *res = one_row(conn, "SELECT pg_walfile_name(pg_current_wal_lsn())", msg, msize,
+                            "could not read the current WAL position");
+    if (res == NULL)
+        return;
+    get_text(res, 0, f->switch_wal, sizeof(f->switch_wal));
+    PQclear(res);
+    res = one_row(conn, "SELECT pg_switch_wal()", msg, msize, "could not switch WAL");
+    if (res == NULL)
+        return;
+    PQclear(res);
+    double start = now_seconds();
+    for (;;) {
+        wk_wal_object obj;
+        wk_error e = {0};
+        if (wk_archive_find(repo, f->switch_wal, &obj, &e) == 0) {
+            f->switch_ok = true;
+            f->switch_seconds = now_seconds() - start;
+            return;
+        }
+        double waited = now_seconds() - start;
+        if (e.code != WK_ERR_NOTFOUND) {
+            say(msg, msize, "could not look for \"%s\" in the repository: %s",
+                     f->switch_wal, e.message);
+            return;
+        }
+        if (waited * 1000.0 >= (double)o->timeout_ms) {
+            say(msg, msize, "\"%s\" did not reach the repository within %.0f s",
+                     f->switch_wal, (double)o->timeout_ms / 1000.0);
+            return;
+        }
+        struct timespec pause = {0, 200 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+}
+
+static void identity_from_pgdata(const wk_check_options *o, wk_check_facts *f)
+{
+    wk_repo_meta id;
+    wk_error e = {0};
+    if (o->pgdata != NULL && wk_cluster_read_identity(o->pgdata, &id, &e) == 0) {
+        f->server_system_identifier = id.system_identifier;
+        f->server_sysid_known = true;
+    }
+}
+
+static void ready_from_pgdata(const wk_check_options *o, wk_check_facts *f, const char *why)
+{
+    wk_error e = {0};
+    char dir[4096];
+    if (o->pgdata == NULL) {
+        say(f->ready_error, sizeof(f->ready_error), "%s, and no pgdata is configured", why);
+        return;
+    }
+    snprintf(dir, sizeof(dir), "%s/pg_wal/archive_status", o->pgdata);
+    if (wk_check_count_ready(dir, &f->ready_count, &e) == 0) {
+        f->ready_known = true;
+        return;
+    }
+    say(f->ready_error, sizeof(f->ready_error), "%s; %s", why, e.message);
+}
+
+static void gather_server(wk_repo *repo, const wk_check_options *o, wk_check_facts *f)
+{
+    const char *keys[] = {"connect_timeout", "fallback_application_name", "dbname", NULL};
+    const char *values[] = {"10", "walkeep-check", o->conninfo != NULL ? o->conninfo : "", NULL};
+    char why[WK_CHECK_TEXT_MAX];
+    PGconn *conn = PQconnectdbParams(keys, values, 1);
+    PGresult *res;
+    if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
+        if (conn == NULL)
+            say(f->server_error, sizeof(f->server_error), "out of memory");
+        else
+            pq_message(f->server_error, sizeof(f->server_error),
+                       "could not connect to the server", conn);
+        identity_from_pgdata(o, f);
+        ready_from_pgdata(o, f, "the server cannot be reached");
+        if (f->switch_requested)
+            say(f->switch_error, sizeof(f->switch_error), "no WAL switch: %s",
+                     f->server_error);
+        goto out;
+    }
+    res = one_row(conn, "SELECT system_identifier FROM pg_control_system()", why, sizeof(why),
+                  "could not read the system identifier");
+    if (res != NULL) {
+        f->server_system_identifier = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+        f->server_sysid_known = true;
+        PQclear(res);
+    } else {
+        identity_from_pgdata(o, f);
+    }
+    if (f->switch_requested)
+        switch_wal(conn, repo, o, f);
+    res = one_row(conn,
+                  "SELECT current_setting('archive_mode'), last_archived_wal, "
+                  "extract(epoch FROM last_archived_time)::float8, last_failed_wal, "
+                  "extract(epoch FROM last_failed_time)::float8, failed_count, "
+                  "CASE WHEN pg_is_in_recovery() THEN NULL "
+                  "ELSE pg_walfile_name(pg_current_wal_lsn()) END, "
+                  "current_setting('archive_command') = '' AND "
+                  "coalesce(current_setting('archive_library', true), '') = '' "
+                  "FROM pg_stat_archiver",
+                  f->server_error, sizeof(f->server_error), "could not read pg_stat_archiver");
+    if (res == NULL) {
+        ready_from_pgdata(o, f, "pg_stat_archiver cannot be read");
+        goto out;
+    }
+    f->archive_mode_off = strcmp(PQgetvalue(res, 0, 0), "off") == 0;
+    get_text(res, 1, f->last_archived_wal, sizeof(f->last_archived_wal));
+    f->last_archived_time = get_double(res, 2);
+    get_text(res, 3, f->last_failed_wal, sizeof(f->last_failed_wal));
+    f->last_failed_time = get_double(res, 4);
+    f->failed_count = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
+    get_text(res, 6, f->current_wal, sizeof(f->current_wal));
+    f->archive_unconfigured = !f->archive_mode_off && strcmp(PQgetvalue(res, 0, 7), "t") == 0;
+    PQclear(res);
+    f->server_ok = true;
+    res = one_row(conn,
+                  "SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'", why,
+                  sizeof(why), "pg_ls_archive_statusdir() failed");
+    if (res != NULL) {
+        f->ready_count = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        f->ready_known = true;
+        PQclear(res);
+    } else {
+        ready_from_pgdata(o, f, "pg_ls_archive_statusdir() needs superuser or pg_monitor");
+    }
+out:
+    PQfinish(conn);
+}
+
+int wk_check_gather(wk_repo *repo, const wk_check_options *options, wk_check_facts *facts,
+                    wk_error *err)
+{
+    (void)err;
+    facts->now = time(NULL);
+    facts->dumps_expected = options->dumps_expected;
+    facts->switch_requested = options->switch_wal;
+    if (repo != NULL)
+        gather_repository(repo, options, facts);
+    gather_server(repo, options, facts);
+    /* The switch may have taken a while: ages are measured from now. */
+    facts->now = time(NULL);
+    return 0;
+}

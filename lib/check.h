@@ -1,0 +1,164 @@
+/* check: the worker behind `walkeep check`. It gathers facts about a repository and the
+ * server that archives into it (wk_check_gather: never fails because something is down;
+ * what could not be read is itself a fact), turns them into OK / WARNING / CRITICAL
+ * verdicts against thresholds (wk_check_evaluate: pure, so tests need no server), and
+ * renders them as text, JSON or node-exporter textfile metrics, the last written
+ * atomically. The invariant: the overall status is the worst verdict. */
+#ifndef WK_CHECK_H
+#define WK_CHECK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "config.h"
+#include "error.h"
+#include "repo.h"
+
+typedef enum wk_check_status {
+    WK_CHECK_OK = 0,
+    WK_CHECK_WARNING = 1,
+    WK_CHECK_CRITICAL = 2
+} wk_check_status;
+
+/* "OK", "WARNING", "CRITICAL". */
+const char *wk_check_status_name(wk_check_status s);
+
+/* The worse of two statuses. */
+wk_check_status wk_check_worse(wk_check_status a, wk_check_status b);
+
+/* Thresholds; every age in milliseconds (wk_config_parse_duration). */
+typedef struct wk_check_thresholds {
+    int64_t max_backup_age_ms; /* WARNING above, CRITICAL above twice; default 48 h */
+    int64_t max_wal_age_ms;    /* WARNING above, when WAL waits to be archived; 1 h */
+    int64_t max_dump_age_ms;   /* WARNING above; 48 h */
+    int64_t max_ready;         /* .ready files: WARNING above, CRITICAL above 10x; 10 */
+} wk_check_thresholds;
+
+/* Fills the defaults above. */
+void wk_check_thresholds_default(wk_check_thresholds *t);
+
+#define WK_CHECK_TEXT_MAX 512
+#define WK_CHECK_WAL_NAME_MAX 64
+
+/* What was observed. Times are unix seconds; a flag says whether each group is known. */
+typedef struct wk_check_facts {
+    time_t now;
+
+    /* repository */
+    bool repo_ok;                        /* opened, metadata read, key matches */
+    char repo_error[WK_CHECK_TEXT_MAX];  /* why not, when !repo_ok */
+    uint64_t repo_system_identifier;
+    uint64_t repo_bytes;                 /* sum of every object's size */
+    bool repo_bytes_known;
+
+    /* server */
+    bool server_ok;                      /* connected and pg_stat_archiver read */
+    char server_error[WK_CHECK_TEXT_MAX];
+    bool server_sysid_known;             /* from the server, or pgdata when it is down */
+    uint64_t server_system_identifier;
+
+    /* base backups (complete: record and WAL) */
+    size_t backups_complete;
+    time_t backup_newest_stop;           /* valid when backups_complete > 0 */
+    uint64_t backup_newest_bytes;
+    time_t backup_oldest_stop;
+
+    /* the archiver (valid when server_ok) */
+    bool archive_mode_off;
+    bool archive_unconfigured;           /* archive_command and archive_library empty */
+    char last_archived_wal[WK_CHECK_WAL_NAME_MAX]; /* "" when none */
+    double last_archived_time;           /* 0 when none */
+    char last_failed_wal[WK_CHECK_WAL_NAME_MAX];
+    double last_failed_time;             /* 0 when none */
+    int64_t failed_count;
+    char current_wal[WK_CHECK_WAL_NAME_MAX]; /* "" when unknown (e.g. in recovery) */
+
+    /* .ready backlog */
+    bool ready_known;
+    int64_t ready_count;
+    char ready_error[WK_CHECK_TEXT_MAX]; /* why unknown */
+
+    /* dumps */
+    bool dumps_expected;                 /* retention_dumps* configured */
+    size_t dumps_complete;
+    time_t dump_newest_end;              /* valid when dumps_complete > 0 */
+
+    /* --switch-wal */
+    bool switch_requested;
+    bool switch_ok;                      /* the segment reached the repository */
+    char switch_wal[WK_CHECK_WAL_NAME_MAX];
+    double switch_seconds;               /* how long it took to arrive */
+    char switch_error[WK_CHECK_TEXT_MAX];
+} wk_check_facts;
+
+#define WK_CHECK_VALUES_MAX 4
+
+/* One verdict, with the numbers behind it (for --json). */
+typedef struct wk_check_item {
+    const char *name; /* static: "repository", "backup", "archiver", "wal", "ready", ... */
+    wk_check_status status;
+    char message[WK_CHECK_TEXT_MAX];
+    size_t value_count;
+    struct {
+        const char *key; /* static */
+        int64_t value;
+    } values[WK_CHECK_VALUES_MAX];
+} wk_check_item;
+
+#define WK_CHECK_ITEMS_MAX 8
+
+typedef struct wk_check_report {
+    wk_check_status status; /* the worst item */
+    size_t count;
+    wk_check_item items[WK_CHECK_ITEMS_MAX];
+} wk_check_report;
+
+/* Judges facts against thresholds into *out (no I/O, cannot fail). */
+void wk_check_evaluate(const wk_check_facts *facts, const wk_check_thresholds *t,
+                       wk_check_report *out);
+
+/* The whole report as text, one "STATUS: name: message" line per check. Returns
+ * malloc'd text or NULL (out of memory). */
+char *wk_check_report_text(const wk_check_report *report);
+
+/* {"status": "...", "checks": [{"name", "status", "message", values...}]}. Returns
+ * malloc'd text or NULL with err set. */
+char *wk_check_report_json(const wk_check_report *report, wk_error *err);
+
+/* Node-exporter textfile metrics, every name starting "walkeep_", each with # HELP and
+ * # TYPE lines; a value that is not known is left out. Returns malloc'd text or NULL
+ * with err set. */
+char *wk_check_prometheus(const wk_check_facts *facts, const wk_check_report *report,
+                          wk_error *err);
+
+/* Replaces path with text atomically: writes path.tmp in the same folder (mode 0644),
+ * fsyncs it, renames it over path and fsyncs the folder. On error path is untouched,
+ * the temporary is removed, and err says what failed. */
+int wk_check_write_atomic(const char *path, const char *text, wk_error *err);
+
+/* What gather needs. */
+typedef struct wk_check_options {
+    const char *conninfo;   /* pg_conninfo; NULL for libpq's defaults */
+    const char *pgdata;     /* for the .ready fallback and the identity when the server is
+                             * down; may be NULL */
+    bool dumps_expected;    /* retention for dumps is configured */
+    bool switch_wal;        /* force a WAL switch and wait for the segment */
+    int64_t timeout_ms;     /* how long --switch-wal waits */
+} wk_check_options;
+
+/* Fills *facts, which the caller zeroes first (and, when the repository could not be
+ * opened, passes repo NULL with repo_error saying why): sets now, reads the metadata
+ * of repo (key checked), sums the
+ * repository's object sizes, lists backups and dumps, and asks the server (a normal
+ * connection over conninfo) for its system identifier, pg_stat_archiver and the .ready
+ * count (pg_ls_archive_statusdir(), else pgdata/pg_wal/archive_status). Problems are
+ * recorded in facts, not returned; returns -1 only when out of memory. */
+int wk_check_gather(wk_repo *repo, const wk_check_options *options, wk_check_facts *facts,
+                    wk_error *err);
+
+/* Counts the *.ready files in dir (pg_wal/archive_status). Returns 0 or -1 with err. */
+int wk_check_count_ready(const char *dir, int64_t *count, wk_error *err);
+
+#endif

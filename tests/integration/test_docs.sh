@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# test_docs: the documentation matches the programs. Needs no PostgreSQL.
+#
+# - every man page generated from docs/man/ (scripts/man.sh) renders without a
+#   single warning (groff -ww, and man -l --warnings=all), and the build made it;
+# - every page of a program mentions every --option its --help prints;
+# - the keys of docs/configuration.md's key table are exactly the keys of the
+#   table in lib/config.c (and walkeep.conf(5) names each of them).
+#
+# WALKEEP_BIN=build WALKEEP_SRC=source bash tests/integration/test_docs.sh
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+src=${WALKEEP_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+[[ -n ${WALKEEP_BIN:-} ]] || wk_bail "WALKEEP_BIN is not set"
+
+if ! command -v groff >/dev/null 2>&1 || ! command -v man >/dev/null 2>&1; then
+    if [[ $(id -u) -eq 0 ]]; then
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get install -y -qq --no-install-recommends man-db groff-base >/dev/null 2>&1 ||
+            { apt-get update -qq >/dev/null 2>&1 &&
+                apt-get install -y -qq --no-install-recommends man-db groff-base >/dev/null 2>&1; } ||
+            true
+    fi
+    command -v groff >/dev/null 2>&1 || wk_bail "groff is not installed (apt-get install groff-base man-db)"
+fi
+
+# program -> its man page
+declare -A page_of=(
+    [walkeep-archive]=walkeep-archive.1
+    [walkeep-fetch]=walkeep-fetch.1
+    [walkeep-basebackup]=walkeep-basebackup.1
+    [pitr-restore]=pitr-restore.1
+    [walkeep-dump]=walkeep-dump.1
+    [walkeep]=walkeep.1
+)
+pages=(walkeep-archive.1 walkeep-fetch.1 walkeep-basebackup.1 pitr-restore.1
+       walkeep-dump.1 walkeep.1 walkeep.conf.5)
+
+# ---------------------------------------------------------------------------
+# generation and rendering
+
+man_out=$(wk_tmpdir man)
+wk_assert_status 0 "scripts/man.sh generates the pages" -- \
+    sh "$src/scripts/man.sh" --version test "$man_out" "$src"/docs/man/*.md
+
+for page in "${pages[@]}"; do
+    wk_assert_file "$src/docs/man/$page.md" "source docs/man/$page.md exists"
+    wk_assert_file "$man_out/$page" "$page is generated"
+    wk_assert_file "$WALKEEP_BIN/man/$page" "the build generated man/$page"
+    [[ -f $man_out/$page ]] || continue
+
+    wk_assert_status 0 "$page: groff -man -ww runs" -- \
+        env LC_ALL=C.UTF-8 groff -man -Tutf8 -ww -z "$man_out/$page"
+    wk_assert_eq "" "$(cat "$WK_ERR")" "$page renders with groff without warnings"
+
+    if command -v man >/dev/null 2>&1; then
+        wk_assert_status 0 "$page: man -l runs" -- \
+            env LC_ALL=C.UTF-8 MANWIDTH=80 man -l --warnings=all "$man_out/$page"
+        wk_assert_eq "" "$(cat "$WK_ERR")" "$page renders with man -l --warnings=all without warnings"
+        wk_assert_contains "$WK_OUT" '^NAME' "$page: man -l output has a NAME section"
+    fi
+    for sh in NAME SYNOPSIS DESCRIPTION "SEE ALSO"; do
+        wk_assert_contains "$man_out/$page" "^\\.SH \"?$sh\"?\$" "$page has .SH $sh"
+    done
+    wk_assert_contains "$man_out/$page" '^\.TH "[A-Z.-]+" "[15]"' "$page has a .TH line"
+done
+
+# The page's text with roff escapes undone, for plain searching.
+page_text() {
+    sed -e 's/\\-/-/g' -e 's/\\f[BIRP]//g' -e 's/\\e/\\/g' -e 's/\\&//g' "$1"
+}
+
+# ---------------------------------------------------------------------------
+# every option a program's --help prints is in its page
+
+for prog in "${!page_of[@]}"; do
+    page=${page_of[$prog]}
+    bin=$WALKEEP_BIN/$prog
+    if [[ ! -x $bin ]]; then
+        wk_fail "$prog is built" "no executable $bin"
+        continue
+    fi
+    wk_assert_status 0 "$prog --help exits 0" -- "$bin" --help
+    mapfile -t opts < <(grep -oE -- '--[a-z][a-z0-9-]*' "$WK_OUT" | sed 's/-*$//' | sort -u)
+    wk_assert_ge 3 "${#opts[@]}" "$prog --help lists options"
+    text=$(page_text "$man_out/$page" 2>/dev/null || true)
+    missing=()
+    for opt in "${opts[@]}"; do
+        grep -qF -- "$opt" <<<"$text" || missing+=("$opt")
+    done
+    wk_assert_eq "" "${missing[*]}" "$page mentions every option of $prog --help (${#opts[@]})"
+done
+
+# ---------------------------------------------------------------------------
+# configuration keys: docs/configuration.md <-> lib/config.c
+
+code_keys=$(awk '/^static const key_def keys\[\] = \{/ { on = 1; next }
+                 on && /^\};/ { on = 0 }
+                 on && match($0, /\{"[a-z0-9_]+"/) { print substr($0, RSTART + 2, RLENGTH - 3) }' \
+    "$src/lib/config.c" | sort -u)
+doc_keys=$(awk '/^## / { on = ($0 ~ /^## Keys/) }
+                on && match($0, /^\| `[a-z0-9_]+` \|/) { print substr($0, RSTART + 3, RLENGTH - 6) }' \
+    "$src/docs/configuration.md" | sort -u)
+wk_assert_ge 10 "$(wc -l <<<"$code_keys")" "keys found in lib/config.c's key table"
+wk_assert_ge 10 "$(wc -l <<<"$doc_keys")" "keys found in docs/configuration.md's key table"
+only_code=$(comm -23 <(printf '%s\n' "$code_keys") <(printf '%s\n' "$doc_keys") | tr '\n' ' ')
+only_doc=$(comm -13 <(printf '%s\n' "$code_keys") <(printf '%s\n' "$doc_keys") | tr '\n' ' ')
+wk_assert_eq "" "$only_code" "every key of lib/config.c is in docs/configuration.md (missing there: ${only_code:-none})"
+wk_assert_eq "" "$only_doc" "every key of docs/configuration.md is in lib/config.c (unknown to the code: ${only_doc:-none})"
+
+conf_text=$(page_text "$man_out/walkeep.conf.5" 2>/dev/null || true)
+missing=()
+while IFS= read -r key; do
+    [[ -n $key ]] || continue
+    grep -qxF -- "$key" <<<"$conf_text" || missing+=("$key")
+done <<<"$code_keys"
+wk_assert_eq "" "${missing[*]}" "walkeep.conf(5) has an entry for every key of lib/config.c"
+
+wk_done
