@@ -66,13 +66,22 @@ static void format_age(char *buf, size_t size, int64_t seconds)
         snprintf(buf, size, "%" PRId64 "s", seconds);
 }
 
-/* A limit in milliseconds, as the user would write it. */
+/* A limit in milliseconds, as the user would write it: the largest PostgreSQL unit that
+ * divides it ("48h", "90s", "250ms"). */
 static void format_limit(char *buf, size_t size, int64_t ms)
 {
-    if (ms % MS_PER_S != 0)
-        snprintf(buf, size, "%" PRId64 "ms", ms);
-    else
-        format_age(buf, size, ms / MS_PER_S);
+    static const struct {
+        int64_t ms;
+        const char *unit;
+    } units[] = {{INT64_C(86400000), "d"}, {INT64_C(3600000), "h"}, {INT64_C(60000), "min"},
+                 {INT64_C(1000), "s"}};
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (ms != 0 && ms % units[i].ms == 0) {
+            snprintf(buf, size, "%" PRId64 "%s", ms / units[i].ms, units[i].unit);
+            return;
+        }
+    }
+    snprintf(buf, size, "%" PRId64 "ms", ms);
 }
 
 static wk_check_item *add_item(wk_check_report *r, const char *name, wk_check_status status,
@@ -354,8 +363,10 @@ char *wk_check_prometheus(const wk_check_facts *fa, const wk_check_report *repor
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
-    if (f == NULL)
-        return wk_error_set(err, WK_ERR_NOMEM, "out of memory"), NULL;
+    if (f == NULL) {
+        wk_error_set(err, WK_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
     metric(f, "walkeep_up", "gauge",
            "Whether the repository and the server could both be read (1) or not (0).",
            fa->repo_ok && fa->server_ok ? 1 : 0);
@@ -402,7 +413,8 @@ char *wk_check_prometheus(const wk_check_facts *fa, const wk_check_report *repor
                age_of(fa->now, (double)fa->dump_newest_end));
     if (fclose(f) != 0) {
         free(text);
-        return wk_error_set(err, WK_ERR_NOMEM, "out of memory"), NULL;
+        wk_error_set(err, WK_ERR_NOMEM, "out of memory");
+        return NULL;
     }
     return text;
 }

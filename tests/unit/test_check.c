@@ -162,7 +162,13 @@ START_TEST(test_duration_thresholds)
     wk_check_report r;
     ck_assert_int_eq(wk_config_parse_duration("5min", &t.max_backup_age_ms), 0);
     wk_check_evaluate(&f, &t, &r);
-    ck_assert_ptr_nonnull(strstr(find(&r, "backup")->message, "limit 5min 0s"));
+    ck_assert_ptr_nonnull(strstr(find(&r, "backup")->message, "limit 5min)"));
+    ck_assert_int_eq(wk_config_parse_duration("48h", &t.max_backup_age_ms), 0);
+    wk_check_evaluate(&f, &t, &r);
+    ck_assert_ptr_nonnull(strstr(find(&r, "backup")->message, "limit 2d)"));
+    ck_assert_int_eq(wk_config_parse_duration("90s", &t.max_backup_age_ms), 0);
+    wk_check_evaluate(&f, &t, &r);
+    ck_assert_ptr_nonnull(strstr(find(&r, "backup")->message, "limit 90s)"));
 }
 END_TEST
 

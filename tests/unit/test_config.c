@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "support.h"
 
 extern char **environ;
 
@@ -41,8 +42,7 @@ static void clear_env(void)
 
 static void setup(void)
 {
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/wk_test_config_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    ts_tmpdir_make(tmpdir, sizeof(tmpdir), "/tmp/wk_test_config_XXXXXX");
     /* Never depend on /etc/walkeep/walkeep.conf existing or not. */
     snprintf(missing_default, sizeof(missing_default), "%s/no-such.conf", tmpdir);
     wk_config_set_default_path(missing_default);
@@ -51,9 +51,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(ts_tmpdir_remove(tmpdir), 0);
     wk_config_set_default_path(NULL);
 }
 
@@ -64,10 +62,7 @@ static const char *write_file(const char *name, const char *content)
     static int slot;
     char *path = paths[slot++ % 4];
     snprintf(path, 256, "%s/%s", tmpdir, name);
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_eq(fputs(content, f) >= 0, 1);
-    ck_assert_int_eq(fclose(f), 0);
+    ts_write_text(path, content);
     return path;
 }
 

@@ -2,7 +2,6 @@
  * stages: round trips over awkward sizes, the byte format, tampering and truncation. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -16,6 +15,7 @@
 
 #include "crypt.h"
 #include "stream.h"
+#include "support.h"
 
 #define CHUNK 65536
 #define ABYTES 17
@@ -821,14 +821,6 @@ END_TEST
 
 /* ---- main ----------------------------------------------------------------------- */
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static Suite *crypt_suite(void)
 {
     Suite *s = suite_create("crypt");
@@ -879,6 +871,6 @@ int main(void)
     srunner_run_all(sr, CK_ENV);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
-    nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    ts_tmpdir_remove(tmpdir);
     return failed == 0 ? 0 : 1;
 }
