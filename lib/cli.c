@@ -63,7 +63,74 @@ int wk_cli_option_value(const char *progname, const wk_args *args, int *i, const
     return 1;
 }
 
-static bool progress_shown;
+#define PROGRESS_BAR_WIDTH 20
+#define PROGRESS_INTERVAL 0.1 /* seconds between redraws */
+
+static void format_left(char *buf, size_t size, double seconds)
+{
+    unsigned long long s = (unsigned long long)(seconds + 0.5);
+    if (s < 60)
+        snprintf(buf, size, "%llu s", s);
+    else if (s < 3600)
+        snprintf(buf, size, "%llu min %llu s", s / 60, s % 60);
+    else
+        snprintf(buf, size, "%llu h %llu min", s / 3600, s / 60 % 60);
+}
+
+int wk_cli_format_progress(char *buf, size_t size, uint64_t done, uint64_t total, double seconds)
+{
+    const double mib = 1048576.0;
+    double rate = seconds > 0 ? (double)done / seconds : 0;
+    if (total == 0)
+        return snprintf(buf, size, "  %.1f MiB  %.1f MiB/s", (double)done / mib, rate / mib);
+    uint64_t shown = done < total ? done : total;
+    unsigned percent = (unsigned)((double)shown * 100.0 / (double)total);
+    unsigned filled = (unsigned)((double)shown * PROGRESS_BAR_WIDTH / (double)total + 0.5);
+    if (shown < total && percent > 99)
+        percent = 99;
+    char bar[PROGRESS_BAR_WIDTH + 1];
+    for (unsigned i = 0; i < PROGRESS_BAR_WIDTH; i++)
+        bar[i] = i < filled ? '#' : '-';
+    bar[PROGRESS_BAR_WIDTH] = '\0';
+    char left[48] = "?";
+    if (shown >= total)
+        snprintf(left, sizeof(left), "0 s");
+    else if (rate > 0)
+        format_left(left, sizeof(left), (double)(total - shown) / rate);
+    return snprintf(buf, size, "[%s] %3u%%  %.1f / %.1f MiB  %.1f MiB/s  %s left", bar, percent,
+                    (double)done / mib, (double)total / mib, rate / mib, left);
+}
+
+/* What was last drawn or skipped; the programs run one long command at a time. */
+static bool progress_shown, progress_pending;
+static struct timespec progress_last;
+static uint64_t pending_done, pending_total;
+static struct timespec pending_start;
+
+static double seconds_between(const struct timespec *from, const struct timespec *to)
+{
+    return (double)(to->tv_sec - from->tv_sec) + (double)(to->tv_nsec - from->tv_nsec) / 1e9;
+}
+
+/* One write(2) per redraw: "\r", the line, and erase to the end of the line. */
+static void draw(uint64_t done, uint64_t total, const struct timespec *start,
+                 const struct timespec *now)
+{
+    char line[256];
+    int n = wk_cli_format_progress(line + 1, sizeof(line) - 5, done, total,
+                                   seconds_between(start, now));
+    if (n < 0)
+        return;
+    size_t len = 1 + ((size_t)n < sizeof(line) - 6 ? (size_t)n : sizeof(line) - 6);
+    line[0] = '\r';
+    memcpy(line + len, "\033[K", 3);
+    len += 3;
+    ssize_t w = write(STDERR_FILENO, line, len);
+    (void)w; /* progress is best effort */
+    progress_shown = true;
+    progress_pending = false;
+    progress_last = *now;
+}
 
 void wk_cli_progress(uint64_t done, uint64_t total, void *start_time)
 {
@@ -72,21 +139,28 @@ void wk_cli_progress(uint64_t done, uint64_t total, void *start_time)
     if (!isatty(STDERR_FILENO))
         return;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    double seconds = (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
-    double rate = seconds > 0 ? (double)done / seconds : 0;
-    char left[32] = "?";
-    if (total > done && rate > 0)
-        snprintf(left, sizeof(left), "%.0f s", (double)(total - done) / rate);
-    else if (total > 0 && done >= total)
-        snprintf(left, sizeof(left), "0 s");
-    fprintf(stderr, "\r%8.1f / %.1f MiB  %6.1f MiB/s  %s left   ", (double)done / 1048576.0,
-            (double)total / 1048576.0, rate / 1048576.0, left);
-    progress_shown = true;
+    bool final = total > 0 && done >= total;
+    if (progress_shown && !final && seconds_between(&progress_last, &now) < PROGRESS_INTERVAL) {
+        pending_done = done;
+        pending_total = total;
+        pending_start = *start;
+        progress_pending = true;
+        return;
+    }
+    draw(done, total, start, &now);
 }
 
 void wk_cli_progress_end(void)
 {
-    if (progress_shown)
-        fputc('\n', stderr);
+    if (progress_pending && isatty(STDERR_FILENO)) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        draw(pending_done, pending_total, &pending_start, &now);
+    }
+    if (progress_shown) {
+        ssize_t w = write(STDERR_FILENO, "\n", 1);
+        (void)w;
+    }
     progress_shown = false;
+    progress_pending = false;
 }

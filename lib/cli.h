@@ -3,6 +3,7 @@
 #ifndef WK_CLI_H
 #define WK_CLI_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -27,8 +28,20 @@ int wk_cli_bad_argument(const char *progname, const char *what);
 int wk_cli_option_value(const char *progname, const wk_args *args, int *i, const char *name,
                         const char **value);
 
-/* Progress on stderr for long commands, only when stderr is a terminal: "\r" updates
- * of bytes done, rate and time left; wk_cli_progress_end ends the line. */
+/* Formats one progress line (no "\r", no newline) into buf (size bytes, always
+ * NUL-terminated when size > 0): with a known total
+ *     "[##########----------]  48%  123.4 / 256.0 MiB  85.2 MiB/s  2 s left"
+ * and with total == 0 (unknown) "  123.4 MiB  85.2 MiB/s". seconds is the time elapsed
+ * since the start; at 0 or below the rate is 0.0 and the time left "?". Returns the
+ * length snprintf would have written. */
+int wk_cli_format_progress(char *buf, size_t size, uint64_t done, uint64_t total, double seconds);
+
+/* Progress on stderr for long commands, only when stderr is a terminal (otherwise
+ * nothing at all is written): a "\r" line formatted as above, redrawn at most ten times
+ * a second (a call that reaches the total always draws). start_time points at the
+ * struct timespec (CLOCK_MONOTONIC) the work started at; the signature fits the
+ * progress callbacks of the core modules. wk_cli_progress_end draws the last state
+ * if it was skipped and ends the line; it does nothing when nothing was drawn. */
 void wk_cli_progress(uint64_t done, uint64_t total, void *start_time);
 void wk_cli_progress_end(void);
 

@@ -363,9 +363,55 @@ static const char *mapped_location(const wk_restore_options *opt, const char *lo
 
 typedef struct progress_state {
     const wk_restore_options *opt;
-    uint64_t done_before, total;
-    uint64_t written;
+    uint64_t done, total; /* plaintext bytes of the backup's streams */
 } progress_state;
+
+/* A pass-through stage in front of a stream's sink that reports the plaintext bytes
+ * laid down so far, as they pass. */
+typedef struct progress_stage {
+    wk_stage base;
+    progress_state *ps;
+} progress_stage;
+
+static int progress_write(wk_stage *stage, const void *buf, size_t len, wk_error *err)
+{
+    progress_stage *p = (progress_stage *)stage;
+    if (wk_stage_write(stage->next, buf, len, err) != 0)
+        return -1;
+    p->ps->done += len;
+    p->ps->opt->progress(p->ps->done, p->ps->total, p->ps->opt->progress_arg);
+    return 0;
+}
+
+static int progress_finish(wk_stage *stage, wk_error *err)
+{
+    return wk_stage_finish(stage->next, err);
+}
+
+static void progress_free(wk_stage *stage)
+{
+    wk_stage_free(stage->next);
+    free(stage);
+}
+
+static const wk_stage_ops progress_ops = {progress_write, progress_finish, progress_free};
+
+/* Takes next (freed on failure); with no progress callback, next is returned as is. */
+static wk_stage *progress_stage_new(wk_stage *next, progress_state *ps, wk_error *err)
+{
+    if (ps->opt->progress == NULL)
+        return next;
+    progress_stage *p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        wk_stage_free(next);
+        wk_error_set(err, WK_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    p->base.ops = &progress_ops;
+    p->base.next = next;
+    p->ps = ps;
+    return &p->base;
+}
 
 /* Streams one archive of the backup, decoded and checked, into its place. */
 static int lay_stream(wk_repo *repo, const wk_backup_record *b, const wk_backup_stream *s,
@@ -373,18 +419,20 @@ static int lay_stream(wk_repo *repo, const wk_backup_record *b, const wk_backup_
 {
     wk_stage *chain = NULL;
     wk_storage *folder = NULL;
+    uint64_t done_before = ps->done;
     int rc = -1;
-    ps->written = 0;
     if (strcmp(s->name, "backup_manifest") == 0) {
         if (wk_storage_posix_open(dest, false, &folder, err) != 0 ||
             wk_storage_put_open(folder, "backup_manifest", WK_PUT_NOREPLACE, &chain, err) != 0)
             goto out;
     } else {
-        wk_tar_options options = {.bytes_written = &ps->written};
-        chain = wk_tar_extract_new(dest, &options, err);
+        chain = wk_tar_extract_new(dest, NULL, err);
         if (chain == NULL)
             goto out;
     }
+    chain = progress_stage_new(chain, ps, err);
+    if (chain == NULL)
+        goto out;
     chain = wk_repo_decoder_new(repo, b->compress, &s->fingerprint, chain, err);
     if (chain == NULL)
         goto out;
@@ -397,9 +445,10 @@ static int lay_stream(wk_repo *repo, const wk_backup_record *b, const wk_backup_
     }
     rc = 0;
 out:
-    ps->done_before += s->bytes;
+    /* The stream counts as done either way, so the total stays reachable. */
+    ps->done = done_before + s->bytes;
     if (ps->opt->progress != NULL)
-        ps->opt->progress(ps->done_before, ps->total, ps->opt->progress_arg);
+        ps->opt->progress(ps->done, ps->total, ps->opt->progress_arg);
     wk_stage_free(chain);
     wk_storage_free(folder);
     return rc;
