@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "commands.h"
@@ -91,7 +92,14 @@ int wk_verify_command(const wk_config *cfg, const wk_args *args, wk_error *err)
             return wk_cli_bad_argument(progname, what);
         }
     }
-    if (wk_repo_open(cfg, false, &repo, err) != 0 || wk_verify_run(repo, &report, err) != 0)
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    int walked = wk_repo_open(cfg, false, &repo, err) != 0 ||
+                         wk_verify_run_progress(repo, wk_cli_progress, &start, &report, err) != 0
+                     ? -1
+                     : 0;
+    wk_cli_progress_end();
+    if (walked != 0)
         goto out;
     if (json) {
         if (print_json(&report, err) != 0)

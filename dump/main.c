@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "backup.h"
 #include "cli.h"
@@ -243,10 +244,12 @@ int main(int argc, char **argv)
                                     .dbname = o.dbname, .create = o.create, .clean = o.clean,
                                     .tables = o.tables, .table_count = o.table_count,
                                     .jobs = jobs};
+    struct timespec start;
     if (strcmp(o.command, "create") == 0) {
         wk_dump_create_options copt = {.conninfo = cfg.pg_conninfo, .bindir = cfg.pg_bindir,
                                        .dbname = o.dbname, .format = WK_DUMP_CUSTOM,
-                                       .jobs = jobs, .label = o.label};
+                                       .jobs = jobs, .label = o.label,
+                                       .progress = wk_cli_progress, .progress_arg = &start};
         wk_dump_record record = {0};
         if (only(&o, true, true, true, true, false, true, false, false, false) != 0)
             goto out;
@@ -262,8 +265,13 @@ int main(int argc, char **argv)
             wk_cli_bad_argument(progname, "--format takes plain, custom or directory");
             goto out;
         }
-        if (wk_repo_open(&cfg, true, &repo, &err) != 0 ||
-            wk_dump_create(repo, &copt, &record, &err) != 0)
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        int rc = wk_repo_open(&cfg, true, &repo, &err) != 0 ||
+                         wk_dump_create(repo, &copt, &record, &err) != 0
+                     ? -1
+                     : 0;
+        wk_cli_progress_end();
+        if (rc != 0)
             goto report;
         wk_log(WK_LOG_INFO, "dump \"%s\" of \"%s\" (%s) complete: %llu bytes stored as %llu",
                record.label, record.database, wk_dump_format_name(record.format),
@@ -278,8 +286,15 @@ int main(int argc, char **argv)
     } else if (strcmp(o.command, "restore") == 0) {
         if (only(&o, true, false, false, true, true, false, true, false, true) != 0)
             goto out;
-        if (wk_repo_open(&cfg, false, &repo, &err) != 0 ||
-            wk_dump_restore(repo, o.label_arg, &ropt, &err) != 0)
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        ropt.progress = wk_cli_progress;
+        ropt.progress_arg = &start;
+        int rc = wk_repo_open(&cfg, false, &repo, &err) != 0 ||
+                         wk_dump_restore(repo, o.label_arg, &ropt, &err) != 0
+                     ? -1
+                     : 0;
+        wk_cli_progress_end();
+        if (rc != 0)
             goto report;
         wk_log(WK_LOG_INFO, "dump \"%s\" restored", o.label_arg);
     } else if (strcmp(o.command, "verify") == 0) {

@@ -431,13 +431,6 @@ static int begin_stream(take_state *ts, const char *name, const char *location, 
                             &s->stored_bytes, &ts->sink, err);
 }
 
-static uint64_t be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
 
 /* Receives the COPY stream of a BASE_BACKUP (TARGET 'client'): each CopyData message
  * starts with a type byte: 'n' new archive (name, tablespace location), 'd' data,
@@ -445,6 +438,7 @@ static uint64_t be64(const uint8_t *p)
 static int receive_archives(PGconn *conn, take_state *ts, const wk_backup_options *opt,
                             uint64_t total, wk_error *err)
 {
+    uint64_t received = 0;
     for (;;) {
         char *buf = NULL;
         int len = PQgetCopyData(conn, &buf, 0);
@@ -470,15 +464,17 @@ static int receive_archives(PGconn *conn, take_state *ts, const wk_backup_option
             rc = begin_stream(ts, "backup_manifest", NULL, err);
             break;
         case 'd':
-            if (ts->sink == NULL)
+            if (ts->sink == NULL) {
                 rc = wk_error_set(err, WK_ERR_IO, "backup data before any archive from the server");
-            else
+            } else {
                 rc = wk_stage_write(ts->sink, buf + 1, (size_t)len - 1, err);
+                received += (uint64_t)len - 1;
+                if (rc == 0 && opt->progress != NULL)
+                    opt->progress(received, total, opt->progress_arg);
+            }
             break;
         case 'p':
-            if (len >= 9 && opt->progress != NULL)
-                opt->progress(be64(msg + 1), total, opt->progress_arg);
-            break;
+            break; /* the server's own count of what it sent: we count what arrived */
         default:
             rc = wk_error_set(err, WK_ERR_IO, "unexpected message type 0x%02x in the backup stream",
                               len > 0 ? msg[0] : 0);

@@ -104,6 +104,7 @@ int wk_cli_format_progress(char *buf, size_t size, uint64_t done, uint64_t total
 /* What was last drawn or skipped; the programs run one long command at a time. */
 static bool progress_shown, progress_pending;
 static struct timespec progress_last;
+static uint64_t drawn_done, drawn_total;
 static uint64_t pending_done, pending_total;
 static struct timespec pending_start;
 
@@ -130,6 +131,8 @@ static void draw(uint64_t done, uint64_t total, const struct timespec *start,
     progress_shown = true;
     progress_pending = false;
     progress_last = *now;
+    drawn_done = done;
+    drawn_total = total;
 }
 
 void wk_cli_progress(uint64_t done, uint64_t total, void *start_time)
@@ -140,6 +143,10 @@ void wk_cli_progress(uint64_t done, uint64_t total, void *start_time)
         return;
     clock_gettime(CLOCK_MONOTONIC, &now);
     bool final = total > 0 && done >= total;
+    if (progress_shown && done == drawn_done && total == drawn_total) {
+        progress_pending = false; /* on the screen already */
+        return;
+    }
     if (progress_shown && !final && seconds_between(&progress_last, &now) < PROGRESS_INTERVAL) {
         pending_done = done;
         pending_total = total;

@@ -998,6 +998,9 @@ out:
     return rc;
 }
 
+/* ---- progress ------------------------------------------------------------------- */
+
+
 /* ---- create ----------------------------------------------------------------------- */
 
 static int add_stream(wk_dump_record *r, const wk_dump_stream *s, wk_error *err)
@@ -1021,15 +1024,18 @@ typedef struct pending_stream {
 } pending_stream;
 
 static int pending_open(wk_repo *repo, const wk_dump_record *r, const char *name,
-                        const char *subdir, pending_stream *p, wk_error *err)
+                        const char *subdir, wk_progress *pr, pending_stream *p, wk_error *err)
 {
     memset(p, 0, sizeof(*p));
     snprintf(p->s.name, sizeof(p->s.name), "%s", name);
     if ((size_t)snprintf(p->s.object, sizeof(p->s.object), "dumps/%s/%s%s%s", r->label, subdir,
                          name, repo->suffix) >= sizeof(p->s.object))
         return wk_error_set(err, WK_ERR_INTERNAL, "object name too long");
-    return wk_repo_put_open(repo, p->s.object, WK_PUT_NOREPLACE, NULL, &p->summary,
-                            &p->s.stored_bytes, &p->sink, err);
+    if (wk_repo_put_open(repo, p->s.object, WK_PUT_NOREPLACE, NULL, &p->summary,
+                         &p->s.stored_bytes, &p->sink, err) != 0)
+        return -1;
+    p->sink = wk_stage_progress_new(p->sink, pr, err);
+    return p->sink != NULL ? 0 : -1;
 }
 
 static int pending_commit(pending_stream *p, wk_dump_record *r, wk_error *err)
@@ -1046,13 +1052,13 @@ static int pending_commit(pending_stream *p, wk_dump_record *r, wk_error *err)
 
 /* plain, custom, globals: the program writes to a pipe that is pumped into the object. */
 static int create_streamed(wk_repo *repo, const wk_dump_argv *argv, const char *password,
-                           wk_dump_record *r, wk_error *err)
+                           wk_progress *pr, wk_dump_record *r, wk_error *err)
 {
     pending_stream p;
     int fds[2] = {-1, -1}, null_in = -1;
     pid_t pid = -1;
     int rc = -1;
-    if (pending_open(repo, r, single_stream_name(r->format), "", &p, err) != 0)
+    if (pending_open(repo, r, single_stream_name(r->format), "", pr, &p, err) != 0)
         return -1;
     null_in = open_null(O_RDONLY, err);
     if (null_in < 0)
@@ -1093,7 +1099,8 @@ static int compare_names(const void *a, const void *b)
 
 /* Stores every file of a finished pg_dump -Fd folder as dumps/<label>/dir/<file>, in
  * name order. */
-static int store_folder(wk_repo *repo, const char *folder, wk_dump_record *r, wk_error *err)
+static int store_folder(wk_repo *repo, const char *folder, wk_progress *pr, wk_dump_record *r,
+                        wk_error *err)
 {
     DIR *d = opendir(folder);
     char **names = NULL;
@@ -1150,7 +1157,7 @@ static int store_folder(wk_repo *repo, const char *folder, wk_dump_record *r, wk
             wk_error_set(err, WK_ERR_IO, "\"%s\" is not a regular file", path);
             goto out;
         }
-        int step = pending_open(repo, r, names[i], "dir/", &p, err);
+        int step = pending_open(repo, r, names[i], "dir/", pr, &p, err);
         if (step == 0)
             step = wk_stream_pump_fd(fd, p.sink, NULL, err);
         if (step == 0)
@@ -1170,7 +1177,8 @@ out:
 }
 
 static int create_directory(wk_repo *repo, const wk_dump_create_options *opt, const char *conn,
-                            const char *password, wk_dump_record *r, wk_error *err)
+                            const char *password, wk_progress *pr, wk_dump_record *r,
+                            wk_error *err)
 {
     char stage[4096], outdir[4200];
     wk_dump_argv argv = {0};
@@ -1186,7 +1194,7 @@ static int create_directory(wk_repo *repo, const wk_dump_create_options *opt, co
     if (null_fd < 0)
         goto out;
     if (spawn(&argv, password, null_fd, null_fd, &pid, err) != 0 ||
-        wait_child(pid, program_name(&argv), err) != 0 || store_folder(repo, outdir, r, err) != 0)
+        wait_child(pid, program_name(&argv), err) != 0 || store_folder(repo, outdir, pr, r, err) != 0)
         goto out;
     rc = 0;
 out:
@@ -1255,6 +1263,7 @@ int wk_dump_create(wk_repo *repo, const wk_dump_create_options *opt, wk_dump_rec
     wk_dump_record r = {0};
     wk_dump_argv argv = {0};
     wk_repo_meta meta, identity;
+    wk_progress progress = {.fn = opt->progress, .arg = opt->progress_arg};
     char *conn = NULL, *password = NULL, *db = NULL, path[256];
     bool stored = false, have_identity;
     size_t inside = 0;
@@ -1296,11 +1305,11 @@ int wk_dump_create(wk_repo *repo, const wk_dump_create_options *opt, wk_dump_rec
     }
     stored = true; /* from here on, a failure removes what was stored */
     if (r.format == WK_DUMP_DIRECTORY) {
-        if (create_directory(repo, opt, conn, password, &r, err) != 0)
+        if (create_directory(repo, opt, conn, password, &progress, &r, err) != 0)
             goto out;
     } else {
         if (wk_dump_create_argv(opt, conn, NULL, &argv, err) != 0 ||
-            create_streamed(repo, &argv, password, &r, err) != 0)
+            create_streamed(repo, &argv, password, &progress, &r, err) != 0)
             goto out;
     }
     if (server_facts(conn, password, r.server_version, sizeof(r.server_version), &identity,
@@ -1333,13 +1342,14 @@ out:
 /* ---- reading a dump back -------------------------------------------------------- */
 
 /* Streams one object, decoded and checked against its fingerprint, into dest (owned);
- * *bytes counts the plaintext. */
+ * *bytes counts the plaintext, which is reported to pr (may be NULL) as it passes. */
 static int decode_stream(wk_repo *repo, const wk_dump_record *r, const wk_dump_stream *s,
-                         wk_stage *dest, uint64_t *bytes, wk_error *err)
+                         wk_stage *dest, wk_progress *pr, uint64_t *bytes, wk_error *err)
 {
     wk_stage *chain = wk_stage_count_new(dest, bytes, err);
     int rc = -1;
     *bytes = 0;
+    chain = wk_stage_progress_new(chain, pr, err);
     if (chain != NULL)
         chain = wk_repo_decoder_new(repo, r->compress, &s->fingerprint, chain, err);
     if (chain == NULL)
@@ -1364,14 +1374,14 @@ out:
 
 /* Writes the decoded stream to a new file (0600). */
 static int decode_to_file(wk_repo *repo, const wk_dump_record *r, const wk_dump_stream *s,
-                          const char *path, wk_error *err)
+                          const char *path, wk_progress *pr, wk_error *err)
 {
     uint64_t bytes;
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0)
         return wk_error_sys(err, WK_ERR_IO, errno, "could not create \"%s\"", path);
     wk_stage *sink = wk_stage_fd_new(fd, err);
-    int rc = sink != NULL ? decode_stream(repo, r, s, sink, &bytes, err) : -1;
+    int rc = sink != NULL ? decode_stream(repo, r, s, sink, pr, &bytes, err) : -1;
     if (close(fd) != 0 && rc == 0)
         rc = wk_error_sys(err, WK_ERR_IO, errno, "could not write \"%s\"", path);
     return rc;
@@ -1379,11 +1389,11 @@ static int decode_to_file(wk_repo *repo, const wk_dump_record *r, const wk_dump_
 
 /* Stages a dump for pg_restore: the custom file, or the directory dump's folder. */
 static int materialize(wk_repo *repo, const wk_dump_record *r, const char *stage, char *path,
-                       size_t size, wk_error *err)
+                       size_t size, wk_progress *pr, wk_error *err)
 {
     if (r->format == WK_DUMP_CUSTOM) {
         snprintf(path, size, "%s/dump.custom", stage);
-        return decode_to_file(repo, r, &r->streams[0], path, err);
+        return decode_to_file(repo, r, &r->streams[0], path, pr, err);
     }
     snprintf(path, size, "%s/dump", stage);
     if (mkdir(path, 0700) != 0)
@@ -1391,7 +1401,7 @@ static int materialize(wk_repo *repo, const wk_dump_record *r, const char *stage
     for (size_t i = 0; i < r->stream_count; i++) {
         char file[4400];
         snprintf(file, sizeof(file), "%s/%s", path, r->streams[i].name);
-        if (decode_to_file(repo, r, &r->streams[i], file, err) != 0)
+        if (decode_to_file(repo, r, &r->streams[i], file, pr, err) != 0)
             return -1;
     }
     return 0;
@@ -1400,7 +1410,8 @@ static int materialize(wk_repo *repo, const wk_dump_record *r, const char *stage
 /* Runs argv with stdin fed from the stream (decoded and checked). A stream that fails
  * stops the program before its input ends, so it never acts on a whole bad input. */
 static int feed_program(wk_repo *repo, const wk_dump_record *r, const wk_dump_stream *s,
-                        const wk_dump_argv *argv, const char *password, wk_error *err)
+                        const wk_dump_argv *argv, const char *password, wk_progress *pr,
+                        wk_error *err)
 {
     int fds[2] = {-1, -1}, null_out = -1;
     pid_t pid;
@@ -1418,7 +1429,7 @@ static int feed_program(wk_repo *repo, const wk_dump_record *r, const wk_dump_st
     close(fds[0]);
     fds[0] = -1;
     wk_stage *sink = pipe_stage_new(fds[1], err);
-    if (sink == NULL || decode_stream(repo, r, s, sink, &bytes, err) != 0) {
+    if (sink == NULL || decode_stream(repo, r, s, sink, pr, &bytes, err) != 0) {
         stop_child(pid);
         goto out;
     }
@@ -1475,9 +1486,11 @@ int wk_dump_restore(wk_repo *repo, const char *label, const wk_dump_restore_opti
     wk_dump_argv argv = {0};
     char *conn = NULL, *password = NULL;
     char stage[4096] = "", path[4200];
+    wk_progress progress = {.fn = opt->progress, .arg = opt->progress_arg};
     int rc = -1;
     if (open_dump(repo, label, &r, err) != 0)
         goto out;
+    progress.total = r.bytes;
     if (wk_dump_restore_check(r.format, opt, err) != 0)
         goto out;
     conn = wk_dump_conninfo(opt->conninfo, wk_dump_restore_dbname(&r, opt), &password, err);
@@ -1485,13 +1498,13 @@ int wk_dump_restore(wk_repo *repo, const char *label, const wk_dump_restore_opti
         goto out;
     if (wk_dump_restore_stages(r.format, opt->jobs)) {
         if (make_stage(opt->tmpdir, stage, sizeof(stage), err) != 0 ||
-            materialize(repo, &r, stage, path, sizeof(path), err) != 0 ||
+            materialize(repo, &r, stage, path, sizeof(path), &progress, err) != 0 ||
             wk_dump_restore_argv(&r, opt, conn, WK_DUMP_INPUT_PATH, path, false, &argv, err) != 0 ||
             run_program(&argv, password, err) != 0)
             goto out;
     } else {
         if (wk_dump_restore_argv(&r, opt, conn, WK_DUMP_INPUT_STDIN, NULL, false, &argv, err) != 0 ||
-            feed_program(repo, &r, &r.streams[0], &argv, password, err) != 0)
+            feed_program(repo, &r, &r.streams[0], &argv, password, &progress, err) != 0)
             goto out;
     }
     rc = 0;
@@ -1544,20 +1557,20 @@ int wk_dump_verify(wk_repo *repo, const char *label, const wk_dump_restore_optio
         for (size_t i = 0; i < r.stream_count; i++) {
             uint64_t bytes, ignored = 0;
             wk_stage *sink = wk_stage_count_new(NULL, &ignored, err);
-            if (sink == NULL || decode_stream(repo, &r, &r.streams[i], sink, &bytes, err) != 0)
+            if (sink == NULL || decode_stream(repo, &r, &r.streams[i], sink, NULL, &bytes, err) != 0)
                 goto out;
         }
         break;
     case WK_DUMP_CUSTOM:
         if (wk_dump_restore_argv(&r, &list_opt, "", WK_DUMP_INPUT_STDIN, NULL, true, &argv,
                                  err) != 0 ||
-            feed_program(repo, &r, &r.streams[0], &argv, NULL, err) != 0)
+            feed_program(repo, &r, &r.streams[0], &argv, NULL, NULL, err) != 0)
             goto out;
         res.listed = true;
         break;
     case WK_DUMP_DIRECTORY:
         if (make_stage(opt->tmpdir, stage, sizeof(stage), err) != 0 ||
-            materialize(repo, &r, stage, path, sizeof(path), err) != 0 ||
+            materialize(repo, &r, stage, path, sizeof(path), NULL, err) != 0 ||
             wk_dump_restore_argv(&r, &list_opt, "", WK_DUMP_INPUT_PATH, path, true, &argv,
                                  err) != 0 ||
             run_program(&argv, NULL, err) != 0)

@@ -119,6 +119,10 @@ typedef struct wk_dump_create_options {
     int jobs;              /* pg_dump -j, directory format only; 0 or 1: one */
     const char *label;     /* NULL: <YYYYMMDDTHHMMSSZ>-<database> */
     const char *tmpdir;    /* parent of the staging folder; NULL: $TMPDIR or /tmp */
+    /* May be NULL. Called as output is stored, with the plaintext bytes so far and
+     * total 0 (unknown). */
+    void (*progress)(uint64_t done, uint64_t total, void *arg);
+    void *progress_arg;
 } wk_dump_create_options;
 
 /* The pg_dump / pg_dumpall command for a dump: conn is the string from
@@ -137,6 +141,10 @@ typedef struct wk_dump_restore_options {
     size_t table_count;
     int jobs;                   /* pg_restore -j; 0 or 1: one */
     const char *tmpdir;
+    /* May be NULL (restore only; verify ignores it). Called as the dump's streams are
+     * decoded, with the plaintext bytes so far and the record's total. */
+    void (*progress)(uint64_t done, uint64_t total, void *arg);
+    void *progress_arg;
 } wk_dump_restore_options;
 
 /* Refuses option combinations the dump's format cannot honour (WK_ERR_USAGE with a

@@ -361,61 +361,10 @@ static const char *mapped_location(const wk_restore_options *opt, const char *lo
     return location;
 }
 
-typedef struct progress_state {
-    const wk_restore_options *opt;
-    uint64_t done, total; /* plaintext bytes of the backup's streams */
-} progress_state;
-
-/* A pass-through stage in front of a stream's sink that reports the plaintext bytes
- * laid down so far, as they pass. */
-typedef struct progress_stage {
-    wk_stage base;
-    progress_state *ps;
-} progress_stage;
-
-static int progress_write(wk_stage *stage, const void *buf, size_t len, wk_error *err)
-{
-    progress_stage *p = (progress_stage *)stage;
-    if (wk_stage_write(stage->next, buf, len, err) != 0)
-        return -1;
-    p->ps->done += len;
-    p->ps->opt->progress(p->ps->done, p->ps->total, p->ps->opt->progress_arg);
-    return 0;
-}
-
-static int progress_finish(wk_stage *stage, wk_error *err)
-{
-    return wk_stage_finish(stage->next, err);
-}
-
-static void progress_free(wk_stage *stage)
-{
-    wk_stage_free(stage->next);
-    free(stage);
-}
-
-static const wk_stage_ops progress_ops = {progress_write, progress_finish, progress_free};
-
-/* Takes next (freed on failure); with no progress callback, next is returned as is. */
-static wk_stage *progress_stage_new(wk_stage *next, progress_state *ps, wk_error *err)
-{
-    if (ps->opt->progress == NULL)
-        return next;
-    progress_stage *p = calloc(1, sizeof(*p));
-    if (p == NULL) {
-        wk_stage_free(next);
-        wk_error_set(err, WK_ERR_NOMEM, "out of memory");
-        return NULL;
-    }
-    p->base.ops = &progress_ops;
-    p->base.next = next;
-    p->ps = ps;
-    return &p->base;
-}
 
 /* Streams one archive of the backup, decoded and checked, into its place. */
 static int lay_stream(wk_repo *repo, const wk_backup_record *b, const wk_backup_stream *s,
-                      const char *dest, progress_state *ps, wk_error *err)
+                      const char *dest, wk_progress *ps, wk_error *err)
 {
     wk_stage *chain = NULL;
     wk_storage *folder = NULL;
@@ -430,7 +379,7 @@ static int lay_stream(wk_repo *repo, const wk_backup_record *b, const wk_backup_
         if (chain == NULL)
             goto out;
     }
-    chain = progress_stage_new(chain, ps, err);
+    chain = wk_stage_progress_new(chain, ps, err);
     if (chain == NULL)
         goto out;
     chain = wk_repo_decoder_new(repo, b->compress, &s->fingerprint, chain, err);
@@ -447,8 +396,8 @@ static int lay_stream(wk_repo *repo, const wk_backup_record *b, const wk_backup_
 out:
     /* The stream counts as done either way, so the total stays reachable. */
     ps->done = done_before + s->bytes;
-    if (ps->opt->progress != NULL)
-        ps->opt->progress(ps->done, ps->total, ps->opt->progress_arg);
+    if (ps->fn != NULL)
+        ps->fn(ps->done, ps->total, ps->arg);
     wk_stage_free(chain);
     wk_storage_free(folder);
     return rc;
@@ -645,7 +594,7 @@ int wk_restore_lay_down(wk_repo *repo, const wk_restore_options *opt, const wk_r
                         wk_error *err)
 {
     const wk_backup_record *b = &plan->backup;
-    progress_state ps = {.opt = opt};
+    wk_progress ps = {.fn = opt->progress, .arg = opt->progress_arg};
     size_t made = 0;
     const char **folders = calloc(b->stream_count + 1, sizeof(*folders));
     int rc = -1;

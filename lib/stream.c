@@ -198,13 +198,13 @@ static int count_write(wk_stage *stage, const void *buf, size_t len, wk_error *e
     return write_next(stage, buf, len, err);
 }
 
-static void count_free(wk_stage *stage)
+static void passthrough_free(wk_stage *stage)
 {
     wk_stage_free(stage->next);
     free(stage);
 }
 
-static const wk_stage_ops count_ops = {count_write, finish_next, count_free};
+static const wk_stage_ops count_ops = {count_write, finish_next, passthrough_free};
 
 wk_stage *wk_stage_count_new(wk_stage *next, uint64_t *count, wk_error *err)
 {
@@ -219,6 +219,41 @@ wk_stage *wk_stage_count_new(wk_stage *next, uint64_t *count, wk_error *err)
     cs->count = count;
     *count = 0;
     return &cs->base;
+}
+
+/* ---- progress ------------------------------------------------------------------- */
+
+typedef struct progress_stage {
+    wk_stage base;
+    wk_progress *progress;
+} progress_stage;
+
+static int progress_write(wk_stage *stage, const void *buf, size_t len, wk_error *err)
+{
+    wk_progress *p = ((progress_stage *)stage)->progress;
+    if (write_next(stage, buf, len, err) != 0)
+        return -1;
+    p->done += len;
+    p->fn(p->done, p->total, p->arg);
+    return 0;
+}
+
+static const wk_stage_ops progress_ops = {progress_write, finish_next, passthrough_free};
+
+wk_stage *wk_stage_progress_new(wk_stage *next, wk_progress *progress, wk_error *err)
+{
+    if (progress == NULL || progress->fn == NULL)
+        return next;
+    progress_stage *ps = calloc(1, sizeof(*ps));
+    if (ps == NULL) {
+        wk_stage_free(next);
+        wk_error_set(err, WK_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    ps->base.ops = &progress_ops;
+    ps->base.next = next;
+    ps->progress = progress;
+    return &ps->base;
 }
 
 /* ---- fd sink -------------------------------------------------------------------- */

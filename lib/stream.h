@@ -79,6 +79,18 @@ void wk_stage_fingerprint_peek(wk_stage *stage, wk_stream_summary *out);
 /* The last stage of a chain (the sink). */
 wk_stage *wk_stage_sink_of(wk_stage *chain);
 
+/* Progress of a long job over one or more streams: bytes done so far of total (0 when
+ * unknown), reported to fn after every write that passes a progress stage. */
+typedef struct wk_progress {
+    void (*fn)(uint64_t done, uint64_t total, void *arg); /* NULL: nothing is reported */
+    void *arg;
+    uint64_t done, total;
+} wk_progress;
+
+/* Pass-through stage adding what passes to progress->done and calling progress->fn.
+ * Takes ownership of next; without a callback it returns next itself. */
+wk_stage *wk_stage_progress_new(wk_stage *next, wk_progress *progress, wk_error *err);
+
 /* Counts bytes passing through into *count (updated as they pass). next may be NULL. */
 wk_stage *wk_stage_count_new(wk_stage *next, uint64_t *count, wk_error *err);
 

@@ -113,6 +113,7 @@ typedef struct verify_ctx {
     bool nomem;
     history_file *histories;
     size_t history_count;
+    wk_progress progress; /* stored bytes read so far; the total is not known */
 } verify_ctx;
 
 static void add_finding(verify_ctx *v, wk_verify_kind kind, const char *object, const char *fmt,
@@ -313,6 +314,7 @@ typedef struct decoded {
     size_t text_len;
 } decoded;
 
+
 /* Reads the object at path (stored with alg, encrypted or not) through decryption, the
  * checked decompressor (the frame's own content checksum) and a check of the plaintext
  * fingerprint against *expected, into a sink that keeps the first bytes (or, with
@@ -344,6 +346,8 @@ static int decode_object(verify_ctx *v, const char *path, wk_compress alg, bool 
         chain = wk_crypt_decrypt_new(chain, v->repo->key, err);
     if (chain != NULL)
         chain = wk_stage_count_new(chain, &out->stored, err);
+    if (chain != NULL)
+        chain = wk_stage_progress_new(chain, &v->progress, err);
     if (chain == NULL)
         return -1;
     if (wk_storage_get(v->repo->storage, path, chain, err) == 0 &&
@@ -1049,7 +1053,13 @@ static int check_temporaries(verify_ctx *v, wk_error *err)
 
 int wk_verify_run(wk_repo *repo, wk_verify_report *report, wk_error *err)
 {
-    verify_ctx v = {.repo = repo, .report = report};
+    return wk_verify_run_progress(repo, NULL, NULL, report, err);
+}
+
+int wk_verify_run_progress(wk_repo *repo, void (*progress)(uint64_t done, uint64_t total, void *arg),
+                           void *arg, wk_verify_report *report, wk_error *err)
+{
+    verify_ctx v = {.repo = repo, .report = report, .progress = {.fn = progress, .arg = arg}};
     int rc = -1;
     memset(report, 0, sizeof(*report));
     if (wk_repo_open_meta(repo, NULL, &v.meta, NULL, err) != 0)

@@ -84,6 +84,12 @@ typedef struct wk_verify_report {
  * are warnings. */
 int wk_verify_run(wk_repo *repo, wk_verify_report *report, wk_error *err);
 
+/* wk_verify_run with progress: progress (may be NULL) is called as objects are read,
+ * with the stored bytes read so far and a total of 0 (unknown: the walk lists the
+ * repository as it goes), and arg. */
+int wk_verify_run_progress(wk_repo *repo, void (*progress)(uint64_t done, uint64_t total, void *arg),
+                           void *arg, wk_verify_report *report, wk_error *err);
+
 /* Frees the report's members and zeroes it; accepts NULL. */
 void wk_verify_report_free(wk_verify_report *report);
 

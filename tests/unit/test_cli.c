@@ -1,7 +1,8 @@
 /* test_cli: what every main() does first: --help and --version answered on stdout,
  * configuration errors reported on stderr (one PostgreSQL-style message), positional
  * arguments left for the program, and the log level chosen (configured, else the
- * program's default). stdout / stderr are captured through temporary files. */
+ * program's default), and the progress line: its rendering, and silence when stderr is
+ * not a terminal. stdout / stderr are captured through temporary files. */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -415,6 +417,105 @@ START_TEST(test_bad_argument)
 }
 END_TEST
 
+/* ---- progress ------------------------------------------------------------------------ */
+
+#define MIB 1048576ULL
+
+START_TEST(test_progress_zero_percent)
+{
+    char buf[256];
+    int n = wk_cli_format_progress(buf, sizeof(buf), 0, 256 * MIB, 2.0);
+    ck_assert_str_eq(buf, "[--------------------]   0%  0.0 / 256.0 MiB  0.0 MiB/s  ? left");
+    ck_assert_int_eq(n, (int)strlen(buf));
+}
+END_TEST
+
+START_TEST(test_progress_partial)
+{
+    char buf[256];
+    /* 123.4 MiB of 256 MiB in a little under 1.45 s: 48%, ten of twenty marks. */
+    uint64_t done = (uint64_t)(123.4 * MIB);
+    wk_cli_format_progress(buf, sizeof(buf), done, 256 * MIB, 123.4 / 85.2);
+    ck_assert_str_eq(buf, "[##########----------]  48%  123.4 / 256.0 MiB  85.2 MiB/s  2 s left");
+
+    /* Long waits are said in minutes and hours. */
+    wk_cli_format_progress(buf, sizeof(buf), 1 * MIB, 101 * MIB, 1.0);
+    ck_assert_ptr_nonnull(strstr(buf, "   0%"));
+    ck_assert_ptr_nonnull(strstr(buf, "1 min 40 s left"));
+    wk_cli_format_progress(buf, sizeof(buf), 1 * MIB, 7201 * MIB, 1.0);
+    ck_assert_ptr_nonnull(strstr(buf, "2 h 0 min left"));
+
+    /* Almost done is 99%, never 100%, until it is done. */
+    wk_cli_format_progress(buf, sizeof(buf), 1000 * MIB - 1, 1000 * MIB, 10.0);
+    ck_assert_ptr_nonnull(strstr(buf, "]  99%"));
+}
+END_TEST
+
+START_TEST(test_progress_complete)
+{
+    char buf[256];
+    wk_cli_format_progress(buf, sizeof(buf), 256 * MIB, 256 * MIB, 4.0);
+    ck_assert_str_eq(buf, "[####################] 100%  256.0 / 256.0 MiB  64.0 MiB/s  0 s left");
+    /* More than announced (a server estimate) stays at a full bar. */
+    wk_cli_format_progress(buf, sizeof(buf), 300 * MIB, 256 * MIB, 4.0);
+    ck_assert_ptr_nonnull(strstr(buf, "[####################] 100%  300.0 / 256.0 MiB"));
+}
+END_TEST
+
+START_TEST(test_progress_unknown_total)
+{
+    char buf[256];
+    uint64_t done = (uint64_t)(123.4 * MIB);
+    wk_cli_format_progress(buf, sizeof(buf), done, 0, 123.4 / 85.2);
+    ck_assert_str_eq(buf, "  123.4 MiB  85.2 MiB/s");
+    ck_assert_ptr_null(strchr(buf, '['));
+    ck_assert_ptr_null(strchr(buf, '%'));
+    ck_assert_ptr_null(strstr(buf, "left"));
+}
+END_TEST
+
+START_TEST(test_progress_zero_elapsed)
+{
+    char buf[256];
+    wk_cli_format_progress(buf, sizeof(buf), 10 * MIB, 20 * MIB, 0.0);
+    ck_assert_str_eq(buf, "[##########----------]  50%  10.0 / 20.0 MiB  0.0 MiB/s  ? left");
+    wk_cli_format_progress(buf, sizeof(buf), 10 * MIB, 0, 0.0);
+    ck_assert_str_eq(buf, "  10.0 MiB  0.0 MiB/s");
+    wk_cli_format_progress(buf, sizeof(buf), 0, 0, -1.0);
+    ck_assert_str_eq(buf, "  0.0 MiB  0.0 MiB/s");
+}
+END_TEST
+
+START_TEST(test_progress_small_buffer)
+{
+    char buf[8];
+    int n = wk_cli_format_progress(buf, sizeof(buf), 1 * MIB, 2 * MIB, 1.0);
+    ck_assert_int_gt(n, (int)sizeof(buf));
+    ck_assert_str_eq(buf, "[######");
+}
+END_TEST
+
+START_TEST(test_progress_silent_without_terminal)
+{
+    capture c;
+    char *out, *err;
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    capture_start(&c);
+    ck_assert(!isatty(STDERR_FILENO));
+    wk_cli_progress(0, 100 * MIB, &start);
+    wk_cli_progress(50 * MIB, 100 * MIB, &start);
+    wk_cli_progress(100 * MIB, 100 * MIB, &start);
+    wk_cli_progress(5 * MIB, 0, &start);
+    wk_cli_progress_end();
+    capture_end(&c, &out, &err);
+    ck_assert_str_eq(out, "");
+    ck_assert_str_eq(err, "");
+    free(out);
+    free(err);
+}
+END_TEST
+
 static Suite *cli_suite(void)
 {
     Suite *s = suite_create("cli");
@@ -433,6 +534,17 @@ static Suite *cli_suite(void)
     tcase_add_test(tc, test_level_from_env_and_file);
     tcase_add_test(tc, test_bad_file_reported);
     tcase_add_test(tc, test_bad_argument);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("progress");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_progress_zero_percent);
+    tcase_add_test(tc, test_progress_partial);
+    tcase_add_test(tc, test_progress_complete);
+    tcase_add_test(tc, test_progress_unknown_total);
+    tcase_add_test(tc, test_progress_zero_elapsed);
+    tcase_add_test(tc, test_progress_small_buffer);
+    tcase_add_test(tc, test_progress_silent_without_terminal);
     suite_add_tcase(s, tc);
 
     return s;
