@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(build-essential cmake pkg-config libpq-dev liblz4-dev libzstd-dev
           libsodium-dev libxxhash-dev check libcurl4-openssl-dev
           postgresql-15 postgresql-client-15 lz4 zstd util-linux
-          procps strace diffutils iproute2)
+          procps strace diffutils iproute2 python3 man-db groff-base systemd)
 
 missing=()
 for p in "${packages[@]}"; do

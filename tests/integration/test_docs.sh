@@ -117,4 +117,38 @@ while IFS= read -r key; do
 done <<<"$code_keys"
 wk_assert_eq "" "${missing[*]}" "walkeep.conf(5) has an entry for every key of lib/config.c"
 
+# ---------------------------------------------------------------------------
+# every message the programs print is in docs/troubleshooting.md
+#
+# scripts/messages.sh prints each message format of the sources with its
+# conversions written <...>. Each must be found inside one `code span` of the
+# page (whitespace collapsed), at its start or after ": " ("hint: ...", a prefix),
+# and ending it or followed by ":" (": <reason>"). A <...> of a message matches
+# any <name> of the page, or literal text without spaces (the page may write
+# "<path>/walkeep.repo" for "%s/%s").
+
+wk_assert_status 0 "scripts/messages.sh extracts the messages" -- sh "$src/scripts/messages.sh" "$src"
+wk_assert_eq "" "$(cat "$WK_ERR")" "scripts/messages.sh finds every message format (none it cannot read)"
+messages_file=$(wk_tmpdir messages)/messages
+sort -u "$WK_OUT" >"$messages_file"
+wk_assert_ge 300 "$(wc -l <"$messages_file")" "messages found in the sources"
+missing_msgs=$(python3 - "$src/docs/troubleshooting.md" "$messages_file" <<'PY'
+import re, sys
+text = open(sys.argv[1], encoding="utf-8").read().replace("\\|", "|")
+text = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)        # fenced examples
+# the page's code spans, each on a line of its own: a message is written as one
+page = "\n".join(" ".join(span.split()) for span in re.findall(r"`([^`]+)`", text))
+hole = r"(?:<[^<>\n]*>|[^\s<>\"])*"
+for msg in open(sys.argv[2], encoding="utf-8").read().splitlines():
+    if not msg.strip():
+        continue
+    pattern = hole.join(re.escape(part) for part in re.split(r"<[^<>]*>", msg))
+    if not re.search(r"(?:^|: )" + pattern + r"(?=$|:)", page, re.M):
+        print(msg)
+PY
+)
+missing_list=$(sed '/^$/d; s/.*/ [&]/' <<<"$missing_msgs" | tr -d '\n')
+wk_assert_eq "" "$missing_msgs" \
+    "docs/troubleshooting.md has every message of the sources (missing there:${missing_list:- none})"
+
 wk_done
