@@ -648,6 +648,10 @@ static bool folder_not_empty(const wk_error *err)
     return err->sys_errno == ENOTEMPTY || err->sys_errno == EEXIST;
 }
 
+/* Temporaries of a write killed half-way are removed once nothing has written to them
+ * for this long; a live writer keeps its own fresh. */
+#define STALE_TEMPORARY_SECONDS 3600
+
 /* Removes every object under dir (sub-folders first), then dir itself. */
 static int remove_tree(wk_repo *repo, const char *dir, wk_expire_plan *plan, wk_error *err)
 {
@@ -665,12 +669,14 @@ static int remove_tree(wk_repo *repo, const char *dir, wk_expire_plan *plan, wk_
     for (size_t i = 0; i < t.file_count; i++)
         if (wk_storage_remove(repo->storage, t.files[i], err) != 0)
             goto out;
+    if (wk_storage_clean_temporaries(repo->storage, dir, STALE_TEMPORARY_SECONDS, NULL, err) != 0)
+        goto out;
     if (wk_storage_remove(repo->storage, dir, err) != 0) {
         if (!folder_not_empty(err))
             goto out;
         wk_error_clear(err);
-        if (add_note(plan, err, "folder \"%s\" still holds hidden temporary files of an "
-                     "interrupted write, so it was left in place; remove it by hand", dir) != 0)
+        if (add_note(plan, err, "folder \"%s\" still holds hidden temporary files written "
+                     "in the last hour, so it was left in place; a later run removes it", dir) != 0)
             goto out;
     }
     rc = 0;
@@ -725,6 +731,9 @@ int wk_expire_execute(wk_repo *repo, wk_expire_plan *plan, wk_expire_done_cb don
     for (size_t i = 0; i < plan->wal_folder_count; i++) {
         char dir[32];
         snprintf(dir, sizeof(dir), "wal/%s", plan->wal_folders[i]);
+        if (wk_storage_clean_temporaries(repo->storage, dir, STALE_TEMPORARY_SECONDS, NULL,
+                                         err) != 0)
+            return -1;
         if (wk_storage_remove(repo->storage, dir, err) != 0) {
             if (!folder_not_empty(err))
                 return wk_error_prefix(err, "could not remove folder \"%s\"", dir);

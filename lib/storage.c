@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Repository paths are shorter than this (bytes, without the NUL). */
@@ -76,6 +77,16 @@ int wk_storage_retarget(wk_storage *st, wk_stage *sink, const char *path, wk_err
     if (st->ops->retarget == NULL)
         return wk_error_set(err, WK_ERR_USAGE, "this storage cannot rename \"%s\"", path);
     return st->ops->retarget(st, sink, path, err);
+}
+
+int wk_storage_clean_temporaries(wk_storage *st, const char *dir, int64_t max_age_seconds,
+                                 uint64_t *removed, wk_error *err)
+{
+    if (removed != NULL)
+        *removed = 0;
+    if (st->ops->clean_temporaries == NULL)
+        return 0;
+    return st->ops->clean_temporaries(st, dir, max_age_seconds, removed, err);
 }
 
 void wk_storage_free(wk_storage *st)
@@ -628,6 +639,40 @@ static void posix_free(wk_storage *base)
     free(st);
 }
 
+static int posix_clean_temporaries(wk_storage *base, const char *dir, int64_t max_age_seconds,
+                                   uint64_t *removed, wk_error *err)
+{
+    posix_storage *st = (posix_storage *)base;
+    if (dir[0] != '\0' && wk_storage_check_path(dir, err) != 0)
+        return -1;
+    int fd = openat(st->root_fd, dir[0] != '\0' ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return 0;
+        return wk_error_sys(err, read_error_code(errno), errno, "could not open folder \"%s\"",
+                            shown_folder(st, dir));
+    }
+    DIR *d = fdopendir(fd);
+    if (d == NULL) {
+        close(fd);
+        return wk_error_sys(err, WK_ERR_IO, errno, "could not open folder \"%s\"",
+                            shown_folder(st, dir));
+    }
+    time_t limit = time(NULL) - (time_t)max_age_seconds;
+    for (struct dirent *de = readdir(d); de != NULL; de = readdir(d)) {
+        struct stat sb;
+        /* Only our own temporaries: ".<name>.tmp.<pid>.<n>". */
+        if (de->d_name[0] != '.' || strstr(de->d_name, ".tmp.") == NULL ||
+            fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(sb.st_mode) ||
+            sb.st_mtime > limit)
+            continue;
+        if (unlinkat(dirfd(d), de->d_name, 0) == 0 && removed != NULL)
+            (*removed)++;
+    }
+    closedir(d);
+    return 0;
+}
+
 /* A sink from posix_put_open commits by renaming its temporary; the final name can
  * change until then, within the folder the temporary lives in. */
 static int posix_retarget(wk_storage *base, wk_stage *sink, const char *path, wk_error *err)
@@ -659,6 +704,7 @@ static const wk_storage_ops posix_ops = {
     .remove = posix_remove,
     .free = posix_free,
     .retarget = posix_retarget,
+    .clean_temporaries = posix_clean_temporaries,
 };
 
 int wk_storage_posix_open(const char *root, bool create, wk_storage **out, wk_error *err)

@@ -51,6 +51,12 @@ typedef struct wk_storage_ops {
      * commit to another path in the same folder, decided before its finish. It lets a
      * writer name an object after its content in a single pass. */
     int (*retarget)(wk_storage *st, wk_stage *sink, const char *path, wk_error *err);
+    /* Optional, NULL where writes leave no temporaries: removes the temporaries in
+     * folder dir that no write has touched for max_age_seconds (leftovers of writers
+     * that were killed; a live writer keeps its own fresh), counting them in *removed
+     * (may be NULL). A missing folder is nothing to do. */
+    int (*clean_temporaries)(wk_storage *st, const char *dir, int64_t max_age_seconds,
+                             uint64_t *removed, wk_error *err);
 } wk_storage_ops;
 
 struct wk_storage {
@@ -74,6 +80,9 @@ int wk_storage_put_bytes(wk_storage *st, const char *path, int flags, const void
  * where it does not. */
 bool wk_storage_can_retarget(const wk_storage *st);
 int wk_storage_retarget(wk_storage *st, wk_stage *sink, const char *path, wk_error *err);
+/* The clean_temporaries operation; succeeds doing nothing where the backend has none. */
+int wk_storage_clean_temporaries(wk_storage *st, const char *dir, int64_t max_age_seconds,
+                                 uint64_t *removed, wk_error *err);
 
 /* Opens the POSIX driver on folder root. With create, root (and its parents) are
  * created mode 0700 when missing; without, a missing root is WK_ERR_NOTFOUND. */

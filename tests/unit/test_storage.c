@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "storage.h"
@@ -668,6 +669,43 @@ START_TEST(test_put_bytes)
 }
 END_TEST
 
+START_TEST(test_clean_temporaries)
+{
+    wk_error err = {0};
+    char path[600];
+    uint64_t removed = 99;
+    /* A stale temporary (its writer gone for two hours), a fresh one (a live writer),
+     * a hidden file that is no temporary of ours, and an object. */
+    ck_assert_int_eq(put_text("d/obj", "kept", 0, &err), 0);
+    static const char *const names[] = {".obj.tmp.1.1", ".obj.tmp.2.1", ".hidden"};
+    for (size_t i = 0; i < 3; i++) {
+        repo_file(path, sizeof(path), "d");
+        size_t n = strlen(path);
+        snprintf(path + n, sizeof(path) - n, "/%s", names[i]);
+        ts_write_file(path, "x", 1);
+        if (i == 0) {
+            struct timespec old[2] = {{time(NULL) - 7200, 0}, {time(NULL) - 7200, 0}};
+            ck_assert_int_eq(utimensat(AT_FDCWD, path, old, 0), 0);
+        }
+    }
+    ck_assert_int_eq(wk_storage_clean_temporaries(storage, "d", 3600, &removed, &err), 0);
+    ck_assert_uint_eq(removed, 1);
+    repo_file(path, sizeof(path), "d/.obj.tmp.1.1");
+    ck_assert(access(path, F_OK) != 0);
+    repo_file(path, sizeof(path), "d/.obj.tmp.2.1");
+    ck_assert(access(path, F_OK) == 0);
+    repo_file(path, sizeof(path), "d/.hidden");
+    ck_assert(access(path, F_OK) == 0);
+    assert_text("d/obj", "kept");
+    /* Age 0 takes the fresh one too; a missing folder is nothing to do. */
+    ck_assert_int_eq(wk_storage_clean_temporaries(storage, "d", 0, &removed, &err), 0);
+    ck_assert_uint_eq(removed, 1);
+    ck_assert_int_eq(wk_storage_clean_temporaries(storage, "nowhere", 0, &removed, &err), 0);
+    ck_assert_uint_eq(removed, 0);
+    ck_assert_int_eq(wk_storage_clean_temporaries(storage, "../x", 0, NULL, &err), -1);
+}
+END_TEST
+
 static Suite *storage_suite(void)
 {
     Suite *s = suite_create("storage");
@@ -689,6 +727,7 @@ static Suite *storage_suite(void)
     tcase_add_test(tc, test_disk_full);
     tcase_add_test(tc, test_retarget);
     tcase_add_test(tc, test_put_bytes);
+    tcase_add_test(tc, test_clean_temporaries);
     suite_add_tcase(s, tc);
     return s;
 }
