@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -644,4 +645,141 @@ fail:
 out:
     free(folders);
     return rc;
+}
+
+/* ---- options and restore_command shared by pitr-restore and walkeep drill ------------- */
+
+static int set_target(wk_restore_target *t, wk_target_kind kind, const char *value,
+                      wk_error *err)
+{
+    if (t->kind != WK_TARGET_END)
+        return wk_error_set(err, WK_ERR_USAGE, "give at most one recovery target");
+    t->kind = kind;
+    t->value = value;
+    return 0;
+}
+
+/* The value of option name at items[*i] (--name=VALUE or --name VALUE): 1 and *value set,
+ * 0 when the item is not that option, -1 when the value is missing. */
+static int option_value(const wk_args *args, int *i, const char *name, const char **value,
+                        wk_error *err)
+{
+    const char *item = args->items[*i];
+    size_t n = strlen(name);
+    if (strncmp(item, name, n) != 0 || (item[n] != '=' && item[n] != '\0'))
+        return 0;
+    if (item[n] == '=') {
+        *value = item + n + 1;
+        return 1;
+    }
+    if (*i + 1 >= args->count)
+        return wk_error_set(err, WK_ERR_USAGE, "option \"%s\" requires a value", name);
+    *value = args->items[++*i];
+    return 1;
+}
+
+int wk_restore_target_option(const wk_args *args, int *i, wk_restore_target *t, wk_error *err)
+{
+    const char *v = NULL;
+    int m;
+    if (strcmp(args->items[*i], "--target-immediate") == 0)
+        return set_target(t, WK_TARGET_IMMEDIATE, "immediate", err) == 0 ? 1 : -1;
+    if ((m = option_value(args, i, "--target-time", &v, err)) != 0) {
+        if (m < 0 || set_target(t, WK_TARGET_TIME, v, err) != 0)
+            return -1;
+        if (wk_backup_parse_time(v, &t->time) != 0)
+            return wk_error_set(err, WK_ERR_USAGE, "--target-time takes a time such as "
+                                                   "'2026-11-25 14:03:26+01'");
+    } else if ((m = option_value(args, i, "--target-xid", &v, err)) != 0) {
+        if (m < 0 || set_target(t, WK_TARGET_XID, v, err) != 0)
+            return -1;
+        if (v[0] == '\0' || strspn(v, "0123456789") != strlen(v))
+            return wk_error_set(err, WK_ERR_USAGE, "--target-xid takes a transaction id");
+    } else if ((m = option_value(args, i, "--target-lsn", &v, err)) != 0) {
+        if (m < 0 || set_target(t, WK_TARGET_LSN, v, err) != 0)
+            return -1;
+        if (wk_wal_parse_lsn(v, &t->lsn) != 0)
+            return wk_error_set(err, WK_ERR_USAGE, "--target-lsn takes an LSN such as 0/3000158");
+    } else if ((m = option_value(args, i, "--target-name", &v, err)) != 0) {
+        if (m < 0 || set_target(t, WK_TARGET_NAME, v, err) != 0)
+            return -1;
+    } else if ((m = option_value(args, i, "--target-inclusive", &v, err)) != 0) {
+        if (m < 0)
+            return -1;
+        if (strcmp(v, "true") != 0 && strcmp(v, "false") != 0)
+            return wk_error_set(err, WK_ERR_USAGE, "--target-inclusive takes true or false");
+        t->inclusive = v;
+    } else if ((m = option_value(args, i, "--target-timeline", &v, err)) != 0) {
+        if (m < 0)
+            return -1;
+        t->timeline = v;
+    } else if ((m = option_value(args, i, "--target-action", &v, err)) != 0) {
+        if (m < 0)
+            return -1;
+        if (strcmp(v, "promote") != 0 && strcmp(v, "pause") != 0 && strcmp(v, "shutdown") != 0)
+            return wk_error_set(err, WK_ERR_USAGE,
+                                "--target-action takes promote, pause or shutdown");
+        t->action = v;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+/* Appends arg to a shell command, single-quoted when it holds anything but plain
+ * characters. */
+static void shell_append(char *cmd, size_t size, const char *arg)
+{
+    size_t len = strlen(cmd);
+    bool plain = arg[0] != '\0' && strspn(arg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                              "0123456789_./=:@%+-,") == strlen(arg);
+    if (len > 0 && len + 1 < size)
+        cmd[len++] = ' ';
+    if (plain) {
+        snprintf(cmd + len, size - len, "%s", arg);
+        return;
+    }
+    if (len + 1 < size)
+        cmd[len++] = '\'';
+    for (const char *p = arg; *p != '\0' && len + 5 < size; p++) {
+        if (*p == '\'') {
+            memcpy(cmd + len, "'\\''", 4);
+            len += 4;
+        } else {
+            cmd[len++] = *p;
+        }
+    }
+    if (len + 1 < size)
+        cmd[len++] = '\'';
+    cmd[len] = '\0';
+}
+
+int wk_restore_command_build(const wk_config *cfg, char *cmd, size_t size, wk_error *err)
+{
+    char self[PATH_MAX], path[PATH_MAX + 32], absolute[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n < 0)
+        return wk_error_sys(err, WK_ERR_IO, errno, "could not find this program's folder");
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    if (slash != NULL)
+        *slash = '\0';
+    snprintf(path, sizeof(path), "%s/walkeep-fetch", self);
+    cmd[0] = '\0';
+    shell_append(cmd, size, path);
+    if (cfg->config_file != NULL) {
+        shell_append(cmd, size, "--config");
+        shell_append(cmd, size, realpath(cfg->config_file, absolute) ? absolute : cfg->config_file);
+    }
+    snprintf(path, sizeof(path), "--repo=%s", cfg->repo);
+    shell_append(cmd, size, path);
+    if (cfg->encrypt_key_file != NULL) {
+        const char *key = realpath(cfg->encrypt_key_file, absolute) ? absolute
+                                                                   : cfg->encrypt_key_file;
+        snprintf(path, sizeof(path), "--encrypt-key-file=%s", key);
+        shell_append(cmd, size, path);
+    }
+    shell_append(cmd, size, "%f");
+    shell_append(cmd, size, "%p");
+    return 0;
 }

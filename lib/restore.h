@@ -9,6 +9,7 @@
 
 #include "archive.h"
 #include "backup.h"
+#include "config.h"
 #include "error.h"
 #include "repo.h"
 
@@ -53,6 +54,19 @@ typedef struct wk_restore_plan {
     uint64_t segments;        /* WAL segments proven present */
     char last_segment[WK_WAL_NAME_LEN + 1]; /* the last one needed */
 } wk_restore_plan;
+
+/* Parses the recovery-target option at args->items[*i], if it is one: --target-time,
+ * --target-xid, --target-lsn, --target-name (each as --opt=VALUE or --opt VALUE, then *i
+ * advances past the value), --target-immediate, --target-inclusive, --target-timeline,
+ * --target-action. Returns 1 when it was one (t updated; values point into args), 0
+ * when the item is something else, -1 with WK_ERR_USAGE for a missing or bad value or
+ * a second target. */
+int wk_restore_target_option(const wk_args *args, int *i, wk_restore_target *t, wk_error *err);
+
+/* Writes the restore_command for a restored cluster into cmd: walkeep-fetch from the
+ * folder of the running program, with the same configuration file, repository and key
+ * (absolute paths), then %f %p; every argument shell-quoted when it needs it. */
+int wk_restore_command_build(const wk_config *cfg, char *cmd, size_t size, wk_error *err);
 
 /* Chooses the backup, among the usable ones (recorded, WAL to the stop point archived)
  * when any fits: the named one, else the newest that ended before

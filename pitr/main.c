@@ -34,72 +34,6 @@ static const char usage[] =
 
 static const char *progname = "pitr-restore";
 
-/* Appends ARG to a shell command, quoted when it holds anything but plain characters. */
-static void shell_append(char *cmd, size_t size, const char *arg)
-{
-    size_t len = strlen(cmd);
-    bool plain = arg[0] != '\0' && strspn(arg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                                              "0123456789_./=:@%+-,") == strlen(arg);
-    if (len > 0 && len + 1 < size)
-        cmd[len++] = ' ';
-    if (plain) {
-        snprintf(cmd + len, size - len, "%s", arg);
-        return;
-    }
-    if (len + 1 < size)
-        cmd[len++] = '\'';
-    for (const char *p = arg; *p != '\0' && len + 5 < size; p++) {
-        if (*p == '\'') {
-            memcpy(cmd + len, "'\\''", 4);
-            len += 4;
-        } else {
-            cmd[len++] = *p;
-        }
-    }
-    if (len + 1 < size)
-        cmd[len++] = '\'';
-    cmd[len] = '\0';
-}
-
-/* restore_command: walkeep-fetch beside this program, with the same configuration. */
-static int build_restore_command(const wk_config *cfg, char *cmd, size_t size, wk_error *err)
-{
-    char self[PATH_MAX], path[PATH_MAX + 32], absolute[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (n < 0)
-        return wk_error_sys(err, WK_ERR_IO, errno, "could not find this program's folder");
-    self[n] = '\0';
-    char *slash = strrchr(self, '/');
-    *slash = '\0';
-    snprintf(path, sizeof(path), "%s/walkeep-fetch", self);
-    cmd[0] = '\0';
-    shell_append(cmd, size, path);
-    if (cfg->config_file != NULL) {
-        shell_append(cmd, size, "--config");
-        shell_append(cmd, size, realpath(cfg->config_file, absolute) ? absolute : cfg->config_file);
-    }
-    snprintf(path, sizeof(path), "--repo=%s", cfg->repo);
-    shell_append(cmd, size, path);
-    if (cfg->encrypt_key_file != NULL) {
-        const char *key = realpath(cfg->encrypt_key_file, absolute) ? absolute
-                                                                   : cfg->encrypt_key_file;
-        snprintf(path, sizeof(path), "--encrypt-key-file=%s", key);
-        shell_append(cmd, size, path);
-    }
-    shell_append(cmd, size, "%f");
-    shell_append(cmd, size, "%p");
-    return 0;
-}
-
-static int set_target(wk_restore_target *t, wk_target_kind kind, const char *value)
-{
-    if (t->kind != WK_TARGET_END)
-        return wk_cli_bad_argument(progname, "give at most one recovery target");
-    t->kind = kind;
-    t->value = value;
-    return 0;
-}
-
 /* Starts the restored cluster with pg_ctl and waits until archive recovery is over. */
 static int start_and_wait(const wk_config *cfg, const char *pgdata, wk_error *err)
 {
@@ -182,60 +116,16 @@ int main(int argc, char **argv)
     for (int i = 0; i < args.count; i++) {
         const char *v = NULL;
         int m = 0;
-        wk_restore_target *t = &opt.target;
 #define OPTION(name) ((m = wk_cli_option_value(progname, &args, &i, name, &v)) != 0)
-        if (strcmp(args.items[i], "--target-immediate") == 0) {
-            if (set_target(t, WK_TARGET_IMMEDIATE, "immediate") != 0)
-                goto out;
-        } else if (strcmp(args.items[i], "--start") == 0) {
-            start_server = true;
-        } else if (OPTION("--target-time")) {
-            if (m < 0 || set_target(t, WK_TARGET_TIME, v) != 0)
-                goto out;
-            if (wk_backup_parse_time(v, &t->time) != 0) {
-                wk_cli_bad_argument(progname, "--target-time takes a time such as "
-                                              "'2026-11-25 14:03:26+01'");
-                goto out;
-            }
-        } else if (OPTION("--target-xid")) {
-            if (m < 0 || set_target(t, WK_TARGET_XID, v) != 0)
-                goto out;
-            if (v[0] == '\0' || strspn(v, "0123456789") != strlen(v)) {
-                wk_cli_bad_argument(progname, "--target-xid takes a transaction id");
-                goto out;
-            }
-        } else if (OPTION("--target-lsn")) {
-            if (m < 0 || set_target(t, WK_TARGET_LSN, v) != 0)
-                goto out;
-            if (wk_wal_parse_lsn(v, &t->lsn) != 0) {
-                wk_cli_bad_argument(progname, "--target-lsn takes an LSN such as 0/3000158");
-                goto out;
-            }
-        } else if (OPTION("--target-name")) {
-            if (m < 0 || set_target(t, WK_TARGET_NAME, v) != 0)
-                goto out;
-        } else if (OPTION("--target-inclusive")) {
-            if (m < 0)
-                goto out;
-            if (strcmp(v, "true") != 0 && strcmp(v, "false") != 0) {
-                wk_cli_bad_argument(progname, "--target-inclusive takes true or false");
-                goto out;
-            }
-            t->inclusive = v;
-        } else if (OPTION("--target-timeline")) {
-            if (m < 0)
-                goto out;
-            t->timeline = v;
-        } else if (OPTION("--target-action")) {
-            if (m < 0)
-                goto out;
-            if (strcmp(v, "promote") != 0 && strcmp(v, "pause") != 0 &&
-                strcmp(v, "shutdown") != 0) {
-                wk_cli_bad_argument(progname, "--target-action takes promote, pause or shutdown");
-                goto out;
-            }
-            t->action = v;
-        } else if (OPTION("--backup")) {
+        int target = wk_restore_target_option(&args, &i, &opt.target, &err);
+        if (target < 0) {
+            wk_cli_bad_argument(progname, err.message);
+            goto out;
+        }
+        if (target > 0)
+            continue;
+        if (strcmp(args.items[i], "--start") == 0) {
+            start_server = true;        } else if (OPTION("--backup")) {
             if (m < 0)
                 goto out;
             opt.backup_label = v;
@@ -269,7 +159,7 @@ int main(int argc, char **argv)
                                "PostgreSQL will not start from them until they are chown'ed to "
                                "its user; run pitr-restore as that user instead");
     if (wk_repo_open(&cfg, false, &repo, &err) != 0 ||
-        build_restore_command(&cfg, restore_command, sizeof(restore_command), &err) != 0)
+        wk_restore_command_build(&cfg, restore_command, sizeof(restore_command), &err) != 0)
         goto report;
     opt.restore_command = restore_command;
     clock_gettime(CLOCK_MONOTONIC, &start);
