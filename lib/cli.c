@@ -36,8 +36,13 @@ int wk_cli_bad_argument(const char *progname, const char *what)
 {
     wk_error err = {0};
     wk_error_set(&err, WK_ERR_USAGE, "%s", what);
-    wk_error_hint(&err, "try \"%s --help\" for more information", progname);
-    wk_log_error(&err);
+    return wk_cli_usage_error(progname, &err);
+}
+
+int wk_cli_usage_error(const char *progname, wk_error *err)
+{
+    wk_error_hint(err, "try \"%s --help\" for more information", progname);
+    wk_log_error(err);
     return -1;
 }
 

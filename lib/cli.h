@@ -21,6 +21,9 @@ int wk_cli_start(const char *progname, const char *usage, wk_log_level default_l
  * returns -1. */
 int wk_cli_bad_argument(const char *progname, const char *what);
 
+/* The same for a usage error already in err (adds the --help hint); returns -1. */
+int wk_cli_usage_error(const char *progname, wk_error *err);
+
 /* Matches args->items[*i] against option `name` ("--label"), in the forms --name=VALUE
  * and --name VALUE (then *i advances past the value). Returns 1 and sets *value on a
  * match, 0 when the item is another option or argument, -1 (reported) when the value

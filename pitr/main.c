@@ -119,7 +119,7 @@ int main(int argc, char **argv)
 #define OPTION(name) ((m = wk_cli_option_value(progname, &args, &i, name, &v)) != 0)
         int target = wk_restore_target_option(&args, &i, &opt.target, &err);
         if (target < 0) {
-            wk_cli_bad_argument(progname, err.message);
+            wk_cli_usage_error(progname, &err);
             goto out;
         }
         if (target > 0)
