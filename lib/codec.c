@@ -237,10 +237,10 @@ static wk_stage *pass_new(wk_stage *next, wk_error *err)
  * frame (magic, FLG, BD, header checksum, blocks, end mark, content checksum) that
  * `lz4 -d` reads; memory is one round in and one bounded round out (about 2 MiB). */
 #define LZ4_BATCH (12 * LZ4_SLICE) /* the helper's batch; this thread's is a third of it */
-#define LZ4_FLG 0x64 /* version 01, independent blocks, content checksum */
+#define LZ4_FLG 0x74 /* version 01, independent blocks, block and content checksums */
 #define LZ4_BD 0x40  /* block maximum size 64 KiB */
 #define LZ4_UNCOMPRESSED 0x80000000u
-#define LZ4_BATCH_BOUND (LZ4_BATCH + (LZ4_BATCH / LZ4_SLICE) * (4 + LZ4_SLICE / 255 + 16))
+#define LZ4_BATCH_BOUND (LZ4_BATCH + (LZ4_BATCH / LZ4_SLICE) * (8 + LZ4_SLICE / 255 + 16))
 #define LZ4HC_LEVEL_MIN 3
 
 typedef struct lz4_batch {
@@ -268,7 +268,9 @@ static void put_le32(uint8_t *p, uint32_t v)
 }
 
 /* Compresses one batch into blocks of at most LZ4_SLICE bytes each; a block that does
- * not shrink is stored as it is, as the format allows. Runs on either thread. */
+ * not shrink is stored as it is, as the format allows. Each block is followed by its
+ * checksum (XXH32 of the stored bytes), so any damage to a block is detected even when
+ * it would decode to the same plaintext. Runs on either thread. */
 static void *lz4_compress_batch(void *arg)
 {
     lz4_batch *b = arg;
@@ -279,14 +281,17 @@ static void *lz4_compress_batch(void *arg)
         char *dst = (char *)b->out + b->out_len + 4;
         int packed = b->level >= LZ4HC_LEVEL_MIN ? LZ4_compress_HC(src, dst, n, n - 1, b->level)
                                                  : LZ4_compress_default(src, dst, n, n - 1);
+        uint32_t stored;
         if (packed <= 0) {
             memcpy(dst, src, (size_t)n);
-            put_le32(b->out + b->out_len, (uint32_t)n | LZ4_UNCOMPRESSED);
-            b->out_len += 4 + (size_t)n;
+            stored = (uint32_t)n;
+            put_le32(b->out + b->out_len, stored | LZ4_UNCOMPRESSED);
         } else {
-            put_le32(b->out + b->out_len, (uint32_t)packed);
-            b->out_len += 4 + (size_t)packed;
+            stored = (uint32_t)packed;
+            put_le32(b->out + b->out_len, stored);
         }
+        put_le32((uint8_t *)dst + stored, XXH32(dst, stored, 0));
+        b->out_len += 4 + (size_t)stored + 4;
     }
     return NULL;
 }
