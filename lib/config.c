@@ -22,7 +22,8 @@ typedef enum key_type {
     KEY_INT,      /* integer in [min, max] */
     KEY_URI_STYLE,/* path | host, stored as a string */
     KEY_LOG_LEVEL,
-    KEY_DURATION  /* PostgreSQL time units, stored as int milliseconds */
+    KEY_DURATION, /* PostgreSQL time units, stored as int milliseconds */
+    KEY_SIZE      /* PostgreSQL memory units, stored as int bytes in [min, max] */
 } key_type;
 
 typedef struct key_def {
@@ -54,6 +55,8 @@ static const key_def keys[] = {
     {"s3_access_key", KEY_STRING, FIELD(s3_access_key), 0, 0, 1},
     {"s3_secret_key", KEY_STRING, FIELD(s3_secret_key), 0, 0, 1},
     {"s3_ca_file", KEY_STRING, FIELD(s3_ca_file), 0, 0, 0},
+    {"s3_part_size", KEY_SIZE, FIELD(s3_part_size), 1024 * 1024, 1024 * 1024 * 1024, 0},
+    {"s3_parallel", KEY_INT, FIELD(s3_parallel), 1, 64, 0},
     {"log_level", KEY_LOG_LEVEL, FIELD(log_level), 0, 0, 0},
     {"retry_timeout", KEY_DURATION, FIELD(retry_timeout_ms), 0, INT_MAX, 0},
 };
@@ -88,15 +91,15 @@ static const char *default_path(void)
 
 /* ---- value parsers ----------------------------------------------------------- */
 
-int wk_config_parse_duration(const char *text, int64_t *ms)
+typedef struct unit_def {
+    const char *unit;
+    int64_t factor;
+} unit_def;
+
+/* A whole number followed by one of the units (exact spelling); 0 or -1. */
+static int parse_with_units(const char *text, const unit_def *units, size_t unit_count,
+                            int64_t *out)
 {
-    static const struct {
-        const char *unit;
-        int64_t factor;
-    } units[] = {
-        {"", 1000}, {"ms", 1}, {"s", 1000}, {"min", 60 * 1000},
-        {"h", 60 * 60 * 1000}, {"d", 24 * 60 * 60 * 1000},
-    };
     if (text == NULL || !isdigit((unsigned char)text[0]))
         return -1;
     int64_t number = 0;
@@ -108,16 +111,33 @@ int wk_config_parse_duration(const char *text, int64_t *ms)
         number = number * 10 + digit;
         p++;
     }
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+    for (size_t i = 0; i < unit_count; i++) {
         if (strcmp(p, units[i].unit) != 0)
             continue;
         if (number > INT64_MAX / units[i].factor)
             return -1;
-        if (ms != NULL)
-            *ms = number * units[i].factor;
+        if (out != NULL)
+            *out = number * units[i].factor;
         return 0;
     }
     return -1;
+}
+
+int wk_config_parse_duration(const char *text, int64_t *ms)
+{
+    static const unit_def units[] = {
+        {"", 1000}, {"ms", 1}, {"s", 1000}, {"min", 60 * 1000},
+        {"h", 60 * 60 * 1000}, {"d", 24 * 60 * 60 * 1000},
+    };
+    return parse_with_units(text, units, sizeof(units) / sizeof(units[0]), ms);
+}
+
+int wk_config_parse_size(const char *text, int64_t *bytes)
+{
+    static const unit_def units[] = {
+        {"", 1}, {"B", 1}, {"kB", 1024}, {"MB", 1024 * 1024}, {"GB", 1024 * 1024 * 1024},
+    };
+    return parse_with_units(text, units, sizeof(units) / sizeof(units[0]), bytes);
 }
 
 int wk_config_parse_compress(const char *text, wk_compress *out)
@@ -212,6 +232,12 @@ static int bad_value(const key_def *key, const char *value, const source *src, w
                       "e.g. \"30s\" (a bare number is seconds), at most %dms.",
                       key->max);
         break;
+    case KEY_SIZE:
+        wk_error_hint(err,
+                      "Must be a whole number with an optional unit B, kB, MB or GB, e.g. "
+                      "\"16MB\" (a bare number is bytes), from %dkB to %dkB.",
+                      key->min / 1024, key->max / 1024);
+        break;
     case KEY_STRING:
         break;
     }
@@ -270,6 +296,13 @@ static int apply_value(wk_config *cfg, const key_def *key, const char *value, co
         if (wk_config_parse_duration(value, &ms) != 0 || ms > key->max)
             return bad_value(key, value, src, err);
         *(int *)(void *)base = (int)ms;
+        return 0;
+    }
+    case KEY_SIZE: {
+        int64_t bytes;
+        if (wk_config_parse_size(value, &bytes) != 0 || bytes < key->min || bytes > key->max)
+            return bad_value(key, value, src, err);
+        *(int *)(void *)base = (int)bytes;
         return 0;
     }
     }
@@ -514,6 +547,8 @@ static int set_defaults(wk_config *cfg, wk_error *err)
     cfg->compress_level = WK_COMPRESS_LEVEL_DEFAULT;
     cfg->log_level = WK_LOG_INFO;
     cfg->retry_timeout_ms = 60 * 1000;
+    cfg->s3_part_size = 8 * 1024 * 1024;
+    cfg->s3_parallel = 4;
     const char *pgdata = getenv("PGDATA");
     if (pgdata != NULL && set_string(&cfg->pgdata, pgdata, err) != 0)
         return -1;

@@ -35,6 +35,8 @@ typedef struct wk_config {
     char *s3_access_key;    /* secret: never logged */
     char *s3_secret_key;    /* secret: never logged */
     char *s3_ca_file;
+    int s3_part_size;       /* bytes; objects larger than this are uploaded in parts; 8 MiB */
+    int s3_parallel;        /* parts uploaded at once; 4 */
     wk_log_level log_level;
     bool log_level_set;     /* true when log_level came from file, env or argv */
     int retry_timeout_ms;   /* how long transient repository errors are retried; 60 s */
@@ -71,6 +73,9 @@ void wk_args_free(wk_args *args);
 /* Parses a duration with PostgreSQL's units ("250ms", "30s", "5min", "2h", "7d"; a bare
  * number is seconds) into milliseconds. Returns 0 or -1. */
 int wk_config_parse_duration(const char *text, int64_t *ms);
+/* Parses a size with PostgreSQL's units ("8MB", "512kB", "1GB"; a bare number or "B" is
+ * bytes) into bytes. Returns 0 or -1. */
+int wk_config_parse_size(const char *text, int64_t *bytes);
 
 /* "lz4", "zstd", "none"; returns 0 or -1. */
 int wk_config_parse_compress(const char *text, wk_compress *out);

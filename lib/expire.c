@@ -648,10 +648,6 @@ static bool folder_not_empty(const wk_error *err)
     return err->sys_errno == ENOTEMPTY || err->sys_errno == EEXIST;
 }
 
-/* Temporaries of a write killed half-way are removed once nothing has written to them
- * for this long; a live writer keeps its own fresh. */
-#define STALE_TEMPORARY_SECONDS 3600
-
 /* Removes every object under dir (sub-folders first), then dir itself. */
 static int remove_tree(wk_repo *repo, const char *dir, wk_expire_plan *plan, wk_error *err)
 {
@@ -666,10 +662,10 @@ static int remove_tree(wk_repo *repo, const char *dir, wk_expire_plan *plan, wk_
     for (size_t i = 0; i < t.dir_count; i++)
         if (remove_tree(repo, t.dirs[i], plan, err) != 0)
             goto out;
-    for (size_t i = 0; i < t.file_count; i++)
-        if (wk_storage_remove(repo->storage, t.files[i], err) != 0)
-            goto out;
-    if (wk_storage_clean_temporaries(repo->storage, dir, STALE_TEMPORARY_SECONDS, NULL, err) != 0)
+    if (wk_storage_remove_many(repo->storage, (const char *const *)t.files, t.file_count, err) != 0)
+        goto out;
+    /* Temporaries of writes killed half-way (untouched for an hour, or whose writer is gone). */
+    if (wk_storage_clean_temporaries(repo->storage, dir, WK_STORAGE_STALE_SECONDS, NULL, err) != 0)
         goto out;
     if (wk_storage_remove(repo->storage, dir, err) != 0) {
         if (!folder_not_empty(err))
@@ -716,11 +712,10 @@ int wk_expire_execute(wk_repo *repo, wk_expire_plan *plan, wk_expire_done_cb don
             rc = remove_labelled(repo, "dumps", a->label, WK_DUMP_RECORD, plan, err);
             break;
         case WK_EXPIRE_WAL:
-            for (size_t j = 0; j < a->object_count && rc == 0; j++) {
-                rc = wk_storage_remove(repo->storage, a->objects[j], err);
-                if (rc != 0)
-                    wk_error_prefix(err, "could not remove WAL object \"%s\"", a->objects[j]);
-            }
+            rc = wk_storage_remove_many(repo->storage, (const char *const *)a->objects,
+                                        a->object_count, err);
+            if (rc != 0)
+                wk_error_prefix(err, "could not remove WAL of timeline %u", a->tli);
             break;
         }
         if (rc != 0)
@@ -731,7 +726,7 @@ int wk_expire_execute(wk_repo *repo, wk_expire_plan *plan, wk_expire_done_cb don
     for (size_t i = 0; i < plan->wal_folder_count; i++) {
         char dir[32];
         snprintf(dir, sizeof(dir), "wal/%s", plan->wal_folders[i]);
-        if (wk_storage_clean_temporaries(repo->storage, dir, STALE_TEMPORARY_SECONDS, NULL,
+        if (wk_storage_clean_temporaries(repo->storage, dir, WK_STORAGE_STALE_SECONDS, NULL,
                                          err) != 0)
             return -1;
         if (wk_storage_remove(repo->storage, dir, err) != 0) {

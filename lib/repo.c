@@ -2,14 +2,75 @@
  * checks, and the encode (fingerprint, compress, encrypt) / decode pipelines. */
 #include "repo.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "codec.h"
+#include "storage_s3.h"
 
 #define META_MAX_BYTES 4096
+
+/* A bucket name as S3 allows it: 3 to 63 lower-case letters, digits, '.' and '-'. */
+static bool valid_bucket(const char *name, size_t len)
+{
+    if (len < 3 || len > 63)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!islower((unsigned char)name[i]) && !isdigit((unsigned char)name[i]) &&
+            name[i] != '.' && name[i] != '-')
+            return false;
+    return true;
+}
+
+/* Opens the S3 driver on "s3://bucket[/prefix]": the bucket must exist already (walkeep
+ * never creates buckets); the prefix is a folder inside it. */
+static int open_s3(const wk_config *cfg, wk_storage **out, wk_error *err)
+{
+    const char *spec = cfg->repo + 5;
+    const char *slash = strchr(spec, '/');
+    size_t bucket_len = slash != NULL ? (size_t)(slash - spec) : strlen(spec);
+    char bucket[64], prefix[512];
+    if (!valid_bucket(spec, bucket_len)) {
+        wk_error_set(err, WK_ERR_CONFIG, "invalid S3 repository \"%s\": bad bucket name", cfg->repo);
+        wk_error_hint(err, "write it as s3://bucket/prefix, the bucket name in lower case "
+                           "(3 to 63 letters, digits, dots and hyphens)");
+        return -1;
+    }
+    snprintf(bucket, sizeof(bucket), "%.*s", (int)bucket_len, spec);
+    const char *p = slash != NULL ? slash + 1 : "";
+    size_t plen = strlen(p);
+    while (plen > 0 && p[plen - 1] == '/')
+        plen--;
+    if (plen >= sizeof(prefix)) {
+        wk_error_set(err, WK_ERR_CONFIG, "invalid S3 repository \"%s\": prefix too long", cfg->repo);
+        return -1;
+    }
+    snprintf(prefix, sizeof(prefix), "%.*s", (int)plen, p);
+    if (prefix[0] != '\0' && wk_storage_check_path(prefix, err) != 0) {
+        wk_error_set(err, WK_ERR_CONFIG, "invalid S3 repository \"%s\": bad prefix", cfg->repo);
+        wk_error_hint(err, "the prefix is a folder path: no empty, \".\" or \"..\" components");
+        return -1;
+    }
+    bool host_style = cfg->s3_uri_style != NULL ? strcmp(cfg->s3_uri_style, "host") == 0
+                                                : cfg->s3_endpoint == NULL;
+    wk_storage_s3_options opt = {
+        .s3 = {.endpoint = cfg->s3_endpoint,
+               .region = cfg->s3_region,
+               .bucket = bucket,
+               .host_style = host_style,
+               .access_key = cfg->s3_access_key,
+               .secret_key = cfg->s3_secret_key,
+               .ca_file = cfg->s3_ca_file,
+               .retry_timeout_ms = cfg->retry_timeout_ms},
+        .prefix = prefix,
+        .part_size = cfg->s3_part_size > 0 ? (size_t)cfg->s3_part_size : WK_S3_PART_SIZE_DEFAULT,
+        .parallel = cfg->s3_parallel > 0 ? cfg->s3_parallel : WK_S3_PARALLEL_DEFAULT,
+    };
+    return wk_storage_s3_open(&opt, out, err);
+}
 
 int wk_repo_open(const wk_config *cfg, bool create, wk_repo **out, wk_error *err)
 {
@@ -19,11 +80,8 @@ int wk_repo_open(const wk_config *cfg, bool create, wk_repo **out, wk_error *err
         wk_error_hint(err, "set \"repo\" in the configuration file or pass --repo=DIR");
         return -1;
     }
-    if (strncmp(cfg->repo, "s3://", 5) == 0) {
-        wk_error_set(err, WK_ERR_CONFIG, "S3 repositories are not supported by this build");
-        return -1;
-    }
-    if (cfg->repo[0] != '/') {
+    bool s3 = strncmp(cfg->repo, "s3://", 5) == 0;
+    if (!s3 && cfg->repo[0] != '/') {
         wk_error_set(err, WK_ERR_CONFIG, "repository path \"%s\" is not absolute", cfg->repo);
         wk_error_hint(err, "archive_command and restore_command run in the data directory; "
                            "give the repository as an absolute path");
@@ -55,7 +113,8 @@ int wk_repo_open(const wk_config *cfg, bool create, wk_repo **out, wk_error *err
     }
     if (cfg->encrypt_key_file != NULL && wk_key_load(cfg->encrypt_key_file, &repo->key, err) != 0)
         goto fail;
-    if (wk_storage_posix_open(cfg->repo, create, &repo->storage, err) != 0)
+    if ((s3 ? open_s3(cfg, &repo->storage, err)
+            : wk_storage_posix_open(cfg->repo, create, &repo->storage, err)) != 0)
         goto fail;
     *out = repo;
     return 0;

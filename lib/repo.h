@@ -34,9 +34,10 @@ typedef struct wk_repo {
     char suffix[16];     /* ".<codec extension>" plus ".enc" when encrypted */
 } wk_repo;
 
-/* Opens the repository the configuration names (cfg->repo: an absolute folder path;
- * s3:// is refused until the S3 driver exists) and loads its key file, if any. With
- * create, a missing folder is created. WK_ERR_CONFIG when repo is unset or relative. */
+/* Opens the repository the configuration names (cfg->repo: an absolute folder path, or
+ * s3://bucket/prefix with the s3_* keys) and loads its key file, if any. With create, a
+ * missing folder is created (an S3 bucket must exist already). WK_ERR_CONFIG when repo is
+ * unset, relative or not a valid s3:// location. */
 int wk_repo_open(const wk_config *cfg, bool create, wk_repo **out, wk_error *err);
 
 /* Accepts NULL. Wipes the key. */

@@ -89,6 +89,24 @@ int wk_storage_clean_temporaries(wk_storage *st, const char *dir, int64_t max_ag
     return st->ops->clean_temporaries(st, dir, max_age_seconds, removed, err);
 }
 
+int wk_storage_list_temporaries(wk_storage *st, const char *dir, wk_storage_temp_cb cb, void *arg,
+                                wk_error *err)
+{
+    if (st->ops->list_temporaries == NULL)
+        return 0;
+    return st->ops->list_temporaries(st, dir, cb, arg, err);
+}
+
+int wk_storage_remove_many(wk_storage *st, const char *const *paths, size_t count, wk_error *err)
+{
+    if (st->ops->remove_many != NULL)
+        return count == 0 ? 0 : st->ops->remove_many(st, paths, count, err);
+    for (size_t i = 0; i < count; i++)
+        if (st->ops->remove(st, paths[i], err) != 0)
+            return -1;
+    return 0;
+}
+
 void wk_storage_free(wk_storage *st)
 {
     if (st != NULL)
@@ -639,6 +657,12 @@ static void posix_free(wk_storage *base)
     free(st);
 }
 
+/* Our own temporaries: ".<name>.tmp.<pid>.<n>". */
+static bool is_temporary_name(const char *name)
+{
+    return name[0] == '.' && strstr(name, ".tmp.") != NULL;
+}
+
 static int posix_clean_temporaries(wk_storage *base, const char *dir, int64_t max_age_seconds,
                                    uint64_t *removed, wk_error *err)
 {
@@ -661,8 +685,7 @@ static int posix_clean_temporaries(wk_storage *base, const char *dir, int64_t ma
     time_t limit = time(NULL) - (time_t)max_age_seconds;
     for (struct dirent *de = readdir(d); de != NULL; de = readdir(d)) {
         struct stat sb;
-        /* Only our own temporaries: ".<name>.tmp.<pid>.<n>". */
-        if (de->d_name[0] != '.' || strstr(de->d_name, ".tmp.") == NULL ||
+        if (!is_temporary_name(de->d_name) ||
             fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(sb.st_mode) ||
             sb.st_mtime > limit)
             continue;
@@ -671,6 +694,66 @@ static int posix_clean_temporaries(wk_storage *base, const char *dir, int64_t ma
     }
     closedir(d);
     return 0;
+}
+
+#define TEMP_WALK_DEPTH 6
+
+/* Calls cb for each temporary below the folder dir_fd (named rel), recursing into
+ * visible folders; takes dir_fd. Returns -1 (err set), 0, or 1 when cb stopped. */
+static int walk_temporaries(int dir_fd, const char *rel, int depth, wk_storage_temp_cb cb,
+                            void *arg, wk_error *err)
+{
+    DIR *d = fdopendir(dir_fd);
+    if (d == NULL) {
+        int e = errno;
+        close(dir_fd);
+        return wk_error_sys(err, WK_ERR_IO, e, "could not open folder \"%s\"", rel);
+    }
+    int rc = 0;
+    time_t now = time(NULL);
+    while (rc == 0) {
+        errno = 0;
+        struct dirent *de = readdir(d);
+        if (de == NULL) {
+            if (errno != 0)
+                rc = wk_error_sys(err, WK_ERR_IO, errno, "could not read folder \"%s\"", rel);
+            break;
+        }
+        const char *name = de->d_name;
+        char path[STORAGE_PATH_MAX];
+        struct stat sb;
+        if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
+            fstatat(dirfd(d), name, &sb, AT_SYMLINK_NOFOLLOW) != 0)
+            continue; /* removed meanwhile */
+        snprintf(path, sizeof(path), "%s%s%s", rel, rel[0] != '\0' ? "/" : "", name);
+        if (is_temporary_name(name) && S_ISREG(sb.st_mode)) {
+            rc = cb(path, (uint64_t)sb.st_size, (int64_t)(now - sb.st_mtime), arg) != 0 ? 1 : 0;
+            continue;
+        }
+        if (!S_ISDIR(sb.st_mode) || name[0] == '.' || depth >= TEMP_WALK_DEPTH)
+            continue;
+        int fd = openat(dirfd(d), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd >= 0)
+            rc = walk_temporaries(fd, path, depth + 1, cb, arg, err);
+    }
+    closedir(d);
+    return rc;
+}
+
+static int posix_list_temporaries(wk_storage *base, const char *dir, wk_storage_temp_cb cb,
+                                  void *arg, wk_error *err)
+{
+    posix_storage *st = (posix_storage *)base;
+    if (dir[0] != '\0' && wk_storage_check_path(dir, err) != 0)
+        return -1;
+    int fd = openat(st->root_fd, dir[0] != '\0' ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return 0;
+        return wk_error_sys(err, read_error_code(errno), errno, "could not open folder \"%s\"",
+                            shown_folder(st, dir));
+    }
+    return walk_temporaries(fd, dir, 0, cb, arg, err) < 0 ? -1 : 0;
 }
 
 /* A sink from posix_put_open commits by renaming its temporary; the final name can
@@ -705,6 +788,7 @@ static const wk_storage_ops posix_ops = {
     .free = posix_free,
     .retarget = posix_retarget,
     .clean_temporaries = posix_clean_temporaries,
+    .list_temporaries = posix_list_temporaries,
 };
 
 int wk_storage_posix_open(const char *root, bool create, wk_storage **out, wk_error *err)

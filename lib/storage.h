@@ -1,5 +1,5 @@
-/* storage: the interface every repository backend implements (POSIX folder now, S3
- * next), and the POSIX driver. Paths are relative to the repository root, '/'-separated. */
+/* storage: the interface every repository backend implements (a POSIX folder, or S3 in
+ * storage_s3), and the POSIX driver. Paths are relative to the repository root, '/'-separated. */
 #ifndef WK_STORAGE_H
 #define WK_STORAGE_H
 
@@ -18,6 +18,17 @@ typedef struct wk_storage_info {
 /* Called once per entry by list; return non-zero to stop listing (list then
  * returns 0). name is relative to the listed folder. */
 typedef int (*wk_storage_list_cb)(const char *name, bool is_dir, uint64_t size, void *arg);
+
+/* Called once per leftover of an unfinished write by list_temporaries: path relative to
+ * the repository root, bytes written so far (0 when unknown), seconds since it was last
+ * written (or started). Return non-zero to stop. */
+typedef int (*wk_storage_temp_cb)(const char *path, uint64_t bytes, int64_t age_seconds,
+                                  void *arg);
+
+/* How long a leftover of an unfinished write must have been left untouched before
+ * anything removes it, when its writer cannot be proved gone (a live writer keeps its
+ * own fresh). */
+#define WK_STORAGE_STALE_SECONDS 3600
 
 /* Flags for put_open. */
 #define WK_PUT_NOREPLACE 0x1 /* fail with WK_ERR_EXISTS if the object already exists */
@@ -57,6 +68,14 @@ typedef struct wk_storage_ops {
      * (may be NULL). A missing folder is nothing to do. */
     int (*clean_temporaries)(wk_storage *st, const char *dir, int64_t max_age_seconds,
                              uint64_t *removed, wk_error *err);
+    /* Optional, NULL where writes leave nothing behind: calls cb for every leftover of an
+     * unfinished write below folder dir, recursively ("" for the whole repository). */
+    int (*list_temporaries)(wk_storage *st, const char *dir, wk_storage_temp_cb cb, void *arg,
+                            wk_error *err);
+    /* Optional, NULL where remove is as good: removes count objects (a missing one is
+     * success), in batches where the backend has batch deletes. On error some may be
+     * gone and others not; each is either whole or gone. */
+    int (*remove_many)(wk_storage *st, const char *const *paths, size_t count, wk_error *err);
 } wk_storage_ops;
 
 struct wk_storage {
@@ -83,6 +102,12 @@ int wk_storage_retarget(wk_storage *st, wk_stage *sink, const char *path, wk_err
 /* The clean_temporaries operation; succeeds doing nothing where the backend has none. */
 int wk_storage_clean_temporaries(wk_storage *st, const char *dir, int64_t max_age_seconds,
                                  uint64_t *removed, wk_error *err);
+
+/* The list_temporaries operation; lists nothing where the backend has none. */
+int wk_storage_list_temporaries(wk_storage *st, const char *dir, wk_storage_temp_cb cb, void *arg,
+                                wk_error *err);
+/* The remove_many operation, or remove called for each path where the backend has none. */
+int wk_storage_remove_many(wk_storage *st, const char *const *paths, size_t count, wk_error *err);
 
 /* Opens the POSIX driver on folder root. With create, root (and its parents) are
  * created mode 0700 when missing; without, a missing root is WK_ERR_NOTFOUND. */

@@ -23,7 +23,6 @@
 #define DUMP_RECORD "dump.json"
 #define DUMP_RECORD_MAX_BYTES (16 * 1024 * 1024)
 #define MISSING_WAL_LISTED_MAX 100 /* per backup; more are summed up in one finding */
-#define TEMP_WALK_DEPTH 6
 
 /* ---- kinds -------------------------------------------------------------------------- */
 
@@ -990,63 +989,64 @@ static int verify_records(verify_ctx *v, const char *top, bool backups, wk_error
 
 /* ---- temporaries -------------------------------------------------------------------- */
 
-/* Hidden ".<name>.tmp.<pid>.<n>" files that killed writes leave behind. The storage
- * interface never lists them, so this looks at the folder itself; only a local
- * repository has them. */
-static int find_temporaries(verify_ctx *v, int dir_fd, const char *rel, int depth, wk_error *err)
+/* What killed writes leave behind (hidden temporary files, S3 multipart uploads): the
+ * storage interface never lists them as objects, so they are asked for separately.
+ * Those no live writer can own (untouched for an hour, or an upload whose writer's
+ * process is gone) are removed; the others are reported. */
+typedef struct temp_list {
+    char **folders;
+    size_t count;
+    bool nomem;
+} temp_list;
+
+static int collect_temp_folder(const char *path, uint64_t bytes, int64_t age_seconds, void *arg)
 {
-    DIR *d = fdopendir(dir_fd);
-    if (d == NULL) {
-        int e = errno;
-        close(dir_fd);
-        return wk_error_sys(err, WK_ERR_IO, e, "could not open folder \"%s\"", rel);
+    (void)bytes;
+    (void)age_seconds;
+    temp_list *l = arg;
+    const char *slash = strrchr(path, '/');
+    size_t len = slash != NULL ? (size_t)(slash - path) : 0;
+    for (size_t i = 0; i < l->count; i++)
+        if (strlen(l->folders[i]) == len && strncmp(l->folders[i], path, len) == 0)
+            return 0;
+    char **grown = realloc(l->folders, (l->count + 1) * sizeof(*grown));
+    char *copy = strndup(path, len);
+    if (grown != NULL)
+        l->folders = grown;
+    if (grown == NULL || copy == NULL) {
+        free(copy);
+        l->nomem = true;
+        return 1;
     }
-    int rc = 0;
-    for (;;) {
-        errno = 0;
-        struct dirent *de = readdir(d);
-        if (de == NULL) {
-            if (errno != 0)
-                rc = wk_error_sys(err, WK_ERR_IO, errno, "could not read folder \"%s\"", rel);
-            break;
-        }
-        const char *name = de->d_name;
-        char path[1024];
-        struct stat sb;
-        if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-            continue;
-        snprintf(path, sizeof(path), "%s%s%s", rel, rel[0] != '\0' ? "/" : "", name);
-        if (fstatat(dirfd(d), name, &sb, AT_SYMLINK_NOFOLLOW) != 0)
-            continue; /* removed meanwhile */
-        if (name[0] == '.' && strstr(name, ".tmp.") != NULL && !S_ISDIR(sb.st_mode)) {
-            add_finding(v, WK_VERIFY_TEMPORARY, path,
-                        "leftover temporary of an interrupted write (%lld bytes); it is never "
-                        "read and may be deleted when no walkeep program is writing",
-                        (long long)sb.st_size);
-            continue;
-        }
-        if (!S_ISDIR(sb.st_mode) || name[0] == '.' || depth >= TEMP_WALK_DEPTH)
-            continue;
-        int fd = openat(dirfd(d), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-            continue; /* removed meanwhile */
-        rc = find_temporaries(v, fd, path, depth + 1, err);
-        if (rc != 0)
-            break;
-    }
-    closedir(d);
-    return rc;
+    l->folders[l->count++] = copy;
+    return 0;
+}
+
+static int report_temporary(const char *path, uint64_t bytes, int64_t age_seconds, void *arg)
+{
+    verify_ctx *v = arg;
+    add_finding(v, WK_VERIFY_TEMPORARY, path,
+                "leftover of an interrupted write (%llu bytes, %lld s old); it is never read "
+                "and is removed once no walkeep program can be writing it",
+                (unsigned long long)bytes, (long long)age_seconds);
+    return 0;
 }
 
 static int check_temporaries(verify_ctx *v, wk_error *err)
 {
-    const char *root = v->repo->location;
-    if (root == NULL || root[0] != '/')
-        return 0; /* not a local folder */
-    int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return wk_error_sys(err, WK_ERR_IO, errno, "could not open repository \"%s\"", root);
-    return find_temporaries(v, fd, "", 0, err);
+    wk_storage *st = v->repo->storage;
+    temp_list l = {0};
+    int rc = wk_storage_list_temporaries(st, "", collect_temp_folder, &l, err);
+    if (rc == 0 && l.nomem)
+        v->nomem = true;
+    for (size_t i = 0; rc == 0 && i < l.count; i++)
+        rc = wk_storage_clean_temporaries(st, l.folders[i], WK_STORAGE_STALE_SECONDS, NULL, err);
+    for (size_t i = 0; i < l.count; i++)
+        free(l.folders[i]);
+    free(l.folders);
+    if (rc == 0 && !v->nomem)
+        rc = wk_storage_list_temporaries(st, "", report_temporary, v, err);
+    return rc;
 }
 
 /* ---- the whole -------------------------------------------------------------------- */

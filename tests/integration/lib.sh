@@ -16,6 +16,10 @@
 #                  traversable by WK_PG_USER)
 #   WK_KEEP_TMP=1  keep the scratch folder at exit (it is always kept, and its
 #                  path printed, when the test failed and this is set)
+#   WK_REPO_KIND   posix (default): repositories are folders under the scratch
+#                  folder; s3: prefixes in a bucket of a throw-away Ceph RADOS
+#                  Gateway (tests/s3/start-s3.sh) that the test starts at first
+#                  use and stops at exit
 #
 # State that must outlive a $(...) subshell (clusters, ports) lives in files
 # under the scratch folder, so every function may be used in a command
@@ -50,6 +54,36 @@
 #   wk_assert_same_file EXPECTED_FILE ACTUAL_FILE MSG   (cmp)
 #   wk_bail MSG                  stops the test now (counts as failed)
 #   wk_done                      prints "N passed, M failed"; exits 1 if any failed
+#
+# Repositories, so that a test is written once for both WK_REPO_KIND: REPO is
+# what wk_repo_new printed, PATH an object path relative to it ("wal/..."). In
+# s3 mode they reach the server through tests/s3/s3tool.py, never through
+# walkeep's own S3 code; walkeep's programs get the keys from the configuration
+# file (wk_repo_conf).
+#   wk_repo_kind                 prints posix or s3
+#   wk_s3_start                  s3: starts the test's S3 server if it does not run
+#                                (wk_repo_new does it; stopped at exit); posix: nothing
+#   wk_repo_new NAME [PARENT]    a fresh repository location (nothing there yet):
+#                                posix PARENT/NAME (default PARENT: a new scratch
+#                                folder), s3 s3://walkeep-test/<test>-<random>/NAME
+#   wk_repo_conf REPO            its configuration lines: "repo = REPO", and in s3
+#                                mode s3_endpoint, s3_region, s3_uri_style, the keys
+#   wk_repo_conf_write FILE REPO [LINE...]   wk_repo_conf and LINEs into FILE,
+#                                owned by postgres, mode 0600
+#   wk_repo_ls [-s] REPO [SUBDIR]   object paths relative to REPO (below SUBDIR),
+#                                sorted, hidden temporaries left out; -s: "SIZE PATH"
+#   wk_repo_cat REPO PATH        the object to stdout
+#   wk_repo_put REPO PATH        stdin to the object (replaced if there)
+#   wk_repo_rm REPO PATH...      removes objects
+#   wk_repo_exists REPO PATH     status 0 if PATH is an object, or a folder holding one
+#   wk_repo_flip REPO PATH       flips the low bit of the object's middle byte
+#   wk_repo_copy REPO NEWREPO    copies the whole repository (NEWREPO from wk_repo_new)
+#   wk_repo_uploads REPO         leftovers of unfinished writes: posix the hidden
+#                                temporaries, s3 the multipart uploads in progress
+#                                ("PATH UPLOADID"); nothing when there is none
+#   wk_repo_drop REPO            removes everything
+#   wk_assert_repo_file REPO PATH MSG / wk_assert_no_repo_file REPO PATH MSG
+#   wk_s3tool ARGS...            s3: tests/s3/s3tool.py against the test's server
 
 set -euo pipefail
 set -E
@@ -224,6 +258,7 @@ wk__exit() {
         done <"$WK_TMP/clusters.tsv"
     fi
     wk__stop_all_clusters
+    ! declare -F wk__s3_stop >/dev/null || wk__s3_stop "$status"
     if [[ ${WK_KEEP_TMP:-0} == 1 ]]; then
         wk__log "scratch folder kept: $WK_TMP"
     else
@@ -563,6 +598,333 @@ wk_assert_same_file() {
         wk_pass "$3"
     else
         wk_fail "$3" "expected $2 to be byte-identical to $1" "got: $out"
+    fi
+}
+
+# ---------------------------------------------------------------------------
+# repositories: a folder (posix) or a prefix in an S3 bucket (s3)
+
+WK_REPO_KIND=${WK_REPO_KIND:-posix}
+case $WK_REPO_KIND in
+posix | s3) ;;
+*) wk__die "WK_REPO_KIND must be posix or s3, not \"$WK_REPO_KIND\"" ;;
+esac
+export WK_REPO_KIND
+WK__SRC=${WALKEEP_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+WK__S3_BUCKET=walkeep-test
+WK__S3_DIR=$WK_TMP/s3 # short: Ceph's admin-socket paths must fit in 107 bytes
+# One prefix per test run, under which every repository of the test lives.
+WK__S3_RUN=$WK_TEST_NAME-$(od -An -tx1 -N4 /dev/urandom | tr -d ' \n')
+
+wk_repo_kind() { printf '%s\n' "$WK_REPO_KIND"; }
+
+# wk_s3_start: in s3 mode, starts the test's S3 server (once: later calls, also
+# from subshells, find it running) on a free port, with a random secret, the
+# bucket walkeep-test and 1 KiB as the smallest multipart part. The exit
+# handler stops it and removes its folder, whether the test passed or not.
+# Does nothing in posix mode.
+wk_s3_start() {
+    [[ $WK_REPO_KIND == s3 ]] || return 0
+    [[ ! -f $WK__S3_DIR.started ]] || return 0
+    if [[ -f $WK__S3_DIR.failed ]]; then
+        wk__log "error: the S3 server failed to start earlier (see above)"
+        return 1
+    fi
+    local port secret log=$WK_TMP/s3-start.log attempt
+    secret=$(od -An -tx1 -N20 /dev/urandom | tr -d ' \n')
+    : >"$WK__S3_DIR.failed" # until it is up; the exit handler stops what did start
+    # A start that fails (a Ceph start-up race, seen rarely: "ceph osd new" refused
+    # with EPERM) is retried twice; start-s3.sh stopped what it had started and kept
+    # its logs, which are moved aside.
+    for attempt in 1 2 3; do
+        port=$(wk__free_port) || return 1
+        if S3_MIN_PART_SIZE=1024 "$WK__SRC/tests/s3/start-s3.sh" "$WK__S3_DIR" "$port" \
+            AKIAWALKEEPTEST "$secret" "$WK__S3_BUCKET" >"$log" 2>&1 </dev/null; then
+            break
+        fi
+        if ((attempt == 3)); then
+            wk__log "error: could not start the S3 server (tests/s3/start-s3.sh), 3 attempts:"
+            tail -n 60 "$log" >&"$WK__STDERR"
+            return 1
+        fi
+        wk__log "warning: starting the S3 server failed (attempt $attempt): $(grep -m 1 'FAILED' "$log" || tail -n 1 "$log"); retrying"
+        mv "$WK__S3_DIR" "$WK__S3_DIR.attempt$attempt" 2>/dev/null || rm -rf "$WK__S3_DIR"
+        mv "$log" "$log.attempt$attempt"
+    done
+    rm -f "$WK__S3_DIR.failed"
+    : >"$WK__S3_DIR.started"
+    wk__log "S3 server: $(grep -m 1 '^S3_ENDPOINT=' "$log" | cut -d= -f2-), $(grep -m 1 -o 'ready in [0-9.]* s' "$log" || true)"
+}
+
+# Loads the server's s3.env (S3_ENDPOINT S3_ACCESS_KEY S3_SECRET_KEY S3_REGION,
+# and S3_CA_FILE if it has one) into this shell; starts the server if need be.
+wk__s3_env() {
+    [[ ${WK__S3_ENV_LOADED:-} != 1 ]] || return 0
+    wk_s3_start || return 1
+    set -a
+    # shellcheck disable=SC1091 # written by start-s3.sh
+    . "$WK__S3_DIR/s3.env" || { set +a; return 1; }
+    set +a
+    WK__S3_ENV_LOADED=1
+}
+
+# Stops the S3 server at exit, after the clusters (an archive_command may still
+# be talking to it). WK_KEEP_TMP=1 keeps its folder; when the test failed, the
+# tail of the radosgw log goes to stderr.
+wk__s3_stop() {
+    [[ -e $WK__S3_DIR.started || -e $WK__S3_DIR.failed ]] || return 0
+    local purge=--purge d
+    for d in "$WK__S3_DIR".attempt*; do # failed starts: normally nothing left to stop
+        [[ ! -d $d ]] || "$WK__SRC/tests/s3/stop-s3.sh" "$d" >/dev/null 2>&1 || true
+    done
+    [[ -d $WK__S3_DIR ]] || return 0
+    if [[ $1 -ne 0 && -f $WK__S3_DIR/log/client.rgw.s3.log ]]; then
+        wk__log "---- radosgw log tail ($WK__S3_DIR/log/client.rgw.s3.log) ----"
+        tail -n 20 "$WK__S3_DIR/log/client.rgw.s3.log" >&2
+    fi
+    [[ ${WK_KEEP_TMP:-0} != 1 ]] || purge=
+    # shellcheck disable=SC2086 # $purge: nothing or one word
+    "$WK__SRC/tests/s3/stop-s3.sh" "$WK__S3_DIR" $purge >"$WK_TMP/s3-stop.log" 2>&1 ||
+        { wk__log "warning: tests/s3/stop-s3.sh $WK__S3_DIR $purge failed:"; cat "$WK_TMP/s3-stop.log" >&2; }
+}
+
+# wk_s3tool ARGS...: tests/s3/s3tool.py against the test's server (s3 mode),
+# for what the wk_repo_* functions do not cover (e.g. upload-start).
+wk_s3tool() {
+    wk__s3_env || return 1
+    python3 "$WK__SRC/tests/s3/s3tool.py" "$@"
+}
+
+wk__is_s3() { [[ $1 == s3://* ]]; }
+
+# wk__s3_loc REPO [PATH]: the s3:// location of PATH in REPO.
+wk__s3_loc() {
+    local repo=${1%/} path=${2:-}
+    path=${path#/}
+    printf '%s\n' "$repo${path:+/$path}"
+}
+
+# wk_repo_new NAME [PARENT]: prints the location of a new, empty repository.
+# posix: PARENT/NAME, not created (PARENT: by default a new scratch folder,
+# owned by postgres); s3: s3://walkeep-test/<test>-<random>/NAME, the server
+# started if it does not run yet. NAME must be unique within the test.
+wk_repo_new() {
+    local name=${1:?repository name} parent=${2:-}
+    if [[ $name == */* || $name == .* ]]; then
+        wk__log "error: bad repository name \"$name\""
+        return 1
+    fi
+    if [[ $WK_REPO_KIND == s3 ]]; then
+        wk_s3_start || return 1
+        printf 's3://%s/%s/%s\n' "$WK__S3_BUCKET" "$WK__S3_RUN" "$name"
+    else
+        [[ -n $parent ]] || parent=$(wk_tmpdir repo) || return 1
+        printf '%s/%s\n' "$parent" "$name"
+    fi
+}
+
+# wk_repo_conf REPO: the configuration-file lines that reach REPO.
+wk_repo_conf() {
+    local repo=${1:?repository}
+    if wk__is_s3 "$repo"; then
+        wk__s3_env || return 1
+    fi
+    printf 'repo = %s\n' "$repo"
+    if wk__is_s3 "$repo"; then
+        printf 's3_endpoint = %s\n' "$S3_ENDPOINT"
+        printf 's3_region = %s\n' "${S3_REGION:-us-east-1}"
+        printf 's3_uri_style = path\n'
+        printf 's3_access_key = %s\n' "$S3_ACCESS_KEY"
+        printf 's3_secret_key = %s\n' "$S3_SECRET_KEY"
+        [[ -z ${S3_CA_FILE:-} ]] || printf 's3_ca_file = %s\n' "$S3_CA_FILE"
+    fi
+}
+
+# wk_repo_conf_write FILE REPO [LINE...]: writes a configuration file for REPO
+# with the extra LINEs, owned by postgres, mode 0600 (it may hold keys).
+wk_repo_conf_write() {
+    local file=${1:?file} repo=${2:?repository} text
+    shift 2
+    text=$(wk_repo_conf "$repo") || return 1
+    (
+        umask 077
+        printf '%s\n' "$text"
+        (($# == 0)) || printf '%s\n' "$@"
+    ) >"$file" || return 1
+    [[ ${#WK__AS_PG[@]} -eq 0 ]] || chown "$WK_PG_USER:" "$file"
+    chmod 0600 "$file"
+}
+
+# wk_repo_ls [-s] REPO [SUBDIR]: the objects of REPO (below SUBDIR), as paths
+# relative to REPO, sorted (LC_ALL=C); -s: "SIZE PATH". Hidden files (walkeep's
+# temporaries: names starting with ".") are left out. A missing folder lists
+# nothing.
+wk_repo_ls() {
+    local sizes=0
+    if [[ ${1:-} == -s ]]; then
+        sizes=1
+        shift
+    fi
+    local repo=${1:?repository} sub=${2:-}
+    sub=${sub#/}
+    sub=${sub%/}
+    if wk__is_s3 "$repo"; then
+        local args=(ls)
+        ((sizes == 0)) || args+=(-l)
+        wk_s3tool "${args[@]}" "$(wk__s3_loc "$repo" "$sub")" |
+            awk -v dir="${sub:+$sub/}" -v sizes="$sizes" '{
+                size = ""; path = $0
+                if (sizes) { n = index($0, " "); size = substr($0, 1, n); path = substr($0, n + 1) }
+                base = path; sub(/.*\//, "", base)
+                if (base !~ /^\./) print size dir path }' |
+            LC_ALL=C sort -k "$((sizes + 1))"
+    else
+        [[ -d $repo/$sub ]] || return 0
+        local fmt='%P\n'
+        ((sizes == 0)) || fmt='%s %P\n'
+        [[ -z $sub ]] || fmt=${fmt/\%P/$sub/%P}
+        (cd "$repo" && find "${sub:-.}" -type f ! -name '.*' -printf "$fmt") |
+            LC_ALL=C sort -k "$((sizes + 1))"
+    fi
+}
+
+# wk_repo_cat REPO PATH: the object's bytes to stdout.
+wk_repo_cat() {
+    local repo=${1:?repository} path=${2:?object path}
+    if wk__is_s3 "$repo"; then
+        wk_s3tool cat "$(wk__s3_loc "$repo" "$path")"
+    else
+        cat -- "$repo/$path"
+    fi
+}
+
+# wk_repo_put REPO PATH: stdin becomes the object, replacing one that is there
+# (posix: written in place, so an existing file keeps its owner and mode; a new
+# one belongs to postgres, mode 0600).
+wk_repo_put() {
+    local repo=${1:?repository} path=${2:?object path}
+    if wk__is_s3 "$repo"; then
+        wk_s3tool put "$(wk__s3_loc "$repo" "$path")"
+    else
+        local f=$repo/$path
+        if [[ ! -e $f ]]; then
+            wk_run_as_postgres mkdir -p -m 0700 "$(dirname "$f")" || return 1
+            (umask 077 && : >"$f") || return 1
+            [[ ${#WK__AS_PG[@]} -eq 0 ]] || chown "$WK_PG_USER:" "$f"
+        fi
+        cat >"$f"
+    fi
+}
+
+# wk_repo_rm REPO PATH...: removes the objects (a missing one is no error).
+wk_repo_rm() {
+    local repo=${1:?repository} p locs=()
+    shift
+    (($# > 0)) || return 0
+    if wk__is_s3 "$repo"; then
+        for p in "$@"; do locs+=("$(wk__s3_loc "$repo" "$p")"); done
+        wk_s3tool rm "${locs[@]}"
+    else
+        for p in "$@"; do locs+=("$repo/$p"); done
+        rm -f -- "${locs[@]}"
+    fi
+}
+
+# wk_repo_exists REPO PATH: status 0 when PATH is an object of REPO, or a folder
+# holding one (s3: a prefix with objects under it); 1 when not; 2 when it could
+# not tell (S3 error).
+wk_repo_exists() {
+    local repo=${1:?repository} path=${2:?object path} st=0 listing
+    if wk__is_s3 "$repo"; then
+        wk_s3tool exists "$(wk__s3_loc "$repo" "$path")" || st=$?
+        ((st == 1)) || return "$st"
+        listing=$(wk_repo_ls "$repo" "$path") || return 2
+        [[ -n $listing ]]
+    else
+        [[ -e $repo/$path ]]
+    fi
+}
+
+# wk_repo_flip REPO PATH: flips the low bit of the byte in the middle of the object.
+wk_repo_flip() {
+    local repo=${1:?repository} path=${2:?object path}
+    if wk__is_s3 "$repo"; then
+        wk_s3tool flip "$(wk__s3_loc "$repo" "$path")"
+    else
+        python3 - "$repo/$path" <<'EOF'
+import os, sys
+with open(sys.argv[1], "r+b") as f:
+    size = os.fstat(f.fileno()).st_size
+    if size == 0:
+        sys.exit("flip: %s is empty" % sys.argv[1])
+    f.seek(size // 2)
+    b = f.read(1)
+    f.seek(size // 2)
+    f.write(bytes([b[0] ^ 1]))
+EOF
+    fi
+}
+
+# wk_repo_copy REPO NEWREPO: copies the whole repository (posix: cp -a; s3: a
+# server-side copy of every object). NEWREPO comes from wk_repo_new.
+wk_repo_copy() {
+    local repo=${1:?repository} new=${2:?new repository}
+    if wk__is_s3 "$repo"; then
+        if ! wk__is_s3 "$new"; then
+            wk__log "error: wk_repo_copy: \"$new\" is not an s3:// location"
+            return 1
+        fi
+        wk_s3tool cp-prefix "$repo" "$new"
+    else
+        cp -a -- "$repo" "$new"
+    fi
+}
+
+# wk_repo_uploads REPO: what unfinished writes left in REPO, one per line: posix
+# the hidden temporaries (".*tmp*", paths relative to REPO), s3 the multipart
+# uploads in progress ("PATH UPLOADID"). Nothing when there is none.
+wk_repo_uploads() {
+    local repo=${1:?repository}
+    if wk__is_s3 "$repo"; then
+        wk_s3tool uploads "$repo"
+    else
+        [[ -d $repo ]] || return 0
+        (cd "$repo" && find . -name '.*tmp*' -printf '%P\n') | LC_ALL=C sort
+    fi
+}
+
+# wk_repo_drop REPO: removes the repository and everything in it (s3: also the
+# multipart uploads in progress).
+wk_repo_drop() {
+    local repo=${1:?repository}
+    if wk__is_s3 "$repo"; then
+        wk_s3tool rm-prefix "$repo"
+    else
+        rm -rf -- "$repo"
+    fi
+}
+
+# wk_assert_repo_file REPO PATH MSG: PATH is an object (or a folder holding one) of REPO.
+wk_assert_repo_file() {
+    local st=0
+    wk_repo_exists "$1" "$2" 2>"$WK_TMP/.repo-exists.err" || st=$?
+    if ((st == 0)); then
+        wk_pass "$3"
+    else
+        wk_fail "$3" "expected $1/$2 to exist" "got: no such object $(cat "$WK_TMP/.repo-exists.err")"
+    fi
+}
+
+# wk_assert_no_repo_file REPO PATH MSG: PATH is neither an object nor a folder of REPO.
+wk_assert_no_repo_file() {
+    local st=0
+    wk_repo_exists "$1" "$2" 2>"$WK_TMP/.repo-exists.err" || st=$?
+    if ((st == 1)); then
+        wk_pass "$3"
+    elif ((st == 0)); then
+        wk_fail "$3" "expected no $1/$2" "got: $(wk_repo_ls "$1" "$2" 2>&1 | head -n 5 || true)"
+    else
+        wk_fail "$3" "could not tell whether $1/$2 exists" "$(cat "$WK_TMP/.repo-exists.err")"
     fi
 }
 

@@ -3,13 +3,14 @@
 # with the Nagios exit codes when the newest backup is too old, when archive_command
 # fails, when the repository belongs to another cluster; the Prometheus textfile parses
 # and holds the expected values; --switch-wal proves archiving end to end.
+# With WK_REPO_KIND=s3 the repositories are on S3 (lib.sh).
 source "$(dirname "$0")/lib.sh"
 
 ARCHIVE=$(wk_bin walkeep-archive)
 BASEBACKUP=$(wk_bin walkeep-basebackup)
 WALKEEP=$(wk_bin walkeep)
 work=$(wk_tmpdir work)
-repo=$work/repo
+repo=$(wk_repo_new repo "$work")
 conf=$work/walkeep.conf
 prom=$work/metrics/walkeep.prom
 as_pg() { wk_run_as_postgres "$@"; }
@@ -52,9 +53,9 @@ json_status() { # prints the overall status of check --json output in $WK_OUT
 
 pg=$(wk_cluster_init primary)
 port=$(wk_cluster_port "$pg")
-printf 'repo = %s\npg_conninfo = host=%s port=%s dbname=postgres\npgdata = %s\n' \
-    "$repo" "$(wk_cluster_sockdir "$pg")" "$port" "$pg" >"$conf"
-chown postgres: "$conf"
+wk_repo_conf_write "$conf" "$repo" \
+    "pg_conninfo = host=$(wk_cluster_sockdir "$pg") port=$port dbname=postgres" \
+    "pgdata = $pg"
 mkdir -p "$work/metrics"
 chown postgres: "$work/metrics"
 wk_cluster_conf "$pg" "archive_mode = on" "wal_level = replica" \
@@ -85,6 +86,7 @@ wk_assert_eq 1 "$(prom_value walkeep_up)" "walkeep_up 1"
 wk_assert_eq 0 "$(prom_value walkeep_check_status)" "walkeep_check_status 0"
 wk_assert_eq 0 "$(prom_value walkeep_archive_failed_total)" "walkeep_archive_failed_total 0"
 age=$(prom_value walkeep_backup_newest_age_seconds)
+age_at=$(date +%s) # when the backup was $age seconds old
 if [[ $age =~ ^[0-9]+$ ]] && ((age < 60)); then
     wk_pass "the backup age is small ($age s)"
 else
@@ -119,7 +121,7 @@ wk_assert_status 0 "a role without pg_monitor: still OK (the backlog read from p
 wk_assert_contains "$WK_OUT" "^OK: ready: 0 WAL files" "the backlog is counted"
 
 # --- the backup ages ---------------------------------------------------------------------
-stop=$(($(date +%s) - age))
+stop=$((age_at - age))
 while (($(date +%s) - stop < 7)); do sleep 1; done
 wk_assert_status 1 "a backup older than --max-backup-age: WARNING (exit 1)" -- \
     check --max-backup-age=5s
@@ -163,12 +165,14 @@ wk_assert_status 0 "after pg_stat_reset_shared('archiver'): OK" -- check --switc
 
 # --- a repository of another cluster: CRITICAL ----------------------------------------------
 other=$(wk_cluster_init other)
-as_pg "$WALKEEP" init --config "$conf" --pgdata "$other" --repo="$work/otherrepo" >/dev/null 2>&1
+otherrepo=$(wk_repo_new otherrepo "$work")
+as_pg "$WALKEEP" init --config "$conf" --pgdata "$other" --repo="$otherrepo" >/dev/null 2>&1
 wk_assert_status 2 "a repository of another cluster: CRITICAL (exit 2)" -- \
-    check --repo="$work/otherrepo"
+    check --repo="$otherrepo"
 wk_assert_contains "$WK_OUT" "^CRITICAL: repository: the repository belongs to another cluster" \
     "the repository check says so"
-wk_assert_status 2 "a missing repository: CRITICAL (exit 2)" -- check --repo="$work/none"
+none=$(wk_repo_new none "$work")
+wk_assert_status 2 "a missing repository: CRITICAL (exit 2)" -- check --repo="$none"
 wk_assert_contains "$WK_OUT" "^CRITICAL: repository: " "the repository check says why"
 
 wk_done

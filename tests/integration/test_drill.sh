@@ -12,6 +12,7 @@
 #   5. an error half-way (pg_ctl missing) is reported and still cleaned up;
 # and after every run no PostgreSQL process runs on a drill folder, nothing is left in
 # the drill's TMPDIR, and the drill archived nothing into the repository.
+# With WK_REPO_KIND=s3 the repository is on S3 (lib.sh).
 #
 # Run: WALKEEP_BIN=<build dir> bash test_drill.sh
 
@@ -26,15 +27,15 @@ WALKEEP=$(wk_bin walkeep)
 FETCH=$(wk_bin walkeep-fetch) # the drill's restore_command
 : "$FETCH"
 work=$(wk_tmpdir work)
-repo=$work/repo
+repo=$(wk_repo_new repo "$work")
 conf=$work/walkeep.conf
 drilltmp=$(wk_tmpdir drilltmp) # the drills' TMPDIR: must be empty after each run
 
 pg=$(wk_cluster_init primary)
 port=$(wk_cluster_port "$pg")
-printf 'repo = %s\npg_conninfo = host=%s port=%s dbname=postgres\npg_bindir = %s\n' \
-    "$repo" "$(wk_cluster_sockdir "$pg")" "$port" "$WK_PGBIN" >"$conf"
-chown postgres: "$conf" 2>/dev/null || true
+wk_repo_conf_write "$conf" "$repo" \
+    "pg_conninfo = host=$(wk_cluster_sockdir "$pg") port=$port dbname=postgres" \
+    "pg_bindir = $WK_PGBIN"
 wk_cluster_conf "$pg" "archive_mode = on" "wal_level = replica" \
     "archive_command = $(wk_conf_quote "$ARCHIVE --config $conf %p")"
 wk_cluster_start "$pg"
@@ -67,7 +68,14 @@ drill_postmasters() {
             fi
         done
 }
-history_before=$(find "$repo" -name '*.history' | sort | tr '\n' ' ')
+# The timeline history files in the repository (a promoted drill server that archived
+# would add 00000002.history).
+histories() {
+    local all
+    all=$(wk_repo_ls "$repo") || return 1
+    grep -E '(^|/)[0-9A-F]{8}\.history' <<<"$all" | tr '\n' ' ' || true
+}
+history_before=$(histories)
 
 # after_run WHAT: nothing of the drill is left behind.
 after_run() {
@@ -76,7 +84,7 @@ after_run() {
     wk_assert_eq "" "$left" "$1: no process runs on a drill folder"
     wk_assert_eq "" "$(ls -A "$drilltmp")" "$1: the drill's temporary folder is gone"
     # The drill's server must never archive into the repository (it promotes to timeline 2).
-    wk_assert_eq "$history_before" "$(find "$repo" -name '*.history' | sort | tr '\n' ' ')" \
+    wk_assert_eq "$history_before" "$(histories)" \
         "$1: the drill archived nothing into the repository"
 }
 
@@ -141,17 +149,14 @@ wk_assert_eq ok "$(check_json 2>&1)" "--json names the failed check and what it 
 after_run "failed expectation"
 
 # --- 3. a corrupt backup object --------------------------------------------------------
-repo2=$work/repo-corrupt
-cp -a "$repo" "$repo2"
-victim=$(find "$repo2/backups/good" -type f -printf '%s %p\n' | sort -n | tail -n 1 | cut -d' ' -f2-)
-size=$(stat -c %s "$victim")
-offset=$((size / 2))
-byte=$(od -An -tu1 -j "$offset" -N 1 "$victim" | tr -d ' ')
-printf "$(printf '\\%03o' $(((byte ^ 0xff) & 0xff)))" |
-    dd of="$victim" bs=1 seek="$offset" count=1 conv=notrunc status=none
+repo2=$(wk_repo_new repo-corrupt "$work")
+wk_repo_copy "$repo" "$repo2"
+victim=$(wk_repo_ls -s "$repo2" backups/good | sort -n | tail -n 1 | cut -d' ' -f2-)
+wk_repo_flip "$repo2" "$victim"
 conf2=$work/walkeep-corrupt.conf
 sed "s|^repo = .*|repo = $repo2|" "$conf" >"$conf2"
-chown -R postgres: "$repo2" "$conf2" 2>/dev/null || true
+chmod 0600 "$conf2"
+chown postgres: "$conf2" 2>/dev/null || true
 wk_assert_status 1 "the drill fails on a corrupt backup object" -- drill "$conf2"
 cp "$WK_OUT" "$work/run3.out"
 wk_assert_contains "$work/run3.out" '^FAILED +restore: ' "the restore check is the one that failed"

@@ -4,12 +4,13 @@
 # table; --table brings one dropped table back; --globals brings a dropped role back;
 # list --json is oldest first; verify passes, and fails on a flipped byte; a failing
 # pg_dump passes its error on and leaves no dump; an encrypted repository round-trips.
+# With WK_REPO_KIND=s3 the repositories are on S3 (lib.sh).
 source "$(dirname "$0")/lib.sh"
 
 DUMP=$(wk_bin walkeep-dump)
 WALKEEP=$(wk_bin walkeep)
 work=$(wk_tmpdir work)
-repo=$work/repo
+repo=$(wk_repo_new repo "$work")
 conf=$work/walkeep.conf
 as_pg() { wk_run_as_postgres "$@"; }
 dump() { as_pg "$DUMP" --config "$conf" "$@"; }
@@ -17,9 +18,8 @@ dump() { as_pg "$DUMP" --config "$conf" "$@"; }
 pg=$(wk_cluster_init primary)
 port=$(wk_cluster_port "$pg")
 sock=$(wk_cluster_sockdir "$pg")
-printf 'repo = %s\npg_conninfo = host=%s port=%s dbname=postgres\npg_bindir = %s\n' \
-    "$repo" "$sock" "$port" "$WK_PGBIN" >"$conf"
-chown postgres: "$conf"
+wk_repo_conf_write "$conf" "$repo" "pg_conninfo = host=$sock port=$port dbname=postgres" \
+    "pg_bindir = $WK_PGBIN"
 wk_cluster_start "$pg"
 
 # --- the source database ---------------------------------------------------------------
@@ -67,16 +67,19 @@ wk_assert_status 0 "a dump with the default label succeeds" -- dump create --dbn
 default_label=$(cat "$WK_OUT")
 wk_assert_contains "$WK_OUT" '^[0-9]{8}T[0-9]{6}Z-src$' "the default label is <start time>-<database>"
 
-wk_assert_file "$repo/dumps/src-plain/dump.json" "the plain dump has its record"
-wk_assert_eq 1 "$(find "$repo/dumps/src-plain" -name 'dump.sql.*' | wc -l)" "the plain dump is one object"
-wk_assert_eq 1 "$(find "$repo/dumps/src-custom" -name 'dump.custom.*' | wc -l)" "the custom dump is one object"
-wk_assert_eq 1 "$(find "$repo/dumps/globals" -name 'globals.sql.*' | wc -l)" "the globals dump is globals.sql"
-ndir=$(find "$repo/dumps/src-dir/dir" -type f | wc -l)
+# objects DIR ERE: how many objects below DIR of $repo have a name matching ERE.
+objects() { wk_repo_ls "$repo" "$1" | awk -F/ -v re="$2" '$NF ~ re { n++ } END { print n + 0 }'; }
+wk_assert_repo_file "$repo" dumps/src-plain/dump.json "the plain dump has its record"
+wk_assert_eq 1 "$(objects dumps/src-plain '^dump[.]sql[.]')" "the plain dump is one object"
+wk_assert_eq 1 "$(objects dumps/src-custom '^dump[.]custom[.]')" "the custom dump is one object"
+wk_assert_eq 1 "$(objects dumps/globals '^globals[.]sql[.]')" "the globals dump is globals.sql"
+ndir=$(objects dumps/src-dir/dir '')
 wk_assert_ge 4 "$ndir" "the directory dump is stored file by file ($ndir objects)"
-wk_assert_eq 1 "$(find "$repo/dumps/src-dir/dir" -name 'toc.dat.*' | wc -l)" "including toc.dat"
+wk_assert_eq 1 "$(objects dumps/src-dir/dir '^toc[.]dat[.]')" "including toc.dat"
 wk_assert_eq 0 "$(find /tmp -maxdepth 1 -name 'walkeep-dump.*' -newer "$conf" | wc -l)" \
     "the staging folder is removed"
-record_ok=$(python3 - "$repo/dumps/src-dir/dump.json" <<'EOF'
+wk_repo_cat "$repo" dumps/src-dir/dump.json >"$work/src-dir.json" || true
+record_ok=$(python3 - "$work/src-dir.json" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1]))
 assert r["format"] == 1 and r["label"] == "src-dir" and r["database"] == "src"
@@ -140,9 +143,8 @@ for label in src-plain src-custom src-dir globals; do
 done
 wk_assert_contains "$WK_ERR" "intact" "verify says the dump is intact"
 wk_assert_status 0 "a custom dump to damage" -- dump create --dbname src --label damaged
-obj=$(find "$repo/dumps/damaged" -name 'dump.custom.*')
-size=$(stat -c %s "$obj")
-printf '\x55' | dd of="$obj" bs=1 seek=$((size / 2)) conv=notrunc status=none
+obj=$(wk_repo_ls "$repo" dumps/damaged | awk -F/ '$NF ~ /^dump\.custom\./')
+wk_repo_flip "$repo" "$obj"
 wk_assert_status '!0' "verify finds a flipped byte" -- dump verify damaged
 wk_assert_contains "$WK_ERR" 'damaged' "and names the dump"
 wk_psql "$pg" "CREATE DATABASE r_damaged" >/dev/null
@@ -157,7 +159,7 @@ wk_assert_status 1 "a dump of a database that does not exist fails" -- \
     dump create --dbname nosuchdb --label bad
 wk_assert_contains "$WK_ERR" '^pg_dump: error: .*database "nosuchdb" does not exist' "pg_dump's own error is passed on"
 wk_assert_contains "$WK_ERR" '^walkeep-dump: error: pg_dump failed with exit status 1' "and ours says pg_dump failed"
-wk_assert_no_file "$repo/dumps/bad" "no dump (no record, no objects) is left"
+wk_assert_no_repo_file "$repo" dumps/bad "no dump (no record, no objects) is left"
 wk_assert_status 1 "the label of a failed dump is not restorable" -- dump restore bad --dbname r_plain
 wk_assert_status 1 "a label in use is refused" -- dump create --dbname src --label src-plain
 wk_assert_contains "$WK_ERR" 'already exists' "the refusal says why"
@@ -168,13 +170,14 @@ wk_assert_contains "$WK_ERR" 'invalid dump label' "naming the label"
 key=$work/repo.key
 as_pg "$WALKEEP" keygen "$key" 2>/dev/null
 econf=$work/encrypted.conf
-printf 'repo = %s\npg_conninfo = host=%s port=%s dbname=postgres\npg_bindir = %s\nencrypt_key_file = %s\ncompress = lz4\n' \
-    "$work/erepo" "$sock" "$port" "$WK_PGBIN" "$key" >"$econf"
-chown postgres: "$econf"
+erepo=$(wk_repo_new erepo "$work")
+wk_repo_conf_write "$econf" "$erepo" "pg_conninfo = host=$sock port=$port dbname=postgres" \
+    "pg_bindir = $WK_PGBIN" "encrypt_key_file = $key" "compress = lz4"
 edump() { as_pg "$DUMP" --config "$econf" "$@"; }
 wk_assert_status 0 "a custom dump into an encrypted repository" -- edump create --dbname src --label enc
-wk_assert_eq 1 "$(find "$work/erepo/dumps/enc" -name 'dump.custom.lz4.enc' | wc -l)" "its object is encrypted"
-if ! grep -q 'misc' "$work/erepo/dumps/enc/dump.custom.lz4.enc" 2>/dev/null; then
+wk_assert_eq 1 "$(wk_repo_ls "$erepo" dumps/enc | grep -c '/dump\.custom\.lz4\.enc$' || true)" "its object is encrypted"
+wk_repo_cat "$erepo" dumps/enc/dump.custom.lz4.enc >"$work/enc.object" 2>/dev/null || true
+if ! grep -q 'misc' "$work/enc.object" 2>/dev/null; then
     wk_pass "no plaintext in the encrypted object"
 else
     wk_fail "no plaintext in the encrypted object"

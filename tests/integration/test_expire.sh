@@ -10,6 +10,8 @@
 #   3. a point-in-time restore inside the kept window works (restore, start, rows);
 #   4. one to a time before the end of the older kept backup is refused ("before");
 #   5. a second run has nothing to remove.
+# With WK_REPO_KIND=s3 the repository is on S3 (lib.sh), and what expire removed is
+# checked by listing the bucket.
 #
 # Run: WALKEEP_BIN=<build dir> bash test_expire.sh
 
@@ -29,21 +31,17 @@ pitr_bin=$(wk_bin pitr-restore)
 : "$fetch_bin"
 
 work=$(wk_tmpdir walkeep)
-repo=$work/repo
+repo=$(wk_repo_new repo "$work")
 conf=$work/walkeep.conf
-wk_run_as_postgres mkdir -m 0700 "$repo"
+[[ $(wk_repo_kind) != posix ]] || wk_run_as_postgres mkdir -m 0700 "$repo"
 
 pg=$(wk_cluster_init primary)
 port=$(wk_cluster_port "$pg")
 sock=$(wk_cluster_sockdir "$pg")
-{
-    printf 'repo = %s\n' "$repo"
-    printf 'pg_conninfo = %s\n' "$(wk_conf_quote "host=$sock port=$port dbname=postgres")"
-    printf 'pg_bindir = %s\n' "$WK_PGBIN"
-    printf 'retention_full = 2\n'
-} >"$conf"
-[[ ${#WK__AS_PG[@]} -eq 0 ]] || chown "$WK_PG_USER:" "$conf"
-chmod 0600 "$conf"
+wk_repo_conf_write "$conf" "$repo" \
+    "pg_conninfo = $(wk_conf_quote "host=$sock port=$port dbname=postgres")" \
+    "pg_bindir = $WK_PGBIN" \
+    "retention_full = 2"
 
 wk_cluster_conf "$pg" \
     "wal_level = replica" \
@@ -68,13 +66,29 @@ switch_and_wait() {
         "select coalesce(last_archived_wal, '') >= '$seg' from pg_stat_archiver" t || return 1
     printf '%s\n' "$seg"
 }
-# Every file and folder of the repository with its size, sorted.
-listing() { (cd "$repo" && find . -printf '%p %s\n' | LC_ALL=C sort); }
+# Every file and folder of the repository with its size, sorted (s3: every object).
+listing() {
+    if [[ $(wk_repo_kind) == posix ]]; then
+        (cd "$repo" && find . -printf '%p %s\n' | LC_ALL=C sort)
+    else
+        wk_repo_ls -s "$repo"
+    fi
+}
 # The 24-character WAL names of the segment objects in the repository, sorted.
 segments() {
-    find "$repo/wal" -mindepth 2 -type f ! -name '.*' -printf '%f\n' |
+    wk_repo_ls "$repo" wal | awk -F/ 'NF >= 3 { print $NF }' |
         sed -n 's/^\([0-9A-F]\{24\}\)-.*/\1/p' | LC_ALL=C sort -u
 }
+# The backups in the repository (posix: every folder in backups/), sorted.
+backup_folders() {
+    if [[ $(wk_repo_kind) == posix ]]; then
+        find "$repo/backups" -mindepth 1 -maxdepth 1 -printf '%f\n' | LC_ALL=C sort
+    else
+        wk_repo_ls "$repo" backups | cut -d/ -f2 | LC_ALL=C sort -u
+    fi
+}
+# count_wal ERE: how many objects in wal/ have a name matching ERE.
+count_wal() { wk_repo_ls "$repo" wal | awk -F/ -v re="$1" '$NF ~ re { n++ } END { print n + 0 }'; }
 # Start LSN of a backup from walkeep info --json.
 start_lsn() {
     walkeep info --json | python3 -c \
@@ -148,7 +162,7 @@ sed 's/^/#   /' "$WK_OUT"
 wk_assert_contains "$WK_OUT" "^removed backup $b1\$" "2. it says backup $b1 was removed"
 wk_assert_contains "$WK_OUT" "^removed backup $b2\$" "2. it says backup $b2 was removed"
 wk_assert_contains "$WK_OUT" "^removed WAL " "2. it says WAL was removed"
-wk_assert_eq "$b3 $b4" "$(find "$repo/backups" -mindepth 1 -maxdepth 1 -printf '%f\n' | LC_ALL=C sort | tr '\n' ' ' | sed 's/ $//')" \
+wk_assert_eq "$b3 $b4" "$(backup_folders | tr '\n' ' ' | sed 's/ $//')" \
     "2. two backups remain: $b3 and $b4"
 wk_assert_eq "complete complete" \
     "$(walkeep info --json | python3 -c 'import json,sys; print(" ".join(b["status"] for b in json.load(sys.stdin)["backups"]))')" \
@@ -165,9 +179,9 @@ wk_assert_eq 0 "$older" "2. no segment before $b3_seg is left"
 wk_assert_eq "$kept_from" "${#after[@]}" "2. every segment from $b3_seg on is still there (${#after[@]})"
 wk_assert_eq 1 "$(segments | grep -c -x "$b3_seg")" "2. the older kept backup's start segment $b3_seg is there"
 wk_assert_eq 0 "$(segments | grep -c -x "$b1_seg")" "2. the first backup's start segment $b1_seg is gone"
-wk_assert_eq 0 "$(find "$repo/wal" -name "${b1_seg}.*.backup-*" | wc -l)" \
+wk_assert_eq 0 "$(count_wal "^${b1_seg}[.].*[.]backup-")" \
     "2. the first backup's .backup file is gone"
-wk_assert_eq 1 "$(find "$repo/wal" -name "${b3_seg}.*.backup-*" | wc -l)" \
+wk_assert_eq 1 "$(count_wal "^${b3_seg}[.].*[.]backup-")" \
     "2. the older kept backup's .backup file is there"
 
 # ---------------------------------------------------------------------------

@@ -24,6 +24,8 @@
 #      (on another copy), a target LSN past the end of the archive
 #  10. --start: pitr-restore starts the restored cluster itself (once, last,
 #      when the primary is stopped so that its port is free)
+# With WK_REPO_KIND=s3 the repositories are on S3 (lib.sh), with 1 MB parts so that
+# the backups go through multipart uploads.
 #
 # Run: WALKEEP_BIN=<build dir> WALKEEP_SRC=<source dir> bash test_pitr.sh
 
@@ -218,10 +220,10 @@ q() { wk_psql "$restored" "$1" 2>&1 || true; }
 # setup: key, primary, configuration
 
 work=$(wk_tmpdir walkeep)
-repo=$work/repo
+repo=$(wk_repo_new repo "$work")
 key=$work/repo.key
 conf=$work/walkeep.conf
-wk_run_as_postgres mkdir -m 0700 "$repo"
+[[ $(wk_repo_kind) != posix ]] || wk_run_as_postgres mkdir -m 0700 "$repo"
 wk_run_as_postgres "$admin_bin" keygen "$key" >"$work/keygen.log" 2>&1 ||
     { cat "$work/keygen.log" >&2; wk_bail "walkeep keygen failed"; }
 
@@ -231,14 +233,13 @@ sock=$(wk_cluster_sockdir "$pg")
 
 # write_conf FILE REPO
 write_conf() {
-    {
-        printf 'repo = %s\n' "$2"
-        printf 'encrypt_key_file = %s\n' "$key"
-        printf 'pg_conninfo = %s\n' "$(wk_conf_quote "host=$sock port=$port dbname=postgres")"
-        printf 'pg_bindir = %s\n' "$WK_PGBIN"
-    } >"$1"
-    [[ ${#WK__AS_PG[@]} -eq 0 ]] || chown "$WK_PG_USER:" "$1"
-    chmod 0600 "$1"
+    local s3_conf=()
+    [[ $(wk_repo_kind) != s3 ]] || s3_conf=("s3_part_size = 1MB")
+    wk_repo_conf_write "$1" "$2" \
+        "encrypt_key_file = $key" \
+        "pg_conninfo = $(wk_conf_quote "host=$sock port=$port dbname=postgres")" \
+        "pg_bindir = $WK_PGBIN" \
+        "${s3_conf[@]}"
 }
 write_conf "$conf" "$repo"
 
@@ -271,7 +272,7 @@ else
     wk_fail "the default label is the UTC start time" "expected: like 20261125T093012Z" "     got: $b1"
 fi
 [[ -n $b1 && $b1 != */* ]] || wk_bail "unusable backup label \"$b1\""
-wk_assert_file "$repo/backups/$b1" "the backup is stored under backups/<label>/"
+wk_assert_repo_file "$repo" "backups/$b1" "the backup is stored under backups/<label>/"
 
 # The server's backup history file says where it starts and stops; walkeep
 # info must say the same, and the stop segment must already be archived.
@@ -284,7 +285,7 @@ wk_assert_eq "complete $b1_start $b1_stop" \
 b1_stopseg=
 if [[ $b1_stop != "?" ]]; then
     b1_stopseg=$(wk_psql "$pg" "select pg_walfile_name('$b1_stop')")
-    if find "$repo/wal" -name "$b1_stopseg-*" ! -name '.*' | grep -q .; then
+    if wk_repo_ls "$repo" wal | grep -qF -- "/$b1_stopseg-"; then
         wk_pass "when walkeep-basebackup returns, its stop segment $b1_stopseg is archived"
     else
         wk_fail "when walkeep-basebackup returns, its stop segment $b1_stopseg is archived" \
@@ -493,10 +494,11 @@ if ((have_b2)) && restore_and_start r_tl2 "$what" "" \
     wk_psql "$tl2" "drop table t_tl2" >/dev/null
     seg2=$(switch_and_wait "$tl2") || true
     wk_assert_eq 00000002 "${seg2:0:8}" "$what: timeline 2 segments are archived ($seg2)"
-    if find "$repo/wal" -maxdepth 1 -name '00000002.history*' ! -name '.*' | grep -q .; then
+    wal_top=$(wk_repo_ls "$repo" wal | awk -F/ 'NF == 2 { print $2 }')
+    if grep -q '^00000002\.history' <<<"$wal_top"; then
         wk_pass "$what: 00000002.history is in the repository"
     else
-        wk_fail "$what: 00000002.history is in the repository" "$(ls "$repo/wal")"
+        wk_fail "$what: 00000002.history is in the repository" "$wal_top"
     fi
     finish_restored "$what"
 fi
@@ -543,18 +545,18 @@ assert_absent_or_empty "$d" "$what: the data dir is untouched"
 # A segment missing between the first backup and the first target: on a copy
 # of the repository, which keeps the original whole.
 what="8c. missing segment"
-repo_gap=$work/repo-gap
+repo_gap=$(wk_repo_new repo-gap "$work")
 conf_gap=$work/walkeep-gap.conf
-cp -a -- "$repo" "$repo_gap"
+wk_repo_copy "$repo" "$repo_gap"
 write_conf "$conf_gap" "$repo_gap"
 if [[ -n $b1_stopseg && $s1 > $b1_stopseg && $s1 < $last_tl1 ]]; then
     wk_pass "$what: $s1 lies strictly between the backup's stop segment $b1_stopseg and $last_tl1"
 else
     wk_fail "$what: $s1 lies strictly between the backup's stop segment ${b1_stopseg:-?} and $last_tl1"
 fi
-mapfile -t objs < <(find "$repo_gap/wal" -name "$s1-*" ! -name '.*')
+mapfile -t objs < <(wk_repo_ls "$repo_gap" wal | grep -F -- "/$s1-" || true)
 wk_assert_eq 1 "${#objs[@]}" "$what: the repository holds one object for $s1"
-rm -f -- "${objs[@]}"
+wk_repo_rm "$repo_gap" "${objs[@]}"
 d=$(wk_cluster_path r_gap)
 wk_assert_status 1 "$what: pitr-restore exits 1 when $s1 is missing" -- \
     pitr "$conf_gap" "$d" --target-time "$t_a" --target-action=promote
@@ -582,18 +584,14 @@ assert_absent_or_empty "$d" "$what: the data dir is untouched"
 
 # A corrupt backup object: on another copy.
 what="8d. corrupt backup"
-repo_bad=$work/repo-bad
+repo_bad=$(wk_repo_new repo-bad "$work")
 conf_bad=$work/walkeep-bad.conf
-cp -a -- "$repo" "$repo_bad"
+wk_repo_copy "$repo" "$repo_bad"
 write_conf "$conf_bad" "$repo_bad"
-victim=$(find "$repo_bad/backups/$b1" -type f -printf '%s %p\n' | sort -n | tail -n 1 | cut -d' ' -f2-)
+read -r size victim < <(wk_repo_ls -s "$repo_bad" "backups/$b1" | sort -n | tail -n 1) || true
 if [[ -n $victim ]]; then
-    size=$(stat -c %s "$victim")
-    off=$((size / 2))
-    byte=$(od -An -tu1 -j "$off" -N 1 "$victim" | tr -d ' ')
-    # shellcheck disable=SC2059 # the format is the escaped byte
-    printf "$(printf '\\%03o' $((byte ^ 255)))" | dd of="$victim" bs=1 seek="$off" conv=notrunc status=none
-    echo "# flipped the byte at $off of $victim ($size bytes)"
+    wk_repo_flip "$repo_bad" "$victim"
+    echo "# flipped the byte at $((size / 2)) of $repo_bad/$victim ($size bytes)"
     d=$(wk_cluster_path r_bad)
     wk_assert_status 1 "$what: pitr-restore of a backup with a flipped byte exits 1" -- \
         pitr "$conf_bad" "$d" --backup "$b1" --target-immediate --target-action=promote

@@ -5,6 +5,8 @@
 # flipped byte in a WAL object, in a backup object, in a dump object, and a segment
 # deleted in the middle of the timeline: verify exits 1 and names each, in text and in
 # --json. A leftover temporary is only a warning; a bad option is one error line.
+# With WK_REPO_KIND=s3 the repository is on S3 (lib.sh), and the leftover is a multipart
+# upload in progress.
 #
 # Run: WALKEEP_BIN=<build dir> bash test_verify.sh
 
@@ -20,7 +22,7 @@ if [[ -f $WALKEEP_BIN/walkeep-dump ]]; then
     DUMP=$(wk_bin walkeep-dump)
 fi
 work=$(wk_tmpdir work)
-repo=$work/repo
+repo=$(wk_repo_new repo "$work")
 conf=$work/walkeep.conf
 as_pg() { wk_run_as_postgres "$@"; }
 verify() { # REPO [ARGS...]
@@ -37,24 +39,11 @@ switch_and_wait() {
         "SELECT last_archived_wal >= '$seg' FROM pg_stat_archiver" t
 }
 
-# flip FILE: flips the low bit of the byte in the middle of FILE.
-flip() {
-    python3 - "$1" <<'EOF'
-import os, sys
-path = sys.argv[1]
-with open(path, "r+b") as f:
-    size = os.fstat(f.fileno()).st_size
-    f.seek(size // 2)
-    b = f.read(1)
-    f.seek(size // 2)
-    f.write(bytes([b[0] ^ 1]))
-EOF
-}
-
-# copy_repo NAME: a fresh copy of the repository; prints its path.
+# copy_repo NAME: a fresh copy of the repository; prints its location.
 copy_repo() {
-    local c=$work/$1
-    cp -a "$repo" "$c"
+    local c
+    c=$(wk_repo_new "$1" "$work")
+    wk_repo_copy "$repo" "$c"
     printf '%s\n' "$c"
 }
 
@@ -77,9 +66,8 @@ assert_json() {
 
 pg=$(wk_cluster_init primary)
 port=$(wk_cluster_port "$pg")
-printf 'repo = %s\ncompress = lz4\npg_conninfo = host=%s port=%s dbname=postgres\n' \
-    "$repo" "$(wk_cluster_sockdir "$pg")" "$port" >"$conf"
-chown postgres: "$conf"
+wk_repo_conf_write "$conf" "$repo" "compress = lz4" \
+    "pg_conninfo = host=$(wk_cluster_sockdir "$pg") port=$port dbname=postgres"
 wk_cluster_conf "$pg" "archive_mode = on" "wal_level = replica" \
     "archive_command = $(wk_conf_quote "$ARCHIVE --config $conf %p")"
 wk_cluster_start "$pg"
@@ -113,10 +101,10 @@ assert_json "$work/clean.json" 'd["ok"] is True and d["problems"] == [] and d["g
     "--json: ok, no problems, no gaps, objects counted"
 
 # The WAL objects of timeline 1, sorted; the backup's objects.
-mapfile -t segments < <(cd "$repo" && find wal/0000000100000000 -name '000000010000000000000*-*' \
-    ! -name '*.backup-*' ! -name '*.partial-*' | sort)
+mapfile -t segments < <(wk_repo_ls "$repo" wal/0000000100000000 |
+    awk -F/ '$NF ~ /^000000010000000000000.*-/ && $NF !~ /\.backup-/ && $NF !~ /\.partial-/')
 wk_assert_ge 6 "${#segments[@]}" "at least six segments archived"
-mapfile -t backup_objects < <(cd "$repo" && find backups/b1 -name 'base.tar*' | sort)
+mapfile -t backup_objects < <(wk_repo_ls "$repo" backups/b1 | awk -F/ '$NF ~ /^base\.tar/')
 wk_assert_eq 1 "${#backup_objects[@]}" "the backup has its base.tar object"
 
 # ---------------------------------------------------------------------------
@@ -125,7 +113,7 @@ wk_assert_eq 1 "${#backup_objects[@]}" "the backup has its base.tar object"
 mid=$((${#segments[@]} / 2))
 wal_obj=${segments[$((mid - 1))]}
 copy=$(copy_repo flip-wal)
-flip "$copy/$wal_obj"
+wk_repo_flip "$copy" "$wal_obj"
 wk_assert_status 1 "a flipped byte in a WAL object fails verify" -- verify "$copy"
 wk_assert_contains "$WK_OUT" "^corrupt: ${wal_obj//./\\.}: " "the WAL object is named as corrupt"
 wk_assert_contains "$WK_OUT" "^verified [0-9]+ objects \([0-9]+ bytes\): 1 problem$" \
@@ -140,7 +128,7 @@ assert_json "$work/flip-wal.json" "d['ok'] is False and [(p['kind'], p['object']
 
 backup_obj=${backup_objects[0]}
 copy=$(copy_repo flip-backup)
-flip "$copy/$backup_obj"
+wk_repo_flip "$copy" "$backup_obj"
 wk_assert_status 1 "a flipped byte in a backup object fails verify" -- verify "$copy"
 wk_assert_contains "$WK_OUT" "^corrupt: ${backup_obj//./\\.}: " "the backup object is named as corrupt"
 wk_assert_status 1 "--json too" -- verify "$copy" --json
@@ -152,10 +140,10 @@ assert_json "$work/flip-backup.json" "d['ok'] is False and [(p['kind'], p['objec
 # a flipped byte in a dump object
 
 if ((dumped)); then
-    dump_obj=$(cd "$repo" && find dumps -type f ! -name 'dump.json' ! -name '.*' | sort | head -n 1)
+    dump_obj=$(wk_repo_ls "$repo" dumps | awk -F/ '$NF != "dump.json"' | sed -n 1p)
     if [[ -n $dump_obj ]]; then
         copy=$(copy_repo flip-dump)
-        flip "$copy/$dump_obj"
+        wk_repo_flip "$copy" "$dump_obj"
         wk_assert_status 1 "a flipped byte in a dump object fails verify" -- verify "$copy"
         wk_assert_contains "$WK_OUT" "^corrupt: ${dump_obj//./\\.}: " "the dump object is named as corrupt"
         wk_assert_status 1 "--json too" -- verify "$copy" --json
@@ -174,7 +162,7 @@ gone=${segments[$mid]}
 gone_name=$(basename "$gone")
 gone_name=${gone_name%%-*}
 copy=$(copy_repo gap)
-rm "$copy/$gone"
+wk_repo_rm "$copy" "$gone"
 wk_assert_status 1 "a deleted segment fails verify" -- verify "$copy"
 wk_assert_contains "$WK_OUT" "^gap: $gone_name: " "the missing segment is named as a gap"
 wk_assert_status 1 "--json too" -- verify "$copy" --json
@@ -186,18 +174,27 @@ assert_json "$work/gap.json" "d['ok'] is False and d['gaps'] == {'1': ['$gone_na
 # warnings and usage
 
 copy=$(copy_repo temporary)
-printf 'half' >"$copy/wal/0000000100000000/.000000010000000000000042.tmp.4242.0"
-chown postgres: "$copy/wal/0000000100000000/.000000010000000000000042.tmp.4242.0"
+if [[ $(wk_repo_kind) == posix ]]; then
+    # a temporary file of a killed write
+    temp=wal/0000000100000000/.000000010000000000000042.tmp.4242.0
+    printf 'half' >"$copy/$temp"
+    chown postgres: "$copy/$temp"
+else
+    # a multipart upload in progress, one part sent, as a killed write leaves it
+    temp=wal/0000000100000000/000000010000000000000042-half
+    wk_s3tool upload-start "$copy/$temp" 2048 >/dev/null
+fi
 wk_assert_status 0 "a leftover temporary is only a warning" -- verify "$copy"
-wk_assert_contains "$WK_OUT" "^warning: temporary: wal/0000000100000000/\.000000010000000000000042\.tmp\.4242\.0: " \
+wk_assert_contains "$WK_OUT" "^warning: temporary: ${temp//./\\.}: " \
     "the temporary is named"
 wk_assert_contains "$WK_OUT" ": 0 problems, 1 warning$" "the summary counts the warning"
-wk_assert_file "$copy/wal/0000000100000000/.000000010000000000000042.tmp.4242.0" "nothing is deleted"
+wk_assert_eq 1 "$(wk_repo_uploads "$copy" | grep -c -F "$temp" || true)" "nothing is deleted"
 
 wk_assert_status 1 "an unknown option is refused" -- verify "$repo" --bogus
 wk_assert_eq 1 "$(grep -c 'error:' "$WK_ERR")" "with one error line"
 wk_assert_eq "" "$(cat "$WK_OUT")" "and nothing on stdout"
-wk_assert_status 1 "a repository that is not one is an error" -- verify "$work/nothing-here"
+nothing=$(wk_repo_new nothing-here "$work")
+wk_assert_status 1 "a repository that is not one is an error" -- verify "$nothing"
 wk_assert_eq 1 "$(grep -c 'error:' "$WK_ERR")" "with one error line"
 
 wk_done

@@ -126,6 +126,8 @@ START_TEST(test_defaults)
     ck_assert_int_eq(cfg.log_level, WK_LOG_INFO);
     ck_assert(!cfg.log_level_set);
     ck_assert_int_eq(cfg.retry_timeout_ms, 60000);
+    ck_assert_int_eq(cfg.s3_part_size, 8 * 1024 * 1024);
+    ck_assert_int_eq(cfg.s3_parallel, 4);
     ck_assert_ptr_null(cfg.config_file);
     ck_assert(!args.help);
     ck_assert(!args.version);
@@ -397,6 +399,12 @@ static const struct {
     {"retry_timeout", "10x", "unit"},
     {"retry_timeout", "25d", "unit"},
     {"retry_timeout", "", "unit"},
+    {"s3_part_size", "512kB", "from 1024kB to 1048576kB"},
+    {"s3_part_size", "2GB", "from 1024kB to 1048576kB"},
+    {"s3_part_size", "8 MB", "unit B, kB, MB or GB"},
+    {"s3_part_size", "8mb", "unit B, kB, MB or GB"},
+    {"s3_parallel", "0", "between 1 and 64"},
+    {"s3_parallel", "65", "between 1 and 64"},
 };
 
 START_TEST(test_bad_value_file)
@@ -776,6 +784,36 @@ START_TEST(test_durations)
 }
 END_TEST
 
+START_TEST(test_sizes)
+{
+    static const struct {
+        const char *text;
+        int64_t bytes;
+    } good[] = {
+        {"0", 0}, {"100", 100}, {"100B", 100}, {"64kB", 65536}, {"8MB", 8388608},
+        {"2GB", INT64_C(2147483648)},
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        int64_t bytes = -1;
+        ck_assert_msg(wk_config_parse_size(good[i].text, &bytes) == 0, "%s", good[i].text);
+        ck_assert_msg(bytes == good[i].bytes, "%s", good[i].text);
+    }
+    static const char *bad[] = {"", "-1", "8 MB", "8mb", "8KB", "8M", "1.5MB", "MB", "8TB"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int64_t bytes = 42;
+        ck_assert_msg(wk_config_parse_size(bad[i], &bytes) == -1, "accepted \"%s\"", bad[i]);
+        ck_assert_int_eq(bytes, 42);
+    }
+    wk_config cfg;
+    wk_args args;
+    LOAD_OK(&cfg, &args, ARGV("--s3-part-size=16MB", "--s3-parallel", "8"));
+    ck_assert_int_eq(cfg.s3_part_size, 16 * 1024 * 1024);
+    ck_assert_int_eq(cfg.s3_parallel, 8);
+    wk_config_free(&cfg);
+    wk_args_free(&args);
+}
+END_TEST
+
 START_TEST(test_compress_names)
 {
     wk_compress c;
@@ -834,6 +872,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_empty_values);
     tcase_add_test(tc, test_secrets_and_aws);
     tcase_add_test(tc, test_durations);
+    tcase_add_test(tc, test_sizes);
     tcase_add_test(tc, test_compress_names);
     tcase_add_test(tc, test_no_argv);
     suite_add_tcase(s, tc);

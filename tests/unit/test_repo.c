@@ -132,6 +132,13 @@ START_TEST(test_open_config_errors)
     assert_open_fails("relative/repo", WK_ERR_CONFIG);
     assert_open_fails("./repo", WK_ERR_CONFIG);
     assert_open_fails("", WK_ERR_CONFIG);
+    /* S3 locations: bad bucket names and prefixes; a good one without keys. */
+    assert_open_fails("s3://", WK_ERR_CONFIG);
+    assert_open_fails("s3://ab/prefix", WK_ERR_CONFIG);
+    assert_open_fails("s3://Bucket/prefix", WK_ERR_CONFIG);
+    assert_open_fails("s3://bucket_x/prefix", WK_ERR_CONFIG);
+    assert_open_fails("s3://bucket/a//b", WK_ERR_CONFIG);
+    assert_open_fails("s3://bucket/a/../b", WK_ERR_CONFIG);
     assert_open_fails("s3://bucket/prefix", WK_ERR_CONFIG);
     /* Nothing was created for the relative one, wherever the cwd is. */
     ck_assert(!ts_path_exists("relative/repo"));
