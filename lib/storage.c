@@ -657,6 +657,21 @@ static void posix_free(wk_storage *base)
     free(st);
 }
 
+/* Opens folder dir of the repository ("" for the root) into *fd: 0, 1 when it does not
+ * exist (nothing to do), -1 on error. */
+static int open_folder(posix_storage *st, const char *dir, int *fd, wk_error *err)
+{
+    if (dir[0] != '\0' && wk_storage_check_path(dir, err) != 0)
+        return -1;
+    *fd = openat(st->root_fd, dir[0] != '\0' ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (*fd >= 0)
+        return 0;
+    if (errno == ENOENT || errno == ENOTDIR)
+        return 1;
+    return wk_error_sys(err, read_error_code(errno), errno, "could not open folder \"%s\"",
+                        shown_folder(st, dir));
+}
+
 /* Our own temporaries: ".<name>.tmp.<pid>.<n>". */
 static bool is_temporary_name(const char *name)
 {
@@ -667,15 +682,9 @@ static int posix_clean_temporaries(wk_storage *base, const char *dir, int64_t ma
                                    uint64_t *removed, wk_error *err)
 {
     posix_storage *st = (posix_storage *)base;
-    if (dir[0] != '\0' && wk_storage_check_path(dir, err) != 0)
-        return -1;
-    int fd = openat(st->root_fd, dir[0] != '\0' ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOENT || errno == ENOTDIR)
-            return 0;
-        return wk_error_sys(err, read_error_code(errno), errno, "could not open folder \"%s\"",
-                            shown_folder(st, dir));
-    }
+    int fd, opened = open_folder(st, dir, &fd, err);
+    if (opened != 0)
+        return opened < 0 ? -1 : 0;
     DIR *d = fdopendir(fd);
     if (d == NULL) {
         close(fd);
@@ -744,15 +753,9 @@ static int posix_list_temporaries(wk_storage *base, const char *dir, wk_storage_
                                   void *arg, wk_error *err)
 {
     posix_storage *st = (posix_storage *)base;
-    if (dir[0] != '\0' && wk_storage_check_path(dir, err) != 0)
-        return -1;
-    int fd = openat(st->root_fd, dir[0] != '\0' ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOENT || errno == ENOTDIR)
-            return 0;
-        return wk_error_sys(err, read_error_code(errno), errno, "could not open folder \"%s\"",
-                            shown_folder(st, dir));
-    }
+    int fd, opened = open_folder(st, dir, &fd, err);
+    if (opened != 0)
+        return opened < 0 ? -1 : 0;
     return walk_temporaries(fd, dir, 0, cb, arg, err) < 0 ? -1 : 0;
 }
 

@@ -622,7 +622,8 @@ wk_repo_kind() { printf '%s\n' "$WK_REPO_KIND"; }
 # from subshells, find it running) on a free port, with a random secret, the
 # bucket walkeep-test and 1 KiB as the smallest multipart part. The exit
 # handler stops it and removes its folder, whether the test passed or not.
-# Does nothing in posix mode.
+# With WK_S3_TLS=1 it also listens for HTTPS on a second port (S3_TLS_ENDPOINT
+# and S3_CA_FILE, the private CA, in its s3.env). Does nothing in posix mode.
 wk_s3_start() {
     [[ $WK_REPO_KIND == s3 ]] || return 0
     [[ ! -f $WK__S3_DIR.started ]] || return 0
@@ -630,7 +631,7 @@ wk_s3_start() {
         wk__log "error: the S3 server failed to start earlier (see above)"
         return 1
     fi
-    local port secret log=$WK_TMP/s3-start.log attempt
+    local port tls_port secret log=$WK_TMP/s3-start.log attempt
     secret=$(od -An -tx1 -N20 /dev/urandom | tr -d ' \n')
     : >"$WK__S3_DIR.failed" # until it is up; the exit handler stops what did start
     # A start that fails (a Ceph start-up race, seen rarely: "ceph osd new" refused
@@ -638,7 +639,11 @@ wk_s3_start() {
     # its logs, which are moved aside.
     for attempt in 1 2 3; do
         port=$(wk__free_port) || return 1
-        if S3_MIN_PART_SIZE=1024 "$WK__SRC/tests/s3/start-s3.sh" "$WK__S3_DIR" "$port" \
+        tls_port=
+        if [[ ${WK_S3_TLS:-0} == 1 ]]; then
+            tls_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])') || return 1
+        fi
+        if S3_TLS_PORT=$tls_port S3_MIN_PART_SIZE=1024 "$WK__SRC/tests/s3/start-s3.sh" "$WK__S3_DIR" "$port" \
             AKIAWALKEEPTEST "$secret" "$WK__S3_BUCKET" >"$log" 2>&1 </dev/null; then
             break
         fi

@@ -7,12 +7,13 @@
 # mid-download (above 125, no file) and back within the retry time (resumes, identical);
 # a push killed half-way (no object; walkeep verify aborts the orphaned upload); and a
 # restored cluster in archive recovery whose gateway stops (PostgreSQL stops, never
-# promotes; with the gateway back the recovery ends where it should).
+# promotes; with the gateway back the recovery ends where it should); and HTTPS with a
+# private CA: verified with s3_ca_file, refused without it.
 #
 # Run: WALKEEP_BIN=<build dir> bash test_s3_faults.sh   (always on S3)
 
 # shellcheck disable=SC2317 # helpers run through wk_assert_status
-export WK_REPO_KIND=s3
+export WK_REPO_KIND=s3 WK_S3_TLS=1
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -101,6 +102,27 @@ wk_assert_eq 1 "$(objects_of "$repo" "$seg1" | wc -l)" "its object is in the buc
 wk_assert_eq "" "$(wk_repo_uploads "$repo")" "no upload is left in progress"
 
 # ---------------------------------------------------------------------------
+# HTTPS: the certificate is verified, against s3_ca_file for a private CA
+
+tls=$work/tls.conf
+wk_repo_conf_write "$tls" "$repo" "compress = none" "retry_timeout = 3s"
+sed -i "s|^s3_endpoint = .*|s3_endpoint = $S3_TLS_ENDPOINT|; /^s3_ca_file = /d" "$tls"
+echo "s3_ca_file = $S3_CA_FILE" >>"$tls"
+cwd=$(wk_tmpdir recovery) # plays the data directory of a server in archive recovery
+fetch() { (cd "$cwd" && as_pg "$FETCH" "$@"); }
+wk_assert_status 0 "over HTTPS with s3_ca_file, walkeep-fetch works" -- \
+    fetch --config "$tls" "$seg1" "$cwd/out"
+wk_assert_same_file "$segs/$seg1" "$cwd/out" "byte-identical"
+rm -f "$cwd/out"
+sed -i '/^s3_ca_file = /d' "$tls"
+wk_assert_status '>125' "without s3_ca_file the private CA is not trusted: a hard error" -- \
+    fetch --config "$tls" "$seg1" "$cwd/out"
+wk_assert_contains "$WK_ERR" "^walkeep-fetch: hint: .*s3_ca_file" "the hint names s3_ca_file"
+wk_assert_no_file "$cwd/out" "and leaves no file"
+wk_assert_status '!0' "a push is refused too" -- as_pg "$ARCHIVE" --config "$tls" "$segs/$seg2"
+wk_assert_eq 0 "$(objects_of "$repo" "$seg2" | wc -l)" "and stores nothing"
+
+# ---------------------------------------------------------------------------
 # a wrong secret, an unknown bucket
 
 bad=$work/bad-secret.conf
@@ -113,8 +135,6 @@ wk_assert_contains "$WK_ERR" "^walkeep-archive: hint: .*s3_secret_key" "the hint
 wk_assert_eq 1 "$(grep -c ': error: ' "$WK_ERR")" "with one error line"
 wk_assert_not_contains "$WK_ERR" "not-the-secret" "the secret is not printed"
 wk_assert_eq "$before" "$(wk_repo_ls "$repo")" "nothing was written with the wrong secret"
-cwd=$(wk_tmpdir recovery) # plays the data directory of a server in archive recovery
-fetch() { (cd "$cwd" && as_pg "$FETCH" "$@"); }
 wk_assert_status '>125' "walkeep-fetch with a wrong secret is a hard error" -- \
     fetch --config "$bad" "$seg1" "$cwd/out"
 wk_assert_no_file "$cwd/out" "and leaves no file"
