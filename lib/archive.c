@@ -361,6 +361,10 @@ static int fetch_once(wk_repo *repo, const char *name, const char *dest, wk_fetc
         goto out;
     if (wk_storage_get(repo->storage, obj.path, chain, err) != 0 ||
         wk_stage_finish(chain, err) != 0) {
+        /* Listed a moment ago, gone now (removed meanwhile): look again, never answer
+         * "not found" from here, which would end recovery. */
+        if (err->code == WK_ERR_NOTFOUND)
+            err->code = WK_ERR_TRANSIENT;
         wk_error_prefix(err, "could not restore \"%s\" from \"%s\"", name, obj.path);
         goto out;
     }

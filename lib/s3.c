@@ -380,10 +380,13 @@ int wk_s3_xml_next(const char *xml, size_t *pos, const char *name, char *out, si
             dec_len = 1;
             consumed = 1;
         }
-        if (used + dec_len >= size)
+        if (used + dec_len >= size) {
+            if (size > 0)
+                out[0] = '\0'; /* never leave a partial, unterminated copy */
             return wk_error_set(err, WK_ERR_CORRUPT,
                                 "S3 response element <%s> is longer than %zu bytes", name,
                                 size > 0 ? size - 1 : 0);
+        }
         memcpy(out + used, dec, dec_len);
         used += dec_len;
         i += consumed;
@@ -763,12 +766,15 @@ typedef struct s3_call {
     char date_line[48];     /* "x-amz-date:<date>", refreshed per attempt */
     char payload_hex[65];
     bool has_content_type;
+    bool has_range;         /* a "Range: bytes=<range_start>-..." header was given */
+    uint64_t range_start;
     char what[1200];        /* "could not read \"s3://b/k\"" */
 } s3_call;
 
 /* The state of one attempt, shared with curl's callbacks. */
 typedef struct s3_transfer {
     wk_s3 *s3;
+    const s3_call *call;
     const wk_s3_request *req;
     wk_s3_response *resp;
     wk_error *err;
@@ -777,6 +783,9 @@ typedef struct s3_transfer {
     bool body_failed; /* on_body returned -1: err is filled */
     bool too_large;   /* a 2xx body to collect passed S3_BODY_MAX */
     bool nomem;
+    bool has_content_range;       /* of the current answer */
+    uint64_t content_range_start; /* "Content-Range: bytes <start>-..." */
+    bool range_ignored; /* the answer to a Range was not the asked part: nothing passed on */
 } s3_transfer;
 
 static void call_free(s3_call *c)
@@ -933,6 +942,15 @@ static int call_headers(const wk_s3 *s3, const wk_s3_request *req, s3_call *c, w
         c->extra_count++;
         if (strncmp(c->extra[i], "content-type:", 13) == 0)
             c->has_content_type = true;
+        if (strncmp(c->extra[i], "range:bytes=", 12) == 0) {
+            char *end;
+            errno = 0;
+            unsigned long long v = strtoull(c->extra[i] + 12, &end, 10);
+            if (end != c->extra[i] + 12 && *end == '-' && errno == 0) {
+                c->has_range = true;
+                c->range_start = (uint64_t)v;
+            }
+        }
         c->lines[c->line_count++] = c->extra[i];
     }
     snprintf(c->hash_line, sizeof(c->hash_line), "x-amz-content-sha256:%s", c->payload_hex);
@@ -1059,6 +1077,13 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *arg)
     if (len == 0)
         return 0;
     if (success && t->req->on_body != NULL) {
+        /* The answer to a Range must be that part (206 from the asked offset): a server
+         * that ignored it would pass on bytes that are there already. */
+        if (t->call->has_range && (status != 206 || !t->has_content_range ||
+                                   t->content_range_start != t->call->range_start)) {
+            t->range_ignored = true;
+            return 0;
+        }
         if (t->req->on_body(data, len, t->req->on_body_arg, t->err) != 0) {
             t->body_failed = true;
             return 0;
@@ -1094,11 +1119,20 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *arg)
     s3_transfer *t = arg;
     wk_s3_response *r = t->resp;
     size_t len = size * nitems;
-    char value[32];
+    char value[64];
     if (len >= 5 && strncmp(line, "HTTP/", 5) == 0) {
         r->etag[0] = '\0';
         r->has_length = false;
         r->content_length = 0;
+        t->has_content_range = false;
+    } else if (header_value(line, len, "content-range", value, sizeof(value))) {
+        char *end = value;
+        unsigned long long v = 0;
+        errno = 0;
+        if (strncmp(value, "bytes ", 6) == 0 && value[6] >= '0' && value[6] <= '9')
+            v = strtoull(value + 6, &end, 10);
+        t->has_content_range = end != value && *end == '-' && errno == 0;
+        t->content_range_start = t->has_content_range ? (uint64_t)v : 0;
     } else if (header_value(line, len, "content-length", value, sizeof(value))) {
         char *end;
         errno = 0;
@@ -1300,7 +1334,7 @@ static int attempt(wk_s3 *s3, const wk_s3_request *req, s3_call *c, wk_s3_respon
     struct curl_slist *headers = make_headers(req, c, auth);
     if (headers == NULL)
         return wk_error_set(err, WK_ERR_NOMEM, "out of memory");
-    s3_transfer t = {.s3 = s3, .req = req, .resp = resp, .err = err};
+    s3_transfer t = {.s3 = s3, .call = c, .req = req, .resp = resp, .err = err};
     int rc = -1;
     CURLcode cc = set_options(s3, req, c, headers, &t);
     if (cc != CURLE_OK) {
@@ -1316,6 +1350,10 @@ static int attempt(wk_s3 *s3, const wk_s3_request *req, s3_call *c, wk_s3_respon
             wk_error_set(err, WK_ERR_IO, "%s: the body could not be taken", c->what);
     } else if (t.nomem) {
         wk_error_set(err, WK_ERR_NOMEM, "out of memory");
+    } else if (t.range_ignored) {
+        wk_error_set(err, WK_ERR_CORRUPT,
+                     "%s: the server answered HTTP %ld, not the asked part from byte %llu",
+                     c->what, resp->status, (unsigned long long)c->range_start);
     } else if (t.too_large) {
         wk_error_set(err, WK_ERR_IO, "%s: the response is larger than %d bytes", c->what,
                      S3_BODY_MAX);

@@ -74,7 +74,9 @@ void wk_s3_free(wk_s3 *s3);
  * a stalled transfer, HTTP 500, 502, 503, 504, SlowDown, RequestTimeout, InternalError)
  * are retried with exponential backoff and full jitter until retry_timeout_ms is spent,
  * but never once on_body has received bytes: then the caller decides (a GET resumes with
- * a Range from response.delivered). Every retry is logged at level info.
+ * a Range from response.delivered). A request with "Range: bytes=<n>-" passes nothing to
+ * on_body unless the answer is a 206 whose Content-Range starts at n (else WK_ERR_CORRUPT).
+ * Every retry is logged at level info.
  * Returns 0 for a 2xx answer. Otherwise -1 with *response filled as far as it got and err
  * set: WK_ERR_TRANSIENT when transient failures outlasted the retries (or came after body
  * bytes); for an HTTP error, the code and message wk_s3_status_error gives. */

@@ -276,8 +276,16 @@ static int add_context(wk_error *err, const char *what)
  * wk_s3_status_error, anything else (network, a callback) keeps its message behind what. */
 static int send_failed(const wk_s3_response *resp, const char *what, wk_error *err)
 {
-    if (resp->status >= 300)
-        return wk_s3_status_error(resp, what, err);
+    if (resp->status >= 300) {
+        /* Keep wk_s3_send's detail ("Gave up after <n> attempts..."): the new message
+         * only names what failed in our terms. */
+        char detail[sizeof(err->detail)];
+        snprintf(detail, sizeof(detail), "%s", err->detail);
+        wk_s3_status_error(resp, what, err);
+        if (detail[0] != '\0' && err->detail[0] == '\0')
+            wk_error_detail(err, "%s", detail);
+        return -1;
+    }
     return add_context(err, what);
 }
 
@@ -595,6 +603,29 @@ static int read_marker(wk_s3 *c, const s3_storage *st, const char *key, writer_s
 typedef int (*object_fn)(const char *key, bool is_prefix, uint64_t size, time_t mtime, void *arg,
                          wk_error *err);
 
+/* Fetches one page of a listing (a GET of the bucket with params) on client c into *resp,
+ * and makes *scratch (realloc'd) big enough for any block of its body (see xml_block).
+ * Returns the body (never NULL), or NULL with err set and *resp freed. */
+static const char *fetch_page(wk_s3 *c, const wk_s3_param *params, size_t np,
+                              wk_s3_response *resp, char **scratch, const char *what,
+                              wk_error *err)
+{
+    wk_s3_request req = {.method = "GET", .params = params, .param_count = np};
+    if (call(c, &req, resp, what, err) != 0) {
+        wk_s3_response_free(resp);
+        return NULL;
+    }
+    const char *xml = resp->body != NULL ? resp->body : "";
+    free(*scratch);
+    *scratch = malloc(strlen(xml) + 1);
+    if (*scratch == NULL) {
+        wk_s3_response_free(resp);
+        nomem(err);
+        return NULL;
+    }
+    return xml;
+}
+
 /* ListObjectsV2 of everything whose key starts with prefix; with delimited, one level
  * (delimiter '/'). Follows continuation tokens. */
 static int list_objects(s3_storage *st, const char *prefix, bool delimited, object_fn fn,
@@ -618,20 +649,10 @@ static int list_objects(s3_storage *st, const char *prefix, bool delimited, obje
             params[np++] = (wk_s3_param){"continuation-token", token};
         if (st->list_max_keys > 0)
             params[np++] = (wk_s3_param){"max-keys", max_keys};
-        wk_s3_request req = {.method = "GET", .params = params, .param_count = np};
         wk_s3_response resp = {0};
-        if (call(st->s3, &req, &resp, what, err) != 0) {
-            wk_s3_response_free(&resp);
+        const char *xml = fetch_page(st->s3, params, np, &resp, &scratch, what, err);
+        if (xml == NULL)
             goto out;
-        }
-        const char *xml = resp.body != NULL ? resp.body : "";
-        free(scratch);
-        scratch = malloc(strlen(xml) + 1);
-        if (scratch == NULL) {
-            wk_s3_response_free(&resp);
-            nomem(err);
-            goto out;
-        }
         int stop = 0;
         size_t pos = 0;
         while (stop == 0 && xml_block(xml, &pos, "Contents", scratch)) {
@@ -658,11 +679,18 @@ static int list_objects(s3_storage *st, const char *prefix, bool delimited, obje
         bool truncated = false;
         if (stop == 0 && xml_field(xml, "IsTruncated", field, sizeof(field), err) == 1)
             truncated = strcmp(field, "true") == 0;
-        if (stop == 0 && truncated &&
-            xml_field(xml, "NextContinuationToken", token, sizeof(token), err) != 1) {
-            wk_error_set(err, WK_ERR_IO, "%s: truncated listing without a continuation token",
-                         what);
-            stop = -1;
+        /* A truncated page must name a new place to go on from: an empty or repeated
+         * token would restart or repeat the listing forever. */
+        if (stop == 0 && truncated) {
+            char prev[sizeof(token)];
+            memcpy(prev, token, sizeof(prev));
+            if (xml_field(xml, "NextContinuationToken", token, sizeof(token), err) != 1 ||
+                token[0] == '\0' || strcmp(token, prev) == 0) {
+                wk_error_set(err, WK_ERR_IO,
+                             "%s: the server sent a truncated listing without a new continuation "
+                             "token", what);
+                stop = -1;
+            }
         }
         wk_s3_response_free(&resp);
         if (stop < 0) {
@@ -704,20 +732,10 @@ static int list_uploads(s3_storage *st, wk_s3 *c, const char *prefix, upload_fn 
         }
         if (st->list_max_keys > 0)
             params[np++] = (wk_s3_param){"max-uploads", max_uploads};
-        wk_s3_request req = {.method = "GET", .params = params, .param_count = np};
         wk_s3_response resp = {0};
-        if (call(c, &req, &resp, what, err) != 0) {
-            wk_s3_response_free(&resp);
+        const char *xml = fetch_page(c, params, np, &resp, &scratch, what, err);
+        if (xml == NULL)
             goto out;
-        }
-        const char *xml = resp.body != NULL ? resp.body : "";
-        free(scratch);
-        scratch = malloc(strlen(xml) + 1);
-        if (scratch == NULL) {
-            wk_s3_response_free(&resp);
-            nomem(err);
-            goto out;
-        }
         int stop = 0;
         size_t pos = 0;
         while (stop == 0 && xml_block(xml, &pos, "Upload", scratch)) {
@@ -736,15 +754,27 @@ static int list_uploads(s3_storage *st, wk_s3 *c, const char *prefix, upload_fn 
         bool truncated = false;
         if (stop == 0 && xml_field(xml, "IsTruncated", field, sizeof(field), err) == 1)
             truncated = strcmp(field, "true") == 0;
-        if (stop == 0 && truncated &&
-            (xml_field(xml, "NextKeyMarker", key_marker, sizeof(key_marker), err) != 1 ||
-             key_marker[0] == '\0')) {
-            wk_error_set(err, WK_ERR_IO, "%s: truncated upload listing without a marker", what);
-            stop = -1;
+        if (stop == 0 && truncated) {
+            /* As with tokens: the markers must move on, or the listing never ends. */
+            char prev_key[sizeof(key_marker)], prev_id[sizeof(id_marker)];
+            memcpy(prev_key, key_marker, sizeof(prev_key));
+            memcpy(prev_id, id_marker, sizeof(prev_id));
+            if (xml_field(xml, "NextKeyMarker", key_marker, sizeof(key_marker), err) != 1 ||
+                key_marker[0] == '\0') {
+                wk_error_set(err, WK_ERR_IO, "%s: truncated upload listing without a marker",
+                             what);
+                stop = -1;
+            } else {
+                if (xml_field(xml, "NextUploadIdMarker", id_marker, sizeof(id_marker), err) != 1)
+                    id_marker[0] = '\0';
+                if (strcmp(key_marker, prev_key) == 0 && strcmp(id_marker, prev_id) == 0) {
+                    wk_error_set(err, WK_ERR_IO,
+                                 "%s: the server sent a truncated upload listing without new "
+                                 "markers", what);
+                    stop = -1;
+                }
+            }
         }
-        if (stop == 0 && truncated &&
-            xml_field(xml, "NextUploadIdMarker", id_marker, sizeof(id_marker), err) != 1)
-            id_marker[0] = '\0';
         wk_s3_response_free(&resp);
         if (stop < 0) {
             add_context(err, what);
@@ -893,6 +923,8 @@ static int send_part(wk_s3 *c, const s3_sink *s, const part_job *job, char etag[
                          .body_len = job->len};
     wk_s3_response resp = {0};
     int rc = call(c, &req, &resp, what, err);
+    if (rc != 0 && err->code == WK_ERR_NOTFOUND)
+        err->code = WK_ERR_IO; /* NoSuchUpload: removed under us; a put finds nothing absent */
     if (rc == 0) {
         if (resp.etag[0] == '\0')
             rc = wk_error_set(err, WK_ERR_IO, "%s: the server sent no ETag", what);
@@ -965,17 +997,24 @@ static void stop_workers(s3_sink *s, bool abort)
 static void sink_abort(s3_sink *s)
 {
     wk_error ignored = {0};
+    bool aborted = true;
     stop_workers(s, true);
     if (s->upload_id != NULL) {
-        if (abort_upload(s->st->s3, s->key, s->upload_id, s->what, &ignored) != 0)
+        if (abort_upload(s->st->s3, s->key, s->upload_id, s->what, &ignored) != 0) {
+            aborted = false;
             wk_log(WK_LOG_WARNING, "could not abort upload of \"%s\": %s", s->shown,
                    ignored.message);
+        }
         free(s->upload_id);
         s->upload_id = NULL;
     }
+    /* The marker stays with an upload that could not be aborted: it is what lets a later
+     * cleanup see at once that this writer is gone, instead of waiting for the upload to
+     * grow old. */
     if (s->marker_written) {
         wk_error_clear(&ignored);
-        delete_key(s->st->s3, s->marker_key, s->what, &ignored);
+        if (aborted)
+            delete_key(s->st->s3, s->marker_key, s->what, &ignored);
         s->marker_written = false;
     }
 }
@@ -1082,7 +1121,8 @@ static int queue_part(s3_sink *s, wk_error *err)
     if (s->parts >= PARTS_MAX) {
         wk_error_set(err, WK_ERR_IO, "%s: more than %d parts of %zu bytes", s->what, PARTS_MAX,
                      s->st->part_size);
-        wk_error_hint(err, "Raise the part size.");
+        wk_error_hint(err, "raise s3_part_size: one object can have at most %d parts of it",
+                      PARTS_MAX);
         return -1;
     }
     pthread_mutex_lock(&s->mu);
@@ -1342,6 +1382,14 @@ static int complete_multipart(s3_sink *s, wk_error *err)
             wk_error_clear(err);
         } else {
             send_failed(&resp, s->what, err);
+            /* A put has nothing "not found": our upload was removed under us. */
+            if (err->code == WK_ERR_NOTFOUND) {
+                wk_error_set(err, WK_ERR_IO,
+                             "%s: the multipart upload was removed before it was completed",
+                             s->what);
+                wk_error_hint(err, "another program cleaned it up as a leftover; store the "
+                                   "object again");
+            }
             goto out;
         }
     } else if (resp.body != NULL && strstr(resp.body, "<Error>") != NULL) {

@@ -343,6 +343,10 @@ START_TEST(test_xml_next)
     ck_assert_int_eq(wk_s3_xml_next("<Key>abc</Key>", &pos, "Key", out, 3, &err), -1);
     ck_assert_int_eq(err.code, WK_ERR_CORRUPT);
     ck_assert_uint_eq(pos, 0);
+    /* On overflow out is left empty, never a partial copy without its NUL. */
+    memset(out, 'x', sizeof(out));
+    ck_assert_int_eq(wk_s3_xml_next("<Key>abcdef</Key>", &pos, "Key", out, 4, &err), -1);
+    ck_assert_str_eq(out, "");
     pos = 0;
     ck_assert_int_eq(wk_s3_xml_next("<Key>&amp;</Key>", &pos, "Key", out, 1, &err), -1);
 }

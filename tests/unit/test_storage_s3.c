@@ -261,11 +261,17 @@ out:
     return rc;
 }
 
+/* Bytes the last get_data passed into its sink, finished or not. */
+static uint64_t last_get_bytes;
+
 static int get_data(wk_storage *st, const char *path, uint8_t **out, size_t *len, wk_error *err)
 {
     uint8_t *buf = NULL;
     size_t n = 0;
+    last_get_bytes = 0;
     wk_stage *sink = wk_stage_memory_new(16u << 20, &buf, &n, err);
+    ck_assert_ptr_nonnull(sink);
+    sink = wk_stage_count_new(sink, &last_get_bytes, err);
     ck_assert_ptr_nonnull(sink);
     int rc = wk_storage_get(st, path, sink, err);
     if (rc == 0)
@@ -791,7 +797,7 @@ END_TEST
 /* A one-object HTTP server on 127.0.0.1 that breaks the first answer after a third of the
  * body, then answers the resumed request as the scenario says. It checks nothing of the
  * signature. */
-enum { RESUME_OK, RESUME_CHANGED, RESUME_IGNORED, RESUME_NONE };
+enum { RESUME_OK, RESUME_CHANGED, RESUME_IGNORED, RESUME_NONE, RESUME_WRONG_RANGE };
 
 typedef struct fake_server {
     int fd, port, scenario, requests;
@@ -799,6 +805,7 @@ typedef struct fake_server {
     char range[4][128], if_match[4][128];
     const unsigned char *data;
     size_t len;
+    const char *reply; /* when set: the whole answer to every request, whatever the scenario */
 } fake_server;
 
 static void send_all(int fd, const void *buf, size_t len)
@@ -836,7 +843,7 @@ static void header_of(const char *req, const char *name, char *out, size_t size)
 static void *fake_main(void *arg)
 {
     fake_server *f = arg;
-    for (int n = 0; n < 4; n++) {
+    for (int n = 0; n < 4 || (f->reply != NULL && n < 64); n++) {
         struct pollfd pfd = {f->fd, POLLIN, 0};
         if (poll(&pfd, 1, 10000) <= 0)
             break;
@@ -855,12 +862,16 @@ static void *fake_main(void *arg)
                 break;
         }
         req[got] = '\0';
-        header_of(req, "Range", f->range[n], sizeof(f->range[n]));
-        header_of(req, "If-Match", f->if_match[n], sizeof(f->if_match[n]));
+        if (n < 4) {
+            header_of(req, "Range", f->range[n], sizeof(f->range[n]));
+            header_of(req, "If-Match", f->if_match[n], sizeof(f->if_match[n]));
+        }
         f->requests++;
         char head[512];
         size_t cut = f->len / 3;
-        if (n == 0 || f->scenario == RESUME_IGNORED) {
+        if (f->reply != NULL) {
+            send_all(c, f->reply, strlen(f->reply));
+        } else if (n == 0 || f->scenario == RESUME_IGNORED) {
             snprintf(head, sizeof(head),
                      "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\nETag: \"e1\"\r\n"
                      "Connection: close\r\n\r\n", f->len);
@@ -875,24 +886,29 @@ static void *fake_main(void *arg)
             send_all(c, head, strlen(head));
             send_all(c, body, strlen(body));
         } else {
+            /* RESUME_WRONG_RANGE: a 206 of the right length, but from the start. */
+            size_t from = f->scenario == RESUME_WRONG_RANGE ? 0 : cut;
             snprintf(head, sizeof(head),
                      "HTTP/1.1 206 Partial Content\r\nContent-Length: %zu\r\n"
                      "Content-Range: bytes %zu-%zu/%zu\r\nETag: \"e1\"\r\n"
-                     "Connection: close\r\n\r\n", f->len - cut, cut, f->len - 1, f->len);
+                     "Connection: close\r\n\r\n", f->len - cut, from, from + f->len - cut - 1,
+                     f->len);
             send_all(c, head, strlen(head));
-            send_all(c, f->data + cut, f->len - cut);
+            send_all(c, f->data + from, f->len - cut);
         }
         close(c);
     }
     return NULL;
 }
 
-static void fake_start(fake_server *f, int scenario, const unsigned char *data, size_t len)
+static void fake_start_reply(fake_server *f, int scenario, const unsigned char *data, size_t len,
+                             const char *reply)
 {
     memset(f, 0, sizeof(*f));
     f->scenario = scenario;
     f->data = data;
     f->len = len;
+    f->reply = reply;
     f->fd = socket(AF_INET, SOCK_STREAM, 0);
     ck_assert_int_ge(f->fd, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -902,6 +918,11 @@ static void fake_start(fake_server *f, int scenario, const unsigned char *data, 
     ck_assert_int_eq(getsockname(f->fd, (struct sockaddr *)&a, &alen), 0);
     f->port = ntohs(a.sin_port);
     ck_assert_int_eq(pthread_create(&f->thread, NULL, fake_main, f), 0);
+}
+
+static void fake_start(fake_server *f, int scenario, const unsigned char *data, size_t len)
+{
+    fake_start_reply(f, scenario, data, len, NULL);
 }
 
 static void fake_stop(fake_server *f)
@@ -962,9 +983,16 @@ START_TEST(test_get_resumes)
                   err.message);
     ck_assert_int_eq(f.requests, 2);
 
-    /* A server that ignores the Range. */
+    /* A server that ignores the Range: refused before any byte of it reaches the sink. */
     ck_assert_int_eq(fake_get(RESUME_IGNORED, 5000, &f, data, len, &buf, &n, &err), -1);
     ck_assert_msg(err.code == WK_ERR_CORRUPT, "%s", err.message);
+    ck_assert_uint_eq(last_get_bytes, cut);
+
+    /* A 206 from another offset than asked: the same. */
+    ck_assert_int_eq(fake_get(RESUME_WRONG_RANGE, 5000, &f, data, len, &buf, &n, &err), -1);
+    ck_assert_msg(err.code == WK_ERR_CORRUPT, "%s", err.message);
+    ck_assert_uint_eq(last_get_bytes, cut);
+    ck_assert_int_eq(f.requests, 2);
 
     /* No retry budget: the break is reported, transient. */
     ck_assert_int_eq(fake_get(RESUME_NONE, 0, &f, data, len, &buf, &n, &err), -1);
@@ -972,6 +1000,95 @@ START_TEST(test_get_resumes)
     ck_assert_msg(strstr(err.message, "s3://b/p/obj") != NULL, "%s", err.message);
     ck_assert_int_eq(f.requests, 1);
     free(data);
+}
+END_TEST
+
+static int collect_temp_none(const char *path, uint64_t bytes, int64_t age, void *arg)
+{
+    (void)path;
+    (void)bytes;
+    (void)age;
+    (void)arg;
+    return 0;
+}
+
+/* Runs op (0: list "", 1: list_temporaries "") against a server that answers every request
+ * with status and the XML body; returns op's result. */
+static int fake_listing_status(const char *status, const char *body, int op, int retry_ms,
+                               fake_server *f, wk_error *err)
+{
+    static char reply[2048];
+    char endpoint[64];
+    wk_storage_s3_options o;
+    wk_storage *st = NULL;
+    listing l;
+    snprintf(reply, sizeof(reply),
+             "HTTP/1.1 %s\r\nContent-Length: %zu\r\nContent-Type: application/xml\r\n"
+             "Connection: close\r\n\r\n%s", status, strlen(body), body);
+    fake_start_reply(f, RESUME_OK, NULL, 0, reply);
+    snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d", f->port);
+    memset(&o, 0, sizeof(o));
+    o.s3.endpoint = endpoint;
+    o.s3.bucket = "b";
+    o.s3.access_key = "AKIAFAKE";
+    o.s3.secret_key = "fake";
+    o.s3.retry_timeout_ms = retry_ms;
+    o.prefix = "p";
+    ck_assert_int_eq(wk_storage_s3_open(&o, &st, err), 0);
+    memset(&l, 0, sizeof(l));
+    int rc = op == 0 ? wk_storage_list(st, "", "", collect, &l, err)
+                     : wk_storage_list_temporaries(st, "", collect_temp_none, NULL, err);
+    wk_storage_free(st);
+    fake_stop(f);
+    return rc;
+}
+
+static int fake_listing(const char *body, int op, fake_server *f, wk_error *err)
+{
+    return fake_listing_status("200 OK", body, op, 0, f, err);
+}
+
+/* A server whose truncated pages never move on: the listing fails instead of looping. */
+START_TEST(test_list_bad_continuation)
+{
+    wk_error err = {0};
+    fake_server f;
+    const char *same =
+        "<ListBucketResult><IsTruncated>true</IsTruncated><Contents><Key>p/a</Key><Size>1</Size>"
+        "</Contents><NextContinuationToken>t1</NextContinuationToken></ListBucketResult>";
+    ck_assert_int_eq(fake_listing(same, 0, &f, &err), -1);
+    ck_assert_msg(err.code == WK_ERR_IO && strstr(err.message, "continuation") != NULL, "%s",
+                  err.message);
+    ck_assert_int_eq(f.requests, 2);
+
+    const char *empty = "<ListBucketResult><IsTruncated>true</IsTruncated>"
+                        "<NextContinuationToken></NextContinuationToken></ListBucketResult>";
+    ck_assert_int_eq(fake_listing(empty, 0, &f, &err), -1);
+    ck_assert_int_eq(err.code, WK_ERR_IO);
+    ck_assert_int_eq(f.requests, 1);
+
+    const char *uploads = "<ListMultipartUploadsResult><IsTruncated>true</IsTruncated>"
+                          "<NextKeyMarker>p/k</NextKeyMarker><NextUploadIdMarker>u1"
+                          "</NextUploadIdMarker></ListMultipartUploadsResult>";
+    ck_assert_int_eq(fake_listing(uploads, 1, &f, &err), -1);
+    ck_assert_msg(err.code == WK_ERR_IO && strstr(err.message, "markers") != NULL, "%s",
+                  err.message);
+    ck_assert_int_eq(f.requests, 2);
+}
+END_TEST
+
+/* Retries that run out on HTTP errors: the error says so (the detail survives). */
+START_TEST(test_retries_detail)
+{
+    wk_error err = {0};
+    fake_server f;
+    const char *busy = "<Error><Code>SlowDown</Code></Error>";
+    ck_assert_int_eq(fake_listing_status("503 Slow Down", busy, 0, 200, &f, &err), -1);
+    ck_assert_msg(err.code == WK_ERR_TRANSIENT, "%s", err.message);
+    ck_assert_msg(strstr(err.message, "could not list \"s3://b/p/\"") != NULL, "%s",
+                  err.message);
+    ck_assert_msg(strstr(err.detail, "Gave up after") != NULL, "detail: %s", err.detail);
+    ck_assert_int_ge(f.requests, 2);
 }
 END_TEST
 
@@ -985,6 +1102,8 @@ static Suite *storage_s3_suite(void)
     tc = tcase_create("resume");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_get_resumes);
+    tcase_add_test(tc, test_list_bad_continuation);
+    tcase_add_test(tc, test_retries_detail);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("live");
