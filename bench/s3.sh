@@ -12,9 +12,8 @@
 # port and socket folder, no TCP). Everything it started is stopped and its scratch
 # folders removed at exit, also on failure or Ctrl-C.
 #
-# The walkeep side may fail (a build without the S3 driver refuses s3:// repositories):
-# the script then says why ("walkeep: S3 not supported by this build"), leaves walkeep
-# out and still measures pgBackRest, so the two halves can be developed apart.
+# The walkeep side may fail (a broken build, a driver error): the script then says why
+# ("walkeep: <reason>"), leaves walkeep out and still measures pgBackRest.
 #
 # Environment:
 #   BENCH_SEGMENTS=20        timed 16 MiB segments per configuration (push, then fetch)
@@ -164,11 +163,7 @@ WK_REASON=
 wk_disable() { # REASON [LOGFILE]
     [[ $WK == 1 ]] || return 0
     WK=0
-    if [[ -n ${2:-} ]] && grep -q "not supported by this build" "$2" 2>/dev/null; then
-        WK_REASON="S3 not supported by this build"
-    else
-        WK_REASON=$1
-    fi
+    WK_REASON=$1
     log "walkeep: $WK_REASON (the walkeep side is left out; pgBackRest is still measured)"
     if [[ -n ${2:-} && -s $2 ]]; then
         sed 's/^/    /' "$2" | tail -n 20 >&"$bench_stderr"

@@ -2,16 +2,11 @@
  * the WAL chain, the backups' WAL and the timeline history files checked as a whole. */
 #include "verify.h"
 
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "archive.h"
 #include "backup.h"
