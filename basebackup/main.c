@@ -71,6 +71,7 @@ int main(int argc, char **argv)
         }
     }
     options.conninfo = cfg.pg_conninfo;
+    options.pgdata = cfg.pgdata;
     clock_gettime(CLOCK_MONOTONIC, &start);
     options.progress = wk_cli_progress;
     options.progress_arg = &start;

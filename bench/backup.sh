@@ -182,6 +182,7 @@ for r in enc plain; do
         [[ $r == enc ]] && echo "encrypt_key_file = '$scratch/repo.key'"
         echo "pg_conninfo = '$conninfo'"
         echo "pg_bindir = '$PGBIN'"
+        echo "pgdata = '$c/data'" # walkeep-basebackup reads the data files ahead of the server
     } >"$scratch/$r.conf"
     chmod 600 "$scratch/$r.conf"
     chown postgres: "$scratch/$r.conf"

@@ -329,6 +329,7 @@ for r in "${WK_REPOS[@]}"; do
         [[ -n ${BENCH_S3_PARALLEL:-} ]] && echo "s3_parallel = $BENCH_S3_PARALLEL"
         echo "pg_conninfo = '$conninfo'"
         echo "pg_bindir = '$PGBIN'"
+        echo "pgdata = '$c/data'" # walkeep-basebackup reads the data files ahead of the server
     } >"$scratch/wk-$r.conf"
     chmod 600 "$scratch/wk-$r.conf"
     chown postgres: "$scratch/wk-$r.conf"

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,8 +15,16 @@
 
 #include "archive.h"
 #include "json.h"
+#include "log.h"
+#include "readahead.h"
 
 #define RECORD_MAX_BYTES (1024 * 1024)
+/* How far ahead of the server the data files are read: enough to cover a disk's latency
+ * at the server's speed, little enough not to push anything out of the page cache. */
+#define READAHEAD_WINDOW (64u * 1024 * 1024)
+/* How often the repository is asked for a backup's last WAL segment: one listing each
+ * time; the archiver usually stores it a fraction of a second after the backup ends. */
+#define STOP_SEGMENT_POLL_MS 50
 
 void wk_backup_record_free(wk_backup_record *record)
 {
@@ -384,6 +393,7 @@ typedef struct take_state {
     wk_stream_summary summary;
     wk_backup_stream *current;
     PGresult *tablespaces;
+    wk_readahead *readahead; /* NULL when the data directory is not read ahead */
 } take_state;
 
 /* Commits the stream being received, if any, and records what it held. */
@@ -469,6 +479,7 @@ static int receive_archives(PGconn *conn, take_state *ts, const wk_backup_option
             } else {
                 rc = wk_stage_write(ts->sink, buf + 1, (size_t)len - 1, err);
                 received += (uint64_t)len - 1;
+                wk_readahead_progress(ts->readahead, received);
                 if (rc == 0 && opt->progress != NULL)
                     opt->progress(received, total, opt->progress_arg);
             }
@@ -484,6 +495,46 @@ static int receive_archives(PGconn *conn, take_state *ts, const wk_backup_option
             return -1;
     }
     return end_stream(ts, err);
+}
+
+/* The server reads each data file synchronously, one at a time; when the data directory
+ * is on this machine, a thread reads the files just ahead of it, so it finds them in
+ * the page cache. Only for the cluster's own directory: its pg_control starts with the
+ * system identifier. Anything in the way only means no read-ahead. */
+static void start_readahead(take_state *ts, const char *pgdata, uint64_t system_identifier)
+{
+    char path[PATH_MAX];
+    uint64_t id = 0;
+    if (pgdata == NULL || pgdata[0] == '\0')
+        return;
+    snprintf(path, sizeof(path), "%s/global/pg_control", pgdata);
+    FILE *control = fopen(path, "rb");
+    bool same = control != NULL && fread(&id, sizeof(id), 1, control) == 1 &&
+                id == system_identifier;
+    if (control != NULL)
+        fclose(control);
+    if (!same) {
+        wk_log(WK_LOG_DEBUG, "not reading ahead: \"%s\" is not the data directory of system "
+               "%" PRIu64, pgdata, system_identifier);
+        return;
+    }
+    /* The tablespace rows come in the order the archives are sent; the data directory's
+     * own row (no location) is last. */
+    int rows = PQntuples(ts->tablespaces);
+    const char **folders = calloc((size_t)rows + 1, sizeof(*folders));
+    if (folders == NULL)
+        return;
+    size_t count = 0;
+    for (int i = 0; i < rows; i++)
+        if (!PQgetisnull(ts->tablespaces, i, 1) && PQgetvalue(ts->tablespaces, i, 1)[0] != '\0')
+            folders[count++] = PQgetvalue(ts->tablespaces, i, 1);
+    folders[count++] = pgdata;
+    wk_error err = {0};
+    if (wk_readahead_start(folders, count, READAHEAD_WINDOW, &ts->readahead, &err) != 0)
+        wk_log(WK_LOG_DEBUG, "not reading ahead: %s", err.message);
+    else
+        wk_log(WK_LOG_DEBUG, "reading \"%s\" ahead of the server", pgdata);
+    free(folders);
 }
 
 static PGconn *connect_replication(const char *conninfo, wk_error *err)
@@ -540,12 +591,12 @@ out:
 static int wait_for_stop_segment(wk_repo *repo, const wk_backup_record *r, uint32_t seg_size,
                                  int wait_ms, wk_error *err)
 {
-    for (int waited = 0;; waited += 200) {
+    for (int waited = 0;; waited += STOP_SEGMENT_POLL_MS) {
         if (stop_segment_archived(repo, r, seg_size))
             return 0;
         if (waited >= wait_ms)
             break;
-        usleep(200 * 1000);
+        usleep(STOP_SEGMENT_POLL_MS * 1000);
     }
     char name[WK_WAL_NAME_LEN + 1];
     wk_wal_segment_name(name, r->stop_tli, wk_wal_lsn_to_segno(r->stop_lsn - 1, seg_size),
@@ -622,6 +673,7 @@ int wk_backup_take(wk_repo *repo, const wk_backup_options *opt, wk_backup_record
     uint64_t total = 0;
     for (int i = 0; i < PQntuples(ts.tablespaces); i++)
         total += strtoull(PQgetvalue(ts.tablespaces, i, 2), NULL, 10) * 1024; /* kB */
+    start_readahead(&ts, opt->pgdata, identity.system_identifier);
     res = PQgetResult(conn);
     if (PQresultStatus(res) != PGRES_COPY_OUT) {
         pq_error(err, WK_ERR_IO, "could not receive the base backup", PQerrorMessage(conn));
@@ -655,6 +707,10 @@ int wk_backup_take(wk_repo *repo, const wk_backup_options *opt, wk_backup_record
     memset(&r, 0, sizeof(r));
     rc = wait_for_stop_segment(repo, out, meta.seg_size, opt->wait_archive_ms, err);
 out:
+    if (ts.readahead != NULL)
+        wk_log(WK_LOG_DEBUG, "read %" PRIu64 " bytes of the data directory ahead of the server",
+               wk_readahead_bytes(ts.readahead));
+    wk_readahead_stop(ts.readahead);
     wk_stage_free(ts.sink);
     PQclear(ts.tablespaces);
     PQclear(res);

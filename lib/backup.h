@@ -46,6 +46,8 @@ void wk_backup_record_free(wk_backup_record *record); /* frees members; accepts 
 
 typedef struct wk_backup_options {
     const char *conninfo;  /* libpq string; NULL for libpq's defaults */
+    const char *pgdata;    /* the cluster's data directory, if on this machine: its files
+                            * are read ahead of the server (see readahead.h); or NULL */
     const char *label;     /* NULL: the start time, e.g. 20261125T093012Z */
     bool fast_checkpoint;
     int wait_archive_ms;   /* how long to wait for the stop segment to be archived */
@@ -57,7 +59,8 @@ typedef struct wk_backup_options {
 
 /* Takes a base backup of the cluster conninfo names into the repository: BASE_BACKUP
  * over a replication connection, WAL left to the archive, every tablespace archive and
- * the manifest streamed as it arrives into backups/<label>/. The record is written
+ * the manifest streamed as it arrives into backups/<label>/. When options->pgdata is
+ * the cluster's own data directory, its files are read a little ahead of the server. The record is written
  * last, so an interrupted backup leaves objects but no record and is never listed as
  * usable. Then it waits (bounded) for the segment holding the stop point to be in the
  * archive: WK_ERR_NOTFOUND if it is not there in time (the record stays; the backup

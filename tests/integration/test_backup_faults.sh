@@ -76,9 +76,22 @@ wk_assert_contains "$WK_ERR" "no complete backup" "and says there is no complete
 wk_assert_no_file "$work/never" "nothing restored from an interrupted backup"
 
 # --- good backup, then a label that is taken ---------------------------------------
-wk_assert_status 0 "a backup succeeds" -- as_pg "$BASEBACKUP" --config "$conf" --label good
+wk_assert_status 0 "a backup succeeds" -- \
+    as_pg "$BASEBACKUP" --config "$conf" --label good --pgdata="$pg" --log-level=debug
 wk_assert_eq good "$(cat "$WK_OUT")" "it prints its label"
 wk_assert_eq complete "$(backup_status good)" "and it is complete"
+# With pgdata the cluster's own data directory, the data files were read ahead of the
+# server: at least table t (about 3.5 MB), at most what the backup holds.
+wk_assert_contains "$WK_ERR" "debug: reading \"$pg\" ahead of the server" \
+    "it reads the data directory ahead of the server"
+read_ahead=$(sed -n 's/.*debug: read \([0-9]*\) bytes of the data directory ahead.*/\1/p' "$WK_ERR")
+backup_bytes=$(sed -n 's/.*backup "good" complete: .*, \([0-9]*\) bytes stored as.*/\1/p' "$WK_ERR")
+if [[ -n $read_ahead && -n $backup_bytes ]] && ((read_ahead >= 3000000 && read_ahead <= backup_bytes)); then
+    wk_pass "it read $read_ahead bytes ahead, of the $backup_bytes the backup holds"
+else
+    wk_fail "it reads the data files ahead: at least table t, at most the backup" \
+        "read ahead: ${read_ahead:-?} bytes, backup: ${backup_bytes:-?} bytes"
+fi
 wk_assert_status 1 "a label in use is refused" -- as_pg "$BASEBACKUP" --config "$conf" --label good
 wk_assert_contains "$WK_ERR" "already exists" "the refusal says why"
 wk_assert_status 1 "a label that is no plain name is refused" -- \
@@ -99,8 +112,11 @@ wk_assert_contains "$WK_ERR" "REPLICATION|replication" "it points at the replica
 wk_psql "$pg" "ALTER SYSTEM SET archive_command = '/bin/false'" >/dev/null
 wk_psql "$pg" "SELECT pg_reload_conf()" >/dev/null
 wk_assert_status 1 "a backup whose WAL is not archived fails after --wait-archive" -- \
-    as_pg "$BASEBACKUP" --config "$conf" --label nowal --wait-archive=3s
+    as_pg "$BASEBACKUP" --config "$conf" --label nowal --wait-archive=3s \
+    --pgdata="$work" --log-level=debug
 wk_assert_contains "$WK_ERR" "was not archived within 3 s" "it names the wait"
+wk_assert_contains "$WK_ERR" "debug: not reading ahead: \"$work\" is not the data directory" \
+    "a pgdata that is not the cluster's is not read (and does not stop the backup)"
 wk_assert_eq waiting-for-wal "$(backup_status nowal)" "walkeep info shows it waiting for WAL"
 wk_psql "$pg" "ALTER SYSTEM SET archive_command = $(wk_conf_quote "$ARCHIVE --config $conf %p")" >/dev/null
 wk_psql "$pg" "SELECT pg_reload_conf()" >/dev/null

@@ -404,8 +404,11 @@ wk_psql "$pg" "create tablespace ts location '$old_ts'" >/dev/null
 wk_psql "$pg" "create table tts tablespace ts as
                select g as id, g * 19 as v from generate_series(1, 400) as g" >/dev/null
 b2=tblspc-b2
+# --pgdata: the data files, the tablespace's too, are read ahead of the server.
 wk_assert_status 0 "walkeep-basebackup takes a backup with a tablespace (--label $b2)" -- \
-    basebackup --label "$b2" --checkpoint=fast
+    basebackup --label "$b2" --checkpoint=fast --pgdata="$pg" --log-level=debug
+wk_assert_contains "$WK_ERR" "debug: read [1-9][0-9]* bytes of the data directory ahead" \
+    "it reads the data files ahead of the server"
 have_b2=$((WK_STATUS == 0))
 wk_assert_eq "$b2" "$(cat "$WK_OUT")" "walkeep-basebackup prints the label it was given"
 read -r b2_start b2_stop < <(backup_history)

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <lz4frame.h>
 #include <zstd.h>
 
 #include "codec.h"
@@ -743,6 +744,39 @@ START_TEST(test_stock_tools)
 }
 END_TEST
 
+/* Frames from other writers read: liblz4's own frame writer, with (FLG 0x74) and without
+ * (0x64, as walkeep wrote before block checksums) block checksums; a damaged content
+ * checksum is refused. */
+START_TEST(test_lz4_earlier_frames)
+{
+    size_t len = 300 * 1024 + 17;
+    uint8_t *data = make_data(len, _i % 2, 99);
+    LZ4F_preferences_t prefs;
+    memset(&prefs, 0, sizeof(prefs));
+    prefs.frameInfo.blockSizeID = LZ4F_max64KB;
+    prefs.frameInfo.blockMode = LZ4F_blockIndependent;
+    prefs.frameInfo.contentChecksumFlag = LZ4F_contentChecksumEnabled;
+    prefs.frameInfo.blockChecksumFlag = _i < 2 ? LZ4F_blockChecksumEnabled : LZ4F_noBlockChecksum;
+    size_t cap = LZ4F_compressFrameBound(len, &prefs);
+    uint8_t *frame = malloc(cap);
+    ck_assert_ptr_nonnull(frame);
+    size_t frame_len = LZ4F_compressFrame(frame, cap, data, len, &prefs);
+    ck_assert(!LZ4F_isError(frame_len));
+    ck_assert_uint_eq(frame[4], _i < 2 ? 0x74 : 0x64);
+    result d = run(0, WK_COMPRESS_LZ4, 0, frame, frame_len, 4096);
+    ck_assert_msg(d.failed == FAILED_NONE, "decompress failed: %s", d.err.message);
+    ck_assert_uint_eq(d.out_len, len);
+    ck_assert(memcmp(d.out, data, len) == 0);
+    result_free(&d);
+    frame[frame_len - 1] ^= 0x01; /* the last byte of the content checksum */
+    d = run(0, WK_COMPRESS_LZ4, 0, frame, frame_len, 4096);
+    assert_corrupt(&d, "content checksum flipped");
+    result_free(&d);
+    free(frame);
+    free(data);
+}
+END_TEST
+
 static Suite *codec_suite(void)
 {
     Suite *s = suite_create("codec");
@@ -767,6 +801,7 @@ static Suite *codec_suite(void)
     tcase_add_loop_test(tc, test_not_a_frame, 0, 2);
     tcase_add_test(tc, test_zstd_window_limit);
     tcase_add_loop_test(tc, test_stock_tools, 0, 2);
+    tcase_add_loop_test(tc, test_lz4_earlier_frames, 0, 4);
     suite_add_tcase(s, tc);
     return s;
 }
