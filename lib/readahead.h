@@ -14,7 +14,8 @@ typedef struct wk_readahead wk_readahead;
  * folder in readdir order (as the server walks it), skipping what BASE_BACKUP skips
  * (pg_wal, temporary files, the main forks of unlogged relations...), never more than
  * window bytes (at least 1 MiB) beyond the position last passed to
- * wk_readahead_progress. The folders are the tablespace locations in the order the
+ * wk_readahead_progress (the kernel is asked for up to 16 MiB more of the file being
+ * read). The folders are the tablespace locations in the order the
  * server sends them, then the data directory. What cannot be read is skipped: reading
  * ahead only ever saves time, so it has no errors to report once started. */
 int wk_readahead_start(const char *const *folders, size_t count, uint64_t window,
