@@ -33,7 +33,7 @@ struct wk_readahead {
     _Atomic uint64_t sent;     /* the server's position, from the backup stream */
     _Atomic uint64_t wake_at;  /* the thread sleeps until sent reaches this; 0: awake */
     _Atomic bool stopping;
-    _Atomic uint64_t read;     /* bytes read */
+    _Atomic uint64_t bytes_read;
     uint64_t window;
     uint64_t position;         /* the server's position when it sends what is read next */
     char **folders;
@@ -91,7 +91,7 @@ static void read_file(wk_readahead *ra, int dir_fd, const char *name, uint64_t s
             break;
         done += (uint64_t)n;
         ra->position += (uint64_t)n;
-        atomic_fetch_add(&ra->read, (uint64_t)n);
+        atomic_fetch_add(&ra->bytes_read, (uint64_t)n);
     }
     close(fd);
     if (done < size)
@@ -160,7 +160,7 @@ static void walk(wk_readahead *ra, int dir_fd, int depth, bool tablespace_top)
             if (!is_skipped_file(dirfd(dir), name))
                 read_file(ra, dirfd(dir), name, (uint64_t)st.st_size);
         } else {
-            ra->position += TAR_BLOCK; /* a symbolic link: a header only */
+            ra->position += TAR_BLOCK; /* a symbolic link (a tablespace): a header only */
         }
     }
     closedir(dir);
@@ -232,7 +232,7 @@ void wk_readahead_progress(wk_readahead *ra, uint64_t sent)
 
 uint64_t wk_readahead_bytes(const wk_readahead *ra)
 {
-    return ra == NULL ? 0 : atomic_load(&ra->read);
+    return ra == NULL ? 0 : atomic_load(&ra->bytes_read);
 }
 
 void wk_readahead_stop(wk_readahead *ra)
