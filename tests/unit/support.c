@@ -207,6 +207,33 @@ uint8_t *ts_make_segment(const char *dir, const ts_segment *spec, char *name, ch
     return buf;
 }
 
+/* ---- storage ---------------------------------------------------------------------- */
+
+int ts_storage_put(wk_storage *st, const char *path, const void *data, size_t len,
+                   size_t chunk, int flags, wk_error *err)
+{
+    wk_stage *sink = NULL;
+    int rc = -1;
+    const unsigned char *p = data;
+    if (wk_storage_put_open(st, path, flags, &sink, err) != 0)
+        return -1;
+    if (chunk == 0)
+        chunk = len > 0 ? len : 1;
+    for (size_t off = 0; off < len; off += chunk) {
+        size_t n = len - off < chunk ? len - off : chunk;
+        if (wk_stage_write(sink, p + off, n, err) != 0)
+            goto out;
+    }
+    if (len == 0 && wk_stage_write(sink, "", 0, err) != 0)
+        goto out;
+    if (wk_stage_finish(sink, err) != 0)
+        goto out;
+    rc = 0;
+out:
+    wk_stage_free(sink);
+    return rc;
+}
+
 /* ---- repositories ----------------------------------------------------------------- */
 
 wk_repo *ts_repo_open(const char *repo_dir, wk_compress alg, const char *key_file)

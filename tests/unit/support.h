@@ -98,6 +98,14 @@ typedef struct ts_segment {
 uint8_t *ts_make_segment(const char *dir, const ts_segment *spec, char *name, char *path,
                          size_t *len_out);
 
+/* ---- storage ---------------------------------------------------------------------- */
+
+/* Stores len bytes at path through a storage writer, in writes of `chunk` bytes (0: one
+ * write; an empty object gets one empty write), and finishes it. Returns 0, or -1 with
+ * err filled; never fails the test itself. */
+int ts_storage_put(wk_storage *st, const char *path, const void *data, size_t len,
+                   size_t chunk, int flags, wk_error *err);
+
 /* ---- repositories ----------------------------------------------------------------- */
 
 /* Opens (creating when missing) the repository at repo_dir with compression alg at

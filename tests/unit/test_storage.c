@@ -36,35 +36,9 @@ static void teardown(void)
     ts_tmpdir_remove(tmp_dir);
 }
 
-/* Writes len bytes to path in chunks of `chunk` (0: one write) and finishes. */
-static int put_bytes(wk_storage *st, const char *path, const void *data, size_t len, size_t chunk,
-                     int flags, wk_error *err)
-{
-    wk_stage *sink = NULL;
-    int rc = -1;
-    const unsigned char *p = data;
-    if (wk_storage_put_open(st, path, flags, &sink, err) != 0)
-        return -1;
-    if (chunk == 0)
-        chunk = len > 0 ? len : 1;
-    for (size_t off = 0; off < len; off += chunk) {
-        size_t n = len - off < chunk ? len - off : chunk;
-        if (wk_stage_write(sink, p + off, n, err) != 0)
-            goto out;
-    }
-    if (len == 0 && wk_stage_write(sink, "", 0, err) != 0)
-        goto out;
-    if (wk_stage_finish(sink, err) != 0)
-        goto out;
-    rc = 0;
-out:
-    wk_stage_free(sink);
-    return rc;
-}
-
 static int put_text(const char *path, const char *text, int flags, wk_error *err)
 {
-    return put_bytes(storage, path, text, strlen(text), 0, flags, err);
+    return ts_storage_put(storage, path, text, strlen(text), 0, flags, err);
 }
 
 /* Reads the object at path into a malloc'd, NUL-terminated buffer. */
@@ -147,7 +121,7 @@ START_TEST(test_round_trip)
         unsigned char *got = NULL;
         size_t got_len = 0;
         wk_storage_info sb = {0};
-        ck_assert_msg(put_bytes(storage, "wal/obj", data, len, chunks[c], 0, &err) == 0, "%s",
+        ck_assert_msg(ts_storage_put(storage, "wal/obj", data, len, chunks[c], 0, &err) == 0, "%s",
                       err.message);
         ck_assert_int_eq(get_bytes(storage, "wal/obj", &got, &got_len, &err), 0);
         ck_assert_uint_eq(got_len, len);
@@ -536,7 +510,7 @@ START_TEST(test_open)
 
     snprintf(path, sizeof(path), "%s/new/deep/repo/", tmp_dir);
     ck_assert_int_eq(wk_storage_posix_open(path, true, &st, &err), 0);
-    ck_assert_int_eq(put_bytes(st, "obj", "x", 1, 0, 0, &err), 0);
+    ck_assert_int_eq(ts_storage_put(st, "obj", "x", 1, 0, 0, &err), 0);
     wk_storage_free(st);
     st = NULL;
     snprintf(path, sizeof(path), "%s/new/deep", tmp_dir);
@@ -592,10 +566,10 @@ START_TEST(test_disk_full)
     open_rc = wk_storage_posix_open(mnt, false, &st, &err);
     if (open_rc == 0) {
         char dir[400];
-        put_rc = put_bytes(st, "big/obj", data, big, WK_STREAM_BUFSIZE, 0, &err);
+        put_rc = ts_storage_put(st, "big/obj", data, big, WK_STREAM_BUFSIZE, 0, &err);
         snprintf(dir, sizeof(dir), "%s/big", mnt);
         entries = count_entries(dir, &temps);
-        small_rc = put_bytes(st, "big/obj", "small", 5, 0, 0, &small_err);
+        small_rc = ts_storage_put(st, "big/obj", "small", 5, 0, 0, &small_err);
         get_rc = get_bytes(st, "big/obj", &got, &got_len, &small_err);
     }
     wk_storage_free(st);

@@ -237,30 +237,6 @@ static void teardown_live(void)
             return;                                                                            \
     } while (0)
 
-/* Writes len bytes in chunks of `chunk` (0: one write) and finishes. */
-static int put_data(wk_storage *st, const char *path, const void *data, size_t len, size_t chunk,
-                    int flags, wk_error *err)
-{
-    wk_stage *sink = NULL;
-    int rc = -1;
-    const unsigned char *p = data;
-    if (wk_storage_put_open(st, path, flags, &sink, err) != 0)
-        return -1;
-    if (chunk == 0)
-        chunk = len > 0 ? len : 1;
-    for (size_t off = 0; off < len; off += chunk) {
-        size_t n = len - off < chunk ? len - off : chunk;
-        if (wk_stage_write(sink, p + off, n, err) != 0)
-            goto out;
-    }
-    if (wk_stage_finish(sink, err) != 0)
-        goto out;
-    rc = 0;
-out:
-    wk_stage_free(sink);
-    return rc;
-}
-
 /* Bytes the last get_data passed into its sink, finished or not. */
 static uint64_t last_get_bytes;
 
@@ -334,13 +310,13 @@ START_TEST(test_small_round_trip)
     NEED_LIVE();
     wk_error err = {0};
     unsigned char *data = ts_pattern(1000, 1);
-    ck_assert_msg(put_data(storage, "a/b/small", data, 1000, 77, 0, &err) == 0, "put: %s",
+    ck_assert_msg(ts_storage_put(storage, "a/b/small", data, 1000, 77, 0, &err) == 0, "put: %s",
                   err.message);
     assert_content(storage, "a/b/small", data, 1000);
-    ck_assert_int_eq(put_data(storage, "a/empty", "", 0, 0, 0, &err), 0);
+    ck_assert_int_eq(ts_storage_put(storage, "a/empty", "", 0, 0, 0, &err), 0);
     assert_content(storage, "a/empty", "", 0);
     /* Replacing (without NOREPLACE) is allowed; NOSYNC is accepted. */
-    ck_assert_int_eq(put_data(storage, "a/b/small", "new", 3, 0, WK_PUT_NOSYNC, &err), 0);
+    ck_assert_int_eq(ts_storage_put(storage, "a/b/small", "new", 3, 0, WK_PUT_NOSYNC, &err), 0);
     assert_content(storage, "a/b/small", "new", 3);
 
     listing l;
@@ -381,19 +357,19 @@ START_TEST(test_multipart_round_trip)
     size_t len = 5u << 20;
     unsigned char *data = ts_pattern(len, 2);
     /* Odd chunks, so parts never line up with writes. */
-    ck_assert_msg(put_data(st, "big/five", data, len, 100003, 0, &err) == 0, "put: %s",
+    ck_assert_msg(ts_storage_put(st, "big/five", data, len, 100003, 0, &err) == 0, "put: %s",
                   err.message);
     assert_content(st, "big/five", data, len);
     /* Exactly one part is a single PUT; exactly four parts, and one byte more. */
-    ck_assert_int_eq(put_data(st, "big/one", data, PART, 0, 0, &err), 0);
+    ck_assert_int_eq(ts_storage_put(st, "big/one", data, PART, 0, 0, &err), 0);
     assert_content(st, "big/one", data, PART);
-    ck_assert_int_eq(put_data(st, "big/four", data, 4 * PART, 65536, 0, &err), 0);
+    ck_assert_int_eq(ts_storage_put(st, "big/four", data, 4 * PART, 65536, 0, &err), 0);
     assert_content(st, "big/four", data, 4 * PART);
-    ck_assert_int_eq(put_data(st, "big/four1", data, 4 * PART + 1, 0, 0, &err), 0);
+    ck_assert_int_eq(ts_storage_put(st, "big/four1", data, 4 * PART + 1, 0, 0, &err), 0);
     assert_content(st, "big/four1", data, 4 * PART + 1);
     /* parallel 1 works too. */
     wk_storage *st1 = open_storage(PART, 1);
-    ck_assert_int_eq(put_data(st1, "big/serial", data, 3 * PART / 2, 4096, 0, &err), 0);
+    ck_assert_int_eq(ts_storage_put(st1, "big/serial", data, 3 * PART / 2, 4096, 0, &err), 0);
     assert_content(st1, "big/serial", data, 3 * PART / 2);
     wk_storage_free(st1);
     /* Nothing left behind: no upload, no marker. */
@@ -413,20 +389,20 @@ START_TEST(test_noreplace)
     wk_error err = {0};
     wk_storage *st = open_storage(PART, 2);
     unsigned char *data = ts_pattern(PART * 3, 3);
-    ck_assert_int_eq(put_data(st, "n/x", "one", 3, 0, WK_PUT_NOREPLACE, &err), 0);
+    ck_assert_int_eq(ts_storage_put(st, "n/x", "one", 3, 0, WK_PUT_NOREPLACE, &err), 0);
     /* Single PUT: If-None-Match. */
-    ck_assert_int_eq(put_data(st, "n/x", "two", 3, 0, WK_PUT_NOREPLACE, &err), -1);
+    ck_assert_int_eq(ts_storage_put(st, "n/x", "two", 3, 0, WK_PUT_NOREPLACE, &err), -1);
     ck_assert_msg(err.code == WK_ERR_EXISTS, "%s", err.message);
     ck_assert(strstr(err.message, "s3://") != NULL);
     assert_content(st, "n/x", "one", 3);
     /* Multipart: found before completing; the upload is aborted. */
-    ck_assert_int_eq(put_data(st, "n/x", data, PART * 3, 0, WK_PUT_NOREPLACE, &err), -1);
+    ck_assert_int_eq(ts_storage_put(st, "n/x", data, PART * 3, 0, WK_PUT_NOREPLACE, &err), -1);
     ck_assert_msg(err.code == WK_ERR_EXISTS, "%s", err.message);
     assert_content(st, "n/x", "one", 3);
     ck_assert_int_eq(raw_uploads(NULL, NULL, 0), 0);
     ck_assert_int_eq(count_objects(".wk-uploads/"), 0);
     /* A new key takes a NOREPLACE multipart put. */
-    ck_assert_int_eq(put_data(st, "n/y", data, PART * 3, 0, WK_PUT_NOREPLACE, &err), 0);
+    ck_assert_int_eq(ts_storage_put(st, "n/y", data, PART * 3, 0, WK_PUT_NOREPLACE, &err), 0);
     assert_content(st, "n/y", data, PART * 3);
     wk_storage_free(st);
     free(data);
@@ -461,7 +437,7 @@ START_TEST(test_abort_without_finish)
     /* A CompleteMultipartUpload the server refuses (parts below its minimum of 1024
      * bytes: EntityTooSmall): the upload is aborted, nothing shows. */
     wk_storage *tiny = open_storage(512, 2);
-    ck_assert_int_eq(put_data(tiny, "ab/tiny", data, 2000, 0, 0, &err), -1);
+    ck_assert_int_eq(ts_storage_put(tiny, "ab/tiny", data, 2000, 0, 0, &err), -1);
     ck_assert_msg(err.code == WK_ERR_IO && strstr(err.message, "EntityTooSmall") != NULL, "%s",
                   err.message);
     wk_storage_free(tiny);
@@ -488,10 +464,10 @@ START_TEST(test_list_continuation)
     char path[64];
     for (int i = 0; i < 25; i++) {
         snprintf(path, sizeof(path), "many/o%02d", i);
-        ck_assert_int_eq(put_data(storage, path, path, strlen(path), 0, 0, &err), 0);
+        ck_assert_int_eq(ts_storage_put(storage, path, path, strlen(path), 0, 0, &err), 0);
     }
-    ck_assert_int_eq(put_data(storage, "many/sub/x", "x", 1, 0, 0, &err), 0);
-    ck_assert_int_eq(put_data(storage, "manyother", "x", 1, 0, 0, &err), 0);
+    ck_assert_int_eq(ts_storage_put(storage, "many/sub/x", "x", 1, 0, 0, &err), 0);
+    ck_assert_int_eq(ts_storage_put(storage, "manyother", "x", 1, 0, 0, &err), 0);
     setenv("WALKEEP_S3_LIST_MAX_KEYS", "7", 1);
     wk_storage *st = open_storage(0, 0);
     unsetenv("WALKEEP_S3_LIST_MAX_KEYS");
@@ -541,7 +517,7 @@ START_TEST(test_remove_many)
     for (int i = 0; i < 30; i++) {
         snprintf(names[i], sizeof(names[i]), "rm/k%02d%s", i, i == 7 ? " & <x>" : "");
         paths[i] = names[i];
-        ck_assert_int_eq(put_data(storage, paths[i], "v", 1, 0, 0, &err), 0);
+        ck_assert_int_eq(ts_storage_put(storage, paths[i], "v", 1, 0, 0, &err), 0);
     }
     snprintf(names[30], sizeof(names[30]), "rm/missing");
     paths[30] = names[30];
@@ -554,7 +530,7 @@ START_TEST(test_remove_many)
     do_list(storage, "rm", "", &l);
     ck_assert_int_eq(l.files + l.dirs, 0);
     /* remove: a missing object is success. */
-    ck_assert_int_eq(put_data(storage, "rm/one", "v", 1, 0, 0, &err), 0);
+    ck_assert_int_eq(ts_storage_put(storage, "rm/one", "v", 1, 0, 0, &err), 0);
     ck_assert_int_eq(wk_storage_remove(storage, "rm/one", &err), 0);
     ck_assert_int_eq(wk_storage_remove(storage, "rm/one", &err), 0);
     ck_assert_int_eq(count_objects("rm/"), 0);
@@ -778,7 +754,7 @@ START_TEST(test_complete_aborts_earlier_attempts)
     fake_upload("k/objother", 0, false, 0, id_dead);  /* another key with the same prefix */
     wk_storage *st = open_storage(PART, 2);
     unsigned char *data = ts_pattern(PART * 2 + 5, 5);
-    ck_assert_msg(put_data(st, "k/obj", data, PART * 2 + 5, 0, 0, &err) == 0, "%s", err.message);
+    ck_assert_msg(ts_storage_put(st, "k/obj", data, PART * 2 + 5, 0, 0, &err) == 0, "%s", err.message);
     assert_content(st, "k/obj", data, PART * 2 + 5);
     char keys[8][512], ids[8][256];
     int n = raw_uploads(keys, ids, 8);
