@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "cluster.h"
+#include "pgversion.h"
 #include "commands.h"
 #include "crypt.h"
 #include "info.h"
@@ -77,7 +78,10 @@ static int cmd_init(const wk_config *cfg, const wk_args *args, wk_error *err)
         wk_error_hint(err, "set \"pgdata\", pass --pgdata=DIR, or set PGDATA");
         return -1;
     }
+    char what[4200];
+    snprintf(what, sizeof(what), "data directory \"%s\"", cfg->pgdata);
     if (wk_cluster_read_identity(cfg->pgdata, &identity, err) != 0 ||
+        wk_pg_major_check(identity.pg_version, what, err) != 0 ||
         wk_repo_open(cfg, true, &repo, err) != 0 ||
         wk_repo_open_meta(repo, &identity, &meta, &created, err) != 0)
         goto out;

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include <sodium.h>
 
 #include "crypt.h"
+#include "pgversion.h"
 
 #define HISTORY_MAX_BYTES (1024 * 1024)
 
@@ -106,8 +108,15 @@ static int check_segment(int fd, const char *path, const wk_wal_name *parsed, ui
                             "file \"%s\" is too short to be a WAL segment (%" PRIu64 " bytes)",
                             path, size);
     wk_wal_header hdr;
-    if (wk_wal_parse_header(header, sizeof(header), &hdr, err) != 0)
+    if (wk_wal_parse_header(header, sizeof(header), &hdr, err) != 0) {
+        if (err != NULL && err->code == WK_ERR_CLUSTER)
+            return wk_error_prefix(err, "file \"%s\" cannot be archived", path);
         return wk_error_prefix(err, "file \"%s\" is not a valid WAL segment", path);
+    }
+    char what[PATH_MAX + 32];
+    snprintf(what, sizeof(what), "WAL segment \"%s\"", path);
+    if (wk_pg_major_check(hdr.pg_version, what, err) != 0)
+        return -1;
     if (size != hdr.seg_size)
         return wk_error_set(err, WK_ERR_CORRUPT,
                             "file \"%s\" has %" PRIu64 " bytes, but its WAL segment size is %"

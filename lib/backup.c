@@ -16,6 +16,7 @@
 #include "archive.h"
 #include "json.h"
 #include "log.h"
+#include "pgversion.h"
 #include "readahead.h"
 
 #define RECORD_MAX_BYTES (1024 * 1024)
@@ -560,11 +561,9 @@ static PGconn *connect_replication(const char *conninfo, wk_error *err)
 static int identify(PGconn *conn, wk_repo_meta *identity, wk_error *err)
 {
     memset(identity, 0, sizeof(*identity));
-    identity->pg_version = PQserverVersion(conn) / 10000;
-    if (PQserverVersion(conn) < 150000)
-        return wk_error_set(err, WK_ERR_CLUSTER,
-                            "walkeep-basebackup needs PostgreSQL 15 or later (server is %d)",
-                            PQserverVersion(conn));
+    identity->pg_version = wk_pg_major_of_num(PQserverVersion(conn));
+    if (wk_pg_major_check(identity->pg_version, "the server", err) != 0)
+        return -1;
     PGresult *res = PQexec(conn, "IDENTIFY_SYSTEM");
     int rc = -1;
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {

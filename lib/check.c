@@ -19,6 +19,7 @@
 #include "cluster.h"
 #include "dump.h"
 #include "json.h"
+#include "pgversion.h"
 #include "storage.h"
 
 #define MS_PER_S 1000
@@ -139,6 +140,22 @@ static void check_repository(const wk_check_facts *f, wk_check_report *r)
     }
 }
 
+/* The server's major version, when it could be asked: walkeep serves 15 to 18 only. */
+static void check_postgresql(const wk_check_facts *f, wk_check_report *r)
+{
+    wk_error e = {0};
+    if (f->server_version_num == 0)
+        return;
+    int major = wk_pg_major_of_num(f->server_version_num);
+    if (wk_pg_major_check(major, "the server", &e) != 0) {
+        add_item(r, "postgresql", WK_CHECK_CRITICAL, "%s; %s", e.message, e.hint);
+        return;
+    }
+    wk_check_item *item = add_item(r, "postgresql", WK_CHECK_OK, "PostgreSQL %s (supported: %d to %d)",
+                                   f->server_version, WK_PG_MAJOR_MIN, WK_PG_MAJOR_MAX);
+    add_value(item, "version_num", f->server_version_num);
+}
+
 static void check_backup(const wk_check_facts *f, const wk_check_thresholds *t,
                          wk_check_report *r)
 {
@@ -186,6 +203,19 @@ static void check_archiver(const wk_check_facts *f, wk_check_report *r)
         add_item(r, "archiver", WK_CHECK_CRITICAL,
                  "archive_mode is on, but archive_command and archive_library are empty: no "
                  "WAL is archived");
+        return;
+    }
+    if (f->archive_both_set && f->server_version_num >= 160000) {
+        /* PostgreSQL 16 and later: the archiver stops with an error and archives nothing. */
+        add_item(r, "archiver", WK_CHECK_CRITICAL,
+                 "archive_command and archive_library are both set: PostgreSQL 16 and later "
+                 "archive nothing; set archive_library = ''");
+        return;
+    }
+    if (f->archive_both_set) {
+        add_item(r, "archiver", WK_CHECK_CRITICAL,
+                 "archive_library is set, so PostgreSQL 15 ignores archive_command and no WAL "
+                 "reaches walkeep; set archive_library = ''");
         return;
     }
     if (f->last_failed_time > 0 && f->last_failed_time > f->last_archived_time) {
@@ -300,6 +330,7 @@ void wk_check_evaluate(const wk_check_facts *facts, const wk_check_thresholds *t
 {
     memset(out, 0, sizeof(*out));
     check_repository(facts, out);
+    check_postgresql(facts, out);
     check_backup(facts, t, out);
     check_archiver(facts, out);
     check_wal(facts, t, out);
@@ -784,6 +815,10 @@ static void gather_server(wk_repo *repo, const wk_check_options *o, wk_check_fac
                      f->server_error);
         goto out;
     }
+    f->server_version_num = PQserverVersion(conn);
+    say(f->server_version, sizeof(f->server_version), "%s",
+        PQparameterStatus(conn, "server_version") != NULL
+            ? PQparameterStatus(conn, "server_version") : "?");
     res = one_row(conn, "SELECT system_identifier FROM pg_control_system()", why, sizeof(why),
                   "could not read the system identifier");
     if (res != NULL) {
@@ -802,7 +837,9 @@ static void gather_server(wk_repo *repo, const wk_check_options *o, wk_check_fac
                   "CASE WHEN pg_is_in_recovery() THEN NULL "
                   "ELSE pg_walfile_name(pg_current_wal_lsn()) END, "
                   "current_setting('archive_command') = '' AND "
-                  "coalesce(current_setting('archive_library', true), '') = '' "
+                  "coalesce(current_setting('archive_library', true), '') = '', "
+                  "current_setting('archive_command') <> '' AND "
+                  "coalesce(current_setting('archive_library', true), '') <> '' "
                   "FROM pg_stat_archiver",
                   f->server_error, sizeof(f->server_error), "could not read pg_stat_archiver");
     if (res == NULL) {
@@ -817,6 +854,7 @@ static void gather_server(wk_repo *repo, const wk_check_options *o, wk_check_fac
     f->failed_count = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
     get_text(res, 6, f->current_wal, sizeof(f->current_wal));
     f->archive_unconfigured = !f->archive_mode_off && strcmp(PQgetvalue(res, 0, 7), "t") == 0;
+    f->archive_both_set = !f->archive_mode_off && strcmp(PQgetvalue(res, 0, 8), "t") == 0;
     PQclear(res);
     f->server_ok = true;
     res = one_row(conn,

@@ -56,6 +56,8 @@ typedef struct wk_check_facts {
     /* server */
     bool server_ok;                      /* connected and pg_stat_archiver read */
     char server_error[WK_CHECK_TEXT_MAX];
+    int server_version_num;              /* server_version_num, 0 when not connected */
+    char server_version[32];             /* server_version as the server reports it */
     bool server_sysid_known;             /* from the server, or pgdata when it is down */
     uint64_t server_system_identifier;
 
@@ -68,6 +70,7 @@ typedef struct wk_check_facts {
     /* the archiver (valid when server_ok) */
     bool archive_mode_off;
     bool archive_unconfigured;           /* archive_command and archive_library empty */
+    bool archive_both_set;               /* archive_command and archive_library both set */
     char last_archived_wal[WK_CHECK_WAL_NAME_MAX]; /* "" when none */
     double last_archived_time;           /* 0 when none */
     char last_failed_wal[WK_CHECK_WAL_NAME_MAX];
@@ -107,7 +110,7 @@ typedef struct wk_check_item {
     } values[WK_CHECK_VALUES_MAX];
 } wk_check_item;
 
-#define WK_CHECK_ITEMS_MAX 8
+#define WK_CHECK_ITEMS_MAX 10
 
 typedef struct wk_check_report {
     wk_check_status status; /* the worst item */

@@ -2,12 +2,14 @@
  * history) and does the LSN <-> segment arithmetic; pure functions, no I/O. */
 #include "wal.h"
 
+#include "pgversion.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define XLP_LONG_HEADER 0x0002u
-#define XLP_ALL_FLAGS 0x0007u /* every xlp_info bit PostgreSQL 9.6 to 17 defines */
+#define XLP_ALL_FLAGS 0x0007u /* every xlp_info bit PostgreSQL 9.6 to 18 defines */
 
 /* Byte offsets inside XLogLongPageHeaderData (the short header, 4 bytes of padding,
  * then the long header's fields). */
@@ -31,8 +33,14 @@ static const struct {
     int version;
 } known_magics[] = {
     {0xD093, 906}, {0xD097, 10}, {0xD098, 11}, {0xD101, 12}, {0xD106, 13},
-    {0xD10D, 14}, {0xD110, 15}, {0xD113, 16}, {0xD116, 17},
+    {0xD10D, 14}, {0xD110, 15}, {0xD113, 16}, {0xD116, 17}, {0xD118, 18},
 };
+
+/* Every release so far numbered its magic 0xD0xx or 0xD1xx and raised it; a larger one
+ * in that family is a release newer than the last we know. */
+#define MAGIC_FAMILY_MASK 0xFE00u
+#define MAGIC_FAMILY 0xD000u
+#define NEWEST_KNOWN_MAGIC 0xD118u
 
 static bool is_pow2(uint32_t v)
 {
@@ -370,10 +378,21 @@ int wk_wal_parse_header(const uint8_t *buf, size_t len, wk_wal_header *out, wk_e
     h.block_size = read_u32(buf + OFF_BLCKSZ);
     h.pg_version = wk_wal_magic_version(h.magic);
 
+    if (h.pg_version == 0 && (h.magic & MAGIC_FAMILY_MASK) == MAGIC_FAMILY &&
+        h.magic > NEWEST_KNOWN_MAGIC) {
+        wk_error_set(err, WK_ERR_CLUSTER,
+                     "WAL page magic %04X is of a PostgreSQL newer than this walkeep "
+                     "supports (PostgreSQL %d to %d)",
+                     h.magic, WK_PG_MAJOR_MIN, WK_PG_MAJOR_MAX);
+        wk_error_hint(err, "install a walkeep release that supports the server's PostgreSQL "
+                           "version");
+        return -1;
+    }
     if (h.pg_version == 0) {
         wk_error_set(err, WK_ERR_CORRUPT, "invalid WAL segment header: unknown magic number %04X",
                      h.magic);
-        wk_error_hint(err, "The file is not a WAL segment of PostgreSQL 9.6 to 17.");
+        wk_error_hint(err, "The file is not a WAL segment of PostgreSQL 9.6 to %d.",
+                      WK_PG_MAJOR_MAX);
         return -1;
     }
     if ((info & XLP_LONG_HEADER) == 0)

@@ -61,7 +61,7 @@ void wk_wal_format_lsn(char *buf, size_t size, wk_lsn lsn);
 /* The facts of a segment's first (long) page header. */
 typedef struct wk_wal_header {
     uint16_t magic;          /* XLOG_PAGE_MAGIC */
-    int pg_version;          /* major version of the magic (906 = 9.6, 10..17), 0 if unknown */
+    int pg_version;          /* major version of the magic (906 = 9.6, 10..18), 0 if unknown */
     uint32_t tli;            /* xlp_tli of the first page */
     wk_lsn pageaddr;         /* xlp_pageaddr: LSN of the segment's first byte */
     uint64_t system_identifier;
@@ -71,11 +71,12 @@ typedef struct wk_wal_header {
 
 /* Parses the first WK_WAL_LONG_HEADER_SIZE bytes of a segment (len may be larger).
  * Fails (WK_ERR_CORRUPT) when len is too short, the magic is not a known
- * PostgreSQL's (9.6 to 17), the long-header flag is missing, the segment size is
- * invalid, or the page address is not a segment start. */
+ * PostgreSQL's (9.6 to 18), the long-header flag is missing, the segment size is
+ * invalid, or the page address is not a segment start; WK_ERR_CLUSTER when the magic is
+ * that of a PostgreSQL newer than WK_PG_MAJOR_MAX. */
 int wk_wal_parse_header(const uint8_t *buf, size_t len, wk_wal_header *out, wk_error *err);
 
-/* Major PostgreSQL version for an XLOG_PAGE_MAGIC (906 = 9.6, 10..17), 0 if unknown. */
+/* Major PostgreSQL version for an XLOG_PAGE_MAGIC (906 = 9.6, 10..18), 0 if unknown. */
 int wk_wal_magic_version(uint16_t magic);
 
 /* One line of a timeline history file: timeline tli ran until switch_lsn, where

@@ -415,7 +415,7 @@ START_TEST(test_magic_versions)
         uint16_t magic;
         int version;
     } known[] = {{0xD093, 906}, {0xD097, 10}, {0xD098, 11}, {0xD101, 12}, {0xD106, 13},
-                 {0xD10D, 14},  {0xD110, 15}, {0xD113, 16}, {0xD116, 17}};
+                 {0xD10D, 14},  {0xD110, 15}, {0xD113, 16}, {0xD116, 17}, {0xD118, 18}};
     for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
         uint8_t buf[WK_WAL_LONG_HEADER_SIZE];
         wk_wal_header h;
@@ -426,8 +426,8 @@ START_TEST(test_magic_versions)
         ck_assert_int_eq(wk_wal_parse_header(buf, sizeof(buf), &h, &err), 0);
         ck_assert_int_eq(h.pg_version, known[i].version);
     }
-    /* 9.5, 18 and neighbours of the known values are not ours. */
-    const uint16_t unknown[] = {0, 0xD087, 0xD094, 0xD108, 0xD111, 0xD117, 0xD118, 0x10D1,
+    /* 9.5, 19 and neighbours of the known values are not ours. */
+    const uint16_t unknown[] = {0, 0xD087, 0xD094, 0xD108, 0xD111, 0xD117, 0xD119, 0x10D1,
                                 0xFFFF};
     for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++)
         ck_assert_int_eq(wk_wal_magic_version(unknown[i]), 0);
@@ -461,6 +461,36 @@ START_TEST(test_header_wrong_magic)
     assert_header_corrupt(buf, sizeof(buf), "unknown magic number");
     memset(buf, 0, sizeof(buf)); /* a zero-filled file */
     assert_header_corrupt(buf, sizeof(buf), "unknown magic number 0000");
+}
+END_TEST
+
+/* A magic above the newest known one, in the family every release used, is a newer
+ * PostgreSQL: refused as such (WK_ERR_CLUSTER), naming the magic and what is supported. */
+START_TEST(test_header_newer_release)
+{
+    const uint16_t newer[] = {0xD119, 0xD11A, 0xD120, 0xD1FF};
+    for (size_t i = 0; i < sizeof(newer) / sizeof(newer[0]); i++) {
+        uint8_t buf[WK_WAL_LONG_HEADER_SIZE];
+        wk_wal_header h;
+        wk_error err = {0};
+        char magic[8];
+
+        make_default_header(buf);
+        ts_put16(buf, 0, newer[i]);
+        ck_assert_int_eq(wk_wal_parse_header(buf, sizeof(buf), &h, &err), -1);
+        ck_assert_int_eq(err.code, WK_ERR_CLUSTER);
+        snprintf(magic, sizeof(magic), "%04X", newer[i]);
+        ck_assert_msg(strstr(err.message, magic) != NULL, "%s", err.message);
+        ck_assert_msg(strstr(err.message, "newer than this walkeep supports (PostgreSQL 15 to 18)")
+                          != NULL, "%s", err.message);
+        ck_assert_msg(strstr(err.hint, "install a walkeep release") != NULL, "%s", err.hint);
+        assert_one_line(&err);
+    }
+    /* Outside the family (a byte-swapped or random magic) it is plain corruption. */
+    uint8_t buf[WK_WAL_LONG_HEADER_SIZE];
+    make_default_header(buf);
+    ts_put16(buf, 0, 0xE119);
+    assert_header_corrupt(buf, sizeof(buf), "unknown magic number E119");
 }
 END_TEST
 
@@ -587,6 +617,47 @@ START_TEST(test_header_golden_pg15)
     ck_assert_uint_eq(h.block_size, 8192);
     ck_assert_uint_eq(h.pageaddr, 64 * MIB);
     ck_assert_uint_eq(wk_wal_lsn_to_segno(h.pageaddr, h.seg_size), 1);
+}
+END_TEST
+
+/* First 40 bytes of 000000010000000000000001 as initdb of PostgreSQL 16.14, 17.10 and
+ * 18.4 (x86-64, 16 MiB segments) wrote it. */
+static const struct {
+    int version;
+    uint16_t magic;
+    uint64_t system_identifier;
+    uint8_t bytes[40];
+} golden_newer[] = {
+    {16, 0xD113, UINT64_C(0x6B16E4292F0B8D24),
+     {0x13, 0xd1, 0x02, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00,
+      0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x24, 0x8d, 0x0b, 0x2f,
+      0x29, 0xe4, 0x16, 0x6b, 0x00, 0x00, 0x00, 0x01, 0x00, 0x20, 0x00, 0x00}},
+    {17, 0xD116, UINT64_C(0x6B16E429B6417D36),
+     {0x16, 0xd1, 0x02, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00,
+      0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x36, 0x7d, 0x41, 0xb6,
+      0x29, 0xe4, 0x16, 0x6b, 0x00, 0x00, 0x00, 0x01, 0x00, 0x20, 0x00, 0x00}},
+    {18, 0xD118, UINT64_C(0x6B16E42A4536AD48),
+     {0x18, 0xd1, 0x02, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00,
+      0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x48, 0xad, 0x36, 0x45,
+      0x2a, 0xe4, 0x16, 0x6b, 0x00, 0x00, 0x00, 0x01, 0x00, 0x20, 0x00, 0x00}},
+};
+
+START_TEST(test_header_golden_pg16_to_18)
+{
+    for (size_t i = 0; i < sizeof(golden_newer) / sizeof(golden_newer[0]); i++) {
+        wk_wal_header h;
+        wk_error err = {0};
+
+        ck_assert_msg(wk_wal_parse_header(golden_newer[i].bytes, 40, &h, &err) == 0, "%s",
+                      err.message);
+        ck_assert_uint_eq(h.magic, golden_newer[i].magic);
+        ck_assert_int_eq(h.pg_version, golden_newer[i].version);
+        ck_assert_uint_eq(h.tli, 1);
+        ck_assert_uint_eq(h.system_identifier, golden_newer[i].system_identifier);
+        ck_assert_uint_eq(h.seg_size, 16 * MIB);
+        ck_assert_uint_eq(h.block_size, 8192);
+        ck_assert_uint_eq(h.pageaddr, 16 * MIB);
+    }
 }
 END_TEST
 
@@ -895,6 +966,7 @@ static Suite *wal_suite(void)
     tcase_add_test(header, test_header_valid);
     tcase_add_test(header, test_magic_versions);
     tcase_add_test(header, test_header_wrong_magic);
+    tcase_add_test(header, test_header_newer_release);
     tcase_add_test(header, test_header_no_long_flag);
     tcase_add_test(header, test_header_bad_seg_size);
     tcase_add_test(header, test_header_bad_block_size);
@@ -902,6 +974,7 @@ static Suite *wal_suite(void)
     tcase_add_test(header, test_header_tli_zero);
     tcase_add_test(header, test_header_too_short);
     tcase_add_test(header, test_header_golden_pg15);
+    tcase_add_test(header, test_header_golden_pg16_to_18);
     suite_add_tcase(s, header);
 
     TCase *lsn = tcase_create("lsn");
