@@ -732,10 +732,16 @@ static void switch_wal(PGconn *conn, wk_repo *repo, const wk_check_options *o,
         say(msg, msize, "no WAL switch: the repository cannot be read");
         return;
     }
-    /* pg_walfile_name of a position at a segment boundary names the segment before it:
-     * after an idle switch that is the last segment written, already archived. */
-    PGresult *res = one_row(conn, "SELECT pg_walfile_name(pg_current_wal_lsn())", msg, msize,
-                            "could not read the current WAL position");
+    /* The segment that holds the byte before the current position: after an idle switch
+     * (a position at a segment boundary) that is the last segment written, already
+     * archived. Up to PostgreSQL 16 pg_walfile_name of a boundary names the segment
+     * before it; from 17 on it names the one that starts there, so 17 is asked for the
+     * position minus one byte (never a boundary itself: a position is past a page header). */
+    PGresult *res = one_row(conn,
+                            PQserverVersion(conn) >= 170000
+                                ? "SELECT pg_walfile_name(pg_current_wal_lsn() - 1)"
+                                : "SELECT pg_walfile_name(pg_current_wal_lsn())",
+                            msg, msize, "could not read the current WAL position");
     if (res == NULL)
         return;
     get_text(res, 0, f->switch_wal, sizeof(f->switch_wal));

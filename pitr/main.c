@@ -48,7 +48,9 @@ static int start_and_wait(const wk_config *cfg, const char *pgdata, wk_error *er
     if (pid < 0)
         return wk_error_sys(err, WK_ERR_IO, errno, "could not start pg_ctl");
     if (pid == 0) {
-        execlp(pg_ctl, "pg_ctl", "-D", pgdata, "-l", logfile, "-W", "start", (char *)NULL);
+        /* argv[0] is the path: pg_ctl finds postgres beside the program argv[0] names, and
+         * a bare "pg_ctl" would be looked up in PATH, which may hold another major's. */
+        execlp(pg_ctl, pg_ctl, "-D", pgdata, "-l", logfile, "-W", "start", (char *)NULL);
         fprintf(stderr, "%s: error: could not run \"%s\": %s\n", progname, pg_ctl,
                 strerror(errno));
         _exit(127);

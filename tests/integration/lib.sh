@@ -10,7 +10,13 @@
 # Environment:
 #   WALKEEP_BIN    build folder holding walkeep-archive, walkeep-fetch, walkeep (required)
 #   WALKEEP_SRC    source folder (optional)
-#   WK_PGBIN       PostgreSQL server binaries (default /usr/lib/postgresql/15/bin)
+#   WK_PG_MAJOR    the PostgreSQL major to run on: 15 (default), 16, 17 or 18; its
+#                  server programs come from scripts/pg-bindir.sh (Debian's, or the ones
+#                  scripts/deps.sh unpacked into .pg/); the test fails when they are missing
+#   WK_PGBIN       PostgreSQL server binaries (default: those of WK_PG_MAJOR)
+#   WK_PG_CLIENT_BIN  client programs (psql, pgbench, pg_dump, ...) that WK_PGBIN lacks
+#                  (default /usr/lib/postgresql/15/bin: Debian's 15 clients speak to 16-18)
+#   WK_INITDB_ARGS extra initdb arguments for every cluster (e.g. --wal-segsize=64)
 #   WK_PG_USER     user that runs PostgreSQL (default postgres)
 #   WK_TMPROOT     where the scratch folder is made (default /tmp; must be
 #                  traversable by WK_PG_USER)
@@ -32,6 +38,8 @@
 #   wk_run_as_postgres CMD...    run CMD as postgres (cwd kept if postgres may enter it)
 #   wk_pgbin NAME                path of a PostgreSQL program
 #   wk_bin NAME                  path of a walkeep program, checked executable by postgres
+#   wk_pg_client_bindir          pg_bindir for walkeep-dump (the folder with pg_dump)
+#   wk_pg_dump_fits              status 0 when that pg_dump can dump WK_PG_MAJOR
 #   wk_conf_quote STRING         STRING as a single-quoted postgresql.conf value
 #   wk_cluster_path NAME         a fresh data-directory path (not created; parent owned by postgres)
 #   wk_cluster_init NAME [initdb args...]   initdb + port/socket settings; prints the data dir
@@ -42,6 +50,8 @@
 #   wk_cluster_port / wk_cluster_sockdir / wk_cluster_log DATADIR   print them
 #   wk_cluster_log_tail DATADIR [LINES]   server log tail, to stderr
 #   wk_psql DATADIR SQL [DBNAME]          psql -XAtq -v ON_ERROR_STOP=1; prints the result
+#   wk_sql_walfile LSN_SQL       SQL naming the segment before a position (pg_walfile_name
+#                                as PostgreSQL 15 and 16 have it, on every major)
 #   wk_wait_for DESCRIPTION TIMEOUT_S CMD...        poll CMD until it succeeds
 #   wk_wait_for_sql DESCRIPTION TIMEOUT_S DATADIR SQL EXPECTED   poll until SQL prints EXPECTED
 #   wk_pass MSG / wk_fail MSG [DETAIL...]
@@ -89,16 +99,15 @@ set -euo pipefail
 set -E
 
 WK_PG_USER=${WK_PG_USER:-postgres}
+WK_PG_MAJOR=${WK_PG_MAJOR:-15}
+WK_INITDB_ARGS=${WK_INITDB_ARGS:-}
 if [[ -z ${WK_PGBIN:-} ]]; then
-    if [[ -x /usr/lib/postgresql/15/bin/postgres ]]; then
-        WK_PGBIN=/usr/lib/postgresql/15/bin
-    elif command -v pg_config >/dev/null 2>&1; then
-        WK_PGBIN=$(pg_config --bindir)
-    else
-        WK_PGBIN=$(dirname "$(command -v postgres 2>/dev/null || echo /usr/bin/postgres)")
-    fi
+    # A missing major fails the test here: never a silent pass on another version.
+    WK_PGBIN=$("$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/scripts/pg-bindir.sh" "$WK_PG_MAJOR") ||
+        { echo "$(basename "${BASH_SOURCE[1]:-$0}" .sh): error: PostgreSQL $WK_PG_MAJOR is not installed (scripts/deps.sh installs it)" >&2; exit 2; }
 fi
-export WK_PGBIN
+WK_PG_CLIENT_BIN=${WK_PG_CLIENT_BIN:-/usr/lib/postgresql/15/bin}
+export WK_PGBIN WK_PG_MAJOR WK_PG_CLIENT_BIN WK_INITDB_ARGS
 
 WK_PASSED=0
 WK_FAILED=0
@@ -144,17 +153,39 @@ wk_run_as_postgres() {
         wk-sh "$PWD" "$WK_TMP" "$@" {WK__STDOUT}>&- {WK__STDERR}>&-
 }
 
+# wk_pgbin NAME: path of a PostgreSQL program: WK_PGBIN's (the server's major), else a
+# client program from WK_PG_CLIENT_BIN (the npm server trees have no psql or pgbench).
 wk_pgbin() {
     local p=$WK_PGBIN/$1
     if [[ ! -x $p ]]; then
-        if [[ $1 == psql ]] && command -v psql >/dev/null 2>&1; then
-            p=$(command -v psql)
-        else
-            wk__log "error: PostgreSQL program \"$1\" not found in $WK_PGBIN"
+        case $1 in
+        initdb | pg_ctl | postgres | pg_controldata | pg_resetwal) p= ;;
+        *) p=$WK_PG_CLIENT_BIN/$1 ;;
+        esac
+        if [[ -z $p || ! -x $p ]]; then
+            wk__log "error: PostgreSQL program \"$1\" not found in $WK_PGBIN${p:+ nor $WK_PG_CLIENT_BIN}"
             return 1
         fi
     fi
     printf '%s\n' "$p"
+}
+
+# wk_pg_client_bindir: the folder whose pg_dump, pg_restore and psql walkeep-dump runs
+# (the tests' pg_bindir for dumps): WK_PGBIN when it has them, else WK_PG_CLIENT_BIN.
+wk_pg_client_bindir() {
+    if [[ -x $WK_PGBIN/pg_dump ]]; then
+        printf '%s\n' "$WK_PGBIN"
+    else
+        printf '%s\n' "$WK_PG_CLIENT_BIN"
+    fi
+}
+
+# wk_pg_dump_fits: status 0 when that pg_dump can dump the server's major (pg_dump
+# refuses a newer server: Debian's 15 cannot dump 16 to 18).
+wk_pg_dump_fits() {
+    local v
+    v=$("$(wk_pg_client_bindir)/pg_dump" --version | sed -n 's/^pg_dump (PostgreSQL) \([0-9]*\).*/\1/p')
+    [[ -n $v ]] && ((v >= WK_PG_MAJOR))
 }
 
 # wk_bin NAME: path of a walkeep program in $WALKEEP_BIN; fails with a hint when
@@ -189,6 +220,10 @@ wk_conf_quote() {
 
 # ---------------------------------------------------------------------------
 # scratch folder and exit handling
+
+# Every test names the PostgreSQL it ran on (and the initdb arguments) in its output.
+printf '# PostgreSQL: %s (%s)%s\n' "$("$WK_PGBIN/postgres" --version 2>/dev/null | sed 's/^postgres (PostgreSQL) //')" \
+    "$WK_PGBIN" "${WK_INITDB_ARGS:+, initdb $WK_INITDB_ARGS}"
 
 WK_TMPROOT=${WK_TMPROOT:-/tmp}
 WK_TMP=$(mktemp -d "$WK_TMPROOT/wk-it.XXXXXX")
@@ -370,8 +405,9 @@ wk_cluster_init() {
     shift
     datadir=$(wk_cluster_path "$name")
     log=$(dirname "$datadir")/initdb.log
+    # shellcheck disable=SC2086 # WK_INITDB_ARGS: words
     if ! wk_run_as_postgres "$(wk_pgbin initdb)" -D "$datadir" --auth=trust -N \
-        --locale=C -E UTF8 "$@" >"$log" 2>&1; then
+        --locale=C -E UTF8 $WK_INITDB_ARGS "$@" >"$log" 2>&1; then
         wk__log "error: initdb of cluster \"$name\" failed:"
         tail -n 20 "$log" >&2
         return 1
@@ -430,6 +466,18 @@ wk_cluster_stop() {
         cat "$log.pg_ctl" >&2
         wk_cluster_log_tail "$datadir"
         return 1
+    fi
+}
+
+# wk_sql_walfile LSN_SQL: an SQL expression naming the WAL file that holds the byte
+# before the position LSN_SQL (e.g. "pg_switch_wal()": the segment the switch closed).
+# pg_walfile_name of a segment boundary names the segment before it up to PostgreSQL 16,
+# the one starting there from 17 on; this gives the former on every major.
+wk_sql_walfile() {
+    if ((WK_PG_MAJOR >= 17)); then
+        printf 'pg_walfile_name((%s) - 1)\n' "$1"
+    else
+        printf 'pg_walfile_name(%s)\n' "$1"
     fi
 }
 

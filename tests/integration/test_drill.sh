@@ -46,7 +46,7 @@ wk_run_as_postgres timeout -k 10 240 "$BASEBACKUP" --config "$conf" --label good
 wk_pass "a base backup was taken"
 # Rows after the backup: the default target (the end of the archive) must replay them.
 wk_psql "$pg" "INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1001, 1200) g" >/dev/null
-seg=$(wk_psql "$pg" "select pg_walfile_name(pg_switch_wal())")
+seg=$(wk_psql "$pg" "select $(wk_sql_walfile "pg_switch_wal()")")
 wk_wait_for_sql "the archiving of $seg" 90 "$pg" \
     "select coalesce(last_archived_wal, '') >= '$seg' from pg_stat_archiver" t
 

@@ -18,9 +18,30 @@ dump() { as_pg "$DUMP" --config "$conf" "$@"; }
 pg=$(wk_cluster_init primary)
 port=$(wk_cluster_port "$pg")
 sock=$(wk_cluster_sockdir "$pg")
+bindir=$(wk_pg_client_bindir)
 wk_repo_conf_write "$conf" "$repo" "pg_conninfo = host=$sock port=$port dbname=postgres" \
-    "pg_bindir = $WK_PGBIN"
+    "pg_bindir = $bindir"
 wk_cluster_start "$pg"
+
+# --- a pg_dump older than the server (Debian's 15 against 16 to 18) --------------------
+# pg_dump refuses a newer server by design; walkeep-dump says so before storing anything,
+# naming both versions and pg_bindir, for every format. Nothing more can be run here then.
+if ! wk_pg_dump_fits; then
+    server_version=$(wk_psql "$pg" "SHOW server_version")
+    for format in custom plain directory globals; do
+        what="a pg_dump older than PostgreSQL $WK_PG_MAJOR ($format)"
+        args=(create --dbname postgres --format "$format" --label "old-$format")
+        [[ $format != globals ]] || args=(create --globals --label "old-$format")
+        wk_assert_status 1 "$what: create fails" -- dump "${args[@]}"
+        wk_assert_eq 2 "$(wc -l <"$WK_ERR")" "$what: an error line and a hint, nothing else"
+        wk_assert_contains "$WK_ERR" "^walkeep-dump: error: pg_dump(all)? 15\.[0-9]+ \(pg_bindir \"$bindir\"\) cannot dump the server's PostgreSQL ${server_version//./\\.}: it refuses a newer server\$" \
+            "$what: the error names both versions and pg_bindir"
+        wk_assert_contains "$WK_ERR" "^walkeep-dump: hint: set \"pg_bindir\" to the bin folder of PostgreSQL $WK_PG_MAJOR or later\$" \
+            "$what: the hint says what to do"
+        wk_assert_no_repo_file "$repo" "dumps" "$what: nothing is stored"
+    done
+    wk_done
+fi
 
 # --- the source database ---------------------------------------------------------------
 wk_psql "$pg" "CREATE DATABASE src" >/dev/null

@@ -61,7 +61,7 @@ pitr() {
 }
 switch_and_wait() {
     local seg
-    seg=$(wk_psql "$pg" "select pg_walfile_name(pg_switch_wal())")
+    seg=$(wk_psql "$pg" "select $(wk_sql_walfile "pg_switch_wal()")")
     wk_wait_for_sql "the archiving of $seg" "$ARCHIVE_TIMEOUT" "$pg" \
         "select coalesce(last_archived_wal, '') >= '$seg' from pg_stat_archiver" t || return 1
     printf '%s\n' "$seg"

@@ -107,7 +107,7 @@ label_start() {
 # archived; prints its name.
 switch_and_wait() {
     local seg
-    seg=$(wk_psql "$1" "select pg_walfile_name(pg_switch_wal())")
+    seg=$(wk_psql "$1" "select $(wk_sql_walfile "pg_switch_wal()")")
     wk_wait_for_sql "the archiving of $seg" "$ARCHIVE_TIMEOUT" "$1" \
         "select coalesce(last_archived_wal, '') >= '$seg' from pg_stat_archiver" t || return 1
     printf '%s\n' "$seg"

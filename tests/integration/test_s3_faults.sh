@@ -262,10 +262,10 @@ wk_psql "$pg" "CREATE TABLE r AS SELECT g AS id FROM generate_series(1, 1000) g"
 wk_assert_status 0 "a base backup on S3" -- as_pg "$BASEBACKUP" --config "$conf2" --label b1
 for i in 1 2 3; do
     wk_psql "$pg" "INSERT INTO r SELECT g FROM generate_series(1, 1000) g" >/dev/null
-    last=$(wk_psql "$pg" "SELECT pg_walfile_name(pg_switch_wal())")
+    last=$(wk_psql "$pg" "select $(wk_sql_walfile "pg_switch_wal()")")
 done
 wk_psql "$pg" "SELECT pg_create_restore_point('after_inserts')" >/dev/null
-last=$(wk_psql "$pg" "SELECT pg_walfile_name(pg_switch_wal())")
+last=$(wk_psql "$pg" "select $(wk_sql_walfile "pg_switch_wal()")")
 wk_wait_for_sql "archiving of $last" 60 "$pg" "SELECT last_archived_wal >= '$last' FROM pg_stat_archiver" t
 wk_cluster_stop "$pg"
 restored=$(wk_cluster_path restored)

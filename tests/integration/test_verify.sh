@@ -34,7 +34,7 @@ verify() { # REPO [ARGS...]
 # switch_and_wait DATADIR: ends the current segment and waits until it is archived.
 switch_and_wait() {
     local seg
-    seg=$(wk_psql "$1" "SELECT pg_walfile_name(pg_switch_wal())")
+    seg=$(wk_psql "$1" "select $(wk_sql_walfile "pg_switch_wal()")")
     wk_wait_for_sql "archiving of $seg" 90 "$1" \
         "SELECT last_archived_wal >= '$seg' FROM pg_stat_archiver" t
 }
@@ -67,7 +67,8 @@ assert_json() {
 pg=$(wk_cluster_init primary)
 port=$(wk_cluster_port "$pg")
 wk_repo_conf_write "$conf" "$repo" "compress = lz4" \
-    "pg_conninfo = host=$(wk_cluster_sockdir "$pg") port=$port dbname=postgres"
+    "pg_conninfo = host=$(wk_cluster_sockdir "$pg") port=$port dbname=postgres" \
+    "pg_bindir = $(wk_pg_client_bindir)"
 wk_cluster_conf "$pg" "archive_mode = on" "wal_level = replica" \
     "archive_command = $(wk_conf_quote "$ARCHIVE --config $conf %p")"
 wk_cluster_start "$pg"
@@ -80,6 +81,10 @@ for i in 1 2 3 4; do
     switch_and_wait "$pg"
 done
 dumped=0
+if [[ -n $DUMP ]] && ! wk_pg_dump_fits; then
+    echo "# pg_dump in $(wk_pg_client_bindir) is older than PostgreSQL $WK_PG_MAJOR: the dump part is skipped (test_dump checks the refusal)"
+    DUMP=
+fi
 if [[ -n $DUMP ]]; then
     wk_assert_status 0 "a dump succeeds" -- \
         as_pg timeout -k 10 120 "$DUMP" create --config "$conf" --format custom
