@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds walkeep with AddressSanitizer and UBSan, and runs every
-# test (Check unit suites and integration tests against a real PostgreSQL) through ctest.
+# test (Check unit suites, integration tests against real PostgreSQL 15, 16, 17 and 18 and
+# a real Ceph RADOS Gateway) through ctest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,4 +17,10 @@ cmake --build "$build-release" -j"$(nproc)" >/dev/null
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 cd "$build"
-ctest --output-on-failure --timeout 1500 "$@"
+# Every test has its own scratch folder, sockets and S3 server, so they run side by side:
+# most of an integration test's time is spent waiting on PostgreSQL and on Ceph, not on
+# the two cores. The matrix (CMakeLists.txt, docs/versions.md): all tests on PostgreSQL
+# 15, the server-facing ones again on 16, 17 and 18, PITR on S3 and 64 MiB segments on 18.
+# The longest tests are started first (ctest's cost data from an earlier run, else the
+# order of CMakeLists.txt).
+ctest --output-on-failure --timeout 1500 -j "${WALKEEP_TEST_JOBS:-4}" "$@"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# walkeep check against a real PostgreSQL 15: OK on a healthy setup, WARNING / CRITICAL
+# walkeep check against a real PostgreSQL (15 to 18): OK on a healthy setup, WARNING / CRITICAL
 # with the Nagios exit codes when the newest backup is too old, when archive_command
 # fails, when the repository belongs to another cluster; the Prometheus textfile parses
 # and holds the expected values; --switch-wal proves archiving end to end.
@@ -71,10 +71,13 @@ wk_assert_contains "$WK_OUT" "^CRITICAL: backup: no complete base backup" "it sa
 # --- healthy --------------------------------------------------------------------------
 wk_assert_status 0 "a backup succeeds" -- as_pg "$BASEBACKUP" --config "$conf" --label first
 wk_assert_status 0 "healthy setup with a fresh backup: OK (exit 0)" -- check --prometheus "$prom"
-for c in repository backup archiver wal ready; do
+for c in repository postgresql backup archiver wal ready; do
     wk_assert_contains "$WK_OUT" "^OK: $c: " "the $c check is OK"
 done
-wk_assert_eq 5 "$(wc -l <"$WK_OUT")" "one line per check"
+wk_assert_eq 6 "$(wc -l <"$WK_OUT")" "one line per check"
+server_version=$(wk_psql "$pg" "SHOW server_version")
+wk_assert_eq "OK: postgresql: PostgreSQL $server_version (supported: 15 to 18)" \
+    "$(grep '^OK: postgresql: ' "$WK_OUT")" "the postgresql check names the server's version (PostgreSQL $WK_PG_MAJOR)"
 wk_assert_contains "$WK_OUT" "system identifier [0-9]+ matches the server" "the identity is compared"
 if prom_parse "$prom" >"$work/prom.txt" 2>"$work/prom.err"; then
     wk_pass "the Prometheus file parses"
@@ -104,7 +107,7 @@ else
     wk_fail "the recovery window is plausible" "start: $start end: $end now: $now"
 fi
 wk_assert_status 0 "--json: OK" -- check --json
-wk_assert_eq "OK repository=OK backup=OK archiver=OK wal=OK ready=OK" "$(json_status)" \
+wk_assert_eq "OK repository=OK postgresql=OK backup=OK archiver=OK wal=OK ready=OK" "$(json_status)" \
     "--json lists every check with its status"
 
 # --- --switch-wal -----------------------------------------------------------------------
@@ -162,6 +165,31 @@ wk_assert_contains "$WK_OUT" "^WARNING: archiver: archiving recovered" "the arch
 wk_psql "$pg" "SELECT pg_stat_reset_shared('archiver')" >/dev/null
 wk_psql "$pg" "INSERT INTO t SELECT generate_series(1, 1000)" >/dev/null
 wk_assert_status 0 "after pg_stat_reset_shared('archiver'): OK" -- check --switch-wal
+# Nothing written since that switch: the position is at a segment boundary, where
+# pg_walfile_name names the next (empty) segment from PostgreSQL 17 on.
+wk_assert_status 0 "--switch-wal on an idle server: OK" -- check --switch-wal --timeout=20s
+wk_assert_contains "$WK_OUT" "^OK: switch_wal: " "the idle switch check names an archived segment"
+
+# --- archive_command and archive_library both set: CRITICAL ------------------------------
+# PostgreSQL 16 and later refuse to archive at all; 15 uses the library and ignores
+# archive_command, so no WAL reaches walkeep either way.
+wk_psql "$pg" "ALTER SYSTEM SET archive_library = 'basic_archive'" >/dev/null
+wk_psql "$pg" "SELECT pg_reload_conf()" >/dev/null
+wk_wait_for_sql "archive_library to be set" 30 "$pg" "SHOW archive_library" basic_archive
+wk_assert_status 2 "archive_command and archive_library both set: CRITICAL (exit 2)" -- check
+if ((WK_PG_MAJOR >= 16)); then
+    wk_assert_contains "$WK_OUT" "^CRITICAL: archiver: archive_command and archive_library are both set: PostgreSQL 16 and later archive nothing; set archive_library = ''\$" \
+        "the archiver check says PostgreSQL $WK_PG_MAJOR archives nothing"
+else
+    wk_assert_contains "$WK_OUT" "^CRITICAL: archiver: archive_library is set, so PostgreSQL 15 ignores archive_command and no WAL reaches walkeep; set archive_library = ''\$" \
+        "the archiver check says PostgreSQL 15 ignores archive_command"
+fi
+wk_psql "$pg" "ALTER SYSTEM RESET archive_library" >/dev/null
+wk_psql "$pg" "SELECT pg_reload_conf()" >/dev/null
+wk_wait_for_sql "archive_library to be cleared" 30 "$pg" "SHOW archive_library" ""
+wk_psql "$pg" "SELECT pg_stat_reset_shared('archiver')" >/dev/null
+wk_psql "$pg" "INSERT INTO t SELECT generate_series(1, 1000)" >/dev/null
+wk_assert_status 0 "archive_library cleared again: OK" -- check --switch-wal --timeout=60s
 
 # --- a repository of another cluster: CRITICAL ----------------------------------------------
 other=$(wk_cluster_init other)

@@ -223,6 +223,54 @@ START_TEST(test_archiver)
     f = healthy();
     f.archive_unconfigured = true;
     ck_assert_int_eq(status_of(&f, &t, "archiver"), WK_CHECK_CRITICAL);
+    /* archive_command and archive_library both set: 16+ archive nothing, 15 ignores the
+     * command; either way CRITICAL, each saying why. */
+    const int versions[] = {150018, 160014, 180004};
+    const char *why[] = {"PostgreSQL 15 ignores archive_command", "PostgreSQL 16 and later "
+                         "archive nothing", "PostgreSQL 16 and later archive nothing"};
+    for (size_t i = 0; i < 3; i++) {
+        wk_check_report r;
+        f = healthy();
+        f.archive_both_set = true;
+        f.server_version_num = versions[i];
+        wk_check_evaluate(&f, &t, &r);
+        const wk_check_item *item = find(&r, "archiver");
+        ck_assert_ptr_nonnull(item);
+        ck_assert_int_eq(item->status, WK_CHECK_CRITICAL);
+        ck_assert_msg(strstr(item->message, why[i]) != NULL, "%s", item->message);
+        ck_assert_msg(strstr(item->message, "set archive_library = ''") != NULL, "%s",
+                      item->message);
+    }
+}
+END_TEST
+
+/* The server's major: OK with its version for 15 to 18, CRITICAL naming a newer or older
+ * one; no item when the server was not reached. */
+START_TEST(test_postgresql_version)
+{
+    wk_check_thresholds t = defaults();
+    wk_check_report r;
+    wk_check_facts f = healthy();
+    ck_assert_ptr_null((wk_check_evaluate(&f, &t, &r), find(&r, "postgresql")));
+    f.server_version_num = 180004;
+    strcpy(f.server_version, "18.4");
+    wk_check_evaluate(&f, &t, &r);
+    const wk_check_item *item = find(&r, "postgresql");
+    ck_assert_ptr_nonnull(item);
+    ck_assert_int_eq(item->status, WK_CHECK_OK);
+    ck_assert_str_eq(item->message, "PostgreSQL 18.4 (supported: 15 to 18)");
+    ck_assert_int_eq(r.status, WK_CHECK_OK);
+    f.server_version_num = 190002;
+    strcpy(f.server_version, "19.2");
+    wk_check_evaluate(&f, &t, &r);
+    item = find(&r, "postgresql");
+    ck_assert_int_eq(item->status, WK_CHECK_CRITICAL);
+    ck_assert_str_eq(item->message, "the server is PostgreSQL 19, newer than this walkeep "
+                                    "supports (PostgreSQL 15 to 18); install a walkeep release "
+                                    "that supports PostgreSQL 19");
+    ck_assert_int_eq(r.status, WK_CHECK_CRITICAL);
+    f.server_version_num = 140011;
+    ck_assert_int_eq(status_of(&f, &t, "postgresql"), WK_CHECK_CRITICAL);
 }
 END_TEST
 
@@ -588,6 +636,7 @@ static Suite *check_suite(void)
     tcase_add_test(verdicts, test_duration_thresholds);
     tcase_add_test(verdicts, test_repository_identity);
     tcase_add_test(verdicts, test_archiver);
+    tcase_add_test(verdicts, test_postgresql_version);
     tcase_add_test(verdicts, test_wal_age);
     tcase_add_test(verdicts, test_ready_backlog);
     tcase_add_test(verdicts, test_dump_and_switch);
