@@ -722,6 +722,17 @@ static double now_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* SQL naming the segment that holds the byte before the current position: after an idle
+ * switch (a position at a segment boundary) that is the last segment written, already
+ * archived. Up to PostgreSQL 16 pg_walfile_name of a boundary names the segment before
+ * it; from 17 on the one that starts there, so 17 and later are asked for the position
+ * minus one byte (never a boundary itself: a position is past a page header). */
+static const char *current_wal_sql(PGconn *conn)
+{
+    return PQserverVersion(conn) >= 170000 ? "pg_walfile_name(pg_current_wal_lsn() - 1)"
+                                           : "pg_walfile_name(pg_current_wal_lsn())";
+}
+
 /* Forces a WAL switch and waits for the segment that held the current position. */
 static void switch_wal(PGconn *conn, wk_repo *repo, const wk_check_options *o,
                        wk_check_facts *f)
@@ -732,16 +743,9 @@ static void switch_wal(PGconn *conn, wk_repo *repo, const wk_check_options *o,
         say(msg, msize, "no WAL switch: the repository cannot be read");
         return;
     }
-    /* The segment that holds the byte before the current position: after an idle switch
-     * (a position at a segment boundary) that is the last segment written, already
-     * archived. Up to PostgreSQL 16 pg_walfile_name of a boundary names the segment
-     * before it; from 17 on it names the one that starts there, so 17 is asked for the
-     * position minus one byte (never a boundary itself: a position is past a page header). */
-    PGresult *res = one_row(conn,
-                            PQserverVersion(conn) >= 170000
-                                ? "SELECT pg_walfile_name(pg_current_wal_lsn() - 1)"
-                                : "SELECT pg_walfile_name(pg_current_wal_lsn())",
-                            msg, msize, "could not read the current WAL position");
+    char sql[128];
+    snprintf(sql, sizeof(sql), "SELECT %s", current_wal_sql(conn));
+    PGresult *res = one_row(conn, sql, msg, msize, "could not read the current WAL position");
     if (res == NULL)
         return;
     get_text(res, 0, f->switch_wal, sizeof(f->switch_wal));
@@ -836,18 +840,21 @@ static void gather_server(wk_repo *repo, const wk_check_options *o, wk_check_fac
     }
     if (f->switch_requested)
         switch_wal(conn, repo, o, f);
-    res = one_row(conn,
-                  "SELECT current_setting('archive_mode'), last_archived_wal, "
-                  "extract(epoch FROM last_archived_time)::float8, last_failed_wal, "
-                  "extract(epoch FROM last_failed_time)::float8, failed_count, "
-                  "CASE WHEN pg_is_in_recovery() THEN NULL "
-                  "ELSE pg_walfile_name(pg_current_wal_lsn()) END, "
-                  "current_setting('archive_command') = '' AND "
-                  "coalesce(current_setting('archive_library', true), '') = '', "
-                  "current_setting('archive_command') <> '' AND "
-                  "coalesce(current_setting('archive_library', true), '') <> '' "
-                  "FROM pg_stat_archiver",
-                  f->server_error, sizeof(f->server_error), "could not read pg_stat_archiver");
+    char sql[1024];
+    snprintf(sql, sizeof(sql),
+             "SELECT current_setting('archive_mode'), last_archived_wal, "
+             "extract(epoch FROM last_archived_time)::float8, last_failed_wal, "
+             "extract(epoch FROM last_failed_time)::float8, failed_count, "
+             "CASE WHEN pg_is_in_recovery() THEN NULL "
+             "ELSE %s END, "
+             "current_setting('archive_command') = '' AND "
+             "coalesce(current_setting('archive_library', true), '') = '', "
+             "current_setting('archive_command') <> '' AND "
+             "coalesce(current_setting('archive_library', true), '') <> '' "
+             "FROM pg_stat_archiver",
+             current_wal_sql(conn));
+    res = one_row(conn, sql, f->server_error, sizeof(f->server_error),
+                  "could not read pg_stat_archiver");
     if (res == NULL) {
         ready_from_pgdata(o, f, "pg_stat_archiver cannot be read");
         goto out;
