@@ -247,8 +247,9 @@ while IFS= read -r object; do
     if [[ $object == wal/* ]]; then
         objects=$((objects + 1))
         magic=$(head -c 4 -- "$object_copy" | od -An -tx1 | tr -d ' \n')
+        # A WAL page (magic ..d1 of every major: 10d1 for 15, 18d1 for 18), a zstd or lz4 frame.
         case $magic in
-        10d1* | 28b52ffd | 04224d18) readable+=("$repo/$object (starts with $magic)") ;;
+        ??d1* | 28b52ffd | 04224d18) readable+=("$repo/$object (starts with $magic)") ;;
         esac
     fi
     ! grep -qF -- "$probe" "$object_copy" || plain+=("$repo/$object")
