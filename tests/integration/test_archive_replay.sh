@@ -79,6 +79,14 @@ port=$(wk_cluster_port "$pg")
 sock=$(wk_cluster_sockdir "$pg")
 
 segsize=$(wk_psql "$pg" "select setting from pg_settings where name = 'wal_segment_size'")
+# Larger segments (initdb --wal-segsize=64): as much WAL as 50 segments of 16 MiB, in
+# fewer segments, so that the load stays short and below max_wal_size (no recycling).
+if ((segsize > 16 * 1024 * 1024)); then
+    MIN_SEGMENTS=$((MIN_SEGMENTS * 16 * 1024 * 1024 / segsize))
+    ((MIN_SEGMENTS >= 8)) || MIN_SEGMENTS=8
+    TARGET_SEGMENTS=$((MIN_SEGMENTS + 4))
+    echo "# $((segsize / 1024 / 1024)) MiB segments: at least $MIN_SEGMENTS of them"
+fi
 segno_sql="select floor((pg_current_wal_lsn() - '0/0'::pg_lsn) / $segsize)::bigint"
 
 # ---------------------------------------------------------------------------

@@ -176,11 +176,21 @@ wk_assert_status 1 "verify of an unknown label fails" -- dump verify nosuch
 wk_assert_contains "$WK_ERR" 'dump "nosuch" does not exist' "and says so"
 
 # --- a failing pg_dump ---------------------------------------------------------------
+# A database that does not exist: walkeep-dump's own connection (it asks the server for
+# its version before running pg_dump) says so, and nothing is stored.
 wk_assert_status 1 "a dump of a database that does not exist fails" -- \
     dump create --dbname nosuchdb --label bad
-wk_assert_contains "$WK_ERR" '^pg_dump: error: .*database "nosuchdb" does not exist' "pg_dump's own error is passed on"
-wk_assert_contains "$WK_ERR" '^walkeep-dump: error: pg_dump failed with exit status 1' "and ours says pg_dump failed"
+wk_assert_contains "$WK_ERR" '^walkeep-dump: error: could not connect to the server: .*database "nosuchdb" does not exist' \
+    "the error names the missing database"
 wk_assert_no_repo_file "$repo" dumps/bad "no dump (no record, no objects) is left"
+# pg_dump itself failing (a role that may not read a table): its error is passed on.
+wk_psql "$pg" "CREATE DATABASE locked" >/dev/null
+wk_psql "$pg" "CREATE ROLE weak LOGIN; CREATE TABLE secret (x int); REVOKE ALL ON secret FROM PUBLIC" locked >/dev/null
+wk_assert_status 1 "a dump that pg_dump cannot make fails" -- \
+    dump create --dbname locked --label bad "--pg_conninfo=host=$sock port=$port dbname=postgres user=weak"
+wk_assert_contains "$WK_ERR" '^pg_dump: error: .*permission denied for table secret' "pg_dump's own error is passed on"
+wk_assert_contains "$WK_ERR" '^walkeep-dump: error: pg_dump failed with exit status 1' "and ours says pg_dump failed"
+wk_assert_no_repo_file "$repo" dumps/bad "no dump (no record, no objects) is left by pg_dump's failure"
 wk_assert_status 1 "the label of a failed dump is not restorable" -- dump restore bad --dbname r_plain
 wk_assert_status 1 "a label in use is refused" -- dump create --dbname src --label src-plain
 wk_assert_contains "$WK_ERR" 'already exists' "the refusal says why"
