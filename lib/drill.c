@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "json.h"
+#include "pgversion.h"
 
 /* ---- the --sql file ------------------------------------------------------------------ */
 
@@ -439,6 +440,9 @@ static int restore(drill *d, wk_repo *repo, wk_error *err)
     if (wk_restore_plan_make(repo, &ropt, &plan, &rerr) != 0)
         goto failed;
     snprintf(d->report->backup, sizeof(d->report->backup), "%s", plan.backup.label);
+    /* The pg_ctl that starts the restored copy must be of the backup's major. */
+    if (wk_pg_program_check_major(opt->pg_bindir, "pg_ctl", plan.backup.pg_version, err) != 0)
+        goto out;
     maps = calloc(plan.backup.stream_count + 1, sizeof(*maps));
     paths = calloc(plan.backup.stream_count + 1, sizeof(*paths));
     if (maps == NULL || paths == NULL) {

@@ -999,62 +999,6 @@ out:
     return rc;
 }
 
-/* Runs "<program> --version" and reads its version ("pg_dump (PostgreSQL) 15.18 (Debian
- * ...)" -> "15.18", major 15). */
-static int program_version(const char *bindir, const char *name, char *version, size_t vsize,
-                           int *major, wk_error *err)
-{
-    wk_dump_argv argv = {0};
-    char out[256] = {0};
-    size_t used = 0;
-    int fds[2] = {-1, -1}, rc = -1;
-    pid_t pid;
-    if (argv_program(&argv, bindir, name, err) != 0 || argv_add(&argv, err, "--version", NULL) != 0)
-        goto out;
-    if (pipe2(fds, O_CLOEXEC) != 0) {
-        wk_error_sys(err, WK_ERR_IO, errno, "could not create a pipe");
-        goto out;
-    }
-    if (spawn(&argv, NULL, -1, fds[1], &pid, err) != 0)
-        goto out;
-    close(fds[1]);
-    fds[1] = -1;
-    for (;;) {
-        ssize_t n = read(fds[0], out + used, sizeof(out) - 1 - used);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        used += (size_t)n;
-        if (used == sizeof(out) - 1)
-            break; /* the rest is not needed; closing the pipe ends the child's writes */
-    }
-    close(fds[0]);
-    fds[0] = -1;
-    if (wait_child(pid, program_name(&argv), err) != 0)
-        goto out;
-    const char *p = strstr(out, "(PostgreSQL) ");
-    char *end = NULL;
-    long m = p != NULL ? strtol(p + 13, &end, 10) : 0;
-    if (p == NULL || end == p + 13 || m <= 0) {
-        out[strcspn(out, "\n")] = '\0';
-        wk_error_set(err, WK_ERR_IO, "could not read the version of \"%s\" from \"%s\"",
-                     argv.items[0], out);
-        goto out;
-    }
-    p += 13;
-    snprintf(version, vsize, "%.*s", (int)strcspn(p, " \n"), p);
-    *major = (int)m;
-    rc = 0;
-out:
-    if (fds[0] >= 0)
-        close(fds[0]);
-    if (fds[1] >= 0)
-        close(fds[1]);
-    wk_dump_argv_free(&argv);
-    return rc;
-}
-
 /* Before anything is stored: the server is a PostgreSQL walkeep supports, and the
  * program that will dump it is not older (pg_dump and pg_dumpall refuse a server of a
  * newer major, by design, after a connection and with a message that names no setting). */
@@ -1062,23 +1006,22 @@ static int check_versions(const wk_dump_create_options *opt, const char *conn,
                           const char *password, wk_error *err)
 {
     const char *name = opt->format == WK_DUMP_GLOBALS ? "pg_dumpall" : "pg_dump";
-    char server_version[64], version[64];
+    char server_version[64], version[64], where[4200];
     wk_repo_meta identity;
     bool have_identity;
     int major;
     if (server_facts(conn, password, server_version, sizeof(server_version), &identity,
                      &have_identity, err) != 0 ||
         wk_pg_major_check(identity.pg_version, "the server", err) != 0 ||
-        program_version(opt->bindir, name, version, sizeof(version), &major, err) != 0)
+        wk_pg_program_version(opt->bindir, name, version, sizeof(version), &major, err) != 0)
         return -1;
     if (major >= identity.pg_version)
         return 0;
-    bool from_path = opt->bindir == NULL || opt->bindir[0] == '\0';
+    wk_pg_bindir_describe(where, sizeof(where), opt->bindir);
     wk_error_set(err, WK_ERR_CONFIG,
-                 "%s %s (pg_bindir %s%s%s) cannot dump the server's PostgreSQL %s: it refuses "
-                 "a newer server",
-                 name, version, from_path ? "unset, from PATH" : "\"",
-                 from_path ? "" : opt->bindir, from_path ? "" : "\"", server_version);
+                 "%s %s (pg_bindir %s) cannot dump the server's PostgreSQL %s: it refuses a "
+                 "newer server",
+                 name, version, where, server_version);
     wk_error_hint(err, "set \"pg_bindir\" to the bin folder of PostgreSQL %d or later",
                   identity.pg_version);
     return -1;

@@ -1,5 +1,6 @@
-/* pgversion: which PostgreSQL majors this walkeep supports, and the one refusal every
- * program gives for another (lowest layer: over error only; no I/O). */
+/* pgversion: which PostgreSQL majors this walkeep supports, the one refusal every program
+ * gives for another, and the version of a PostgreSQL program (lowest layer: over error;
+ * its only I/O is running "<program> --version"). */
 #ifndef WK_PGVERSION_H
 #define WK_PGVERSION_H
 
@@ -22,5 +23,24 @@ int wk_pg_major_of_num(int version_num);
 
 /* Prints a major as PostgreSQL names it ("18", "9.6") into buf (>= 8 bytes). */
 void wk_pg_major_format(char *buf, size_t size, int major);
+
+/* Describes a pg_bindir for a message: "\"/usr/lib/postgresql/18/bin\"", or "unset, from
+ * PATH" for NULL or "". Writes into buf (always terminated). */
+void wk_pg_bindir_describe(char *buf, size_t size, const char *bindir);
+
+/* Runs "<bindir>/<name> --version" (name looked up in PATH when bindir is NULL or "") with
+ * stdin from /dev/null and stderr shared, and reads what it prints ("pg_ctl (PostgreSQL)
+ * 18.4 (Debian ...)"): *version "18.4" (into a buffer of vsize bytes), *major 18. Returns
+ * 0, or -1 with WK_ERR_IO when it cannot be run, fails, or prints no version; the
+ * outputs are written only on success. */
+int wk_pg_program_version(const char *bindir, const char *name, char *version, size_t vsize,
+                          int *major, wk_error *err);
+
+/* Checks that program `name` of pg_bindir (pg_ctl, which starts the postgres beside it)
+ * is of PostgreSQL `major`, the major of a data directory it is to start: a server runs
+ * only the data directories of its own major. Returns 0, or -1 with WK_ERR_CONFIG naming
+ * the program, its version, pg_bindir and the major needed, with a hint; or the error of
+ * wk_pg_program_version. */
+int wk_pg_program_check_major(const char *bindir, const char *name, int major, wk_error *err);
 
 #endif

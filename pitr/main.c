@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "pgversion.h"
 #include "restore.h"
 
 static const char usage[] =
@@ -127,7 +128,8 @@ int main(int argc, char **argv)
         if (target > 0)
             continue;
         if (strcmp(args.items[i], "--start") == 0) {
-            start_server = true;        } else if (OPTION("--backup")) {
+            start_server = true;
+        } else if (OPTION("--backup")) {
             if (m < 0)
                 goto out;
             opt.backup_label = v;
@@ -167,7 +169,11 @@ int main(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &start);
     opt.progress = wk_cli_progress;
     opt.progress_arg = &start;
-    if (wk_restore_plan_make(repo, &opt, &plan, &err) != 0)
+    /* --start: the pg_ctl that will start the server is of the backup's major (checked
+     * before anything is laid down). */
+    if (wk_restore_plan_make(repo, &opt, &plan, &err) != 0 ||
+        (start_server &&
+         wk_pg_program_check_major(cfg.pg_bindir, "pg_ctl", plan.backup.pg_version, &err) != 0))
         goto report;
     char start_lsn[32], stop_lsn[32];
     wk_wal_format_lsn(start_lsn, sizeof(start_lsn), plan.backup.start_lsn);

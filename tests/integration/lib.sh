@@ -38,6 +38,7 @@
 #   wk_run_as_postgres CMD...    run CMD as postgres (cwd kept if postgres may enter it)
 #   wk_pgbin NAME                path of a PostgreSQL program
 #   wk_bin NAME                  path of a walkeep program, checked executable by postgres
+#   wk_pg_bindir MAJOR           server programs' folder of another major (scripts/pg-bindir.sh)
 #   wk_pg_client_bindir          pg_bindir for walkeep-dump (the folder with pg_dump)
 #   wk_pg_dump_fits              status 0 when that pg_dump can dump WK_PG_MAJOR
 #   wk_conf_quote STRING         STRING as a single-quoted postgresql.conf value
@@ -168,6 +169,12 @@ wk_pgbin() {
         fi
     fi
     printf '%s\n' "$p"
+}
+
+# wk_pg_bindir MAJOR: the server programs' folder of another PostgreSQL major
+# (scripts/pg-bindir.sh); fails with its message when that major is not installed.
+wk_pg_bindir() {
+    "$WK__SRC/scripts/pg-bindir.sh" "${1:?major}"
 }
 
 # wk_pg_client_bindir: the folder whose pg_dump, pg_restore and psql walkeep-dump runs

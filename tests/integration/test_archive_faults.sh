@@ -164,6 +164,35 @@ wk_assert_status '!0' "a segment under another segment's name is refused" -- \
     as_pg "$ARCHIVE" --config "$conf" "$work/short/000000010000000000000071"
 wk_assert_contains "$WK_ERR" "does not hold the WAL its name says" "misnamed segment is named"
 
+# A segment of a PostgreSQL newer than walkeep knows (its page magic one above 18's):
+# one line naming the magic and the supported majors, a hint, nothing stored.
+mkdir -p "$work/future"
+chown postgres: "$work/future"
+future=000000010000000000000072
+as_pg cp "$segs/$seg1" "$work/future/$future"
+# the page address must match the new name, so only the magic is what is wrong
+python3 - "$work/future/$future" "$seg1" "$future" <<'PY'
+import struct, sys
+path, old, new = sys.argv[1:]
+with open(path, "r+b") as f:
+    head = bytearray(f.read(40))
+    seg_size = struct.unpack_from("<I", head, 32)[0]
+    struct.pack_into("<H", head, 0, 0xD119)
+    addr = struct.unpack_from("<Q", head, 8)[0] + (int(new[8:], 16) - int(old[8:], 16)) * seg_size
+    struct.pack_into("<Q", head, 8, addr)
+    f.seek(0)
+    f.write(head)
+PY
+objects_before=$(wk_repo_ls "$repo" wal)
+wk_assert_status '!0' "a segment of a PostgreSQL newer than 18 is refused" -- \
+    as_pg "$ARCHIVE" --config "$conf" "$work/future/$future"
+wk_assert_eq "walkeep-archive: error: file \"$work/future/$future\" cannot be archived: WAL page magic D119 is of a PostgreSQL newer than this walkeep supports (PostgreSQL 15 to 18)" \
+    "$(head -n 1 "$WK_ERR")" "the refusal names the magic and the supported majors"
+wk_assert_eq "walkeep-archive: hint: install a walkeep release that supports the server's PostgreSQL version" \
+    "$(sed -n 2p "$WK_ERR")" "and says what to do"
+wk_assert_eq 2 "$(wc -l <"$WK_ERR")" "nothing else is printed"
+wk_assert_eq "$objects_before" "$(wk_repo_ls "$repo" wal)" "nothing stored for the newer segment"
+
 other=$(wk_cluster_init other)
 objects_before=$(wk_repo_ls "$repo" wal)
 wk_assert_status '!0' "a segment of another cluster is refused" -- \

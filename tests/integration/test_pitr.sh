@@ -606,6 +606,30 @@ else
 fi
 
 # ---------------------------------------------------------------------------
+# 9b. --start with the pg_ctl of another major (pg_bindir of 15 for a backup of 16-18,
+#     of 18 for one of 15): refused before anything is laid down.
+
+what="9b. --start with another major's pg_ctl"
+other_major=15
+((WK_PG_MAJOR != 15)) || other_major=18
+if other_bindir=$(wk_pg_bindir "$other_major"); then
+    conf_other=$work/walkeep-other.conf
+    write_conf "$conf_other" "$repo"
+    printf 'pg_bindir = %s\n' "$other_bindir" >>"$conf_other"
+    d=$(wk_cluster_path r_other)
+    wk_assert_status 1 "$what: pitr-restore exits 1" -- \
+        pitr "$conf_other" "$d" --backup "$b1" --target-immediate --target-action=promote --start
+    assert_error_line "$what: one error line"
+    wk_assert_contains "$WK_ERR" "^pitr-restore: error: pg_ctl $other_major\.[0-9]+ \(pg_bindir \"$other_bindir\"\) cannot start a data directory of PostgreSQL $WK_PG_MAJOR\$" \
+        "$what: the error names both majors and pg_bindir"
+    wk_assert_contains "$WK_ERR" "^pitr-restore: hint: set \"pg_bindir\" to the bin folder of PostgreSQL $WK_PG_MAJOR\$" \
+        "$what: the hint says what to do"
+    assert_absent_or_empty "$d" "$what: nothing is laid down"
+else
+    wk_fail "$what: PostgreSQL $other_major is installed (scripts/deps.sh)"
+fi
+
+# ---------------------------------------------------------------------------
 # 10. --start, once: the restored cluster keeps the primary's port and socket
 #     folder (from the backup's settings); the primary is stopped, so they are
 #     free. It archives into the repository like the primary did (last test).
