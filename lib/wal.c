@@ -9,7 +9,11 @@
 #include <string.h>
 
 #define XLP_LONG_HEADER 0x0002u
-#define XLP_ALL_FLAGS 0x0007u /* every xlp_info bit PostgreSQL 9.6 to 18 defines */
+/* Every xlp_info bit PostgreSQL 10 to 18 defines: FIRST_IS_CONTRECORD 0x1, LONG_HEADER
+ * 0x2, BKP_REMOVABLE 0x4, FIRST_IS_OVERWRITE_CONTRECORD 0x8 (set on the page after a torn
+ * record that crash recovery overwrote, also on a segment's first page; since 14, and
+ * 10 to 13 from their late-2021 minor releases). */
+#define XLP_ALL_FLAGS 0x000Fu
 
 /* Byte offsets inside XLogLongPageHeaderData (the short header, 4 bytes of padding,
  * then the long header's fields). */

@@ -503,8 +503,30 @@ START_TEST(test_header_no_long_flag)
     assert_header_corrupt(buf, sizeof(buf), "no long header");
     ts_put16(buf, 2, 0x0005); /* contrecord + removable, still short */
     assert_header_corrupt(buf, sizeof(buf), "no long header");
-    ts_put16(buf, 2, 0x000A); /* long, plus an undefined bit */
-    assert_header_corrupt(buf, sizeof(buf), "unknown info bits 000A");
+    ts_put16(buf, 2, 0x0012); /* long, plus an undefined bit */
+    assert_header_corrupt(buf, sizeof(buf), "unknown info bits 0012");
+    ts_put16(buf, 2, 0x8002);
+    assert_header_corrupt(buf, sizeof(buf), "unknown info bits 8002");
+}
+END_TEST
+
+/* The first page of a segment after crash recovery overwrote a torn record carries
+ * XLP_FIRST_IS_OVERWRITE_CONTRECORD (0x8): a valid segment on every supported major. */
+START_TEST(test_header_overwrite_contrecord)
+{
+    const uint16_t magics[] = {0xD110, 0xD113, 0xD116, 0xD118};
+    const uint16_t infos[] = {0x000A, 0x000E, 0x000B, 0x000F};
+    for (size_t i = 0; i < sizeof(magics) / sizeof(magics[0]); i++) {
+        for (size_t j = 0; j < sizeof(infos) / sizeof(infos[0]); j++) {
+            uint8_t buf[WK_WAL_LONG_HEADER_SIZE];
+            wk_wal_header h;
+            wk_error err = {0};
+
+            make_header(buf, magics[i], infos[j], 1, 16 * MIB, 42, 16 * MIB, 8192);
+            ck_assert_msg(wk_wal_parse_header(buf, sizeof(buf), &h, &err) == 0,
+                          "magic %04X info %04X: %s", magics[i], infos[j], err.message);
+        }
+    }
 }
 END_TEST
 
@@ -968,6 +990,7 @@ static Suite *wal_suite(void)
     tcase_add_test(header, test_header_wrong_magic);
     tcase_add_test(header, test_header_newer_release);
     tcase_add_test(header, test_header_no_long_flag);
+    tcase_add_test(header, test_header_overwrite_contrecord);
     tcase_add_test(header, test_header_bad_seg_size);
     tcase_add_test(header, test_header_bad_block_size);
     tcase_add_test(header, test_header_pageaddr_not_segment_start);
