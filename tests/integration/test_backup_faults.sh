@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# walkeep-basebackup under faults, against a real PostgreSQL 15: a backup killed half-way
+# walkeep-basebackup under faults, against a real PostgreSQL (15 to 18): a backup killed half-way
 # is never usable, a bad connection is one clear error, a backup whose WAL is not
 # archived waits (bounded) and becomes usable once it is, and labels never collide.
 # With WK_REPO_KIND=s3 the repository is on S3 (lib.sh): there the backup is killed while

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_drill.sh: walkeep drill (the automated restore test) against a real PostgreSQL 15.
+# test_drill.sh: walkeep drill (the automated restore test) against a real PostgreSQL (15 to 18).
 #
 # One primary archives through walkeep-archive; walkeep-basebackup takes one backup. Then:
 #   1. a drill on the good backup passes (exit 0), names the backup, and an --sql

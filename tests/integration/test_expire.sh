@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_expire.sh: walkeep expire (retention) against a real PostgreSQL 15.
+# test_expire.sh: walkeep expire (retention) against a real PostgreSQL (15 to 18).
 #
 # A primary archives through walkeep-archive; four base backups are taken with WAL
 # switched between them. With retention_full = 2:

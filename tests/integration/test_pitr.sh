@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test_pitr.sh: base backups (walkeep-basebackup) and point-in-time restore
-# (pitr-restore) against a real PostgreSQL 15.
+# (pitr-restore) against a real PostgreSQL (15 to 18: WK_PG_MAJOR, lib.sh).
 #
 # One primary archives through walkeep-archive into an encrypted repository.
 # walkeep-basebackup takes backups of it; then accidents happen and
@@ -21,7 +21,8 @@
 #   8. refusals, each leaving the data directory as it was: not empty, target
 #      before the oldest backup, a missing WAL segment (on a copy of the
 #      repository; walkeep info then reports the gap), a corrupt backup object
-#      (on another copy), a target LSN past the end of the archive
+#      (on another copy), a target LSN past the end of the archive; --start with
+#      the pg_ctl of another major (9b)
 #  10. --start: pitr-restore starts the restored cluster itself (once, last,
 #      when the primary is stopped so that its port is free)
 # With WK_REPO_KIND=s3 the repositories are on S3 (lib.sh), with 1 MB parts so that

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_verify.sh: walkeep verify against a repository a real PostgreSQL 15 archived into,
+# test_verify.sh: walkeep verify against a repository a real PostgreSQL (15 to 18) archived into,
 # with a walkeep-basebackup backup (and a walkeep-dump dump when that program is built).
 # A clean repository verifies (exit 0); then, each on a fresh copy of the repository, a
 # flipped byte in a WAL object, in a backup object, in a dump object, and a segment
