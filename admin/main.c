@@ -6,10 +6,10 @@
 
 #include "cli.h"
 #include "cluster.h"
-#include "pgversion.h"
 #include "commands.h"
 #include "crypt.h"
 #include "info.h"
+#include "pgversion.h"
 #include "repo.h"
 
 static const char usage[] =
