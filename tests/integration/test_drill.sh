@@ -63,7 +63,8 @@ drill_postmasters() {
     ps -eo pid=,ppid=,comm= | awk '$3 == "postgres" { comm[$1] = 1; ppid[$1] = $2 }
         END { for (p in comm) if (!(ppid[p] in comm)) print p }' |
         while read -r p; do
-            if tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q 'walkeep-drill\.'; then
+            # this test's drills only: others may run in parallel (ctest -j)
+            if tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF -- "$drilltmp/walkeep-drill."; then
                 printf '%s ' "$p"
             fi
         done
