@@ -18,8 +18,8 @@
 #include "log.h"
 #include "pgversion.h"
 #include "readahead.h"
+#include "record.h"
 
-#define RECORD_MAX_BYTES (1024 * 1024)
 /* How far ahead of the server the data files are read: enough to cover a disk's latency
  * at the server's speed, little enough not to push anything out of the page cache. */
 #define READAHEAD_WINDOW (64u * 1024 * 1024)
@@ -165,7 +165,7 @@ int wk_backup_record_write(wk_repo *repo, const wk_backup_record *r, wk_error *e
     if (text == NULL)
         goto out;
     record_path(r->label, path, sizeof(path));
-    rc = wk_storage_put_bytes(repo->storage, path, WK_PUT_NOREPLACE, text, strlen(text), err);
+    rc = wk_record_write(repo->storage, path, text, strlen(text), err);
 out:
     free(text);
     wk_json_writer_free(w);
@@ -236,11 +236,8 @@ int wk_backup_record_read(wk_repo *repo, const char *label, wk_backup_record *ou
     wk_backup_record r = {0};
     const char *s;
     int rc = -1;
-    wk_stage *sink = wk_stage_memory_new(RECORD_MAX_BYTES, &text, &len, err);
-    if (sink == NULL)
-        return -1;
     record_path(label, path, sizeof(path));
-    if (wk_storage_get(repo->storage, path, sink, err) != 0 || wk_stage_finish(sink, err) != 0)
+    if (wk_record_read(repo->storage, path, &text, &len, err) != 0)
         goto out;
     if (wk_json_parse((const char *)text, len, &doc, err) != 0)
         goto bad;
@@ -290,7 +287,6 @@ bad:
 out:
     wk_backup_record_free(&r);
     wk_json_free(doc);
-    wk_stage_free(sink);
     free(text);
     return rc;
 }

@@ -23,8 +23,8 @@
 #include "backup.h"
 #include "json.h"
 #include "pgversion.h"
+#include "record.h"
 
-#define RECORD_MAX_BYTES (4 * 1024 * 1024)
 
 extern char **environ;
 
@@ -143,7 +143,6 @@ int wk_dump_record_write(wk_repo *repo, const wk_dump_record *r, wk_error *err)
     char path[256];
     wk_json_writer *w = wk_json_writer_new();
     char *text = NULL;
-    wk_stage *sink = NULL;
     int rc = -1;
     if (wk_dump_check_label(r->label, err) != 0)
         goto out;
@@ -157,12 +156,8 @@ int wk_dump_record_write(wk_repo *repo, const wk_dump_record *r, wk_error *err)
     if (text == NULL)
         goto out;
     record_path(r->label, path, sizeof(path));
-    if (wk_storage_put_open(repo->storage, path, WK_PUT_NOREPLACE, &sink, err) != 0 ||
-        wk_stage_write(sink, text, strlen(text), err) != 0 || wk_stage_finish(sink, err) != 0)
-        goto out;
-    rc = 0;
+    rc = wk_record_write(repo->storage, path, text, strlen(text), err);
 out:
-    wk_stage_free(sink);
     free(text);
     wk_json_writer_free(w);
     return rc;
@@ -221,11 +216,8 @@ int wk_dump_record_read(wk_repo *repo, const char *label, wk_dump_record *out, w
     int rc = -1;
     if (wk_dump_check_label(label, err) != 0)
         return -1;
-    wk_stage *sink = wk_stage_memory_new(RECORD_MAX_BYTES, &text, &len, err);
-    if (sink == NULL)
-        return -1;
     record_path(label, path, sizeof(path));
-    if (wk_storage_get(repo->storage, path, sink, err) != 0 || wk_stage_finish(sink, err) != 0)
+    if (wk_record_read(repo->storage, path, &text, &len, err) != 0)
         goto out;
     if (wk_json_parse((const char *)text, len, &doc, err) != 0)
         goto bad;
@@ -288,7 +280,6 @@ bad:
 out:
     wk_dump_record_free(&r);
     wk_json_free(doc);
-    wk_stage_free(sink);
     free(text);
     return rc;
 }

@@ -9,10 +9,9 @@
 #include <string.h>
 
 #include "archive.h"
-#include "json.h"
+#include "dump.h"
 #include "wal.h"
 
-#define DUMP_RECORD_MAX_BYTES (1024 * 1024)
 #define SECONDS_PER_DAY 86400
 
 /* ---- small helpers ------------------------------------------------------------------- */
@@ -87,7 +86,8 @@ static int collect_dump(const char *name, bool is_dir, uint64_t size, void *arg)
 {
     dump_list *l = arg;
     (void)size;
-    if (!is_dir || strlen(name) >= WK_BACKUP_LABEL_MAX)
+    /* A folder whose name is no dump label holds nothing walkeep wrote: it stays. */
+    if (!is_dir || strlen(name) >= WK_BACKUP_LABEL_MAX || wk_dump_check_label(name, NULL) != 0)
         return 0;
     dump_entry *grown = realloc(l->entries, (l->count + 1) * sizeof(*grown));
     if (grown == NULL) {
@@ -101,43 +101,18 @@ static int collect_dump(const char *name, bool is_dir, uint64_t size, void *arg)
     return 0;
 }
 
-static int get_dump_time(const wk_json *doc, const char *key, time_t *out, wk_error *err)
-{
-    const char *s;
-    if (wk_json_get_string(doc, key, &s, err) != 0)
-        return -1;
-    if (wk_backup_parse_time(s, out) != 0)
-        return wk_error_set(err, WK_ERR_CORRUPT, "invalid time in member \"%s\"", key);
-    return 0;
-}
-
-/* Reads dumps/<label>/dump.json; WK_ERR_NOTFOUND when the folder has none. */
+/* Reads the times of dumps/<label>/dump.json (dump.c reads it); WK_ERR_NOTFOUND when the
+ * folder has none. */
 static int read_dump_record(wk_repo *repo, dump_entry *d, wk_error *err)
 {
-    char path[256];
-    uint8_t *text = NULL;
-    size_t len = 0;
-    wk_json *doc = NULL;
-    int rc = -1;
-    snprintf(path, sizeof(path), "dumps/%s/%s", d->label, WK_DUMP_RECORD);
-    wk_stage *sink = wk_stage_memory_new(DUMP_RECORD_MAX_BYTES, &text, &len, err);
-    if (sink == NULL)
+    wk_dump_record r = {0};
+    if (wk_dump_record_read(repo, d->label, &r, err) != 0)
         return -1;
-    if (wk_storage_get(repo->storage, path, sink, err) != 0 || wk_stage_finish(sink, err) != 0)
-        goto out;
-    if (wk_json_parse((const char *)text, len, &doc, err) != 0 ||
-        get_dump_time(doc, "start_time", &d->start_time, err) != 0 ||
-        get_dump_time(doc, "end_time", &d->end_time, err) != 0) {
-        wk_error_prefix(err, "invalid dump record \"%s\"", path);
-        goto out;
-    }
+    d->start_time = r.start_time;
+    d->end_time = r.end_time;
     d->has_record = true;
-    rc = 0;
-out:
-    wk_json_free(doc);
-    wk_stage_free(sink);
-    free(text);
-    return rc;
+    wk_dump_record_free(&r);
+    return 0;
 }
 
 static int list_dumps(wk_repo *repo, dump_list *l, wk_error *err)

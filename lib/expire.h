@@ -18,8 +18,6 @@
 #include "error.h"
 #include "repo.h"
 
-#define WK_DUMP_RECORD "dump.json"
-
 /* The retention settings (0: no limit of that kind) and the time "now" for the ones
  * counted in days. */
 typedef struct wk_expire_policy {

@@ -12,11 +12,9 @@
 #include "backup.h"
 #include "codec.h"
 #include "crypt.h"
-#include "json.h"
+#include "dump.h"
 
 #define HISTORY_MAX_BYTES (1024 * 1024)
-#define DUMP_RECORD "dump.json"
-#define DUMP_RECORD_MAX_BYTES (16 * 1024 * 1024)
 #define MISSING_WAL_LISTED_MAX 100 /* per backup; more are summed up in one finding */
 
 /* ---- kinds -------------------------------------------------------------------------- */
@@ -890,73 +888,38 @@ static int verify_backup(verify_ctx *v, const char *label, wk_error *err)
     return rc;
 }
 
-/* dumps/<label>/dump.json: its "streams" are checked like a backup's. */
+/* dumps/<label>/dump.json (dump.c reads it): its streams are checked like a backup's. */
 static void verify_dump(verify_ctx *v, const char *label)
 {
     char dir[WK_OBJECT_PATH_MAX], path[WK_OBJECT_PATH_MAX + 32], what[WK_OBJECT_PATH_MAX + 32];
-    uint8_t *text = NULL;
-    size_t len = 0;
-    wk_json *doc = NULL;
+    wk_dump_record r = {0};
     wk_error err = {0};
     snprintf(dir, sizeof(dir), "dumps/%s", label);
-    snprintf(path, sizeof(path), "%s/%s", dir, DUMP_RECORD);
+    snprintf(path, sizeof(path), "%s/%s", dir, WK_DUMP_RECORD);
     snprintf(what, sizeof(what), "the record of dump \"%s\"", label);
-    wk_stage *sink = wk_stage_memory_new(DUMP_RECORD_MAX_BYTES, &text, &len, &err);
-    if (sink == NULL) {
-        v->nomem = true;
+    if (wk_dump_check_label(label, NULL) != 0) {
+        add_finding(v, WK_VERIFY_UNEXPECTED, dir, "not a dump label: walkeep writes no such folder");
         return;
     }
-    if (wk_storage_get(v->repo->storage, path, sink, &err) != 0 ||
-        wk_stage_finish(sink, &err) != 0) {
+    if (wk_dump_record_read(v->repo, label, &r, &err) != 0) {
         if (err.code == WK_ERR_NOTFOUND)
             add_finding(v, WK_VERIFY_INCOMPLETE, dir,
                         "dump folder without %s: an interrupted dump, never restored",
-                        DUMP_RECORD);
+                        WK_DUMP_RECORD);
         else if (err.code == WK_ERR_NOMEM)
             v->nomem = true;
         else
-            add_finding(v, err.code == WK_ERR_CORRUPT ? WK_VERIFY_RECORD : WK_VERIFY_UNREADABLE,
+            add_finding(v, err.code == WK_ERR_IO || err.code == WK_ERR_TRANSIENT
+                               ? WK_VERIFY_UNREADABLE
+                               : WK_VERIFY_RECORD,
                         path, "%s", err.message);
-        goto out;
+        return;
     }
-    if (wk_json_parse((const char *)text, len, &doc, &err) != 0) {
-        if (err.code == WK_ERR_NOMEM)
-            v->nomem = true;
-        else
-            add_finding(v, WK_VERIFY_RECORD, path, "invalid dump record: %s", err.message);
-        goto out;
+    for (size_t i = 0; i < r.stream_count && !v->nomem; i++) {
+        const wk_dump_stream *s = &r.streams[i];
+        verify_stream(v, what, s->object, &s->fingerprint, s->bytes, s->stored_bytes);
     }
-    const wk_json *streams = wk_json_get(doc, "streams");
-    if (wk_json_type_of(streams) != WK_JSON_ARRAY) {
-        add_finding(v, WK_VERIFY_RECORD, path,
-                    "invalid dump record: missing or invalid member \"streams\"");
-        goto out;
-    }
-    for (size_t i = 0; i < wk_json_length(streams) && !v->nomem; i++) {
-        const wk_json *s = wk_json_at(streams, i);
-        const char *object, *hex;
-        uint64_t bytes, stored;
-        wk_fingerprint fp;
-        wk_error serr = {0};
-        if (wk_json_get_string(s, "object", &object, &serr) != 0 ||
-            wk_json_get_uint(s, "bytes", &bytes, &serr) != 0 ||
-            wk_json_get_uint(s, "stored_bytes", &stored, &serr) != 0 ||
-            wk_json_get_string(s, "fingerprint", &hex, &serr) != 0) {
-            add_finding(v, WK_VERIFY_RECORD, path, "invalid dump record: stream %zu: %s", i,
-                        serr.message);
-            continue;
-        }
-        if (strlen(hex) != WK_FINGERPRINT_HEX_LEN || wk_fingerprint_parse(hex, &fp) != 0) {
-            add_finding(v, WK_VERIFY_RECORD, path,
-                        "invalid dump record: stream %zu: invalid fingerprint", i);
-            continue;
-        }
-        verify_stream(v, what, object, &fp, bytes, stored);
-    }
-out:
-    wk_json_free(doc);
-    free(text);
-    wk_stage_free(sink);
+    wk_dump_record_free(&r);
 }
 
 /* backups/ or dumps/: each folder in turn. */

@@ -15,6 +15,7 @@
 
 #include "archive.h"
 #include "backup.h"
+#include "dump.h"
 #include "expire.h"
 #include "support.h"
 
@@ -153,10 +154,19 @@ static void label_of(time_t t, char *buf, size_t size)
     strftime(buf, size, "%Y%m%dT%H%M%SZ", &tm);
 }
 
-/* A dump: dumps/<label>/dump.json and two objects, one in a sub-folder. */
-static void make_dump(const char *label, time_t ended)
+/* A dump: two objects, one in a sub-folder, and dumps/<label>/dump.json (written by
+ * dump.c, the record's one home) naming them. */
+static void make_dump(wk_repo *repo, const char *label, time_t ended)
 {
-    char path[512], start[40], end[40], text[512];
+    char path[512];
+    wk_dump_stream streams[2] = {{.name = "toc.dat", .bytes = 4, .stored_bytes = 4},
+                                 {.name = "3456.dat", .bytes = 4, .stored_bytes = 4}};
+    wk_dump_record r = {.format = WK_DUMP_DIRECTORY, .database = "app",
+                        .server_version = "15.18", .start_time = ended - 30, .end_time = ended,
+                        .bytes = 8, .stored_bytes = 8, .compress = WK_COMPRESS_ZSTD,
+                        .stream_count = 2, .streams = streams};
+    wk_error err = {0};
+    snprintf(r.label, sizeof(r.label), "%s", label);
     snprintf(path, sizeof(path), "%s/dumps", repo_dir);
     mkdir(path, 0700);
     snprintf(path, sizeof(path), "%s/dumps/%s", repo_dir, label);
@@ -167,13 +177,9 @@ static void make_dump(const char *label, time_t ended)
     ts_write_file(path, "rows", 4);
     snprintf(path, sizeof(path), "%s/dumps/%s/dump.zst", repo_dir, label);
     ts_write_file(path, "dump", 4);
-    wk_backup_format_time(ended - 30, start, sizeof(start));
-    wk_backup_format_time(ended, end, sizeof(end));
-    snprintf(text, sizeof(text),
-             "{\n  \"label\": \"%s\",\n  \"database\": \"app\",\n  \"format\": \"custom\",\n"
-             "  \"start_time\": \"%s\",\n  \"end_time\": \"%s\"\n}\n", label, start, end);
-    snprintf(path, sizeof(path), "%s/dumps/%s/dump.json", repo_dir, label);
-    ts_write_file(path, text, strlen(text));
+    snprintf(streams[0].object, sizeof(streams[0].object), "dumps/%s/dump.zst", label);
+    snprintf(streams[1].object, sizeof(streams[1].object), "dumps/%s/toc/3456.dat.zst", label);
+    ck_assert_msg(wk_dump_record_write(repo, &r, &err) == 0, "%s", err.message);
 }
 
 static bool backup_exists(const char *label)
@@ -446,8 +452,8 @@ START_TEST(test_dry_run_changes_nothing)
     char old_label[32];
     label_of(now - 20 * DAY, old_label, sizeof(old_label));
     make_interrupted("backups", old_label);
-    make_dump("d1", now - 9 * DAY);
-    make_dump("d2", now - DAY);
+    make_dump(repo, "d1", now - 9 * DAY);
+    make_dump(repo, "d2", now - DAY);
     char *before = repo_listing();
     wk_error err = {0};
     wk_expire_policy p = policy_of(1, 0, 1, 0);
@@ -533,10 +539,10 @@ START_TEST(test_dumps)
 {
     wk_repo *repo = open_repo();
     push_segments(repo, 1, 1, 2);
-    make_dump("d1", now - 10 * DAY);
-    make_dump("d2", now - 6 * DAY);
-    make_dump("d3", now - 4 * DAY);
-    make_dump("d4", now - 1 * DAY);
+    make_dump(repo, "d1", now - 10 * DAY);
+    make_dump(repo, "d2", now - 6 * DAY);
+    make_dump(repo, "d3", now - 4 * DAY);
+    make_dump(repo, "d4", now - 1 * DAY);
     char old_label[32];
     label_of(now - 20 * DAY, old_label, sizeof(old_label));
     make_interrupted("dumps", old_label);

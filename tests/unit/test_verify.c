@@ -17,6 +17,7 @@
 
 #include "archive.h"
 #include "backup.h"
+#include "dump.h"
 #include "verify.h"
 #include "support.h"
 
@@ -238,36 +239,32 @@ static wk_backup_record put_backup(wk_repo *repo, const char *label)
     return r;
 }
 
-/* A dump "d1": two streams and dumps/d1/dump.json describing them. */
+/* A dump "d1": two streams and dumps/d1/dump.json (written by dump.c) describing them. */
 static void put_dump(wk_repo *repo, const char *label, char objects[2][256])
 {
-    char record[4096];
-    size_t n = (size_t)snprintf(record, sizeof(record),
-                                "{\n  \"format\": 1,\n  \"label\": \"%s\",\n  \"streams\": [\n",
-                                label);
+    wk_dump_stream streams[2] = {{.name = "toc.dat"}, {.name = "3456.dat"}};
+    wk_dump_record r = {.format = WK_DUMP_DIRECTORY, .database = "app",
+                        .server_version = "15.18", .start_time = 1700000000,
+                        .end_time = 1700000060, .compress = WK_COMPRESS_ZSTD,
+                        .stream_count = 2, .streams = streams};
+    wk_error err = {0};
+    snprintf(r.label, sizeof(r.label), "%s", label);
     for (size_t i = 0; i < 2; i++) {
         size_t len = i == 0 ? 100000 : 5;
         uint8_t *data = malloc(len);
         ck_assert_ptr_nonnull(data);
         for (size_t j = 0; j < len; j++)
             data[j] = (uint8_t)((j * 13 + i) % 241);
-        uint64_t stored = 0;
-        wk_fingerprint fp;
-        char hex[WK_FINGERPRINT_HEX_LEN + 1];
         snprintf(objects[i], 256, "dumps/%s/part%zu.dat%s", label, i, repo->suffix);
-        put_object(repo, objects[i], data, len, &stored);
-        fp = ts_fingerprint(data, len);
-        wk_fingerprint_hex(&fp, hex);
-        n += (size_t)snprintf(record + n, sizeof(record) - n,
-                              "    { \"name\": \"part%zu.dat\", \"object\": \"%s\", \"bytes\": %zu, "
-                              "\"stored_bytes\": %" PRIu64 ", \"fingerprint\": \"%s\" }%s\n",
-                              i, objects[i], len, stored, hex, i == 0 ? "," : "");
+        snprintf(streams[i].object, sizeof(streams[i].object), "%s", objects[i]);
+        put_object(repo, objects[i], data, len, &streams[i].stored_bytes);
+        streams[i].bytes = len;
+        streams[i].fingerprint = ts_fingerprint(data, len);
+        r.bytes += len;
+        r.stored_bytes += streams[i].stored_bytes;
         free(data);
     }
-    snprintf(record + n, sizeof(record) - n, "  ]\n}\n");
-    char path[1024];
-    snprintf(path, sizeof(path), "%s/dumps/%s/dump.json", repo_dir, label);
-    ts_write_file(path, record, strlen(record));
+    ck_assert_msg(wk_dump_record_write(repo, &r, &err) == 0, "%s", err.message);
 }
 
 /* Segments 1..6 of timeline 1. */
