@@ -11,11 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "json.h"
+#include "pgctl.h"
 #include "pgversion.h"
 
 /* ---- the --sql file ------------------------------------------------------------------ */
@@ -261,45 +261,6 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
     return 0;
 }
 
-/* Runs argv (stdout and stderr appended to out_file); returns the exit status, or -1. */
-static int run_program(char *const argv[], const char *out_file)
-{
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        int fd = open(out_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-        int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (fd >= 0) {
-            dup2(fd, STDOUT_FILENO);
-            dup2(fd, STDERR_FILENO);
-        }
-        if (null >= 0)
-            dup2(null, STDIN_FILENO);
-        execvp(argv[0], argv);
-        _exit(127);
-    }
-    int status;
-    while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR)
-            return -1;
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-static bool postmaster_alive(const drill *d)
-{
-    char path[PATH_MAX + 64];
-    snprintf(path, sizeof(path), "%s/postmaster.pid", d->pgdata);
-    FILE *f = fopen(path, "re");
-    if (f == NULL)
-        return false;
-    long pid = 0;
-    bool ok = fscanf(f, "%ld", &pid) == 1 && pid > 0;
-    fclose(f);
-    return ok && kill((pid_t)pid, 0) == 0;
-}
-
 /* Stops the server: fast, then immediate, then SIGKILL to the postmaster. */
 static void stop_server(drill *d)
 {
@@ -307,25 +268,7 @@ static void stop_server(drill *d)
         return;
     char out[PATH_MAX + 32];
     snprintf(out, sizeof(out), "%s/pg_ctl.log", d->folder);
-    const char *modes[] = {"fast", "immediate"};
-    for (size_t i = 0; i < 2 && postmaster_alive(d); i++) {
-        char *argv[] = {d->pg_ctl, "-D", d->pgdata, "-m", (char *)modes[i], "-w",
-                        "-t", "60", "stop", NULL};
-        run_program(argv, out);
-    }
-    if (postmaster_alive(d)) {
-        char path[PATH_MAX + 64];
-        snprintf(path, sizeof(path), "%s/postmaster.pid", d->pgdata);
-        FILE *f = fopen(path, "re");
-        long pid = 0;
-        if (f != NULL) {
-            if (fscanf(f, "%ld", &pid) == 1 && pid > 0)
-                kill((pid_t)pid, SIGKILL);
-            fclose(f);
-        }
-        for (int i = 0; i < 100 && pid > 0 && kill((pid_t)pid, 0) == 0; i++)
-            usleep(100000);
-    }
+    wk_pgctl_stop(d->pg_ctl, d->pgdata, out);
     d->started = false;
 }
 
@@ -389,32 +332,6 @@ static const char *first_line(const char *msg, char *buf, size_t size)
     snprintf(buf, size, "%s", msg != NULL ? msg : "");
     buf[strcspn(buf, "\n")] = '\0';
     return buf;
-}
-
-/* Finds the last line of the server log holding one of the needles; copies the text after
- * its "LOG:  " / "FATAL:  " prefix into out. Returns true when found. */
-static bool log_find(const drill *d, const char *const needles[], char *out, size_t size)
-{
-    FILE *f = fopen(d->log, "re");
-    char line[2048];
-    bool found = false;
-    if (f == NULL)
-        return false;
-    while (fgets(line, sizeof(line), f) != NULL) {
-        for (size_t i = 0; needles[i] != NULL; i++) {
-            const char *at = strstr(line, needles[i]);
-            if (at == NULL)
-                continue;
-            const char *colon = strstr(line, ":  ");
-            const char *text = colon != NULL && colon < at ? colon + 3 : at;
-            snprintf(out, size, "%s", text);
-            out[strcspn(out, "\n")] = '\0';
-            found = true;
-            break;
-        }
-    }
-    fclose(f);
-    return found;
 }
 
 /* ---- the steps ----------------------------------------------------------------------- */
@@ -494,18 +411,17 @@ static int start_and_wait(drill *d, wk_error *err)
 {
     int64_t timeout = d->opt->timeout_ms > 0 ? d->opt->timeout_ms : 3600 * 1000;
     int64_t start = now_ms(), deadline = start + timeout;
-    char secs[32], out[PATH_MAX + 32], buf[512];
-    snprintf(secs, sizeof(secs), "%lld", (long long)(timeout / 1000 > 0 ? timeout / 1000 : 1));
+    char out[PATH_MAX + 32], buf[512];
+    int st;
     snprintf(out, sizeof(out), "%s/pg_ctl.log", d->folder);
-    char *argv[] = {d->pg_ctl, "-D", d->pgdata, "-l", d->log, "-w", "-t", secs, "start", NULL};
     d->started = true;
-    int st = run_program(argv, out);
-    if (st == 127)
-        return wk_error_set(err, WK_ERR_IO, "could not run \"%s\"", d->pg_ctl);
+    if (wk_pgctl_start(d->pg_ctl, d->pgdata, d->log,
+                       (int)(timeout / 1000 > 0 ? timeout / 1000 : 1), out, &st, err) != 0)
+        return -1;
     if (st != 0) {
         const char *const fatal[] = {"FATAL", "PANIC", NULL};
         char line[1024] = "";
-        log_find(d, fatal, line, sizeof(line));
+        wk_pgctl_log_find(d->log, fatal, line, sizeof(line));
         return wk_drill_report_add(d->report, "server", WK_DRILL_FAILED, err,
                                    "the server did not start%s%s", line[0] ? ": " : "", line) ? -1
                                                                                              : 0;
@@ -528,10 +444,10 @@ static int start_and_wait(drill *d, wk_error *err)
                 return rc == 0 ? 1 : -1;
             }
         }
-        if (!postmaster_alive(d)) {
+        if (!wk_pgctl_running(d->pgdata)) {
             const char *const fatal[] = {"FATAL", "PANIC", NULL};
             char line[1024] = "";
-            log_find(d, fatal, line, sizeof(line));
+            wk_pgctl_log_find(d->log, fatal, line, sizeof(line));
             if (line[0] == '\0')
                 first_line(PQerrorMessage(conn), line, sizeof(line));
             PQfinish(conn);
@@ -552,14 +468,14 @@ static int check_target(drill *d, wk_error *err)
     char line[1024] = "";
     if (d->opt->target.kind == WK_TARGET_END) {
         const char *const done[] = {"archive recovery complete", NULL};
-        if (log_find(d, done, line, sizeof(line)))
+        if (wk_pgctl_log_find(d->log, done, line, sizeof(line)))
             return wk_drill_report_add(d->report, "target", WK_DRILL_OK, err,
                                        "end of the archive: %s", line);
         return wk_drill_report_add(d->report, "target", WK_DRILL_FAILED, err,
                                    "the server log does not say \"archive recovery complete\"");
     }
     const char *const stop[] = {"recovery stopping", NULL};
-    if (log_find(d, stop, line, sizeof(line)))
+    if (wk_pgctl_log_find(d->log, stop, line, sizeof(line)))
         return wk_drill_report_add(d->report, "target", WK_DRILL_OK, err, "%s", line);
     return wk_drill_report_add(d->report, "target", WK_DRILL_FAILED, err,
                                "the server log does not say \"recovery stopping\": the target "
@@ -729,8 +645,7 @@ int wk_drill_run(wk_repo *repo, const wk_drill_options *opt, wk_drill_report *re
     snprintf(report->folder, sizeof(report->folder), "%s", d.folder);
     snprintf(d.pgdata, sizeof(d.pgdata), "%s/data", d.folder);
     snprintf(d.log, sizeof(d.log), "%s/server.log", d.folder);
-    snprintf(d.pg_ctl, sizeof(d.pg_ctl), "%s%s%s", opt->pg_bindir ? opt->pg_bindir : "",
-             opt->pg_bindir ? "/" : "", "pg_ctl");
+    wk_pgctl_path(d.pg_ctl, sizeof(d.pg_ctl), opt->pg_bindir);
     srand((unsigned)(time(NULL) ^ getpid()));
     d.port = 50000 + rand() % 10000; /* the socket is private: any port number will do */
 

@@ -9,13 +9,11 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <pwd.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <libpq-fe.h>
@@ -23,10 +21,8 @@
 #include "backup.h"
 #include "json.h"
 #include "pgversion.h"
+#include "proc.h"
 #include "record.h"
-
-
-extern char **environ;
 
 /* ---- names ---------------------------------------------------------------------- */
 
@@ -732,119 +728,26 @@ int wk_dump_restore_argv(const wk_dump_record *r, const wk_dump_restore_options 
 
 /* Starts argv with stdin / stdout on in_fd / out_fd (stderr is ours: the program's own
  * messages reach the operator as it wrote them) and, when password is set, PGPASSWORD in
- * its environment. Everything the child needs is prepared before fork; a failed exec is
- * reported back through a close-on-exec pipe. */
+ * its environment. */
 static int spawn(const wk_dump_argv *argv, const char *password, int in_fd, int out_fd,
                  pid_t *out, wk_error *err)
 {
-    char **envp = environ;
-    char *pass_env = NULL;
-    int report[2] = {-1, -1};
-    int rc = -1;
+    wk_proc_spec spec = {.argv = argv->items, .in_fd = in_fd, .out_fd = out_fd, .err_fd = -1};
     if (password != NULL) {
-        size_t n = 0;
-        while (environ[n] != NULL)
-            n++;
-        envp = calloc(n + 2, sizeof(*envp));
-        pass_env = malloc(strlen(password) + sizeof("PGPASSWORD="));
-        if (envp == NULL || pass_env == NULL) {
-            wk_error_set(err, WK_ERR_NOMEM, "out of memory");
-            goto out;
-        }
-        size_t k = 0;
-        for (size_t i = 0; i < n; i++)
-            if (strncmp(environ[i], "PGPASSWORD=", 11) != 0)
-                envp[k++] = environ[i];
-        strcpy(pass_env, "PGPASSWORD=");
-        strcat(pass_env, password);
-        envp[k++] = pass_env;
-        envp[k] = NULL;
+        spec.env_name = "PGPASSWORD";
+        spec.env_value = password;
     }
-    if (pipe2(report, O_CLOEXEC) != 0) {
-        wk_error_sys(err, WK_ERR_IO, errno, "could not create a pipe");
-        goto out;
-    }
-    pid_t pid = fork();
-    if (pid < 0) {
-        wk_error_sys(err, WK_ERR_IO, errno, "could not start \"%s\"", argv->items[0]);
-        goto out;
-    }
-    if (pid == 0) {
-        /* Only async-signal-safe calls from here on. */
-        int e;
-        signal(SIGPIPE, SIG_DFL);
-        if ((in_fd >= 0 && dup2(in_fd, STDIN_FILENO) < 0) ||
-            (out_fd >= 0 && dup2(out_fd, STDOUT_FILENO) < 0)) {
-            e = errno;
-        } else {
-            execvpe(argv->items[0], argv->items, envp);
-            e = errno;
-        }
-        ssize_t ignored = write(report[1], &e, sizeof(e));
-        (void)ignored;
-        _exit(127);
-    }
-    close(report[1]);
-    report[1] = -1;
-    int child_errno = 0;
-    ssize_t n;
-    do
-        n = read(report[0], &child_errno, sizeof(child_errno));
-    while (n < 0 && errno == EINTR);
-    if (n == (ssize_t)sizeof(child_errno)) {
-        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-            ;
-        wk_error_sys(err, WK_ERR_IO, child_errno, "could not run \"%s\"", argv->items[0]);
+    if (wk_proc_spawn(&spec, out, err) != 0) {
         wk_error_hint(err, "set \"pg_bindir\" to the folder holding the PostgreSQL programs");
-        goto out;
+        return -1;
     }
-    *out = pid;
-    rc = 0;
-out:
-    if (report[0] >= 0)
-        close(report[0]);
-    if (report[1] >= 0)
-        close(report[1]);
-    if (envp != environ)
-        free(envp);
-    if (pass_env != NULL) {
-        explicit_bzero(pass_env, strlen(pass_env));
-        free(pass_env);
-    }
-    return rc;
+    return 0;
 }
 
 /* The base name of a program path, for messages. */
 static const char *program_name(const wk_dump_argv *argv)
 {
-    const char *slash = strrchr(argv->items[0], '/');
-    return slash != NULL ? slash + 1 : argv->items[0];
-}
-
-/* Waits for the child; its non-zero exit is WK_ERR_IO naming it (its own messages are
- * already on stderr). */
-static int wait_child(pid_t pid, const char *name, wk_error *err)
-{
-    int status;
-    while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR)
-            return wk_error_sys(err, WK_ERR_IO, errno, "could not wait for %s", name);
-    }
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-        return 0;
-    if (WIFEXITED(status))
-        return wk_error_set(err, WK_ERR_IO, "%s failed with exit status %d", name,
-                            WEXITSTATUS(status));
-    return wk_error_set(err, WK_ERR_IO, "%s was terminated by signal %d (%s)", name,
-                        WTERMSIG(status), strsignal(WTERMSIG(status)));
-}
-
-/* Stops a child whose work is abandoned. */
-static void stop_child(pid_t pid)
-{
-    kill(pid, SIGTERM);
-    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-        ;
+    return wk_proc_name(argv->items[0]);
 }
 
 static int open_null(int flags, wk_error *err)
@@ -1092,11 +995,11 @@ static int create_streamed(wk_repo *repo, const wk_dump_argv *argv, const char *
     close(fds[1]);
     fds[1] = -1;
     if (wk_stream_pump_fd(fds[0], p.sink, NULL, err) != 0) {
-        stop_child(pid);
+        wk_proc_stop(pid);
         wk_error_prefix(err, "could not store the output of %s", program_name(argv));
         goto out;
     }
-    if (wait_child(pid, program_name(argv), err) != 0)
+    if (wk_proc_wait(pid, program_name(argv), err) != 0)
         goto out;
     if (pending_commit(&p, r, err) != 0)
         goto out;
@@ -1214,7 +1117,7 @@ static int create_directory(wk_repo *repo, const wk_dump_create_options *opt, co
     if (null_fd < 0)
         goto out;
     if (spawn(&argv, password, null_fd, null_fd, &pid, err) != 0 ||
-        wait_child(pid, program_name(&argv), err) != 0 || store_folder(repo, outdir, pr, r, err) != 0)
+        wk_proc_wait(pid, program_name(&argv), err) != 0 || store_folder(repo, outdir, pr, r, err) != 0)
         goto out;
     rc = 0;
 out:
@@ -1451,12 +1354,12 @@ static int feed_program(wk_repo *repo, const wk_dump_record *r, const wk_dump_st
     fds[0] = -1;
     wk_stage *sink = pipe_stage_new(fds[1], err);
     if (sink == NULL || decode_stream(repo, r, s, sink, pr, &bytes, err) != 0) {
-        stop_child(pid);
+        wk_proc_stop(pid);
         goto out;
     }
     close(fds[1]);
     fds[1] = -1;
-    if (wait_child(pid, program_name(argv), err) != 0)
+    if (wk_proc_wait(pid, program_name(argv), err) != 0)
         goto out;
     rc = 0;
 out:
@@ -1477,7 +1380,7 @@ static int run_program(const wk_dump_argv *argv, const char *password, wk_error 
     int rc = spawn(argv, password, null_fd, null_fd, &pid, err);
     close(null_fd);
     if (rc == 0)
-        rc = wait_child(pid, program_name(argv), err);
+        rc = wk_proc_wait(pid, program_name(argv), err);
     return rc;
 }
 

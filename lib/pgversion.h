@@ -1,6 +1,6 @@
 /* pgversion: which PostgreSQL majors this walkeep supports, the one refusal every program
- * gives for another, and the version of a PostgreSQL program (lowest layer: over error;
- * its only I/O is running "<program> --version"). */
+ * gives for another, and the version of a PostgreSQL program (lowest layer: over error
+ * and proc; its only I/O is running "<program> --version"). */
 #ifndef WK_PGVERSION_H
 #define WK_PGVERSION_H
 
@@ -29,7 +29,7 @@ void wk_pg_major_format(char *buf, size_t size, int major);
 void wk_pg_bindir_describe(char *buf, size_t size, const char *bindir);
 
 /* Runs "<bindir>/<name> --version" (name looked up in PATH when bindir is NULL or "") with
- * stdin from /dev/null and stderr shared, and reads what it prints ("pg_ctl (PostgreSQL)
+ * stdin and stderr shared, and reads what it prints ("pg_ctl (PostgreSQL)
  * 18.4 (Debian ...)"): *version "18.4" (into a buffer of vsize bytes), *major 18. Returns
  * 0, or -1 with WK_ERR_IO when it cannot be run, fails, or prints no version; the
  * outputs are written only on success. */

@@ -1,16 +1,14 @@
 /* pitr-restore: lays a base backup down and writes the recovery settings for a target,
  * after proving that the archive holds the WAL to reach it. */
-#include <errno.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "pgctl.h"
 #include "pgversion.h"
 #include "restore.h"
 
@@ -39,27 +37,16 @@ static const char *progname = "pitr-restore";
 static int start_and_wait(const wk_config *cfg, const char *pgdata, wk_error *err)
 {
     char pg_ctl[PATH_MAX + 16], logfile[PATH_MAX + 32], signal_file[PATH_MAX + 32];
-    char pidfile[PATH_MAX + 32];
-    snprintf(pg_ctl, sizeof(pg_ctl), "%s%s%s", cfg->pg_bindir ? cfg->pg_bindir : "",
-             cfg->pg_bindir ? "/" : "", "pg_ctl");
+    char pidfile[PATH_MAX + 32], line[256];
+    const char *const paused[] = {"pausing at the end of recovery", NULL};
+    int status;
+    wk_pgctl_path(pg_ctl, sizeof(pg_ctl), cfg->pg_bindir);
     snprintf(logfile, sizeof(logfile), "%s/walkeep-restore.log", pgdata);
     snprintf(signal_file, sizeof(signal_file), "%s/recovery.signal", pgdata);
     snprintf(pidfile, sizeof(pidfile), "%s/postmaster.pid", pgdata);
-    pid_t pid = fork();
-    if (pid < 0)
-        return wk_error_sys(err, WK_ERR_IO, errno, "could not start pg_ctl");
-    if (pid == 0) {
-        /* argv[0] is the path: pg_ctl finds postgres beside the program argv[0] names, and
-         * a bare "pg_ctl" would be looked up in PATH, which may hold another major's. */
-        execlp(pg_ctl, pg_ctl, "-D", pgdata, "-l", logfile, "-W", "start", (char *)NULL);
-        fprintf(stderr, "%s: error: could not run \"%s\": %s\n", progname, pg_ctl,
-                strerror(errno));
-        _exit(127);
-    }
-    int status;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    if (wk_pgctl_start(pg_ctl, pgdata, logfile, 0, NULL, &status, err) != 0)
+        return -1;
+    if (status != 0)
         return wk_error_set(err, WK_ERR_IO, "pg_ctl could not start the server (see \"%s\")",
                             logfile);
     wk_log(WK_LOG_INFO, "server started; waiting for recovery to end (log: %s)", logfile);
@@ -69,9 +56,7 @@ static int start_and_wait(const wk_config *cfg, const char *pgdata, wk_error *er
             return 0; /* archive recovery ended and the server promoted */
         if (access(pidfile, F_OK) != 0)
             return 0; /* shut down at the target (or failed: the log says) */
-        char grep[PATH_MAX + 128];
-        snprintf(grep, sizeof(grep), "grep -q 'pausing at the end of recovery' '%s'", logfile);
-        if (system(grep) == 0)
+        if (wk_pgctl_log_find(logfile, paused, line, sizeof(line)))
             return 0;
     }
 }

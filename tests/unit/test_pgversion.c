@@ -146,7 +146,8 @@ START_TEST(test_program_version)
     fake_program("failing", "exit 3");
     ck_assert_int_eq(wk_pg_program_version(bindir, "failing", version, sizeof(version), &major,
                                            &err), -1);
-    ck_assert_msg(strstr(err.message, "--version\" failed") != NULL, "%s", err.message);
+    ck_assert_msg(strstr(err.message, "failing failed with exit status 3") != NULL, "%s",
+                  err.message);
     ck_assert_int_eq(wk_pg_program_version(bindir, "missing", version, sizeof(version), &major,
                                            &err), -1);
     ck_assert_msg(strstr(err.message, "could not run") != NULL, "%s", err.message);
