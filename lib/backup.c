@@ -16,6 +16,7 @@
 #include "archive.h"
 #include "json.h"
 #include "log.h"
+#include "pg.h"
 #include "pgversion.h"
 #include "readahead.h"
 #include "record.h"
@@ -363,15 +364,6 @@ void wk_backup_list_free(wk_backup_entry *entries, size_t count)
 
 /* ---- taking a backup ------------------------------------------------------------ */
 
-/* One line from libpq's message (which may hold several lines and a newline). */
-static int pq_error(wk_error *err, wk_errcode code, const char *what, const char *message)
-{
-    char line[400];
-    snprintf(line, sizeof(line), "%s", message != NULL ? message : "");
-    line[strcspn(line, "\n")] = '\0';
-    return wk_error_set(err, code, "%s: %s", what, line);
-}
-
 /* Reads a one-row (recptr, tli) result. */
 static int read_position(PGresult *res, wk_lsn *lsn, uint32_t *tli, const char *what,
                          wk_error *err)
@@ -452,7 +444,7 @@ static int receive_archives(PGconn *conn, take_state *ts, const wk_backup_option
         if (len == -1)
             break;
         if (len == -2)
-            return pq_error(err, WK_ERR_IO, "could not receive backup data", PQerrorMessage(conn));
+            return wk_pg_error(err, WK_ERR_IO, "could not receive backup data", PQerrorMessage(conn));
         int rc = 0;
         const uint8_t *msg = (const uint8_t *)buf;
         switch (len > 0 ? msg[0] : 0) {
@@ -534,25 +526,6 @@ static void start_readahead(take_state *ts, const char *pgdata, uint64_t system_
     free(folders);
 }
 
-static PGconn *connect_replication(const char *conninfo, wk_error *err)
-{
-    const char *keys[] = {"dbname", "replication", "fallback_application_name", NULL};
-    const char *values[] = {conninfo != NULL ? conninfo : "", "true", "walkeep-basebackup", NULL};
-    PGconn *conn = PQconnectdbParams(keys, values, 1);
-    if (conn == NULL) {
-        wk_error_set(err, WK_ERR_NOMEM, "out of memory");
-        return NULL;
-    }
-    if (PQstatus(conn) != CONNECTION_OK) {
-        pq_error(err, WK_ERR_IO, "could not connect to the server", PQerrorMessage(conn));
-        wk_error_hint(err, "check \"pg_conninfo\"; the role needs the REPLICATION attribute and "
-                           "pg_hba.conf a \"replication\" line");
-        PQfinish(conn);
-        return NULL;
-    }
-    return conn;
-}
-
 /* The cluster's identity as the repository records it. */
 static int identify(PGconn *conn, wk_repo_meta *identity, wk_error *err)
 {
@@ -563,14 +536,14 @@ static int identify(PGconn *conn, wk_repo_meta *identity, wk_error *err)
     PGresult *res = PQexec(conn, "IDENTIFY_SYSTEM");
     int rc = -1;
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-        pq_error(err, WK_ERR_IO, "could not identify the system", PQerrorMessage(conn));
+        wk_pg_error(err, WK_ERR_IO, "could not identify the system", PQerrorMessage(conn));
         goto out;
     }
     identity->system_identifier = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
     res = PQexec(conn, "SHOW wal_segment_size");
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-        pq_error(err, WK_ERR_IO, "could not read wal_segment_size", PQerrorMessage(conn));
+        wk_pg_error(err, WK_ERR_IO, "could not read wal_segment_size", PQerrorMessage(conn));
         goto out;
     }
     /* SHOW prints "16MB" or "1GB". */
@@ -624,7 +597,9 @@ int wk_backup_take(wk_repo *repo, const wk_backup_options *opt, wk_backup_record
     }
     if (wk_repo_check_label("backup", r.label, err) != 0)
         return -1;
-    PGconn *conn = connect_replication(opt->conninfo, err);
+    wk_pg_target target = {.conninfo = opt->conninfo, .application = "walkeep-basebackup",
+                           .replication = true};
+    PGconn *conn = wk_pg_connect(&target, err);
     if (conn == NULL)
         return -1;
     if (identify(conn, &identity, err) != 0 ||
@@ -648,12 +623,12 @@ int wk_backup_take(wk_repo *repo, const wk_backup_options *opt, wk_backup_record
              "MANIFEST 'yes', TABLESPACE_MAP, TARGET 'client')",
              r.label, opt->fast_checkpoint ? "fast" : "spread");
     if (!PQsendQuery(conn, command)) {
-        pq_error(err, WK_ERR_IO, "could not start the base backup", PQerrorMessage(conn));
+        wk_pg_error(err, WK_ERR_IO, "could not start the base backup", PQerrorMessage(conn));
         goto out;
     }
     res = PQgetResult(conn);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        pq_error(err, WK_ERR_IO, "could not start the base backup", PQerrorMessage(conn));
+        wk_pg_error(err, WK_ERR_IO, "could not start the base backup", PQerrorMessage(conn));
         goto out;
     }
     if (read_position(res, &r.start_lsn, &r.start_tli, "start", err) != 0)
@@ -662,7 +637,7 @@ int wk_backup_take(wk_repo *repo, const wk_backup_options *opt, wk_backup_record
     ts.tablespaces = PQgetResult(conn);
     res = NULL;
     if (PQresultStatus(ts.tablespaces) != PGRES_TUPLES_OK) {
-        pq_error(err, WK_ERR_IO, "could not read the tablespace list", PQerrorMessage(conn));
+        wk_pg_error(err, WK_ERR_IO, "could not read the tablespace list", PQerrorMessage(conn));
         goto out;
     }
     uint64_t total = 0;
@@ -671,7 +646,7 @@ int wk_backup_take(wk_repo *repo, const wk_backup_options *opt, wk_backup_record
     start_readahead(&ts, opt->pgdata, identity.system_identifier);
     res = PQgetResult(conn);
     if (PQresultStatus(res) != PGRES_COPY_OUT) {
-        pq_error(err, WK_ERR_IO, "could not receive the base backup", PQerrorMessage(conn));
+        wk_pg_error(err, WK_ERR_IO, "could not receive the base backup", PQerrorMessage(conn));
         goto out;
     }
     PQclear(res);
@@ -680,7 +655,7 @@ int wk_backup_take(wk_repo *repo, const wk_backup_options *opt, wk_backup_record
         goto out;
     res = PQgetResult(conn);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        pq_error(err, WK_ERR_IO, "the base backup failed", PQerrorMessage(conn));
+        wk_pg_error(err, WK_ERR_IO, "the base backup failed", PQerrorMessage(conn));
         goto out;
     }
     if (read_position(res, &r.stop_lsn, &r.stop_tli, "stop", err) != 0)
@@ -688,7 +663,7 @@ int wk_backup_take(wk_repo *repo, const wk_backup_options *opt, wk_backup_record
     PQclear(res);
     while ((res = PQgetResult(conn)) != NULL) {
         if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
-            pq_error(err, WK_ERR_IO, "the base backup failed", PQerrorMessage(conn));
+            wk_pg_error(err, WK_ERR_IO, "the base backup failed", PQerrorMessage(conn));
             goto out;
         }
         PQclear(res);

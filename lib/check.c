@@ -19,6 +19,7 @@
 #include "cluster.h"
 #include "dump.h"
 #include "json.h"
+#include "pg.h"
 #include "pgversion.h"
 #include "storage.h"
 
@@ -686,23 +687,15 @@ static void gather_repository(wk_repo *repo, const wk_check_options *o, wk_check
     }
 }
 
-static void pq_message(char *dst, size_t size, const char *what, PGconn *conn)
-{
-    char line[400];
-    copy_text(line, sizeof(line), PQerrorMessage(conn));
-    say(dst, size, "%s: %s", what, line);
-}
-
-/* Runs a query expected to return one row; NULL (after PQclear) otherwise. */
+/* A one-row query (lib/pg) whose failure becomes the text of a fact. */
 static PGresult *one_row(PGconn *conn, const char *sql, char *error, size_t size,
                          const char *what)
 {
-    PGresult *res = PQexec(conn, sql);
-    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
-        return res;
-    pq_message(error, size, what, conn);
-    PQclear(res);
-    return NULL;
+    wk_error e = {0};
+    PGresult *res = wk_pg_one_row(conn, sql, what, &e);
+    if (res == NULL)
+        say(error, size, "%s", e.message);
+    return res;
 }
 
 static double get_double(PGresult *res, int col)
@@ -807,17 +800,13 @@ static void ready_from_pgdata(const wk_check_options *o, wk_check_facts *f, cons
 
 static void gather_server(wk_repo *repo, const wk_check_options *o, wk_check_facts *f)
 {
-    const char *keys[] = {"connect_timeout", "fallback_application_name", "dbname", NULL};
-    const char *values[] = {"10", "walkeep-check", o->conninfo != NULL ? o->conninfo : "", NULL};
+    wk_pg_target target = {.conninfo = o->conninfo, .application = "walkeep-check"};
     char why[WK_CHECK_TEXT_MAX];
-    PGconn *conn = PQconnectdbParams(keys, values, 1);
+    wk_error e = {0};
+    PGconn *conn = wk_pg_connect(&target, &e);
     PGresult *res;
-    if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
-        if (conn == NULL)
-            say(f->server_error, sizeof(f->server_error), "out of memory");
-        else
-            pq_message(f->server_error, sizeof(f->server_error),
-                       "could not connect to the server", conn);
+    if (conn == NULL) {
+        say(f->server_error, sizeof(f->server_error), "%s", e.message);
         identity_from_pgdata(o, f);
         ready_from_pgdata(o, f, "the server cannot be reached");
         if (f->switch_requested)

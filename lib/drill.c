@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "json.h"
+#include "pg.h"
 #include "pgctl.h"
 #include "pgversion.h"
 
@@ -317,21 +318,16 @@ static int write_settings(drill *d, wk_error *err)
     return 0;
 }
 
-static PGconn *connect_db(const drill *d, const char *dbname)
+/* A connection to database dbname of the drill's server (its private socket folder);
+ * NULL with err on failure. */
+static PGconn *connect_db(const drill *d, const char *dbname, wk_error *err)
 {
-    char port[16];
-    snprintf(port, sizeof(port), "%d", d->port);
-    const char *keys[] = {"host", "port", "dbname", "application_name", "connect_timeout", NULL};
-    const char *values[] = {d->folder, port, dbname, "walkeep-drill", "10", NULL};
-    return PQconnectdbParams(keys, values, 0);
-}
-
-/* The first line of a libpq message, for a report line. */
-static const char *first_line(const char *msg, char *buf, size_t size)
-{
-    snprintf(buf, size, "%s", msg != NULL ? msg : "");
-    buf[strcspn(buf, "\n")] = '\0';
-    return buf;
+    char conninfo[PATH_MAX + 64];
+    /* The folder holds no quote or backslash (checked when it was made). */
+    snprintf(conninfo, sizeof(conninfo), "host='%s' port=%d", d->folder, d->port);
+    wk_pg_target target = {.conninfo = conninfo, .dbname = dbname,
+                           .application = "walkeep-drill"};
+    return wk_pg_connect(&target, err);
 }
 
 /* ---- the steps ----------------------------------------------------------------------- */
@@ -429,8 +425,9 @@ static int start_and_wait(drill *d, wk_error *err)
     for (;;) {
         if (cancelled(d))
             return wk_error_set(err, WK_ERR_INTERNAL, "interrupted");
-        PGconn *conn = connect_db(d, "postgres");
-        if (PQstatus(conn) == CONNECTION_OK) {
+        wk_error ce = {0};
+        PGconn *conn = connect_db(d, "postgres", &ce);
+        if (conn != NULL) {
             PGresult *res = PQexec(conn, "SELECT pg_is_in_recovery()");
             bool done = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
                         strcmp(PQgetvalue(res, 0, 0), "f") == 0;
@@ -449,7 +446,7 @@ static int start_and_wait(drill *d, wk_error *err)
             char line[1024] = "";
             wk_pgctl_log_find(d->log, fatal, line, sizeof(line));
             if (line[0] == '\0')
-                first_line(PQerrorMessage(conn), line, sizeof(line));
+                snprintf(line, sizeof(line), "%s", ce.message);
             PQfinish(conn);
             return wk_drill_report_add(d->report, "server", WK_DRILL_FAILED, err,
                                        "the server stopped during recovery: %s", line) ? -1 : 0;
@@ -488,11 +485,11 @@ static int check_amcheck(drill *d, wk_error *err)
     char msg[512], detail[768] = "";
     unsigned long indexes = 0, dbs = 0;
     int rc = -1;
-    PGconn *conn = connect_db(d, "postgres");
+    wk_error ce = {0};
+    PGconn *conn = connect_db(d, "postgres", &ce);
     PGresult *res = NULL;
-    if (PQstatus(conn) != CONNECTION_OK) {
-        rc = wk_drill_report_add(d->report, "amcheck", WK_DRILL_FAILED, err, "could not connect: %s",
-                                 first_line(PQerrorMessage(conn), msg, sizeof(msg)));
+    if (conn == NULL) {
+        rc = wk_drill_report_add(d->report, "amcheck", WK_DRILL_FAILED, err, "%s", ce.message);
         goto out;
     }
     res = PQexec(conn, "SELECT 1 FROM pg_available_extensions WHERE name = 'amcheck'");
@@ -506,17 +503,15 @@ static int check_amcheck(drill *d, wk_error *err)
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         rc = wk_drill_report_add(d->report, "amcheck", WK_DRILL_FAILED, err,
                                  "could not list the databases: %s",
-                                 first_line(PQresultErrorMessage(res), msg, sizeof(msg)));
+                                 wk_pg_first_line(PQresultErrorMessage(res), msg, sizeof(msg)));
         goto out;
     }
     for (int i = 0; i < PQntuples(res) && detail[0] == '\0'; i++) {
         const char *db = PQgetvalue(res, i, 0);
-        PGconn *c = connect_db(d, db);
+        PGconn *c = connect_db(d, db, &ce);
         PGresult *r = NULL;
-        if (PQstatus(c) != CONNECTION_OK) {
-            snprintf(detail, sizeof(detail), "could not connect to database \"%s\": %s", db,
-                     first_line(PQerrorMessage(c), msg, sizeof(msg)));
-            PQfinish(c);
+        if (c == NULL) {
+            snprintf(detail, sizeof(detail), "database \"%s\": %s", db, ce.message);
             break;
         }
         dbs++;
@@ -525,7 +520,7 @@ static int check_amcheck(drill *d, wk_error *err)
         if (PQresultStatus(r) != PGRES_COMMAND_OK) {
             snprintf(detail, sizeof(detail), "could not create the extension in database "
                                              "\"%s\": %s", db,
-                     first_line(PQresultErrorMessage(r), msg, sizeof(msg)));
+                     wk_pg_first_line(PQresultErrorMessage(r), msg, sizeof(msg)));
             PQclear(r);
             PQfinish(c);
             break;
@@ -538,7 +533,7 @@ static int check_amcheck(drill *d, wk_error *err)
                       "AND i.indisvalid AND i.indisready ORDER BY 1");
         if (PQresultStatus(r) != PGRES_TUPLES_OK) {
             snprintf(detail, sizeof(detail), "could not list the indexes of database \"%s\": %s",
-                     db, first_line(PQresultErrorMessage(r), msg, sizeof(msg)));
+                     db, wk_pg_first_line(PQresultErrorMessage(r), msg, sizeof(msg)));
             PQclear(r);
             PQfinish(c);
             break;
@@ -550,7 +545,7 @@ static int check_amcheck(drill *d, wk_error *err)
             if (PQresultStatus(chk) != PGRES_TUPLES_OK)
                 snprintf(detail, sizeof(detail), "index \"%s\" in database \"%s\": %s",
                          PQgetvalue(r, j, 1), db,
-                         first_line(PQresultErrorMessage(chk), msg, sizeof(msg)));
+                         wk_pg_first_line(PQresultErrorMessage(chk), msg, sizeof(msg)));
             else
                 indexes++;
             PQclear(chk);
@@ -576,11 +571,11 @@ static int check_queries(drill *d, wk_error *err)
     for (size_t i = 0; i < d->opt->query_count; i++) {
         const wk_drill_query *q = &d->opt->queries[i];
         snprintf(name, sizeof(name), "sql line %d", q->line);
+        wk_error ce = {0};
         if (conn == NULL)
-            conn = connect_db(d, "postgres");
-        if (PQstatus(conn) != CONNECTION_OK) {
-            if (wk_drill_report_add(d->report, name, WK_DRILL_FAILED, err, "could not connect: %s",
-                                    first_line(PQerrorMessage(conn), msg, sizeof(msg))) != 0)
+            conn = connect_db(d, "postgres", &ce);
+        if (conn == NULL) {
+            if (wk_drill_report_add(d->report, name, WK_DRILL_FAILED, err, "%s", ce.message) != 0)
                 goto fail;
             continue;
         }
@@ -589,7 +584,7 @@ static int check_queries(drill *d, wk_error *err)
         ExecStatusType st = PQresultStatus(res);
         if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
             rc = wk_drill_report_add(d->report, name, WK_DRILL_FAILED, err, "%s: %s", q->sql,
-                                     first_line(PQresultErrorMessage(res), msg, sizeof(msg)));
+                                     wk_pg_first_line(PQresultErrorMessage(res), msg, sizeof(msg)));
         } else if (st != PGRES_TUPLES_OK || PQntuples(res) == 0 || PQnfields(res) == 0) {
             rc = wk_drill_report_add(d->report, name, WK_DRILL_FAILED, err,
                                      "%s: expected %s, got no rows", q->sql, q->expected);

@@ -20,6 +20,7 @@
 
 #include "backup.h"
 #include "json.h"
+#include "pg.h"
 #include "pgversion.h"
 #include "proc.h"
 #include "record.h"
@@ -857,26 +858,16 @@ static int make_stage(const char *tmpdir, char *buf, size_t size, wk_error *err)
 static int server_facts(const char *conn, const char *password, char *version, size_t vsize,
                         wk_repo_meta *identity, bool *have_identity, wk_error *err)
 {
-    const char *keys[] = {"dbname", "fallback_application_name", "password", NULL};
-    const char *values[] = {conn, "walkeep-dump", password, NULL};
-    PGresult *res = NULL;
-    int rc = -1;
+    wk_pg_target target = {.conninfo = conn, .password = password, .application = "walkeep-dump"};
+    PGresult *res;
     *have_identity = false;
-    PGconn *pg = PQconnectdbParams(keys, values, 1);
+    PGconn *pg = wk_pg_connect(&target, err);
     if (pg == NULL)
-        return wk_error_set(err, WK_ERR_NOMEM, "out of memory");
-    if (PQstatus(pg) != CONNECTION_OK) {
-        char line[400];
-        snprintf(line, sizeof(line), "%s", PQerrorMessage(pg));
-        line[strcspn(line, "\n")] = '\0';
-        wk_error_set(err, WK_ERR_IO, "could not connect to the server: %s", line);
-        wk_error_hint(err, "check \"pg_conninfo\"");
-        goto out;
-    }
+        return -1;
     const char *v = PQparameterStatus(pg, "server_version");
     snprintf(version, vsize, "%s", v != NULL ? v : "");
     memset(identity, 0, sizeof(*identity));
-    identity->pg_version = PQserverVersion(pg) / 10000;
+    identity->pg_version = wk_pg_major_of_num(PQserverVersion(pg));
     res = PQexec(pg, "SELECT system_identifier, "
                      "(SELECT setting FROM pg_catalog.pg_settings WHERE name = 'wal_segment_size') "
                      "FROM pg_catalog.pg_control_system()");
@@ -886,11 +877,9 @@ static int server_facts(const char *conn, const char *password, char *version, s
         identity->seg_size = (uint32_t)strtoul(PQgetvalue(res, 0, 1), NULL, 10);
         *have_identity = true;
     }
-    rc = 0;
-out:
     PQclear(res);
     PQfinish(pg);
-    return rc;
+    return 0;
 }
 
 /* Before anything is stored: the server is a PostgreSQL walkeep supports, and the
