@@ -1,5 +1,5 @@
-/* walkeep: repository administration. This version knows keygen (a new repository key)
- * and init (record the cluster's identity in a new repository). */
+/* walkeep: repository administration and monitoring (keygen, init, info, check, verify,
+ * expire, drill); program glue over lib/, each command's worker in admin/ or lib/. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>

@@ -601,9 +601,17 @@ int wk_restore_lay_down(wk_repo *repo, const wk_restore_options *opt, const wk_r
     int rc = -1;
     if (folders == NULL)
         return wk_error_set(err, WK_ERR_NOMEM, "out of memory");
-    if (b->encrypted != (repo->key != NULL)) {
-        wk_error_set(err, WK_ERR_KEY, "backup \"%s\" is %s but no key is configured", b->label,
-                     b->encrypted ? "encrypted" : "not encrypted");
+    if (b->encrypted && repo->key == NULL) {
+        wk_error_set(err, WK_ERR_KEY, "backup \"%s\" is encrypted but no key is configured",
+                     b->label);
+        wk_error_hint(err, "set \"encrypt_key_file\" to the key the repository was created with");
+        goto out;
+    }
+    if (!b->encrypted && repo->key != NULL) {
+        wk_error_set(err, WK_ERR_KEY, "backup \"%s\" is not encrypted but a key is configured",
+                     b->label);
+        wk_error_hint(err, "an encrypted repository holds only encrypted backups: check with "
+                           "\"walkeep verify\" who wrote this one");
         goto out;
     }
     /* Every destination is checked before anything is written. */
