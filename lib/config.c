@@ -30,7 +30,7 @@ typedef struct key_def {
     const char *name;
     key_type type;
     size_t offset; /* of the field in wk_config */
-    int min;       /* KEY_INT only */
+    int min;       /* KEY_INT, KEY_SIZE, KEY_DURATION (ms) */
     int max;
     int secret;    /* the value is never put into a message */
 } key_def;
@@ -57,6 +57,7 @@ static const key_def keys[] = {
     {"s3_ca_file", KEY_STRING, FIELD(s3_ca_file), 0, 0, 0},
     {"s3_part_size", KEY_SIZE, FIELD(s3_part_size), 1024 * 1024, 1024 * 1024 * 1024, 0},
     {"s3_parallel", KEY_INT, FIELD(s3_parallel), 1, 64, 0},
+    {"s3_stall_timeout", KEY_DURATION, FIELD(s3_stall_timeout_ms), 1000, 3600 * 1000, 0},
     {"log_level", KEY_LOG_LEVEL, FIELD(log_level), 0, 0, 0},
     {"retry_timeout", KEY_DURATION, FIELD(retry_timeout_ms), 0, INT_MAX, 0},
 };
@@ -227,10 +228,16 @@ static int bad_value(const key_def *key, const char *value, const source *src, w
             wk_error_hint(err, "Must be an integer between %d and %d.", key->min, key->max);
         break;
     case KEY_DURATION:
-        wk_error_hint(err,
-                      "Must be a whole number with an optional unit ms, s, min, h or d, "
-                      "e.g. \"30s\" (a bare number is seconds), at most %dms.",
-                      key->max);
+        if (key->min > 0)
+            wk_error_hint(err,
+                          "Must be a whole number with an optional unit ms, s, min, h or d, "
+                          "e.g. \"30s\" (a bare number is seconds), from %dms to %dms.",
+                          key->min, key->max);
+        else
+            wk_error_hint(err,
+                          "Must be a whole number with an optional unit ms, s, min, h or d, "
+                          "e.g. \"30s\" (a bare number is seconds), at most %dms.",
+                          key->max);
         break;
     case KEY_SIZE:
         wk_error_hint(err,
@@ -293,7 +300,7 @@ static int apply_value(wk_config *cfg, const key_def *key, const char *value, co
     }
     case KEY_DURATION: {
         int64_t ms;
-        if (wk_config_parse_duration(value, &ms) != 0 || ms > key->max)
+        if (wk_config_parse_duration(value, &ms) != 0 || ms < key->min || ms > key->max)
             return bad_value(key, value, src, err);
         *(int *)(void *)base = (int)ms;
         return 0;
@@ -549,6 +556,7 @@ static int set_defaults(wk_config *cfg, wk_error *err)
     cfg->retry_timeout_ms = 60 * 1000;
     cfg->s3_part_size = 8 * 1024 * 1024;
     cfg->s3_parallel = 4;
+    cfg->s3_stall_timeout_ms = 30 * 1000;
     const char *pgdata = getenv("PGDATA");
     if (pgdata != NULL && set_string(&cfg->pgdata, pgdata, err) != 0)
         return -1;

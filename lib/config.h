@@ -37,6 +37,8 @@ typedef struct wk_config {
     char *s3_ca_file;
     int s3_part_size;       /* bytes; objects larger than this are uploaded in parts; 8 MiB */
     int s3_parallel;        /* parts uploaded at once; 4 */
+    int s3_stall_timeout_ms; /* an S3 transfer moving less than 1 byte/s this long fails
+                              * (and is retried); 30 s */
     wk_log_level log_level;
     bool log_level_set;     /* true when log_level came from file, env or argv */
     int retry_timeout_ms;   /* how long transient repository errors are retried; 60 s */

@@ -17,11 +17,6 @@
 #include "curlfn.h"
 #include "log.h"
 
-/* Environment, read by wk_s3_open (meant for tests):
- *   WALKEEP_S3_STALL_SECONDS  a transfer moving less than 1 byte/s for this many seconds
- *                             fails as transient (default 30); it also caps the connect
- *                             timeout (10 s). */
-
 #define S3_BODY_MAX (1024 * 1024)     /* largest collected body */
 #define S3_CONNECT_TIMEOUT_MS 10000L
 #define S3_STALL_SECONDS 30L
@@ -522,17 +517,12 @@ static int check_options(const wk_s3_options *opt, wk_error *err)
     return 0;
 }
 
-/* WALKEEP_S3_STALL_SECONDS, or the default. */
-static long stall_seconds(void)
+/* s3_stall_timeout in whole seconds (rounded up), or the default. */
+static long stall_seconds(const wk_s3_options *opt)
 {
-    const char *env = getenv("WALKEEP_S3_STALL_SECONDS");
-    if (env != NULL) {
-        char *end;
-        long v = strtol(env, &end, 10);
-        if (end != env && *end == '\0' && v > 0 && v <= 3600)
-            return v;
-    }
-    return S3_STALL_SECONDS;
+    if (opt->stall_timeout_ms <= 0)
+        return S3_STALL_SECONDS;
+    return ((long)opt->stall_timeout_ms + 999) / 1000;
 }
 
 int wk_s3_open(const wk_s3_options *opt, wk_s3 **out, wk_error *err)
@@ -578,7 +568,7 @@ int wk_s3_open(const wk_s3_options *opt, wk_s3 **out, wk_error *err)
         s3->ca_file = dup_or_null(opt->ca_file, &failed);
     s3->host_style = opt->host_style;
     s3->retry_timeout_ms = opt->retry_timeout_ms > 0 ? opt->retry_timeout_ms : 0;
-    s3->stall_seconds = stall_seconds();
+    s3->stall_seconds = stall_seconds(opt);
     s3->curl = wk_curl.easy_init();
     if (failed || s3->endpoint == NULL || s3->base_url == NULL || s3->host == NULL) {
         wk_error_set(err, WK_ERR_NOMEM, "out of memory");

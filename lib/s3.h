@@ -21,6 +21,9 @@ typedef struct wk_s3_options {
     const char *secret_key;  /* required; never logged */
     const char *ca_file;     /* NULL: the system's CA store; TLS is always verified */
     int retry_timeout_ms;    /* how long transient failures are retried; <= 0: not at all */
+    int stall_timeout_ms;    /* a transfer moving less than 1 byte/s this long fails as
+                              * transient (it also caps the 10 s connect timeout); <= 0:
+                              * 30 s */
 } wk_s3_options;
 
 /* One connection to the bucket (a libcurl easy handle, kept alive between requests). A

@@ -128,6 +128,7 @@ START_TEST(test_defaults)
     ck_assert_int_eq(cfg.retry_timeout_ms, 60000);
     ck_assert_int_eq(cfg.s3_part_size, 8 * 1024 * 1024);
     ck_assert_int_eq(cfg.s3_parallel, 4);
+    ck_assert_int_eq(cfg.s3_stall_timeout_ms, 30000);
     ck_assert_ptr_null(cfg.config_file);
     ck_assert(!args.help);
     ck_assert(!args.version);
@@ -185,7 +186,8 @@ START_TEST(test_precedence)
                                                   "retention_days = 9\n"
                                                   "retention_dumps = 5\n"
                                                   "retention_dumps_days = 6\n"
-                                                  "retry_timeout = 2min\n");
+                                                  "retry_timeout = 2min\n"
+                                                  "s3_stall_timeout = 2s\n");
     setenv("WALKEEP_CONFIG", path, 1);
     setenv("WALKEEP_REPO", "/env", 1);
     setenv("WALKEEP_COMPRESS", "none", 1);
@@ -203,6 +205,7 @@ START_TEST(test_precedence)
     ck_assert_int_eq(cfg.retention_dumps, 7);
     ck_assert_int_eq(cfg.retention_dumps_days, 12);
     ck_assert_int_eq(cfg.retry_timeout_ms, 120000);
+    ck_assert_int_eq(cfg.s3_stall_timeout_ms, 2000);
     ck_assert_str_eq(cfg.config_file, path);
     ck_assert_int_eq(args.count, 0);
     wk_config_free(&cfg);
@@ -405,6 +408,9 @@ static const struct {
     {"s3_part_size", "8mb", "unit B, kB, MB or GB"},
     {"s3_parallel", "0", "between 1 and 64"},
     {"s3_parallel", "65", "between 1 and 64"},
+    {"s3_stall_timeout", "500ms", "from 1000ms to 3600000ms"},
+    {"s3_stall_timeout", "2h", "from 1000ms to 3600000ms"},
+    {"s3_stall_timeout", "0", "from 1000ms to 3600000ms"},
 };
 
 START_TEST(test_bad_value_file)

@@ -761,12 +761,12 @@ END_TEST
 
 START_TEST(test_stall)
 {
-    setenv("WALKEEP_S3_STALL_SECONDS", "1", 1);
     fake_start(reply_cut, 1);
     fake->hold_ms = 20000;
     fake_run();
     wk_s3_options opt = local_options(fake->port);
     opt.retry_timeout_ms = 10000;
+    opt.stall_timeout_ms = 1000; /* s3_stall_timeout = 1s */
     wk_error err = {0};
     wk_s3 *s3 = NULL;
     ck_assert_int_eq(wk_s3_open(&opt, &s3, &err), 0);
