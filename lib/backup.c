@@ -257,7 +257,7 @@ int wk_backup_record_read(wk_repo *repo, const char *label, wk_backup_record *ou
         wk_json_get_bool(doc, "encrypted", &r.encrypted, err) != 0 ||
         wk_json_get_string(doc, "compress", &s, err) != 0)
         goto bad;
-    if (wk_config_parse_compress(s, &r.compress) != 0) {
+    if (wk_compress_parse(s, &r.compress) != 0) {
         wk_error_set(err, WK_ERR_CORRUPT, "unknown compression \"%.32s\"", s);
         goto bad;
     }
@@ -503,7 +503,7 @@ static void start_readahead(take_state *ts, const char *pgdata, uint64_t system_
     if (control != NULL)
         fclose(control);
     if (!same) {
-        wk_log(WK_LOG_DEBUG, "not reading ahead: \"%s\" is not the data directory of system "
+        wk_notice(WK_LOG_DEBUG, "not reading ahead: \"%s\" is not the data directory of system "
                "%" PRIu64, pgdata, system_identifier);
         return;
     }
@@ -520,9 +520,9 @@ static void start_readahead(take_state *ts, const char *pgdata, uint64_t system_
     folders[count++] = pgdata;
     wk_error err = {0};
     if (wk_readahead_start(folders, count, READAHEAD_WINDOW, &ts->readahead, &err) != 0)
-        wk_log(WK_LOG_DEBUG, "not reading ahead: %s", err.message);
+        wk_notice(WK_LOG_DEBUG, "not reading ahead: %s", err.message);
     else
-        wk_log(WK_LOG_DEBUG, "reading \"%s\" ahead of the server", pgdata);
+        wk_notice(WK_LOG_DEBUG, "reading \"%s\" ahead of the server", pgdata);
     free(folders);
 }
 
@@ -678,7 +678,7 @@ int wk_backup_take(wk_repo *repo, const wk_backup_options *opt, wk_backup_record
     rc = wait_for_stop_segment(repo, out, meta.seg_size, opt->wait_archive_ms, err);
 out:
     if (ts.readahead != NULL)
-        wk_log(WK_LOG_DEBUG, "read %" PRIu64 " bytes of the data directory ahead of the server",
+        wk_notice(WK_LOG_DEBUG, "read %" PRIu64 " bytes of the data directory ahead of the server",
                wk_readahead_bytes(ts.readahead));
     wk_readahead_stop(ts.readahead);
     wk_stage_free(ts.sink);

@@ -15,6 +15,7 @@ int wk_cli_start(const char *progname, const char *usage, wk_log_level default_l
 {
     wk_error err = {0};
     wk_log_init(progname, default_level);
+    wk_notice_set(wk_notice_to_log); /* the core's notices go where our messages go */
     if (wk_config_load(cfg, argc, argv, args, &err) != 0) {
         wk_log_error(&err);
         return -1;

@@ -160,6 +160,33 @@ void wk_log(wk_log_level level, const char *fmt, ...)
     write_stderr(out, lb.len);
 }
 
+static wk_notice_fn notice_fn; /* set once by the program's main(), before any thread */
+
+void wk_notice_set(wk_notice_fn fn)
+{
+    notice_fn = fn;
+}
+
+void wk_notice(wk_log_level level, const char *fmt, ...)
+{
+    wk_notice_fn fn = notice_fn;
+    if (fn == NULL)
+        return;
+    int saved_errno = errno;
+    char message[LOG_BUF_SIZE];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof(message), fmt, ap);
+    va_end(ap);
+    fn(level, message);
+    errno = saved_errno;
+}
+
+void wk_notice_to_log(wk_log_level level, const char *message)
+{
+    wk_log(level, "%s", message);
+}
+
 size_t wk_log_format_error(char *buf, size_t size, const wk_error *err)
 {
     if (buf == NULL || size == 0)

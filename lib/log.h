@@ -26,6 +26,16 @@ int wk_log_parse_level(const char *text, wk_log_level *out);
 /* "progname: <level>: message\n" if level is at or below the threshold. */
 void wk_log(wk_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The core's notices (retries, resumed transfers, cleaned-up uploads, read-ahead): the
+ * core never prints; it hands each notice to the function the program set with
+ * wk_notice_set (wk_cli_start sets wk_notice_to_log), and drops it when none is set. */
+typedef void (*wk_notice_fn)(wk_log_level level, const char *message);
+void wk_notice_set(wk_notice_fn fn);
+void wk_notice(wk_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A wk_notice_fn that writes the notice as wk_log does (threshold, one write(2)). */
+void wk_notice_to_log(wk_log_level level, const char *message);
+
 /* Reports err as "progname: error: message" plus "progname: detail: ..." and
  * "progname: hint: ..." lines when present, all in one write. Always printed. */
 void wk_log_error(const wk_error *err);

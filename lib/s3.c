@@ -1409,7 +1409,7 @@ int wk_s3_send(wk_s3 *s3, const wk_s3_request *req, wk_s3_response *response, wk
         int64_t wait = backoff_ms(attempts - 1);
         if (wait > remaining)
             wait = remaining;
-        wk_log(WK_LOG_INFO, "retrying %s of \"s3://%s/%s\" in %.1f s: %s", req->method,
+        wk_notice(WK_LOG_INFO, "retrying %s of \"s3://%s/%s\" in %.1f s: %s", req->method,
                s3->bucket, req->key != NULL ? req->key : "", (double)wait / 1000.0, reason);
         sleep_ms(wait);
         wk_s3_response_free(response);

@@ -1002,7 +1002,7 @@ static void sink_abort(s3_sink *s)
     if (s->upload_id != NULL) {
         if (abort_upload(s->st->s3, s->key, s->upload_id, s->what, &ignored) != 0) {
             aborted = false;
-            wk_log(WK_LOG_WARNING, "could not abort upload of \"%s\": %s", s->shown,
+            wk_notice(WK_LOG_WARNING, "could not abort upload of \"%s\": %s", s->shown,
                    ignored.message);
         }
         free(s->upload_id);
@@ -1310,7 +1310,7 @@ static int abort_other(const char *key, const char *upload_id, time_t initiated,
         return 0;
     if (abort_upload(s->st->s3, key, upload_id, s->what, err) != 0)
         return -1;
-    wk_log(WK_LOG_INFO, "aborted an unfinished earlier upload of \"%s\"", s->shown);
+    wk_notice(WK_LOG_INFO, "aborted an unfinished earlier upload of \"%s\"", s->shown);
     if (m == 1)
         delete_key(s->st->s3, mkey, s->what, err);
     wk_error_clear(err);
@@ -1322,7 +1322,7 @@ static void abort_others(s3_sink *s)
     wk_error e = {0};
     others_ctx o = {s};
     if (list_uploads(s->st, s->st->s3, s->key, abort_other, &o, s->what, &e) != 0)
-        wk_log(WK_LOG_WARNING, "could not clean up earlier uploads of \"%s\": %s", s->shown,
+        wk_notice(WK_LOG_WARNING, "could not clean up earlier uploads of \"%s\": %s", s->shown,
                e.message);
 }
 
@@ -1612,7 +1612,7 @@ static int s3_get(wk_storage *base, const char *path, wk_stage *dest, wk_error *
         int64_t wait = (int64_t)((seed >> 8) % (unsigned)backoff) + 1; /* full jitter */
         if (wait > left)
             wait = left;
-        wk_log(WK_LOG_INFO, "reading \"%s\" broke after %" PRIu64 " bytes (%s); resuming",
+        wk_notice(WK_LOG_INFO, "reading \"%s\" broke after %" PRIu64 " bytes (%s); resuming",
                shown, total, err->message);
         wk_error_clear(err);
         sleep_ms(wait);
@@ -1867,7 +1867,7 @@ static int clean_upload(const char *key, const char *upload_id, time_t initiated
     snprintf(what, sizeof(what), "could not abort the upload of \"%s\"", shown);
     if (abort_upload(st->s3, key, upload_id, what, err) != 0)
         return -1;
-    wk_log(WK_LOG_INFO, "aborted an unfinished upload of \"%s\" (%s)", shown,
+    wk_notice(WK_LOG_INFO, "aborted an unfinished upload of \"%s\" (%s)", shown,
            state == WRITER_GONE ? "its writer is gone" : "too old");
     c->removed++;
     if (m == 1) {

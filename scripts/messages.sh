@@ -4,8 +4,8 @@
 # conversion (%s, %d, %llu, %" PRIu64 ", %.*s, %zu, %08X ...) written <...>.
 #
 # The messages are the format arguments of wk_error_set, wk_error_sys,
-# wk_error_prefix, wk_error_detail, wk_error_hint, wk_log at WK_LOG_ERROR or
-# WK_LOG_WARNING, wk_cli_bad_argument, and fprintf(stderr, ...) in */main.c and
+# wk_error_prefix, wk_error_detail, wk_error_hint, wk_log and wk_notice at WK_LOG_ERROR
+# or WK_LOG_WARNING, wk_cli_bad_argument, and fprintf(stderr, ...) in */main.c and
 # admin/*.c. tests/ is not read.
 #
 # sh scripts/messages.sh [SOURCE_DIR]        (default: the tree this script is in)
@@ -23,7 +23,7 @@ src, verbose = sys.argv[1], sys.argv[2] == "1"
 # function -> index of the format argument
 FMT_ARG = {
     "wk_error_set": 2, "wk_error_sys": 3, "wk_error_prefix": 1,
-    "wk_error_detail": 1, "wk_error_hint": 1, "wk_log": 1,
+    "wk_error_detail": 1, "wk_error_hint": 1, "wk_log": 1, "wk_notice": 1,
     "wk_cli_bad_argument": 1, "fprintf": 1,
 }
 CALL = re.compile(r"\b(" + "|".join(FMT_ARG) + r")\s*\(")
@@ -244,7 +244,7 @@ for path in files:
         if args is None:
             continue
         idx = FMT_ARG[name]
-        if name == "wk_log" and args[0].strip() not in ("WK_LOG_ERROR", "WK_LOG_WARNING"):
+        if name in ("wk_log", "wk_notice") and args[0].strip() not in ("WK_LOG_ERROR", "WK_LOG_WARNING"):
             continue
         if name == "fprintf" and (not stderr_ok or args[0].strip() != "stderr"):
             continue

@@ -284,6 +284,33 @@ START_TEST(test_parse_level)
 }
 END_TEST
 
+/* The core's notices reach only the function the program set, with their level. */
+static char notice_seen[256];
+static wk_log_level notice_level;
+static int notice_calls;
+
+static void capture_notice(wk_log_level level, const char *message)
+{
+    notice_level = level;
+    snprintf(notice_seen, sizeof(notice_seen), "%s", message);
+    notice_calls++;
+}
+
+START_TEST(test_notice_callback)
+{
+    notice_calls = 0;
+    wk_notice_set(NULL);
+    wk_notice(WK_LOG_WARNING, "dropped %d", 1); /* no function set: dropped */
+    ck_assert_int_eq(notice_calls, 0);
+    wk_notice_set(capture_notice);
+    wk_notice(WK_LOG_DEBUG, "retrying %s in %.1f s", "PUT", 1.5);
+    ck_assert_int_eq(notice_calls, 1);
+    ck_assert_int_eq(notice_level, WK_LOG_DEBUG); /* every level: the program filters */
+    ck_assert_str_eq(notice_seen, "retrying PUT in 1.5 s");
+    wk_notice_set(NULL);
+}
+END_TEST
+
 static Suite *log_suite(void)
 {
     Suite *s = suite_create("log");
@@ -299,6 +326,7 @@ static Suite *log_suite(void)
     tcase_add_test(tc, test_empty_and_null_error);
     tcase_add_test(tc, test_errno_preserved);
     tcase_add_test(tc, test_parse_level);
+    tcase_add_test(tc, test_notice_callback);
     suite_add_tcase(s, tc);
     return s;
 }

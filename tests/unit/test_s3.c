@@ -653,6 +653,7 @@ START_TEST(test_retry_then_success)
     ts_tmpdir_make(dir, sizeof(dir), "/tmp/wk_s3_XXXXXX");
     snprintf(log_path, sizeof(log_path), "%s/stderr", dir);
     wk_log_set_level(WK_LOG_INFO);
+    wk_notice_set(wk_notice_to_log); /* as every program's wk_cli_start does */
     int saved = dup(2);
     int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     ck_assert_int_ge(fd, 0);
