@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <pthread.h>
 
@@ -17,6 +18,31 @@
 #include <xxhash.h>
 #include <zstd.h>
 #include <zstd_errors.h>
+
+int wk_compress_parse(const char *text, wk_compress *out)
+{
+    static const wk_compress all[] = {WK_COMPRESS_LZ4, WK_COMPRESS_ZSTD, WK_COMPRESS_NONE};
+    if (text == NULL)
+        return -1;
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        if (strcasecmp(text, wk_compress_name(all[i])) == 0) {
+            if (out != NULL)
+                *out = all[i];
+            return 0;
+        }
+    }
+    return -1;
+}
+
+const char *wk_compress_name(wk_compress c)
+{
+    switch (c) {
+    case WK_COMPRESS_NONE: return "none";
+    case WK_COMPRESS_LZ4: return "lz4";
+    case WK_COMPRESS_ZSTD: return "zstd";
+    }
+    return "unknown";
+}
 
 /* The lz4 compressor is fed at most this much per call, so its output bound (and our
  * output buffer) is fixed. Blocks are independent and at most 64 KiB: the frame can be

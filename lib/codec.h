@@ -3,8 +3,20 @@
 #ifndef WK_CODEC_H
 #define WK_CODEC_H
 
-#include "config.h"
 #include "stream.h"
+
+typedef enum wk_compress {
+    WK_COMPRESS_NONE = 0,
+    WK_COMPRESS_LZ4,
+    WK_COMPRESS_ZSTD
+} wk_compress;
+
+#define WK_COMPRESS_LEVEL_DEFAULT (-1000) /* "use the codec's default" */
+
+/* "lz4", "zstd", "none" (any case); returns 0 (writing *out when out is not NULL) or -1. */
+int wk_compress_parse(const char *text, wk_compress *out);
+/* "lz4", "zstd", "none" ("unknown" for another value). */
+const char *wk_compress_name(wk_compress c);
 
 /* Compresses everything written into one frame and passes the frame bytes to next.
  * lz4 compresses independent 64 KiB blocks in two batches at a time, one of them on a

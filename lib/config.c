@@ -141,31 +141,6 @@ int wk_config_parse_size(const char *text, int64_t *bytes)
     return parse_with_units(text, units, sizeof(units) / sizeof(units[0]), bytes);
 }
 
-int wk_config_parse_compress(const char *text, wk_compress *out)
-{
-    static const wk_compress all[] = {WK_COMPRESS_LZ4, WK_COMPRESS_ZSTD, WK_COMPRESS_NONE};
-    if (text == NULL)
-        return -1;
-    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
-        if (strcasecmp(text, wk_compress_name(all[i])) == 0) {
-            if (out != NULL)
-                *out = all[i];
-            return 0;
-        }
-    }
-    return -1;
-}
-
-const char *wk_compress_name(wk_compress c)
-{
-    switch (c) {
-    case WK_COMPRESS_NONE: return "none";
-    case WK_COMPRESS_LZ4: return "lz4";
-    case WK_COMPRESS_ZSTD: return "zstd";
-    }
-    return "unknown";
-}
-
 /* Base-10 integer, optional sign, nothing else (no spaces). */
 static int parse_int(const char *text, long *out)
 {
@@ -273,7 +248,7 @@ static int apply_value(wk_config *cfg, const key_def *key, const char *value, co
         return set_string((char **)(void *)base, value, err);
     case KEY_COMPRESS: {
         wk_compress c;
-        if (wk_config_parse_compress(value, &c) != 0)
+        if (wk_compress_parse(value, &c) != 0)
             return bad_value(key, value, src, err);
         cfg->compress = c;
         return 0;

@@ -6,16 +6,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "codec.h"
 #include "error.h"
 #include "log.h"
-
-typedef enum wk_compress {
-    WK_COMPRESS_NONE = 0,
-    WK_COMPRESS_LZ4,
-    WK_COMPRESS_ZSTD
-} wk_compress;
-
-#define WK_COMPRESS_LEVEL_DEFAULT (-1000) /* "use the codec's default" */
 
 typedef struct wk_config {
     char *repo;             /* required by most programs; NULL when unset */
@@ -79,8 +72,5 @@ int wk_config_parse_duration(const char *text, int64_t *ms);
  * bytes) into bytes. Returns 0 or -1. */
 int wk_config_parse_size(const char *text, int64_t *bytes);
 
-/* "lz4", "zstd", "none"; returns 0 or -1. */
-int wk_config_parse_compress(const char *text, wk_compress *out);
-const char *wk_compress_name(wk_compress c);
 
 #endif

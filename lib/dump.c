@@ -245,7 +245,7 @@ int wk_dump_record_read(wk_repo *repo, const char *label, wk_dump_record *out, w
     }
     if (wk_json_get_string(doc, "compress", &s, err) != 0)
         goto bad;
-    if (wk_config_parse_compress(s, &r.compress) != 0) {
+    if (wk_compress_parse(s, &r.compress) != 0) {
         wk_error_set(err, WK_ERR_CORRUPT, "unknown compression \"%.32s\"", s);
         goto bad;
     }

@@ -823,14 +823,14 @@ END_TEST
 START_TEST(test_compress_names)
 {
     wk_compress c;
-    ck_assert_int_eq(wk_config_parse_compress("lz4", &c), 0);
+    ck_assert_int_eq(wk_compress_parse("lz4", &c), 0);
     ck_assert_int_eq(c, WK_COMPRESS_LZ4);
-    ck_assert_int_eq(wk_config_parse_compress("zstd", &c), 0);
+    ck_assert_int_eq(wk_compress_parse("zstd", &c), 0);
     ck_assert_int_eq(c, WK_COMPRESS_ZSTD);
-    ck_assert_int_eq(wk_config_parse_compress("none", &c), 0);
+    ck_assert_int_eq(wk_compress_parse("none", &c), 0);
     ck_assert_int_eq(c, WK_COMPRESS_NONE);
-    ck_assert_int_eq(wk_config_parse_compress("gzip", &c), -1);
-    ck_assert_int_eq(wk_config_parse_compress(NULL, &c), -1);
+    ck_assert_int_eq(wk_compress_parse("gzip", &c), -1);
+    ck_assert_int_eq(wk_compress_parse(NULL, &c), -1);
     ck_assert_str_eq(wk_compress_name(WK_COMPRESS_LZ4), "lz4");
     ck_assert_str_eq(wk_compress_name(WK_COMPRESS_ZSTD), "zstd");
     ck_assert_str_eq(wk_compress_name(WK_COMPRESS_NONE), "none");
