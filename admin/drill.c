@@ -100,7 +100,7 @@ int wk_drill_command(const wk_config *cfg, const wk_args *args, wk_error *err)
         const char *v = NULL;
         int m = 0;
 #define OPTION(name) ((m = wk_cli_option_value(progname, args, &i, name, &v)) != 0)
-        int target = wk_restore_target_option(args, &i, &opt.target, err);
+        int target = wk_cli_target_option(args, &i, &opt.target, err);
         if (target < 0) {
             wk_cli_usage_error(progname, err);
             wk_error_clear(err);

@@ -47,27 +47,93 @@ int wk_cli_usage_error(const char *progname, wk_error *err)
     return -1;
 }
 
-int wk_cli_option_value(const char *progname, const wk_args *args, int *i, const char *name,
-                        const char **value)
+/* The value of option name at items[*i] (--name=VALUE or --name VALUE): 1 and *value set,
+ * 0 when the item is not that option, -1 (WK_ERR_USAGE) when the value is missing. */
+static int option_value(const wk_args *args, int *i, const char *name, const char **value,
+                        wk_error *err)
 {
     const char *item = args->items[*i];
     size_t n = strlen(name);
-    if (strncmp(item, name, n) != 0)
+    if (strncmp(item, name, n) != 0 || (item[n] != '=' && item[n] != '\0'))
         return 0;
     if (item[n] == '=') {
         *value = item + n + 1;
         return 1;
     }
-    if (item[n] != '\0')
-        return 0;
-    if (*i + 1 >= args->count) {
-        char what[128];
-        snprintf(what, sizeof(what), "option \"%s\" requires a value", name);
-        return wk_cli_bad_argument(progname, what);
-    }
+    if (*i + 1 >= args->count)
+        return wk_error_set(err, WK_ERR_USAGE, "option \"%s\" requires a value", name);
     *value = args->items[++*i];
     return 1;
 }
+
+int wk_cli_option_value(const char *progname, const wk_args *args, int *i, const char *name,
+                        const char **value)
+{
+    wk_error err = {0};
+    int m = option_value(args, i, name, value, &err);
+    if (m < 0)
+        return wk_cli_bad_argument(progname, err.message);
+    return m;
+}
+
+static int set_target(wk_restore_target *t, wk_target_kind kind, const char *value,
+                      wk_error *err)
+{
+    if (t->kind != WK_TARGET_END)
+        return wk_error_set(err, WK_ERR_USAGE, "give at most one recovery target");
+    t->kind = kind;
+    t->value = value;
+    return 0;
+}
+
+int wk_cli_target_option(const wk_args *args, int *i, wk_restore_target *t, wk_error *err)
+{
+    const char *v = NULL;
+    int m;
+    if (strcmp(args->items[*i], "--target-immediate") == 0)
+        return set_target(t, WK_TARGET_IMMEDIATE, "immediate", err) == 0 ? 1 : -1;
+    if ((m = option_value(args, i, "--target-time", &v, err)) != 0) {
+        if (m < 0 || set_target(t, WK_TARGET_TIME, v, err) != 0)
+            return -1;
+        if (wk_backup_parse_time(v, &t->time) != 0)
+            return wk_error_set(err, WK_ERR_USAGE, "--target-time takes a time such as "
+                                                   "'2026-11-25 14:03:26+01'");
+    } else if ((m = option_value(args, i, "--target-xid", &v, err)) != 0) {
+        if (m < 0 || set_target(t, WK_TARGET_XID, v, err) != 0)
+            return -1;
+        if (v[0] == '\0' || strspn(v, "0123456789") != strlen(v))
+            return wk_error_set(err, WK_ERR_USAGE, "--target-xid takes a transaction id");
+    } else if ((m = option_value(args, i, "--target-lsn", &v, err)) != 0) {
+        if (m < 0 || set_target(t, WK_TARGET_LSN, v, err) != 0)
+            return -1;
+        if (wk_wal_parse_lsn(v, &t->lsn) != 0)
+            return wk_error_set(err, WK_ERR_USAGE, "--target-lsn takes an LSN such as 0/3000158");
+    } else if ((m = option_value(args, i, "--target-name", &v, err)) != 0) {
+        if (m < 0 || set_target(t, WK_TARGET_NAME, v, err) != 0)
+            return -1;
+    } else if ((m = option_value(args, i, "--target-inclusive", &v, err)) != 0) {
+        if (m < 0)
+            return -1;
+        if (strcmp(v, "true") != 0 && strcmp(v, "false") != 0)
+            return wk_error_set(err, WK_ERR_USAGE, "--target-inclusive takes true or false");
+        t->inclusive = v;
+    } else if ((m = option_value(args, i, "--target-timeline", &v, err)) != 0) {
+        if (m < 0)
+            return -1;
+        t->timeline = v;
+    } else if ((m = option_value(args, i, "--target-action", &v, err)) != 0) {
+        if (m < 0)
+            return -1;
+        if (strcmp(v, "promote") != 0 && strcmp(v, "pause") != 0 && strcmp(v, "shutdown") != 0)
+            return wk_error_set(err, WK_ERR_USAGE,
+                                "--target-action takes promote, pause or shutdown");
+        t->action = v;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
 
 #define PROGRESS_BAR_WIDTH 20
 #define PROGRESS_INTERVAL 0.1 /* seconds between redraws */

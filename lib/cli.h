@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "restore.h"
 
 /* Loads cfg and args from argv (see wk_config_load) and starts logging as progname at
  * cfg's log_level, or default_level when log_level is set nowhere. Returns 0 to go
@@ -47,5 +48,13 @@ int wk_cli_format_progress(char *buf, size_t size, uint64_t done, uint64_t total
  * if it was skipped and ends the line; it does nothing when nothing was drawn. */
 void wk_cli_progress(uint64_t done, uint64_t total, void *start_time);
 void wk_cli_progress_end(void);
+
+/* Parses the recovery-target option at args->items[*i], if it is one: --target-time,
+ * --target-xid, --target-lsn, --target-name (each as --opt=VALUE or --opt VALUE, then *i
+ * advances past the value), --target-immediate, --target-inclusive, --target-timeline,
+ * --target-action. Returns 1 when it was one (t updated; values point into args), 0
+ * when the item is something else, -1 with WK_ERR_USAGE for a missing or bad value or
+ * a second target. */
+int wk_cli_target_option(const wk_args *args, int *i, wk_restore_target *t, wk_error *err);
 
 #endif

@@ -55,14 +55,6 @@ typedef struct wk_restore_plan {
     char last_segment[WK_WAL_NAME_LEN + 1]; /* the last one needed */
 } wk_restore_plan;
 
-/* Parses the recovery-target option at args->items[*i], if it is one: --target-time,
- * --target-xid, --target-lsn, --target-name (each as --opt=VALUE or --opt VALUE, then *i
- * advances past the value), --target-immediate, --target-inclusive, --target-timeline,
- * --target-action. Returns 1 when it was one (t updated; values point into args), 0
- * when the item is something else, -1 with WK_ERR_USAGE for a missing or bad value or
- * a second target. */
-int wk_restore_target_option(const wk_args *args, int *i, wk_restore_target *t, wk_error *err);
-
 /* Writes the restore_command for a restored cluster into cmd: walkeep-fetch from the
  * folder of the running program, with the same configuration file, repository and key
  * (absolute paths), then %f %p; every argument shell-quoted when it needs it. */

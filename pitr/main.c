@@ -105,7 +105,7 @@ int main(int argc, char **argv)
         const char *v = NULL;
         int m = 0;
 #define OPTION(name) ((m = wk_cli_option_value(progname, &args, &i, name, &v)) != 0)
-        int target = wk_restore_target_option(&args, &i, &opt.target, &err);
+        int target = wk_cli_target_option(&args, &i, &opt.target, &err);
         if (target < 0) {
             wk_cli_usage_error(progname, &err);
             goto out;
