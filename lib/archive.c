@@ -17,6 +17,7 @@
 
 #include "crypt.h"
 #include "pgversion.h"
+#include "storage_posix.h"
 
 #define HISTORY_MAX_BYTES (1024 * 1024)
 

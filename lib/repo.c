@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "storage_posix.h"
 #include "storage_s3.h"
 
 #define META_MAX_BYTES 4096

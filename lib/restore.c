@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "storage_posix.h"
 #include "tar.h"
 
 /* ---- choosing the backup -------------------------------------------------------- */

@@ -30,6 +30,9 @@ typedef int (*wk_storage_temp_cb)(const char *path, uint64_t bytes, int64_t age_
  * own fresh). */
 #define WK_STORAGE_STALE_SECONDS 3600
 
+/* Repository paths are shorter than this (bytes, without the NUL). */
+#define WK_STORAGE_PATH_MAX 1024
+
 /* Flags for put_open. */
 #define WK_PUT_NOREPLACE 0x1 /* fail with WK_ERR_EXISTS if the object already exists */
 #define WK_PUT_NOSYNC 0x2    /* still atomic, but not fsync'd (for files that are
@@ -109,9 +112,6 @@ int wk_storage_list_temporaries(wk_storage *st, const char *dir, wk_storage_temp
 /* The remove_many operation, or remove called for each path where the backend has none. */
 int wk_storage_remove_many(wk_storage *st, const char *const *paths, size_t count, wk_error *err);
 
-/* Opens the POSIX driver on folder root. With create, root (and its parents) are
- * created mode 0700 when missing; without, a missing root is WK_ERR_NOTFOUND. */
-int wk_storage_posix_open(const char *root, bool create, wk_storage **out, wk_error *err);
 
 /* Validates a repository-relative path: non-empty, no leading '/', no "." or ".."
  * component, no empty component, no control characters. Returns 0 or -1 (WK_ERR_USAGE). */

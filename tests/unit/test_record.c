@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "record.h"
+#include "storage_posix.h"
 #include "support.h"
 
 static char root[256];

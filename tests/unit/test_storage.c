@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "storage.h"
+#include "storage_posix.h"
 #include "support.h"
 
 /* ---- helpers ---------------------------------------------------------------------- */
