@@ -119,7 +119,7 @@ static void record_path(const char *label, char *buf, size_t size)
 
 int wk_backup_record_write(wk_repo *repo, const wk_backup_record *r, wk_error *err)
 {
-    char lsn[32], tbuf[40], hex[WK_FINGERPRINT_HEX_LEN + 1], path[256];
+    char lsn[32], tbuf[40], path[256];
     wk_json_writer *w = wk_json_writer_new();
     char *text = NULL;
     int rc = -1;
@@ -149,16 +149,11 @@ int wk_backup_record_write(wk_repo *repo, const wk_backup_record *r, wk_error *e
     wk_json_begin_array(w);
     for (size_t i = 0; i < r->stream_count; i++) {
         const wk_backup_stream *s = &r->streams[i];
-        wk_json_begin_object(w);
-        wk_json_kv_string(w, "name", s->name);
-        wk_json_kv_string(w, "object", s->object);
-        wk_json_kv_uint(w, "tablespace", s->tablespace);
-        wk_json_kv_string(w, "location", s->location);
-        wk_json_kv_uint(w, "bytes", s->bytes);
-        wk_json_kv_uint(w, "stored_bytes", s->stored_bytes);
-        wk_fingerprint_hex(&s->fingerprint, hex);
-        wk_json_kv_string(w, "fingerprint", hex);
-        wk_json_end_object(w);
+        wk_record_stream rs = {.name = s->name, .object = s->object, .has_tablespace = true,
+                               .tablespace = s->tablespace, .location = s->location,
+                               .bytes = s->bytes, .stored_bytes = s->stored_bytes,
+                               .fingerprint = s->fingerprint};
+        wk_record_stream_write(w, &rs);
     }
     wk_json_end_array(w);
     wk_json_end_object(w);
@@ -206,22 +201,19 @@ static int get_u32(const wk_json *obj, const char *key, uint32_t *out, wk_error 
 
 static int parse_stream(const wk_json *js, wk_backup_stream *s, wk_error *err)
 {
-    const char *name, *object, *hex;
-    const wk_json *location = wk_json_get(js, "location");
-    if (wk_json_get_string(js, "name", &name, err) != 0 ||
-        wk_json_get_string(js, "object", &object, err) != 0 ||
-        get_u32(js, "tablespace", &s->tablespace, err) != 0 ||
-        wk_json_get_uint(js, "bytes", &s->bytes, err) != 0 ||
-        wk_json_get_uint(js, "stored_bytes", &s->stored_bytes, err) != 0 ||
-        wk_json_get_string(js, "fingerprint", &hex, err) != 0)
+    wk_record_stream rs;
+    if (wk_record_stream_read(js, true, &rs, err) != 0)
         return -1;
-    if (strlen(name) >= sizeof(s->name) || strlen(object) >= sizeof(s->object) ||
-        wk_fingerprint_parse(hex, &s->fingerprint) != 0)
-        return wk_error_set(err, WK_ERR_CORRUPT, "invalid stream \"%.64s\"", name);
-    snprintf(s->name, sizeof(s->name), "%s", name);
-    snprintf(s->object, sizeof(s->object), "%s", object);
-    if (location != NULL && wk_json_string_of(location) != NULL) {
-        s->location = strdup(wk_json_string_of(location));
+    if (strlen(rs.name) >= sizeof(s->name) || strlen(rs.object) >= sizeof(s->object))
+        return wk_error_set(err, WK_ERR_CORRUPT, "invalid stream \"%.64s\"", rs.name);
+    snprintf(s->name, sizeof(s->name), "%s", rs.name);
+    snprintf(s->object, sizeof(s->object), "%s", rs.object);
+    s->tablespace = rs.tablespace;
+    s->bytes = rs.bytes;
+    s->stored_bytes = rs.stored_bytes;
+    s->fingerprint = rs.fingerprint;
+    if (rs.location != NULL) {
+        s->location = strdup(rs.location);
         if (s->location == NULL)
             return wk_error_set(err, WK_ERR_NOMEM, "out of memory");
     }

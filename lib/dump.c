@@ -101,19 +101,13 @@ static void record_path(const char *label, char *buf, size_t size)
 
 static void write_streams(wk_json_writer *w, const wk_dump_record *r)
 {
-    char hex[WK_FINGERPRINT_HEX_LEN + 1];
     wk_json_key(w, "streams");
     wk_json_begin_array(w);
     for (size_t i = 0; i < r->stream_count; i++) {
         const wk_dump_stream *s = &r->streams[i];
-        wk_json_begin_object(w);
-        wk_json_kv_string(w, "name", s->name);
-        wk_json_kv_string(w, "object", s->object);
-        wk_json_kv_uint(w, "bytes", s->bytes);
-        wk_json_kv_uint(w, "stored_bytes", s->stored_bytes);
-        wk_fingerprint_hex(&s->fingerprint, hex);
-        wk_json_kv_string(w, "fingerprint", hex);
-        wk_json_end_object(w);
+        wk_record_stream rs = {.name = s->name, .object = s->object, .bytes = s->bytes,
+                               .stored_bytes = s->stored_bytes, .fingerprint = s->fingerprint};
+        wk_record_stream_write(w, &rs);
     }
     wk_json_end_array(w);
 }
@@ -183,19 +177,23 @@ static int get_text(const wk_json *obj, const char *key, char *buf, size_t size,
 
 static int parse_stream(const wk_json *js, const char *label, wk_dump_stream *s, wk_error *err)
 {
-    const char *hex;
+    wk_record_stream rs;
     char prefix[128];
-    if (get_text(js, "name", s->name, sizeof(s->name), err) != 0 ||
-        get_text(js, "object", s->object, sizeof(s->object), err) != 0 ||
-        wk_json_get_uint(js, "bytes", &s->bytes, err) != 0 ||
-        wk_json_get_uint(js, "stored_bytes", &s->stored_bytes, err) != 0 ||
-        wk_json_get_string(js, "fingerprint", &hex, err) != 0)
+    if (wk_record_stream_read(js, false, &rs, err) != 0)
         return -1;
+    if (strlen(rs.name) >= sizeof(s->name))
+        return wk_error_set(err, WK_ERR_CORRUPT, "member \"name\" is too long");
+    if (strlen(rs.object) >= sizeof(s->object))
+        return wk_error_set(err, WK_ERR_CORRUPT, "member \"object\" is too long");
+    snprintf(s->name, sizeof(s->name), "%s", rs.name);
+    snprintf(s->object, sizeof(s->object), "%s", rs.object);
+    s->bytes = rs.bytes;
+    s->stored_bytes = rs.stored_bytes;
+    s->fingerprint = rs.fingerprint;
     /* Streams are read from and written to paths we build from these: only names of the
      * form walkeep writes, inside this dump's folder. */
     snprintf(prefix, sizeof(prefix), "dumps/%s/", label);
-    if (wk_fingerprint_parse(hex, &s->fingerprint) != 0 || !valid_file_name(s->name) ||
-        strncmp(s->object, prefix, strlen(prefix)) != 0 ||
+    if (!valid_file_name(s->name) || strncmp(s->object, prefix, strlen(prefix)) != 0 ||
         wk_storage_check_path(s->object, NULL) != 0)
         return wk_error_set(err, WK_ERR_CORRUPT, "invalid stream \"%.64s\"", s->name);
     return 0;

@@ -2,9 +2,8 @@
  * storage layer (over storage and stream). */
 #include "record.h"
 
+#include <stdint.h>
 #include <stdlib.h>
-
-#include "stream.h"
 
 int wk_record_write(wk_storage *st, const char *path, const char *text, size_t len,
                     wk_error *err)
@@ -41,4 +40,45 @@ out:
     wk_stage_free(sink);
     free(buf);
     return rc;
+}
+
+void wk_record_stream_write(wk_json_writer *w, const wk_record_stream *s)
+{
+    char hex[WK_FINGERPRINT_HEX_LEN + 1];
+    wk_json_begin_object(w);
+    wk_json_kv_string(w, "name", s->name);
+    wk_json_kv_string(w, "object", s->object);
+    if (s->has_tablespace) {
+        wk_json_kv_uint(w, "tablespace", s->tablespace);
+        wk_json_kv_string(w, "location", s->location);
+    }
+    wk_json_kv_uint(w, "bytes", s->bytes);
+    wk_json_kv_uint(w, "stored_bytes", s->stored_bytes);
+    wk_fingerprint_hex(&s->fingerprint, hex);
+    wk_json_kv_string(w, "fingerprint", hex);
+    wk_json_end_object(w);
+}
+
+int wk_record_stream_read(const wk_json *js, bool with_tablespace, wk_record_stream *out,
+                          wk_error *err)
+{
+    wk_record_stream s = {.has_tablespace = with_tablespace};
+    const char *hex;
+    uint64_t tablespace = 0;
+    if (wk_json_get_string(js, "name", &s.name, err) != 0 ||
+        wk_json_get_string(js, "object", &s.object, err) != 0 ||
+        (with_tablespace && wk_json_get_uint(js, "tablespace", &tablespace, err) != 0) ||
+        wk_json_get_uint(js, "bytes", &s.bytes, err) != 0 ||
+        wk_json_get_uint(js, "stored_bytes", &s.stored_bytes, err) != 0 ||
+        wk_json_get_string(js, "fingerprint", &hex, err) != 0)
+        return -1;
+    if (tablespace > UINT32_MAX)
+        return wk_error_set(err, WK_ERR_CORRUPT, "member \"tablespace\" out of range");
+    if (wk_fingerprint_parse(hex, &s.fingerprint) != 0)
+        return wk_error_set(err, WK_ERR_CORRUPT, "invalid stream \"%.64s\"", s.name);
+    s.tablespace = (uint32_t)tablespace;
+    if (with_tablespace)
+        s.location = wk_json_string_of(wk_json_get(js, "location"));
+    *out = s;
+    return 0;
 }

@@ -1,15 +1,20 @@
 /* record: the text of a backup's or a dump's record (backups/<label>/backup.json,
  * dumps/<label>/dump.json), stored and read back under one size limit; storage layer.
  * The limit is enforced when writing, so a record that could not be read back is never
- * stored. What the records say is backup.c's and dump.c's (the only readers). */
+ * stored. The stream list both records hold is written and read here too; what else the
+ * records say is backup.c's and dump.c's (their only readers). */
 #ifndef WK_RECORD_H
 #define WK_RECORD_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include <stdbool.h>
+
 #include "error.h"
+#include "json.h"
 #include "storage.h"
+#include "stream.h"
 
 /* The largest record walkeep stores or reads: a directory dump of about 300,000 tables. */
 #define WK_RECORD_MAX_BYTES ((size_t)64 * 1024 * 1024)
@@ -25,5 +30,26 @@ int wk_record_write(wk_storage *st, const char *path, const char *text, size_t l
  * WK_RECORD_MAX_BYTES is WK_ERR_CORRUPT naming the path. */
 int wk_record_read(wk_storage *st, const char *path, uint8_t **text, size_t *len,
                    wk_error *err);
+
+/* One stream of a record's "streams" list, as both records write it: name, object, (for
+ * a backup) tablespace and location, bytes, stored_bytes, fingerprint, in that order. */
+typedef struct wk_record_stream {
+    const char *name;
+    const char *object;
+    bool has_tablespace;  /* backups: "tablespace" and "location" are members */
+    uint32_t tablespace;
+    const char *location; /* NULL: JSON null */
+    uint64_t bytes, stored_bytes;
+    wk_fingerprint fingerprint;
+} wk_record_stream;
+
+/* Writes s as one object of the list (the caller has begun the array). */
+void wk_record_stream_write(wk_json_writer *w, const wk_record_stream *s);
+
+/* Reads one object of the list into *out; its strings point into js (copy them before
+ * js is freed). with_tablespace: "tablespace" is required and "location" read. A missing
+ * or mistyped member, or a fingerprint that is not one, is WK_ERR_CORRUPT. */
+int wk_record_stream_read(const wk_json *js, bool with_tablespace, wk_record_stream *out,
+                          wk_error *err);
 
 #endif

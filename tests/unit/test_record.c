@@ -100,6 +100,64 @@ START_TEST(test_limit)
 }
 END_TEST
 
+/* The stream list both records share: members in the order the format documents, a round
+ * trip with and without a tablespace, and the faults a reader must refuse. */
+START_TEST(test_stream_list)
+{
+    wk_error err = {0};
+    wk_fingerprint fp = ts_fingerprint("abc", 3);
+    char hex[WK_FINGERPRINT_HEX_LEN + 1];
+    wk_fingerprint_hex(&fp, hex);
+    wk_record_stream in[2] = {
+        {.name = "16384.tar", .object = "backups/b/16384.tar.lz4", .has_tablespace = true,
+         .tablespace = 16384, .location = "/srv/ts", .bytes = 52224, .stored_bytes = 5711,
+         .fingerprint = fp},
+        {.name = "toc.dat", .object = "dumps/d/toc.dat.zst", .bytes = 3, .stored_bytes = 12,
+         .fingerprint = fp}};
+    for (size_t i = 0; i < 2; i++) {
+        wk_json_writer *w = wk_json_writer_new();
+        wk_record_stream_write(w, &in[i]);
+        char *text = wk_json_writer_finish(w, &err);
+        wk_json_writer_free(w);
+        ck_assert_ptr_nonnull(text);
+        const char *name = strstr(text, "\"name\""), *object = strstr(text, "\"object\""),
+                   *bytes = strstr(text, "\"bytes\""), *fpos = strstr(text, "\"fingerprint\"");
+        ck_assert(name != NULL && name < object && object < bytes && bytes < fpos);
+        ck_assert(strstr(text, hex) != NULL);
+        ck_assert((strstr(text, "\"tablespace\"") != NULL) == in[i].has_tablespace);
+        wk_json *doc = NULL;
+        wk_record_stream out;
+        ck_assert_int_eq(wk_json_parse(text, strlen(text), &doc, &err), 0);
+        ck_assert_msg(wk_record_stream_read(doc, in[i].has_tablespace, &out, &err) == 0, "%s",
+                      err.message);
+        ck_assert_str_eq(out.name, in[i].name);
+        ck_assert_str_eq(out.object, in[i].object);
+        ck_assert_uint_eq(out.bytes, in[i].bytes);
+        ck_assert_uint_eq(out.stored_bytes, in[i].stored_bytes);
+        ck_assert_uint_eq(out.tablespace, in[i].tablespace);
+        ck_assert(memcmp(&out.fingerprint, &fp, sizeof(fp)) == 0);
+        if (in[i].has_tablespace)
+            ck_assert_str_eq(out.location, "/srv/ts");
+        wk_json_free(doc);
+        free(text);
+    }
+    const char *bad[] = {
+        "{\"name\": \"a\", \"object\": \"o\", \"bytes\": 1, \"stored_bytes\": 1, "
+        "\"fingerprint\": \"zz\"}",
+        "{\"name\": \"a\", \"object\": \"o\", \"bytes\": -1, \"stored_bytes\": 1, "
+        "\"fingerprint\": \"00\"}",
+        "{\"object\": \"o\", \"bytes\": 1, \"stored_bytes\": 1, \"fingerprint\": \"00\"}"};
+    for (size_t i = 0; i < 3; i++) {
+        wk_json *doc = NULL;
+        wk_record_stream out;
+        ck_assert_int_eq(wk_json_parse(bad[i], strlen(bad[i]), &doc, &err), 0);
+        ck_assert_int_eq(wk_record_stream_read(doc, false, &out, &err), -1);
+        ck_assert_int_eq(err.code, WK_ERR_CORRUPT);
+        wk_json_free(doc);
+    }
+}
+END_TEST
+
 static Suite *record_suite(void)
 {
     Suite *s = suite_create("record");
@@ -109,6 +167,7 @@ static Suite *record_suite(void)
     tcase_add_test(tc, test_round_trip);
     tcase_add_test(tc, test_missing);
     tcase_add_test(tc, test_limit);
+    tcase_add_test(tc, test_stream_list);
     suite_add_tcase(s, tc);
     return s;
 }
