@@ -134,7 +134,6 @@ int wk_cli_target_option(const wk_args *args, int *i, wk_restore_target *t, wk_e
     return 1;
 }
 
-
 #define PROGRESS_BAR_WIDTH 20
 #define PROGRESS_INTERVAL 0.1 /* seconds between redraws */
 
