@@ -72,7 +72,7 @@ int wk_cli_option_value(const char *progname, const wk_args *args, int *i, const
     wk_error err = {0};
     int m = option_value(args, i, name, value, &err);
     if (m < 0)
-        return wk_cli_bad_argument(progname, err.message);
+        return wk_cli_usage_error(progname, &err);
     return m;
 }
 

@@ -181,10 +181,8 @@ static int parse_stream(const wk_json *js, const char *label, wk_dump_stream *s,
     char prefix[128];
     if (wk_record_stream_read(js, false, &rs, err) != 0)
         return -1;
-    if (strlen(rs.name) >= sizeof(s->name))
-        return wk_error_set(err, WK_ERR_CORRUPT, "member \"name\" is too long");
-    if (strlen(rs.object) >= sizeof(s->object))
-        return wk_error_set(err, WK_ERR_CORRUPT, "member \"object\" is too long");
+    if (strlen(rs.name) >= sizeof(s->name) || strlen(rs.object) >= sizeof(s->object))
+        return wk_error_set(err, WK_ERR_CORRUPT, "invalid stream \"%.64s\"", rs.name);
     snprintf(s->name, sizeof(s->name), "%s", rs.name);
     snprintf(s->object, sizeof(s->object), "%s", rs.object);
     s->bytes = rs.bytes;

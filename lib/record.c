@@ -73,7 +73,7 @@ int wk_record_stream_read(const wk_json *js, bool with_tablespace, wk_record_str
         wk_json_get_string(js, "fingerprint", &hex, err) != 0)
         return -1;
     if (tablespace > UINT32_MAX)
-        return wk_error_set(err, WK_ERR_CORRUPT, "member \"tablespace\" out of range");
+        return wk_error_set(err, WK_ERR_CORRUPT, "member \"%s\" out of range", "tablespace");
     if (wk_fingerprint_parse(hex, &s.fingerprint) != 0)
         return wk_error_set(err, WK_ERR_CORRUPT, "invalid stream \"%.64s\"", s.name);
     s.tablespace = (uint32_t)tablespace;
