@@ -92,7 +92,7 @@ int wk_pg_program_version(const char *bindir, const char *name, char *version, s
 int wk_pg_program_check_major(const char *bindir, const char *name, int major, wk_error *err)
 {
     char version[64], where[4200], needed[16];
-    int found;
+    int found = 0;
 
     if (wk_pg_program_version(bindir, name, version, sizeof(version), &found, err) != 0)
         return -1;

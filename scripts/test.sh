@@ -9,9 +9,12 @@ scripts/deps.sh
 build=${WALKEEP_TEST_BUILD:-build-test}
 cmake -S . -B "$build" -DWALKEEP_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build "$build" -j"$(nproc)"
-# The README's plain optimized build must compile too (the optimizer finds other warnings).
+# The README's plain optimized build (RelWithDebInfo, -O2) and scripts/demo.sh's (Release,
+# -O3, no tests) must compile too: the optimizer finds other warnings.
 cmake -S . -B "$build-release" >/dev/null
 cmake --build "$build-release" -j"$(nproc)" >/dev/null
+cmake -S . -B "$build-o3" -DCMAKE_BUILD_TYPE=Release -DWALKEEP_TESTS=OFF >/dev/null
+cmake --build "$build-o3" -j"$(nproc)" >/dev/null
 
 # Memory errors and leaks fail the run, also inside programs PostgreSQL starts.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
