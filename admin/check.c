@@ -14,21 +14,6 @@
 
 static const char *progname = "walkeep";
 
-/* Options taking a value, in the order the switch below handles them. */
-static const char *const value_options[] = {"--prometheus", "--max-backup-age", "--max-wal-age",
-                                            "--max-dump-age", "--timeout", "--max-ready"};
-
-static int duration_option(const char *name, const char *value, int64_t *ms)
-{
-    if (wk_config_parse_duration(value, ms) != 0 || *ms < 0) {
-        char what[256];
-        snprintf(what, sizeof(what), "invalid value for %s: \"%.100s\" (a duration such as "
-                                     "90s, 30min, 48h, 7d)", name, value);
-        return wk_cli_bad_argument(progname, what);
-    }
-    return 0;
-}
-
 int wk_check_command(const wk_config *cfg, const wk_args *args, wk_error *err)
 {
     wk_check_thresholds t;
@@ -43,59 +28,20 @@ int wk_check_command(const wk_config *cfg, const wk_args *args, wk_error *err)
 
     wk_check_thresholds_default(&t);
     options.timeout_ms = 60 * 1000;
-    for (int i = 1; i < args->count; i++) {
-        const char *v = NULL;
-        int which = -1;
-        if (strcmp(args->items[i], "--json") == 0) {
-            json = true;
-            continue;
-        }
-        if (strcmp(args->items[i], "--switch-wal") == 0) {
-            options.switch_wal = true;
-            continue;
-        }
-        for (int k = 0; k < (int)(sizeof(value_options) / sizeof(value_options[0])); k++) {
-            int m = wk_cli_option_value(progname, args, &i, value_options[k], &v);
-            if (m < 0)
-                return -1;
-            if (m > 0) {
-                which = k;
-                break;
-            }
-        }
-        if (which < 0) {
-            char what[256];
-            snprintf(what, sizeof(what), "check does not take \"%.200s\"", args->items[i]);
-            return wk_cli_bad_argument(progname, what);
-        }
-        int bad = 0;
-        switch (which) {
-        case 0:
-            prometheus = v;
-            break;
-        case 1:
-            bad = duration_option(value_options[which], v, &t.max_backup_age_ms);
-            break;
-        case 2:
-            bad = duration_option(value_options[which], v, &t.max_wal_age_ms);
-            break;
-        case 3:
-            bad = duration_option(value_options[which], v, &t.max_dump_age_ms);
-            break;
-        case 4:
-            bad = duration_option(value_options[which], v, &options.timeout_ms);
-            break;
-        default: {
-            char *end = NULL;
-            long long n = strtoll(v, &end, 10);
-            if (end == v || *end != '\0' || n < 0)
-                return wk_cli_bad_argument(progname, "--max-ready needs a whole number");
-            t.max_ready = n;
-        }
-        }
-        if (bad != 0)
-            return -1;
-    }
+    const wk_option table[] = {
+        {"--json", WK_OPTION_FLAG, &json},
+        {"--switch-wal", WK_OPTION_FLAG, &options.switch_wal},
+        {"--prometheus", WK_OPTION_STRING, &prometheus},
+        {"--max-backup-age", WK_OPTION_DURATION, &t.max_backup_age_ms},
+        {"--max-wal-age", WK_OPTION_DURATION, &t.max_wal_age_ms},
+        {"--max-dump-age", WK_OPTION_DURATION, &t.max_dump_age_ms},
+        {"--timeout", WK_OPTION_DURATION, &options.timeout_ms},
+        {"--max-ready", WK_OPTION_COUNT, &t.max_ready},
+    };
+    wk_error uerr = {0};
+    if (wk_cli_parse_options("check", args, 1, table, sizeof(table) / sizeof(table[0]),
+                             &uerr) != 0)
+        return wk_cli_usage_error(progname, &uerr);
     options.conninfo = cfg->pg_conninfo;
     options.pgdata = cfg->pgdata;
     options.dumps_expected = cfg->retention_dumps > 0 || cfg->retention_dumps_days > 0;

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,7 +43,8 @@ int wk_cli_bad_argument(const char *progname, const char *what)
 
 int wk_cli_usage_error(const char *progname, wk_error *err)
 {
-    wk_error_hint(err, "try \"%s --help\" for more information", progname);
+    if (err->hint[0] == '\0')
+        wk_error_hint(err, "try \"%s --help\" for more information", progname);
     wk_log_error(err);
     return -1;
 }
@@ -132,6 +134,106 @@ int wk_cli_target_option(const wk_args *args, int *i, wk_restore_target *t, wk_e
         return 0;
     }
     return 1;
+}
+
+/* Edit distance between a and b (insertions, deletions, substitutions), at most 63
+ * characters of each compared; larger when longer. */
+static size_t edit_distance(const char *a, size_t la, const char *b, size_t lb)
+{
+    size_t row[64];
+    if (la > 63 || lb > 63)
+        return 64;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] == b[j - 1] ? 0 : 1);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* The option whose name is closest to item's name part (before any '='), when it is a
+ * typo away: at most 2 edits, and fewer than a third of the name. NULL otherwise. */
+static const char *closest_option(const char *item, const wk_option *options, size_t count)
+{
+    size_t len = strcspn(item, "=");
+    const char *best = NULL;
+    size_t best_distance = 3;
+    for (size_t k = 0; k < count; k++) {
+        size_t n = strlen(options[k].name);
+        size_t d = edit_distance(item, len, options[k].name, n);
+        if (d < best_distance && d * 3 < n) {
+            best = options[k].name;
+            best_distance = d;
+        }
+    }
+    return best;
+}
+
+int wk_cli_parse_options(const char *command, const wk_args *args, int first,
+                         const wk_option *options, size_t count, wk_error *err)
+{
+    for (int i = first; i < args->count; i++) {
+        const char *item = args->items[i];
+        const wk_option *o = NULL;
+        const char *v = NULL;
+        for (size_t k = 0; k < count && o == NULL; k++) {
+            if (options[k].kind == WK_OPTION_FLAG) {
+                if (strcmp(item, options[k].name) == 0)
+                    o = &options[k];
+                continue;
+            }
+            int m = option_value(args, &i, options[k].name, &v, err);
+            if (m < 0)
+                return -1;
+            if (m > 0)
+                o = &options[k];
+        }
+        if (o == NULL) {
+            const char *close = closest_option(item, options, count);
+            wk_error_set(err, WK_ERR_USAGE, "%s does not take \"%.200s\"", command, item);
+            if (close != NULL)
+                wk_error_hint(err, "did you mean \"%s\"?", close);
+            return -1;
+        }
+        switch (o->kind) {
+        case WK_OPTION_FLAG:
+            *(bool *)o->dest = true;
+            break;
+        case WK_OPTION_STRING:
+            *(const char **)o->dest = v;
+            break;
+        case WK_OPTION_DURATION: {
+            int64_t ms;
+            if (wk_config_parse_duration(v, &ms) != 0 || ms < 0)
+                return wk_error_set(err, WK_ERR_USAGE,
+                                    "invalid value for %s: \"%.100s\" (a duration such as 90s, "
+                                    "30min, 48h, 7d)",
+                                    o->name, v);
+            *(int64_t *)o->dest = ms;
+            break;
+        }
+        case WK_OPTION_COUNT: {
+            char *end = NULL;
+            long long n = strtoll(v, &end, 10);
+            if (end == v || *end != '\0' || n < 0)
+                return wk_error_set(err, WK_ERR_USAGE, "%s needs a whole number", o->name);
+            *(int64_t *)o->dest = n;
+            break;
+        }
+        }
+    }
+    return 0;
 }
 
 #define PROGRESS_BAR_WIDTH 20

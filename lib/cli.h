@@ -57,4 +57,27 @@ void wk_cli_progress_end(void);
  * a second target. */
 int wk_cli_target_option(const wk_args *args, int *i, wk_restore_target *t, wk_error *err);
 
+/* Options declared, not hand-parsed: a program (or sub-command) lists its options in a
+ * table and wk_cli_parse_options fills the destinations. */
+typedef enum wk_option_kind {
+    WK_OPTION_FLAG,     /* --name: *(bool *)dest = true */
+    WK_OPTION_STRING,   /* --name=VALUE or --name VALUE: *(const char **)dest, into args */
+    WK_OPTION_DURATION, /* a duration (90s, 30min, 48h, 7d): *(int64_t *)dest, in ms */
+    WK_OPTION_COUNT     /* a whole number, 0 or more: *(int64_t *)dest */
+} wk_option_kind;
+
+typedef struct wk_option {
+    const char *name; /* "--max-ready" */
+    wk_option_kind kind;
+    void *dest;
+} wk_option;
+
+/* Parses args->items[first .. args->count) against the count options. Returns 0, or -1
+ * with WK_ERR_USAGE: "<command> does not take "<item>"" for anything else (with the hint
+ * "did you mean "<option>"?" when one option's name is a typo away), "option "<name>"
+ * requires a value", "invalid value for <name>: "<value>" (a duration such as 90s,
+ * 30min, 48h, 7d)", "<name> needs a whole number". */
+int wk_cli_parse_options(const char *command, const wk_args *args, int first,
+                         const wk_option *options, size_t count, wk_error *err);
+
 #endif

@@ -516,6 +516,66 @@ START_TEST(test_progress_silent_without_terminal)
 }
 END_TEST
 
+/* ---- declared options ------------------------------------------------------------------ */
+
+static wk_args args_of(char **items)
+{
+    wk_args a = {0};
+    while (items[a.count] != NULL)
+        a.count++;
+    a.items = items;
+    return a;
+}
+
+START_TEST(test_parse_options)
+{
+    bool json = false;
+    const char *file = NULL;
+    int64_t age = 0, ready = 0;
+    const wk_option table[] = {
+        {"--json", WK_OPTION_FLAG, &json},
+        {"--prometheus", WK_OPTION_STRING, &file},
+        {"--max-backup-age", WK_OPTION_DURATION, &age},
+        {"--max-ready", WK_OPTION_COUNT, &ready},
+    };
+    size_t n = sizeof(table) / sizeof(table[0]);
+    wk_error err = {0};
+    char *good[] = {"check", "--json", "--prometheus", "/x.prom", "--max-backup-age=2h",
+                    "--max-ready=7", NULL};
+    wk_args a = args_of(good);
+    ck_assert_msg(wk_cli_parse_options("check", &a, 1, table, n, &err) == 0, "%s", err.message);
+    ck_assert(json);
+    ck_assert_str_eq(file, "/x.prom");
+    ck_assert_int_eq(age, 2 * 3600 * 1000);
+    ck_assert_int_eq(ready, 7);
+
+    const struct {
+        char *item;
+        const char *message, *hint;
+    } bad[] = {
+        {"--max-redy=3", "check does not take \"--max-redy=3\"", "did you mean \"--max-ready\"?"},
+        {"-json", "check does not take \"-json\"", "did you mean \"--json\"?"},
+        {"--bogus", "check does not take \"--bogus\"", ""},
+        {"--json=yes", "check does not take \"--json=yes\"", "did you mean \"--json\"?"},
+        {"--max-ready=x", "--max-ready needs a whole number", ""},
+        {"--max-ready=-1", "--max-ready needs a whole number", ""},
+        {"--max-backup-age=5m",
+         "invalid value for --max-backup-age: \"5m\" (a duration such as 90s, 30min, 48h, 7d)",
+         ""},
+        {"--prometheus", "option \"--prometheus\" requires a value", ""},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char *items[] = {"check", bad[i].item, NULL};
+        wk_args b = args_of(items);
+        wk_error e = {0};
+        ck_assert_int_eq(wk_cli_parse_options("check", &b, 1, table, n, &e), -1);
+        ck_assert_int_eq(e.code, WK_ERR_USAGE);
+        ck_assert_str_eq(e.message, bad[i].message);
+        ck_assert_str_eq(e.hint, bad[i].hint);
+    }
+}
+END_TEST
+
 static Suite *cli_suite(void)
 {
     Suite *s = suite_create("cli");
@@ -545,6 +605,7 @@ static Suite *cli_suite(void)
     tcase_add_test(tc, test_progress_zero_elapsed);
     tcase_add_test(tc, test_progress_small_buffer);
     tcase_add_test(tc, test_progress_silent_without_terminal);
+    tcase_add_test(tc, test_parse_options);
     suite_add_tcase(s, tc);
 
     return s;
