@@ -96,44 +96,19 @@ int wk_drill_command(const wk_config *cfg, const wk_args *args, wk_error *err)
     int rc = -1;
     struct sigaction sa = {0}, old_int, old_term;
 
-    for (int i = 1; i < args->count; i++) {
-        const char *v = NULL;
-        int m = 0;
-#define OPTION(name) ((m = wk_cli_option_value(progname, args, &i, name, &v)) != 0)
-        int target = wk_cli_target_option(args, &i, &opt.target, err);
-        if (target < 0) {
-            wk_cli_usage_error(progname, err);
-            wk_error_clear(err);
-            goto out;
-        }
-        if (target > 0)
-            continue;
-        if (strcmp(args->items[i], "--json") == 0) {
-            json = true;
-        } else if (strcmp(args->items[i], "--keep") == 0) {
-            opt.keep = true;
-        } else if (OPTION("--backup")) {
-            if (m < 0)
-                goto out;
-            opt.backup_label = v;
-        } else if (OPTION("--sql")) {
-            if (m < 0)
-                goto out;
-            sql_file = v;
-        } else if (OPTION("--timeout")) {
-            if (m < 0)
-                goto out;
-            if (wk_config_parse_duration(v, &opt.timeout_ms) != 0 || opt.timeout_ms <= 0) {
-                wk_cli_bad_argument(progname, "--timeout takes a duration such as 30min or 2h");
-                goto out;
-            }
-        } else {
-            char what[256];
-            snprintf(what, sizeof(what), "drill does not take \"%.200s\"", args->items[i]);
-            wk_cli_bad_argument(progname, what);
-            goto out;
-        }
-#undef OPTION
+    const wk_option table[] = {
+        {"", WK_OPTION_TARGET, &opt.target, 0},
+        {"--json", WK_OPTION_FLAG, &json, 0},
+        {"--keep", WK_OPTION_FLAG, &opt.keep, 0},
+        {"--backup", WK_OPTION_STRING, &opt.backup_label, 0},
+        {"--sql", WK_OPTION_STRING, &sql_file, 0},
+        {"--timeout", WK_OPTION_DURATION, &opt.timeout_ms, 1},
+    };
+    if (wk_cli_parse_options("drill", args, 1, table, sizeof(table) / sizeof(table[0]), err) !=
+        0) {
+        wk_cli_usage_error(progname, err);
+        wk_error_clear(err);
+        goto out;
     }
     if (opt.target.action != NULL) {
         wk_cli_bad_argument(progname, "drill does not take \"--target-action\": it always "

@@ -170,6 +170,8 @@ static const char *closest_option(const char *item, const wk_option *options, si
     const char *best = NULL;
     size_t best_distance = 3;
     for (size_t k = 0; k < count; k++) {
+        if (options[k].kind == WK_OPTION_TARGET)
+            continue;
         size_t n = strlen(options[k].name);
         size_t d = edit_distance(item, len, options[k].name, n);
         if (d < best_distance && d * 3 < n) {
@@ -188,6 +190,14 @@ int wk_cli_parse_options(const char *command, const wk_args *args, int first,
         const wk_option *o = NULL;
         const char *v = NULL;
         for (size_t k = 0; k < count && o == NULL; k++) {
+            if (options[k].kind == WK_OPTION_TARGET) {
+                int t = wk_cli_target_option(args, &i, options[k].dest, err);
+                if (t < 0)
+                    return -1;
+                if (t > 0)
+                    o = &options[k];
+                continue;
+            }
             if (options[k].kind == WK_OPTION_FLAG) {
                 if (strcmp(item, options[k].name) == 0)
                     o = &options[k];
@@ -207,6 +217,8 @@ int wk_cli_parse_options(const char *command, const wk_args *args, int first,
             return -1;
         }
         switch (o->kind) {
+        case WK_OPTION_TARGET:
+            break;
         case WK_OPTION_FLAG:
             *(bool *)o->dest = true;
             break;
@@ -215,7 +227,7 @@ int wk_cli_parse_options(const char *command, const wk_args *args, int first,
             break;
         case WK_OPTION_DURATION: {
             int64_t ms;
-            if (wk_config_parse_duration(v, &ms) != 0 || ms < 0)
+            if (wk_config_parse_duration(v, &ms) != 0 || ms < o->min)
                 return wk_error_set(err, WK_ERR_USAGE,
                                     "invalid value for %s: \"%.100s\" (a duration such as 90s, "
                                     "30min, 48h, 7d)",
@@ -226,7 +238,7 @@ int wk_cli_parse_options(const char *command, const wk_args *args, int first,
         case WK_OPTION_COUNT: {
             char *end = NULL;
             long long n = strtoll(v, &end, 10);
-            if (end == v || *end != '\0' || n < 0)
+            if (end == v || *end != '\0' || n < o->min)
                 return wk_error_set(err, WK_ERR_USAGE, "%s needs a whole number", o->name);
             *(int64_t *)o->dest = n;
             break;

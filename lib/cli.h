@@ -63,20 +63,23 @@ typedef enum wk_option_kind {
     WK_OPTION_FLAG,     /* --name: *(bool *)dest = true */
     WK_OPTION_STRING,   /* --name=VALUE or --name VALUE: *(const char **)dest, into args */
     WK_OPTION_DURATION, /* a duration (90s, 30min, 48h, 7d): *(int64_t *)dest, in ms */
-    WK_OPTION_COUNT     /* a whole number, 0 or more: *(int64_t *)dest */
+    WK_OPTION_COUNT,    /* a whole number, 0 or more: *(int64_t *)dest */
+    WK_OPTION_TARGET    /* the recovery-target options (wk_cli_target_option): name is
+                         * unused, dest a wk_restore_target * */
 } wk_option_kind;
 
 typedef struct wk_option {
     const char *name; /* "--max-ready" */
     wk_option_kind kind;
     void *dest;
+    int64_t min;      /* durations and counts: the smallest value taken (default 0) */
 } wk_option;
 
 /* Parses args->items[first .. args->count) against the count options. Returns 0, or -1
  * with WK_ERR_USAGE: "<command> does not take "<item>"" for anything else (with the hint
  * "did you mean "<option>"?" when one option's name is a typo away), "option "<name>"
  * requires a value", "invalid value for <name>: "<value>" (a duration such as 90s,
- * 30min, 48h, 7d)", "<name> needs a whole number". */
+ * 30min, 48h, 7d)", "<name> needs a whole number", or a recovery target's message. */
 int wk_cli_parse_options(const char *command, const wk_args *args, int first,
                          const wk_option *options, size_t count, wk_error *err);
 

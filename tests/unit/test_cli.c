@@ -533,10 +533,10 @@ START_TEST(test_parse_options)
     const char *file = NULL;
     int64_t age = 0, ready = 0;
     const wk_option table[] = {
-        {"--json", WK_OPTION_FLAG, &json},
-        {"--prometheus", WK_OPTION_STRING, &file},
-        {"--max-backup-age", WK_OPTION_DURATION, &age},
-        {"--max-ready", WK_OPTION_COUNT, &ready},
+        {"--json", WK_OPTION_FLAG, &json, 0},
+        {"--prometheus", WK_OPTION_STRING, &file, 0},
+        {"--max-backup-age", WK_OPTION_DURATION, &age, 0},
+        {"--max-ready", WK_OPTION_COUNT, &ready, 0},
     };
     size_t n = sizeof(table) / sizeof(table[0]);
     wk_error err = {0};
@@ -573,6 +573,29 @@ START_TEST(test_parse_options)
         ck_assert_str_eq(e.message, bad[i].message);
         ck_assert_str_eq(e.hint, bad[i].hint);
     }
+
+    /* The recovery-target options as one entry; a duration with a lower bound. */
+    wk_restore_target target = {0};
+    int64_t timeout = 0;
+    const wk_option drill[] = {
+        {"", WK_OPTION_TARGET, &target, 0},
+        {"--timeout", WK_OPTION_DURATION, &timeout, 1},
+    };
+    char *items[] = {"drill", "--target-lsn", "0/3000158", "--timeout=2h", NULL};
+    wk_args d = args_of(items);
+    ck_assert_msg(wk_cli_parse_options("drill", &d, 1, drill, 2, &err) == 0, "%s", err.message);
+    ck_assert_int_eq(target.kind, WK_TARGET_LSN);
+    ck_assert_uint_eq(target.lsn, 0x3000158);
+    ck_assert_int_eq(timeout, 2 * 3600 * 1000);
+    char *zero[] = {"drill", "--timeout=0", NULL};
+    d = args_of(zero);
+    ck_assert_int_eq(wk_cli_parse_options("drill", &d, 1, drill, 2, &err), -1);
+    ck_assert_str_eq(err.message,
+                     "invalid value for --timeout: \"0\" (a duration such as 90s, 30min, 48h, 7d)");
+    char *two[] = {"drill", "--target-immediate", "--target-xid=5", NULL};
+    d = args_of(two);
+    ck_assert_int_eq(wk_cli_parse_options("drill", &d, 1, drill, 2, &err), -1);
+    ck_assert_str_eq(err.message, "give at most one recovery target");
 }
 END_TEST
 
