@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,19 +103,32 @@ int wk_key_generate_file(const char *path, wk_error *err)
 {
     uint8_t key[WK_KEY_BYTES];
     char hex[KEY_HEX_LEN + 2]; /* digits, newline, and sodium_bin2hex's NUL */
+    char tmp[PATH_MAX];
     bool created = false;
     int fd = -1;
     int rc = -1;
 
     if (wk_crypt_init(err) != 0)
         return -1;
-    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        if (errno == EEXIST)
-            wk_error_set(err, WK_ERR_EXISTS, "key file \"%s\" already exists", path);
-        else
+    /* The key is written whole to a hidden temporary beside path, then linked into place:
+     * a crash never leaves a partial key file under the name, and link(2), like O_EXCL,
+     * refuses a name that exists (even a dangling symbolic link). */
+    const char *slash = strrchr(path, '/');
+    int dir_len = slash != NULL ? (int)(slash - path + 1) : 0;
+    for (int attempt = 0;; attempt++) {
+        if (snprintf(tmp, sizeof(tmp), "%.*s.%s.tmp.%ld.%d", dir_len, path,
+                     slash != NULL ? slash + 1 : path, (long)getpid(), attempt) >=
+            (int)sizeof(tmp)) {
+            wk_error_set(err, WK_ERR_USAGE, "key file path \"%.200s...\" is too long", path);
+            goto out;
+        }
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd >= 0)
+            break;
+        if (errno != EEXIST || attempt >= 100) {
             wk_error_sys(err, WK_ERR_IO, errno, "could not create key file \"%s\"", path);
-        goto out;
+            goto out;
+        }
     }
     created = true;
     /* The umask may only have narrowed the mode; make it exactly 0600. */
@@ -139,6 +153,13 @@ int wk_key_generate_file(const char *path, wk_error *err)
         wk_error_sys(err, WK_ERR_IO, errno, "could not close key file \"%s\"", path);
         goto out;
     }
+    if (link(tmp, path) != 0) {
+        if (errno == EEXIST)
+            wk_error_set(err, WK_ERR_EXISTS, "key file \"%s\" already exists", path);
+        else
+            wk_error_sys(err, WK_ERR_IO, errno, "could not create key file \"%s\"", path);
+        goto out;
+    }
     if (fsync_parent(path, err) != 0)
         goto out;
     rc = 0;
@@ -147,9 +168,9 @@ out:
     sodium_memzero(hex, sizeof(hex));
     if (fd >= 0)
         close(fd);
-    /* On failure leave nothing behind: the file is ours (O_EXCL). */
-    if (rc != 0 && created)
-        unlink(path);
+    /* The temporary is ours (O_EXCL); the key lives on under path when linked. */
+    if (created)
+        unlink(tmp);
     return rc;
 }
 

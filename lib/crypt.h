@@ -15,8 +15,10 @@ typedef struct wk_key wk_key;
 /* Initialises libsodium once; safe to call many times. */
 int wk_crypt_init(wk_error *err);
 
-/* Creates a new key file at path (O_EXCL: an existing file is WK_ERR_EXISTS and is
- * not touched), mode 0600, holding 64 hex digits and a newline, fsync'd. */
+/* Creates a new key file at path, mode 0600, holding 64 hex digits and a newline: written
+ * whole and fsync'd under a hidden temporary name beside it, then linked into place, so
+ * the name never shows a partial key. An existing name (a dangling symbolic link too) is
+ * WK_ERR_EXISTS and is not touched. */
 int wk_key_generate_file(const char *path, wk_error *err);
 
 /* Loads a key file. Refuses (WK_ERR_KEY) a file group or others can read or write,

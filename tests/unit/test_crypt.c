@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <check.h>
+#include <dirent.h>
 #include <sodium.h>
 
 #include "crypt.h"
@@ -124,6 +125,19 @@ static void expect_decrypt_error(const wk_key *key, const uint8_t *obj, size_t l
 
 /* ---- key files ------------------------------------------------------------------ */
 
+/* No temporary of a key file named base is left in the test folder. */
+static void assert_no_key_temporary(const char *base)
+{
+    char prefix[128];
+    snprintf(prefix, sizeof(prefix), ".%s.tmp.", base);
+    DIR *d = opendir(tmpdir);
+    ck_assert_ptr_nonnull(d);
+    for (struct dirent *de = readdir(d); de != NULL; de = readdir(d))
+        ck_assert_msg(strncmp(de->d_name, prefix, strlen(prefix)) != 0, "left behind: %s",
+                      de->d_name);
+    closedir(d);
+}
+
 START_TEST(test_keygen_creates_0600)
 {
     wk_error err = {0};
@@ -137,6 +151,8 @@ START_TEST(test_keygen_creates_0600)
     ck_assert_int_eq(stat(path, &st), 0);
     ck_assert_int_eq(st.st_mode & 07777, 0600);
     ck_assert_int_eq(st.st_size, 65);
+    ck_assert_int_eq(st.st_nlink, 1); /* the temporary it was linked from is gone */
+    assert_no_key_temporary("gen.key");
     ck_assert_int_eq(read_file(path, buf, sizeof(buf)), 65);
     for (int i = 0; i < 64; i++)
         ck_assert_msg(strchr("0123456789abcdef", buf[i]) != NULL, "digit %d", i);
@@ -174,6 +190,7 @@ START_TEST(test_keygen_refuses_existing)
     ck_assert_mem_eq(buf, "precious", 8);
     ck_assert_int_eq(stat(path, &st), 0);
     ck_assert_int_eq(st.st_mode & 07777, 0640);
+    assert_no_key_temporary("existing.key");
 }
 END_TEST
 
@@ -189,6 +206,7 @@ START_TEST(test_keygen_refuses_symlink)
     ck_assert_int_eq(wk_key_generate_file(link, &err), -1);
     ck_assert_int_eq(err.code, WK_ERR_EXISTS);
     ck_assert_int_eq(access(target, F_OK), -1);
+    assert_no_key_temporary("dangling.key");
 }
 END_TEST
 
