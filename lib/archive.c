@@ -114,10 +114,12 @@ static int check_segment(int fd, const char *path, const wk_wal_name *parsed, ui
             return wk_error_prefix(err, "file \"%s\" cannot be archived", path);
         return wk_error_prefix(err, "file \"%s\" is not a valid WAL segment", path);
     }
-    char what[PATH_MAX + 32];
-    snprintf(what, sizeof(what), "WAL segment \"%s\"", path);
-    if (wk_pg_major_check(hdr.pg_version, what, err) != 0)
-        return -1;
+    if (!wk_pg_major_supported(hdr.pg_version)) {
+        /* The message is built only for a refusal: this runs for every segment. */
+        char what[PATH_MAX + 32];
+        snprintf(what, sizeof(what), "WAL segment \"%s\"", path);
+        return wk_pg_major_check(hdr.pg_version, what, err);
+    }
     if (size != hdr.seg_size)
         return wk_error_set(err, WK_ERR_CORRUPT,
                             "file \"%s\" has %" PRIu64 " bytes, but its WAL segment size is %"

@@ -27,11 +27,16 @@ void wk_pg_major_format(char *buf, size_t size, int major)
         snprintf(buf, size, "%d", major);
 }
 
+bool wk_pg_major_supported(int major)
+{
+    return major >= WK_PG_MAJOR_MIN && major <= WK_PG_MAJOR_MAX;
+}
+
 int wk_pg_major_check(int major, const char *what, wk_error *err)
 {
     char seen[16];
 
-    if (major >= WK_PG_MAJOR_MIN && major <= WK_PG_MAJOR_MAX)
+    if (wk_pg_major_supported(major))
         return 0;
     wk_pg_major_format(seen, sizeof(seen), major);
     /* 9.6 is numbered 906: older than 15 although the number is larger. */

@@ -4,6 +4,7 @@
 #ifndef WK_PGVERSION_H
 #define WK_PGVERSION_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "error.h"
@@ -11,6 +12,10 @@
 /* The supported majors, oldest and newest. docs/versions.md says what differs. */
 #define WK_PG_MAJOR_MIN 15
 #define WK_PG_MAJOR_MAX 18
+
+/* True for a major of WK_PG_MAJOR_MIN to WK_PG_MAJOR_MAX (no message: for hot paths that
+ * build one only when it is needed). */
+bool wk_pg_major_supported(int major);
 
 /* Checks a PostgreSQL major version (15, 18; 906 for 9.6) that `what` reported, e.g.
  * "the server", "data directory \"/srv/pg\"", "backup \"20261207T1200\"". Returns 0 for

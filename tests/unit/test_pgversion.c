@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "pgversion.h"
+#include "support.h"
 
 START_TEST(test_supported_majors)
 {
@@ -20,6 +21,9 @@ START_TEST(test_supported_majors)
     }
     ck_assert_int_eq(WK_PG_MAJOR_MIN, 15);
     ck_assert_int_eq(WK_PG_MAJOR_MAX, 18);
+    ck_assert(wk_pg_major_supported(15) && wk_pg_major_supported(18));
+    ck_assert(!wk_pg_major_supported(14) && !wk_pg_major_supported(19) &&
+              !wk_pg_major_supported(906));
 }
 END_TEST
 
@@ -85,19 +89,12 @@ static char bindir[64];
 
 static void make_bindir(void)
 {
-    snprintf(bindir, sizeof(bindir), "/tmp/wk-pgversion.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(bindir));
+    ts_tmpdir_make(bindir, sizeof(bindir), "/tmp/wk-pgversion.XXXXXX");
 }
 
 static void remove_bindir(void)
 {
-    const char *names[] = {"pg_ctl", "pg_dump", "noisy", "broken", "failing"};
-    char path[128];
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        snprintf(path, sizeof(path), "%s/%s", bindir, names[i]);
-        unlink(path);
-    }
-    rmdir(bindir);
+    ts_tmpdir_remove(bindir);
 }
 
 static void fake_program(const char *name, const char *script)
