@@ -10,6 +10,7 @@
 #include "check.h"
 #include "cli.h"
 #include "commands.h"
+#include "file.h"
 #include "repo.h"
 
 static const char *progname = "walkeep";
@@ -77,7 +78,7 @@ int wk_check_command(const wk_config *cfg, const wk_args *args, wk_error *err)
     }
     if (prometheus != NULL) {
         metrics = wk_check_prometheus(facts, &report, err);
-        if (metrics == NULL || wk_check_write_atomic(prometheus, metrics, err) != 0)
+        if (metrics == NULL || wk_file_write(prometheus, metrics, strlen(metrics), 0644, 0, err) != 0)
             goto out;
     }
     rc = (int)report.status;

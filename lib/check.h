@@ -136,11 +136,6 @@ char *wk_check_report_json(const wk_check_report *report, wk_error *err);
 char *wk_check_prometheus(const wk_check_facts *facts, const wk_check_report *report,
                           wk_error *err);
 
-/* Replaces path with text atomically: writes path.tmp in the same folder (mode 0644),
- * fsyncs it, renames it over path and fsyncs the folder. On error path is untouched,
- * the temporary is removed, and err says what failed. */
-int wk_check_write_atomic(const char *path, const char *text, wk_error *err);
-
 /* What gather needs. */
 typedef struct wk_check_options {
     const char *conninfo;   /* pg_conninfo; NULL for libpq's defaults */

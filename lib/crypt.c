@@ -13,6 +13,8 @@
 
 #include <sodium.h>
 
+#include "file.h"
+
 /* The object format, byte by byte, is in docs/format.md ("Encryption"). */
 #define MAGIC "WKEEPENC"
 #define MAGIC_LEN 8
@@ -51,126 +53,25 @@ static void id_hex(const uint8_t id[WK_KEY_ID_BYTES], char out[2 * WK_KEY_ID_BYT
 
 /* ---- key files ------------------------------------------------------------------ */
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-    const uint8_t *p = buf;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* fsyncs the folder holding path, so that a new name in it is durable. */
-static int fsync_parent(const char *path, wk_error *err)
-{
-    int rc = -1;
-    int fd = -1;
-    char *dir = strdup(path);
-    if (dir == NULL)
-        return wk_error_set(err, WK_ERR_NOMEM, "out of memory");
-    char *slash = strrchr(dir, '/');
-    if (slash == NULL)
-        strcpy(dir, ".");
-    else if (slash == dir)
-        dir[1] = '\0';
-    else
-        *slash = '\0';
-    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
-        wk_error_sys(err, WK_ERR_IO, errno, "could not open directory \"%s\"", dir);
-        goto out;
-    }
-    if (fsync(fd) != 0) {
-        wk_error_sys(err, WK_ERR_IO, errno, "could not fsync directory \"%s\"", dir);
-        goto out;
-    }
-    rc = 0;
-out:
-    if (fd >= 0)
-        close(fd);
-    free(dir);
-    return rc;
-}
-
 int wk_key_generate_file(const char *path, wk_error *err)
 {
     uint8_t key[WK_KEY_BYTES];
     char hex[KEY_HEX_LEN + 2]; /* digits, newline, and sodium_bin2hex's NUL */
-    char tmp[PATH_MAX];
-    bool created = false;
-    int fd = -1;
-    int rc = -1;
 
     if (wk_crypt_init(err) != 0)
         return -1;
-    /* The key is written whole to a hidden temporary beside path, then linked into place:
-     * a crash never leaves a partial key file under the name, and link(2), like O_EXCL,
-     * refuses a name that exists (even a dangling symbolic link). */
-    const char *slash = strrchr(path, '/');
-    int dir_len = slash != NULL ? (int)(slash - path + 1) : 0;
-    for (int attempt = 0;; attempt++) {
-        if (snprintf(tmp, sizeof(tmp), "%.*s.%s.tmp.%ld.%d", dir_len, path,
-                     slash != NULL ? slash + 1 : path, (long)getpid(), attempt) >=
-            (int)sizeof(tmp)) {
-            wk_error_set(err, WK_ERR_USAGE, "key file path \"%.200s...\" is too long", path);
-            goto out;
-        }
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd >= 0)
-            break;
-        if (errno != EEXIST || attempt >= 100) {
-            wk_error_sys(err, WK_ERR_IO, errno, "could not create key file \"%s\"", path);
-            goto out;
-        }
-    }
-    created = true;
-    /* The umask may only have narrowed the mode; make it exactly 0600. */
-    if (fchmod(fd, 0600) != 0) {
-        wk_error_sys(err, WK_ERR_IO, errno, "could not set mode of key file \"%s\"", path);
-        goto out;
-    }
     randombytes_buf(key, sizeof(key));
     sodium_bin2hex(hex, KEY_HEX_LEN + 1, key, sizeof(key));
     hex[KEY_HEX_LEN] = '\n';
-    if (write_all(fd, hex, KEY_HEX_LEN + 1) != 0) {
-        wk_error_sys(err, WK_ERR_IO, errno, "could not write key file \"%s\"", path);
-        goto out;
-    }
-    if (fsync(fd) != 0) {
-        wk_error_sys(err, WK_ERR_IO, errno, "could not fsync key file \"%s\"", path);
-        goto out;
-    }
-    int closed = close(fd);
-    fd = -1;
-    if (closed != 0) {
-        wk_error_sys(err, WK_ERR_IO, errno, "could not close key file \"%s\"", path);
-        goto out;
-    }
-    if (link(tmp, path) != 0) {
-        if (errno == EEXIST)
-            wk_error_set(err, WK_ERR_EXISTS, "key file \"%s\" already exists", path);
-        else
-            wk_error_sys(err, WK_ERR_IO, errno, "could not create key file \"%s\"", path);
-        goto out;
-    }
-    if (fsync_parent(path, err) != 0)
-        goto out;
-    rc = 0;
-out:
+    /* Written whole or not at all, mode 0600, never over an existing name (not even a
+     * dangling symbolic link). */
+    int rc = wk_file_write(path, hex, KEY_HEX_LEN + 1, 0600, WK_FILE_NOREPLACE, err);
+    if (rc != 0 && err->code == WK_ERR_EXISTS)
+        wk_error_set(err, WK_ERR_EXISTS, "key file \"%s\" already exists", path);
+    else if (rc != 0)
+        wk_error_prefix(err, "key file \"%s\"", path);
     sodium_memzero(key, sizeof(key));
     sodium_memzero(hex, sizeof(hex));
-    if (fd >= 0)
-        close(fd);
-    /* The temporary is ours (O_EXCL); the key lives on under path when linked. */
-    if (created)
-        unlink(tmp);
     return rc;
 }
 

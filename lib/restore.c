@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "file.h"
 #include "storage_posix.h"
 #include "tar.h"
 
@@ -405,15 +406,13 @@ out:
     return rc;
 }
 
-/* Writes a small file through a temporary and a rename. */
+/* Writes a small file of the data directory whole or not at all (mode 0600). */
 static int write_file(const char *folder, const char *name, const char *text, wk_error *err)
 {
-    wk_storage *st = NULL;
-    int rc = wk_storage_posix_open(folder, false, &st, err);
-    if (rc == 0)
-        rc = wk_storage_put_bytes(st, name, 0, text, strlen(text), err);
-    wk_storage_free(st);
-    return rc;
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof(path), "%s/%s", folder, name) >= (int)sizeof(path))
+        return wk_error_set(err, WK_ERR_USAGE, "path \"%.200s...\" is too long", folder);
+    return wk_file_write(path, text, strlen(text), 0600, 0, err);
 }
 
 /* Reads a small text file; a missing one is empty. */

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "support.h"
 #include "config.h"
 #include "json.h"
 
@@ -525,82 +526,8 @@ static void setup(void)
 
 static void teardown(void)
 {
-    char cmd[400];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp_dir);
-    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(ts_tmpdir_remove(tmp_dir), 0);
 }
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    ck_assert_ptr_nonnull(f);
-    char *buf = calloc(1, 65536);
-    size_t n = fread(buf, 1, 65535, f);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
-START_TEST(test_write_atomic)
-{
-    char path[300], tmp[310], dir_tmp[310];
-    wk_error err = {0};
-    struct stat st;
-    snprintf(path, sizeof(path), "%s/walkeep.prom", tmp_dir);
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    ck_assert_int_eq(wk_check_write_atomic(path, "walkeep_up 1\n", &err), 0);
-    char *got = slurp(path);
-    ck_assert_str_eq(got, "walkeep_up 1\n");
-    free(got);
-    ck_assert_int_eq(access(tmp, F_OK), -1);
-    ck_assert_int_eq(stat(path, &st), 0);
-    ck_assert_int_eq(st.st_mode & 0777, 0644);
-    /* Replaced whole, also when shorter. */
-    ck_assert_int_eq(wk_check_write_atomic(path, "x\n", &err), 0);
-    got = slurp(path);
-    ck_assert_str_eq(got, "x\n");
-    free(got);
-    /* A stale temporary from a crash is overwritten. */
-    FILE *stale = fopen(tmp, "w");
-    fputs("stale garbage that is longer\n", stale);
-    fclose(stale);
-    ck_assert_int_eq(wk_check_write_atomic(path, "y\n", &err), 0);
-    got = slurp(path);
-    ck_assert_str_eq(got, "y\n");
-    free(got);
-    ck_assert_int_eq(access(tmp, F_OK), -1);
-    /* The temporary cannot be made: an error, the file is untouched. */
-    ck_assert_int_eq(mkdir(tmp, 0700), 0);
-    ck_assert_int_eq(wk_check_write_atomic(path, "z\n", &err), -1);
-    ck_assert_int_eq(err.code, WK_ERR_IO);
-    ck_assert_ptr_nonnull(strstr(err.message, "walkeep.prom.tmp"));
-    got = slurp(path);
-    ck_assert_str_eq(got, "y\n");
-    free(got);
-    ck_assert_int_eq(rmdir(tmp), 0);
-    /* The target is a folder: the rename fails, no temporary is left, nothing changes. */
-    snprintf(dir_tmp, sizeof(dir_tmp), "%s/adir", tmp_dir);
-    ck_assert_int_eq(mkdir(dir_tmp, 0700), 0);
-    char sub[330];
-    snprintf(sub, sizeof(sub), "%s/keep", dir_tmp);
-    ck_assert_int_eq(mkdir(sub, 0700), 0);
-    ck_assert_int_eq(wk_check_write_atomic(dir_tmp, "z\n", &err), -1);
-    ck_assert_ptr_nonnull(strstr(err.message, "could not rename"));
-    snprintf(sub, sizeof(sub), "%s.tmp", dir_tmp);
-    ck_assert_int_eq(access(sub, F_OK), -1);
-    /* A missing folder. */
-    snprintf(sub, sizeof(sub), "%s/missing/walkeep.prom", tmp_dir);
-    ck_assert_int_eq(wk_check_write_atomic(sub, "z\n", &err), -1);
-    ck_assert_int_eq(err.sys_errno, ENOENT);
-    /* A relative path writes into the working directory. */
-    ck_assert_int_eq(chdir(tmp_dir), 0);
-    ck_assert_int_eq(wk_check_write_atomic("rel.prom", "r\n", &err), 0);
-    got = slurp("rel.prom");
-    ck_assert_str_eq(got, "r\n");
-    free(got);
-    ck_assert_int_eq(chdir("/"), 0); /* teardown removes tmp_dir */
-}
-END_TEST
 
 START_TEST(test_count_ready)
 {
@@ -649,7 +576,6 @@ static Suite *check_suite(void)
 
     TCase *files = tcase_create("files");
     tcase_add_checked_fixture(files, setup, teardown);
-    tcase_add_test(files, test_write_atomic);
     tcase_add_test(files, test_count_ready);
     suite_add_tcase(s, files);
     return s;
