@@ -16,6 +16,7 @@
 
 #include "curlfn.h"
 #include "log.h"
+#include "s3xml.h"
 
 #define S3_BODY_MAX (1024 * 1024)     /* largest collected body */
 #define S3_CONNECT_TIMEOUT_MS 10000L
@@ -257,140 +258,6 @@ int wk_s3_authorization(const char *access_key, const char *secret_key, const ch
         !append(out, size, &used, sig_hex, strlen(sig_hex)))
         return -1;
     return 0;
-}
-
-/* ---- XML --------------------------------------------------------------------------- */
-
-/* Decodes one entity at s ("&amp;"...); returns its length in s and writes the bytes into
- * dec (*dec_len), or 0 when s is no entity we know (the '&' is then taken literally). */
-static size_t decode_entity(const char *s, size_t avail, char dec[4], size_t *dec_len)
-{
-    static const struct {
-        const char *name;
-        char c;
-    } named[] = {{"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
-    for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++) {
-        size_t n = strlen(named[i].name);
-        if (avail >= n && strncmp(s, named[i].name, n) == 0) {
-            dec[0] = named[i].c;
-            *dec_len = 1;
-            return n;
-        }
-    }
-    if (avail < 4 || s[1] != '#')
-        return 0;
-    bool hex = s[2] == 'x' || s[2] == 'X';
-    size_t i = hex ? 3 : 2;
-    unsigned long cp = 0;
-    size_t digits = 0;
-    for (; i < avail && s[i] != ';' && digits < 8; i++, digits++) {
-        int v;
-        char c = s[i];
-        if (c >= '0' && c <= '9')
-            v = c - '0';
-        else if (hex && c >= 'a' && c <= 'f')
-            v = c - 'a' + 10;
-        else if (hex && c >= 'A' && c <= 'F')
-            v = c - 'A' + 10;
-        else
-            return 0;
-        cp = cp * (hex ? 16 : 10) + (unsigned long)v;
-    }
-    if (digits == 0 || i >= avail || s[i] != ';' || cp == 0 || cp > 0x10FFFF)
-        return 0;
-    if (cp < 0x80) {
-        dec[0] = (char)cp;
-        *dec_len = 1;
-    } else if (cp < 0x800) {
-        dec[0] = (char)(0xC0 | (cp >> 6));
-        dec[1] = (char)(0x80 | (cp & 0x3F));
-        *dec_len = 2;
-    } else if (cp < 0x10000) {
-        dec[0] = (char)(0xE0 | (cp >> 12));
-        dec[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        dec[2] = (char)(0x80 | (cp & 0x3F));
-        *dec_len = 3;
-    } else {
-        dec[0] = (char)(0xF0 | (cp >> 18));
-        dec[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        dec[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        dec[3] = (char)(0x80 | (cp & 0x3F));
-        *dec_len = 4;
-    }
-    return i + 1;
-}
-
-/* Finds the element's opening tag at or after from: sets *text to its content and
- * *text_len (0 for <name/>), *end past the closing tag. False when there is none. */
-static bool find_element(const char *from, const char *name, const char **text, size_t *text_len,
-                         const char **end)
-{
-    size_t nlen = strlen(name);
-    for (const char *p = strchr(from, '<'); p != NULL; p = strchr(p + 1, '<')) {
-        if (strncmp(p + 1, name, nlen) != 0)
-            continue;
-        const char *q = p + 1 + nlen;
-        if (*q != '>' && *q != '/' && *q != ' ' && *q != '\t' && *q != '\r' && *q != '\n')
-            continue;
-        const char *gt = strchr(q, '>');
-        if (gt == NULL)
-            return false;
-        if (gt[-1] == '/') {
-            *text = gt + 1;
-            *text_len = 0;
-            *end = gt + 1;
-            return true;
-        }
-        const char *start = gt + 1;
-        for (const char *c = strstr(start, "</"); c != NULL; c = strstr(c + 2, "</")) {
-            if (strncmp(c + 2, name, nlen) == 0 && c[2 + nlen] == '>') {
-                *text = start;
-                *text_len = (size_t)(c - start);
-                *end = c + 3 + nlen;
-                return true;
-            }
-        }
-        return false;
-    }
-    return false;
-}
-
-int wk_s3_xml_next(const char *xml, size_t *pos, const char *name, char *out, size_t size,
-                   wk_error *err)
-{
-    const char *text;
-    const char *end;
-    size_t text_len;
-    if (!find_element(xml + *pos, name, &text, &text_len, &end))
-        return 0;
-    size_t used = 0;
-    for (size_t i = 0; i < text_len;) {
-        char dec[4];
-        size_t dec_len = 1;
-        size_t consumed = 0;
-        if (text[i] == '&')
-            consumed = decode_entity(text + i, text_len - i, dec, &dec_len);
-        if (consumed == 0) {
-            dec[0] = text[i];
-            dec_len = 1;
-            consumed = 1;
-        }
-        if (used + dec_len >= size) {
-            if (size > 0)
-                out[0] = '\0'; /* never leave a partial, unterminated copy */
-            return wk_error_set(err, WK_ERR_CORRUPT,
-                                "S3 response element <%s> is longer than %zu bytes", name,
-                                size > 0 ? size - 1 : 0);
-        }
-        memcpy(out + used, dec, dec_len);
-        used += dec_len;
-        i += consumed;
-    }
-    if (size == 0)
-        return wk_error_set(err, WK_ERR_CORRUPT, "no room for S3 response element <%s>", name);
-    out[used] = '\0';
-    *pos = (size_t)(end - xml);
-    return 1;
 }
 
 /* ---- opening ----------------------------------------------------------------------- */
@@ -1420,4 +1287,36 @@ int wk_s3_send(wk_s3 *s3, const wk_s3_request *req, wk_s3_response *response, wk
 out:
     call_free(&call);
     return rc;
+}
+
+/* ---- failures in the caller's terms ---------------------------------------------- */
+
+int wk_s3_error_context(wk_error *err, const char *what)
+{
+    if (strncmp(err->message, "could not ", 10) == 0 && strstr(err->message, "s3://") != NULL)
+        return -1;
+    return wk_error_prefix(err, "%s", what);
+}
+
+int wk_s3_send_failed(const wk_s3_response *resp, const char *what, wk_error *err)
+{
+    if (resp->status >= 300) {
+        /* Keep wk_s3_send's detail ("Gave up after <n> attempts..."): the new message
+         * only names what failed in our terms. */
+        char detail[sizeof(err->detail)];
+        snprintf(detail, sizeof(detail), "%s", err->detail);
+        wk_s3_status_error(resp, what, err);
+        if (detail[0] != '\0' && err->detail[0] == '\0')
+            wk_error_detail(err, "%s", detail);
+        return -1;
+    }
+    return wk_s3_error_context(err, what);
+}
+
+int wk_s3_call(wk_s3 *c, const wk_s3_request *req, wk_s3_response *resp, const char *what,
+               wk_error *err)
+{
+    if (wk_s3_send(c, req, resp, err) == 0)
+        return 0;
+    return wk_s3_send_failed(resp, what, err);
 }

@@ -96,12 +96,6 @@ void wk_s3_response_free(wk_s3_response *response);
  * anything else WK_ERR_IO with status and code. Returns -1. */
 int wk_s3_status_error(const wk_s3_response *response, const char *what, wk_error *err);
 
-/* The text of the first <name>...</name> element at or after *pos in xml, entities
- * (&amp; &lt; &gt; &quot; &apos;) decoded, copied into out (size bytes); *pos moves past
- * it. Returns 1 when found, 0 when not, -1 (WK_ERR_CORRUPT) when it does not fit. */
-int wk_s3_xml_next(const char *xml, size_t *pos, const char *name, char *out, size_t size,
-                   wk_error *err);
-
 /* Percent-encodes text as SigV4 wants: every byte but A-Z a-z 0-9 - _ . ~ (and '/' when
  * keep_slash) as %XX (upper case). Returns the length written (out gets a NUL), or -1
  * when size is too small. */
@@ -116,5 +110,19 @@ int wk_s3_authorization(const char *access_key, const char *secret_key, const ch
                         const char *canonical_query, const char *const *headers,
                         size_t header_count, const char *payload_sha256_hex,
                         const char *amz_date, char *out, size_t size);
+
+/* Puts what ("could not store \"s3://b/k\"") in front of err's message, unless the
+ * message already says what failed on which object (as most of wk_s3_send's own messages
+ * do). Returns -1. */
+int wk_s3_error_context(wk_error *err, const char *what);
+
+/* Turns a failed wk_s3_send into an error about what: an HTTP answer through
+ * wk_s3_status_error (wk_s3_send's detail kept), anything else (network, a callback)
+ * keeps its message behind what. Returns -1. */
+int wk_s3_send_failed(const wk_s3_response *response, const char *what, wk_error *err);
+
+/* wk_s3_send, with a failure said in terms of what (wk_s3_send_failed). */
+int wk_s3_call(wk_s3 *s3, const wk_s3_request *req, wk_s3_response *response, const char *what,
+               wk_error *err);
 
 #endif

@@ -14,7 +14,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,13 +25,14 @@
 
 #include "log.h"
 #include "md5.h"
+#include "s3_parts.h"
+#include "s3xml.h"
 
 /* Keys are at most 1024 bytes on S3; our buffers leave room for prefix and markers. */
 #define KEY_MAX 2048
 #define SHOWN_MAX (KEY_MAX + 320)
 #define PREFIX_MAX 512
-/* S3 allows at most this many parts in one upload, and keys in one multi-object delete. */
-#define PARTS_MAX 10000
+/* S3 allows at most this many keys in one multi-object delete. */
 #define DELETE_BATCH 1000
 /* Hidden folder (under the prefix) holding the markers of multipart uploads in progress. */
 #define MARKER_DIR ".wk-uploads"
@@ -155,129 +155,6 @@ static void shown_of(const s3_storage *st, const char *key, char out[SHOWN_MAX])
     snprintf(out, SHOWN_MAX, "s3://%s/%s", st->bucket, key);
 }
 
-/* Puts what in front of err's message, unless the message already says what failed on
- * which object (as most of wk_s3_send's own messages do). Returns -1. */
-static int add_context(wk_error *err, const char *what)
-{
-    if (strncmp(err->message, "could not ", 10) == 0 && strstr(err->message, "s3://") != NULL)
-        return -1;
-    return wk_error_prefix(err, "%s", what);
-}
-
-/* Turns a failed wk_s3_send into an error about what: an HTTP answer through
- * wk_s3_status_error, anything else (network, a callback) keeps its message behind what. */
-static int send_failed(const wk_s3_response *resp, const char *what, wk_error *err)
-{
-    if (resp->status >= 300) {
-        /* Keep wk_s3_send's detail ("Gave up after <n> attempts..."): the new message
-         * only names what failed in our terms. */
-        char detail[sizeof(err->detail)];
-        snprintf(detail, sizeof(detail), "%s", err->detail);
-        wk_s3_status_error(resp, what, err);
-        if (detail[0] != '\0' && err->detail[0] == '\0')
-            wk_error_detail(err, "%s", detail);
-        return -1;
-    }
-    return add_context(err, what);
-}
-
-/* Sends req on client c; on failure err says what (a printf-made context). */
-static int call(wk_s3 *c, const wk_s3_request *req, wk_s3_response *resp, const char *what,
-                wk_error *err)
-{
-    if (wk_s3_send(c, req, resp, err) == 0)
-        return 0;
-    return send_failed(resp, what, err);
-}
-
-/* A growable text buffer. */
-typedef struct sbuf {
-    char *p;
-    size_t len, cap;
-    bool failed;
-} sbuf;
-
-static void sb_add(sbuf *b, const char *text, size_t n)
-{
-    if (b->failed)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap > 0 ? b->cap : 4096;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (p == NULL) {
-            b->failed = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, text, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void sb_str(sbuf *b, const char *text)
-{
-    sb_add(b, text, strlen(text));
-}
-
-/* Appends text with & < > escaped (XML character data). */
-static void sb_xml(sbuf *b, const char *text)
-{
-    for (const char *p = text; *p != '\0'; p++) {
-        switch (*p) {
-        case '&': sb_str(b, "&amp;"); break;
-        case '<': sb_str(b, "&lt;"); break;
-        case '>': sb_str(b, "&gt;"); break;
-        default: sb_add(b, p, 1); break;
-        }
-    }
-}
-
-/* Finds the next <name>...</name> element at or after *pos of xml and copies its raw
- * content (entities still encoded, so nested fields can be read with wk_s3_xml_next) into
- * scratch, which must hold strlen(xml) + 1 bytes. Returns false when there is none. */
-static bool xml_block(const char *xml, size_t *pos, const char *name, char *scratch)
-{
-    char open[64], close[64];
-    snprintf(open, sizeof(open), "<%s>", name);
-    snprintf(close, sizeof(close), "</%s>", name);
-    const char *a = strstr(xml + *pos, open);
-    if (a == NULL)
-        return false;
-    a += strlen(open);
-    const char *b = strstr(a, close);
-    if (b == NULL)
-        return false;
-    memcpy(scratch, a, (size_t)(b - a));
-    scratch[b - a] = '\0';
-    *pos = (size_t)(b - xml) + strlen(close);
-    return true;
-}
-
-/* The first <name> element of xml: 1 found, 0 not, -1 (err) too long. */
-static int xml_field(const char *xml, const char *name, char *out, size_t size, wk_error *err)
-{
-    size_t pos = 0;
-    out[0] = '\0';
-    return wk_s3_xml_next(xml, &pos, name, out, size, err);
-}
-
-/* "2026-11-25T10:52:26.336Z" (ISO 8601, UTC) as a time_t; -1 when it does not parse. */
-static time_t parse_iso8601(const char *text)
-{
-    struct tm tm;
-    memset(&tm, 0, sizeof(tm));
-    if (sscanf(text, "%d-%d-%dT%d:%d:%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-               &tm.tm_min, &tm.tm_sec) != 6)
-        return (time_t)-1;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    return timegm(&tm);
-}
-
 /* ---- requests used in several places ---------------------------------------------- */
 
 /* HEAD of key: 0 with *size, or -1 (WK_ERR_NOTFOUND when absent). resp_etag (80 bytes,
@@ -287,7 +164,7 @@ static int head_key(s3_storage *st, wk_s3 *c, const char *key, uint64_t *size, c
 {
     wk_s3_request req = {.method = "HEAD", .key = key};
     wk_s3_response resp = {0};
-    int rc = call(c, &req, &resp, what, err);
+    int rc = wk_s3_call(c, &req, &resp, what, err);
     (void)st;
     if (rc == 0) {
         if (!resp.has_length) {
@@ -307,7 +184,7 @@ static int get_small(wk_s3 *c, const char *key, char **out, const char *what, wk
 {
     wk_s3_request req = {.method = "GET", .key = key};
     wk_s3_response resp = {0};
-    int rc = call(c, &req, &resp, what, err);
+    int rc = wk_s3_call(c, &req, &resp, what, err);
     if (rc == 0) {
         *out = strndup(resp.body != NULL ? resp.body : "", resp.body_len);
         if (*out == NULL)
@@ -321,7 +198,7 @@ static int delete_key(wk_s3 *c, const char *key, const char *what, wk_error *err
 {
     wk_s3_request req = {.method = "DELETE", .key = key};
     wk_s3_response resp = {0};
-    int rc = call(c, &req, &resp, what, err);
+    int rc = wk_s3_call(c, &req, &resp, what, err);
     wk_s3_response_free(&resp);
     return rc;
 }
@@ -338,7 +215,7 @@ static int abort_upload(wk_s3 *c, const char *key, const char *upload_id, const 
         if (resp.status == 404 && strcmp(resp.error_code, "NoSuchUpload") == 0)
             wk_error_clear(err);
         else
-            rc = send_failed(&resp, what, err);
+            rc = wk_s3_send_failed(&resp, what, err);
     }
     wk_s3_response_free(&resp);
     return rc;
@@ -496,14 +373,14 @@ typedef int (*object_fn)(const char *key, bool is_prefix, uint64_t size, time_t 
                          wk_error *err);
 
 /* Fetches one page of a listing (a GET of the bucket with params) on client c into *resp,
- * and makes *scratch (realloc'd) big enough for any block of its body (see xml_block).
+ * and makes *scratch (realloc'd) big enough for any block of its body (see wk_s3_xml_block).
  * Returns the body (never NULL), or NULL with err set and *resp freed. */
 static const char *fetch_page(wk_s3 *c, const wk_s3_param *params, size_t np,
                               wk_s3_response *resp, char **scratch, const char *what,
                               wk_error *err)
 {
     wk_s3_request req = {.method = "GET", .params = params, .param_count = np};
-    if (call(c, &req, resp, what, err) != 0) {
+    if (wk_s3_call(c, &req, resp, what, err) != 0) {
         wk_s3_response_free(resp);
         return NULL;
     }
@@ -547,8 +424,8 @@ static int list_objects(s3_storage *st, const char *prefix, bool delimited, obje
             goto out;
         int stop = 0;
         size_t pos = 0;
-        while (stop == 0 && xml_block(xml, &pos, "Contents", scratch)) {
-            if (xml_field(scratch, "Key", key, sizeof(key), err) != 1) {
+        while (stop == 0 && wk_s3_xml_block(xml, &pos, "Contents", scratch)) {
+            if (wk_s3_xml_field(scratch, "Key", key, sizeof(key), err) != 1) {
                 if (err->code == WK_ERR_NONE)
                     wk_error_set(err, WK_ERR_IO, "listing entry without a key");
                 stop = -1;
@@ -556,27 +433,27 @@ static int list_objects(s3_storage *st, const char *prefix, bool delimited, obje
             }
             uint64_t size = 0;
             time_t mtime = (time_t)-1;
-            if (xml_field(scratch, "Size", field, sizeof(field), err) == 1)
+            if (wk_s3_xml_field(scratch, "Size", field, sizeof(field), err) == 1)
                 size = strtoull(field, NULL, 10);
-            if (xml_field(scratch, "LastModified", field, sizeof(field), err) == 1)
-                mtime = parse_iso8601(field);
+            if (wk_s3_xml_field(scratch, "LastModified", field, sizeof(field), err) == 1)
+                mtime = wk_s3_xml_time(field);
             stop = fn(key, false, size, mtime, arg, err);
         }
         pos = 0;
-        while (stop == 0 && xml_block(xml, &pos, "CommonPrefixes", scratch)) {
-            if (xml_field(scratch, "Prefix", key, sizeof(key), err) != 1)
+        while (stop == 0 && wk_s3_xml_block(xml, &pos, "CommonPrefixes", scratch)) {
+            if (wk_s3_xml_field(scratch, "Prefix", key, sizeof(key), err) != 1)
                 continue;
             stop = fn(key, true, 0, (time_t)-1, arg, err);
         }
         bool truncated = false;
-        if (stop == 0 && xml_field(xml, "IsTruncated", field, sizeof(field), err) == 1)
+        if (stop == 0 && wk_s3_xml_field(xml, "IsTruncated", field, sizeof(field), err) == 1)
             truncated = strcmp(field, "true") == 0;
         /* A truncated page must name a new place to go on from: an empty or repeated
          * token would restart or repeat the listing forever. */
         if (stop == 0 && truncated) {
             char prev[sizeof(token)];
             memcpy(prev, token, sizeof(prev));
-            if (xml_field(xml, "NextContinuationToken", token, sizeof(token), err) != 1 ||
+            if (wk_s3_xml_field(xml, "NextContinuationToken", token, sizeof(token), err) != 1 ||
                 token[0] == '\0' || strcmp(token, prev) == 0) {
                 wk_error_set(err, WK_ERR_IO,
                              "%s: the server sent a truncated listing without a new continuation "
@@ -586,7 +463,7 @@ static int list_objects(s3_storage *st, const char *prefix, bool delimited, obje
         }
         wk_s3_response_free(&resp);
         if (stop < 0) {
-            add_context(err, what);
+            wk_s3_error_context(err, what);
             goto out;
         }
         if (stop > 0 || !truncated)
@@ -630,34 +507,34 @@ static int list_uploads(s3_storage *st, wk_s3 *c, const char *prefix, upload_fn 
             goto out;
         int stop = 0;
         size_t pos = 0;
-        while (stop == 0 && xml_block(xml, &pos, "Upload", scratch)) {
-            if (xml_field(scratch, "Key", key, sizeof(key), err) != 1 ||
-                xml_field(scratch, "UploadId", upload_id, sizeof(upload_id), err) != 1) {
+        while (stop == 0 && wk_s3_xml_block(xml, &pos, "Upload", scratch)) {
+            if (wk_s3_xml_field(scratch, "Key", key, sizeof(key), err) != 1 ||
+                wk_s3_xml_field(scratch, "UploadId", upload_id, sizeof(upload_id), err) != 1) {
                 if (err->code == WK_ERR_NONE)
                     wk_error_set(err, WK_ERR_IO, "upload listing entry without key or id");
                 stop = -1;
                 break;
             }
             time_t initiated = (time_t)-1;
-            if (xml_field(scratch, "Initiated", field, sizeof(field), err) == 1)
-                initiated = parse_iso8601(field);
+            if (wk_s3_xml_field(scratch, "Initiated", field, sizeof(field), err) == 1)
+                initiated = wk_s3_xml_time(field);
             stop = fn(key, upload_id, initiated, arg, err);
         }
         bool truncated = false;
-        if (stop == 0 && xml_field(xml, "IsTruncated", field, sizeof(field), err) == 1)
+        if (stop == 0 && wk_s3_xml_field(xml, "IsTruncated", field, sizeof(field), err) == 1)
             truncated = strcmp(field, "true") == 0;
         if (stop == 0 && truncated) {
             /* As with tokens: the markers must move on, or the listing never ends. */
             char prev_key[sizeof(key_marker)], prev_id[sizeof(id_marker)];
             memcpy(prev_key, key_marker, sizeof(prev_key));
             memcpy(prev_id, id_marker, sizeof(prev_id));
-            if (xml_field(xml, "NextKeyMarker", key_marker, sizeof(key_marker), err) != 1 ||
+            if (wk_s3_xml_field(xml, "NextKeyMarker", key_marker, sizeof(key_marker), err) != 1 ||
                 key_marker[0] == '\0') {
                 wk_error_set(err, WK_ERR_IO, "%s: truncated upload listing without a marker",
                              what);
                 stop = -1;
             } else {
-                if (xml_field(xml, "NextUploadIdMarker", id_marker, sizeof(id_marker), err) != 1)
+                if (wk_s3_xml_field(xml, "NextUploadIdMarker", id_marker, sizeof(id_marker), err) != 1)
                     id_marker[0] = '\0';
                 if (strcmp(key_marker, prev_key) == 0 && strcmp(id_marker, prev_id) == 0) {
                     wk_error_set(err, WK_ERR_IO,
@@ -669,7 +546,7 @@ static int list_uploads(s3_storage *st, wk_s3 *c, const char *prefix, upload_fn 
         }
         wk_s3_response_free(&resp);
         if (stop < 0) {
-            add_context(err, what);
+            wk_s3_error_context(err, what);
             goto out;
         }
         if (stop > 0 || !truncated)
@@ -703,7 +580,7 @@ static int upload_progress(s3_storage *st, const char *key, const char *upload_i
                 wk_error_clear(err);
                 rc = 1;
             } else {
-                send_failed(&resp, what, err);
+                wk_s3_send_failed(&resp, what, err);
             }
             wk_s3_response_free(&resp);
             goto out;
@@ -717,20 +594,20 @@ static int upload_progress(s3_storage *st, const char *key, const char *upload_i
             goto out;
         }
         size_t pos = 0;
-        while (xml_block(xml, &pos, "Part", scratch)) {
-            if (xml_field(scratch, "Size", field, sizeof(field), err) == 1)
+        while (wk_s3_xml_block(xml, &pos, "Part", scratch)) {
+            if (wk_s3_xml_field(scratch, "Size", field, sizeof(field), err) == 1)
                 *bytes += strtoull(field, NULL, 10);
-            if (xml_field(scratch, "LastModified", field, sizeof(field), err) == 1) {
-                time_t t = parse_iso8601(field);
+            if (wk_s3_xml_field(scratch, "LastModified", field, sizeof(field), err) == 1) {
+                time_t t = wk_s3_xml_time(field);
                 if (t > *last)
                     *last = t;
             }
         }
-        bool truncated = xml_field(xml, "IsTruncated", field, sizeof(field), err) == 1 &&
+        bool truncated = wk_s3_xml_field(xml, "IsTruncated", field, sizeof(field), err) == 1 &&
                          strcmp(field, "true") == 0;
         char next[16] = "";
         if (truncated)
-            xml_field(xml, "NextPartNumberMarker", next, sizeof(next), err);
+            wk_s3_xml_field(xml, "NextPartNumberMarker", next, sizeof(next), err);
         wk_s3_response_free(&resp);
         wk_error_clear(err);
         if (!truncated || next[0] == '\0' || strcmp(next, marker) == 0)
@@ -745,24 +622,9 @@ out:
 
 /* ---- the writer ------------------------------------------------------------------- */
 
-typedef struct part_job {
-    int number; /* 1-based */
-    unsigned char *buf;
-    size_t len;
-} part_job;
-
-typedef struct s3_sink s3_sink;
-
-typedef struct part_worker {
-    s3_sink *sink;
-    wk_s3 *client;
-    pthread_t thread;
-    bool running;
-} part_worker;
-
 typedef enum sink_state { SINK_OPEN, SINK_DONE, SINK_FAILED } sink_state;
 
-struct s3_sink {
+typedef struct s3_sink {
     wk_stage base;
     s3_storage *st;
     int flags;
@@ -778,119 +640,16 @@ struct s3_sink {
     char *upload_id;             /* NULL: none, or completed */
     char marker_key[KEY_MAX];
     bool marker_written;
-    int parts;                   /* parts handed to the workers so far */
-    part_worker *workers;
-    int nworkers;
-    bool sync_ready;             /* mu and the condition variables exist */
-    /* Everything below is shared with the workers, under mu. */
-    pthread_mutex_t mu;
-    pthread_cond_t work_cv;      /* a job was queued, or closing */
-    pthread_cond_t done_cv;      /* a job finished */
-    part_job *queue;             /* ring of bufs_max jobs */
-    int q_head, q_count;
-    unsigned char **free_bufs;   /* spare part buffers */
-    int free_count, bufs_made, bufs_max;
-    int in_flight;               /* jobs queued or being sent */
-    bool closing;                /* workers exit once the queue is empty */
-    bool aborting;               /* queued parts are dropped, not sent */
-    bool failed;                 /* a part failed: worker_err says why */
-    wk_error worker_err;
-    char (*etags)[80];           /* per part, from UploadPart, quotes included */
-    int etags_cap;
-};
-
-/* Sends one part on the worker's own client; err is the worker's own. */
-static int send_part(wk_s3 *c, const s3_sink *s, const part_job *job, char etag[80],
-                     wk_error *err)
-{
-    char number[16], what[SHOWN_MAX + 64];
-    snprintf(number, sizeof(number), "%d", job->number);
-    snprintf(what, sizeof(what), "%s (part %d)", s->what, job->number);
-    wk_s3_param params[] = {{"partNumber", number}, {"uploadId", s->upload_id}};
-    wk_s3_request req = {.method = "PUT",
-                         .key = s->key,
-                         .params = params,
-                         .param_count = 2,
-                         .body = job->buf,
-                         .body_len = job->len};
-    wk_s3_response resp = {0};
-    int rc = call(c, &req, &resp, what, err);
-    if (rc != 0 && err->code == WK_ERR_NOTFOUND)
-        err->code = WK_ERR_IO; /* NoSuchUpload: removed under us; a put finds nothing absent */
-    if (rc == 0) {
-        if (resp.etag[0] == '\0')
-            rc = wk_error_set(err, WK_ERR_IO, "%s: the server sent no ETag", what);
-        else
-            snprintf(etag, 80, "%s", resp.etag);
-    }
-    wk_s3_response_free(&resp);
-    return rc;
-}
-
-static void *worker_main(void *arg)
-{
-    part_worker *w = arg;
-    s3_sink *s = w->sink;
-    pthread_mutex_lock(&s->mu);
-    for (;;) {
-        while (s->q_count == 0 && !s->closing)
-            pthread_cond_wait(&s->work_cv, &s->mu);
-        if (s->q_count == 0)
-            break;
-        part_job job = s->queue[s->q_head];
-        s->q_head = (s->q_head + 1) % s->bufs_max;
-        s->q_count--;
-        bool skip = s->failed || s->aborting;
-        pthread_mutex_unlock(&s->mu);
-
-        wk_error err = {0};
-        char etag[80] = "";
-        int rc = skip ? 0 : send_part(w->client, s, &job, etag, &err);
-
-        pthread_mutex_lock(&s->mu);
-        if (!skip) {
-            if (rc == 0) {
-                memcpy(s->etags[job.number - 1], etag, sizeof(etag));
-            } else if (!s->failed) {
-                s->failed = true;
-                s->worker_err = err;
-            }
-        }
-        s->free_bufs[s->free_count++] = job.buf;
-        s->in_flight--;
-        pthread_cond_broadcast(&s->done_cv);
-    }
-    pthread_mutex_unlock(&s->mu);
-    return NULL;
-}
-
-/* Stops the workers (dropping queued parts when aborting) and joins them. */
-static void stop_workers(s3_sink *s, bool abort)
-{
-    if (!s->sync_ready)
-        return;
-    pthread_mutex_lock(&s->mu);
-    s->closing = true;
-    if (abort)
-        s->aborting = true;
-    pthread_cond_broadcast(&s->work_cv);
-    pthread_mutex_unlock(&s->mu);
-    for (int i = 0; i < s->nworkers; i++) {
-        if (s->workers[i].running) {
-            pthread_join(s->workers[i].thread, NULL);
-            s->workers[i].running = false;
-        }
-        wk_s3_free(s->workers[i].client);
-        s->workers[i].client = NULL;
-    }
-}
+    wk_s3_parts *parts;          /* the threads sending the parts */
+} s3_sink;
 
 /* Gives the write up: no object, no upload, no marker left (best effort). */
 static void sink_abort(s3_sink *s)
 {
     wk_error ignored = {0};
     bool aborted = true;
-    stop_workers(s, true);
+    wk_s3_parts_free(s->parts);
+    s->parts = NULL;
     if (s->upload_id != NULL) {
         if (abort_upload(s->st->s3, s->key, s->upload_id, s->what, &ignored) != 0) {
             aborted = false;
@@ -911,21 +670,7 @@ static void sink_abort(s3_sink *s)
     }
 }
 
-/* Copies the first part failure into err (under mu); returns -1, or 0 when none. */
-static int worker_failure(s3_sink *s, wk_error *err)
-{
-    int rc = 0;
-    pthread_mutex_lock(&s->mu);
-    if (s->failed) {
-        if (err != NULL)
-            *err = s->worker_err;
-        rc = -1;
-    }
-    pthread_mutex_unlock(&s->mu);
-    return rc;
-}
-
-/* CreateMultipartUpload, the marker, the part workers. */
+/* CreateMultipartUpload, the marker, the part threads. */
 static int start_multipart(s3_sink *s, wk_error *err)
 {
     s3_storage *st = s->st;
@@ -934,11 +679,12 @@ static int start_multipart(s3_sink *s, wk_error *err)
     wk_s3_response resp = {0};
     char id[512];
 
-    if (call(st->s3, &req, &resp, s->what, err) != 0) {
+    if (wk_s3_call(st->s3, &req, &resp, s->what, err) != 0) {
         wk_s3_response_free(&resp);
         return -1;
     }
-    int found = xml_field(resp.body != NULL ? resp.body : "", "UploadId", id, sizeof(id), err);
+    int found = wk_s3_xml_field(resp.body != NULL ? resp.body : "", "UploadId", id, sizeof(id),
+                                err);
     wk_s3_response_free(&resp);
     if (found != 1 || id[0] == '\0') {
         if (found == 0)
@@ -965,118 +711,27 @@ static int start_multipart(s3_sink *s, wk_error *err)
     char mshown[SHOWN_MAX], mwhat[SHOWN_MAX + 32];
     shown_of(st, s->marker_key, mshown);
     snprintf(mwhat, sizeof(mwhat), "could not store \"%s\"", mshown);
-    if (call(st->s3, &mreq, &resp, mwhat, err) != 0) {
+    if (wk_s3_call(st->s3, &mreq, &resp, mwhat, err) != 0) {
         wk_s3_response_free(&resp);
         return -1;
     }
     wk_s3_response_free(&resp);
     s->marker_written = true;
-
-    /* The workers and what they share. */
-    int parallel = st->parallel;
-    s->bufs_max = parallel + 1;
-    s->queue = calloc((size_t)s->bufs_max, sizeof(*s->queue));
-    s->free_bufs = calloc((size_t)s->bufs_max, sizeof(*s->free_bufs));
-    s->workers = calloc((size_t)parallel, sizeof(*s->workers));
-    if (s->queue == NULL || s->free_bufs == NULL || s->workers == NULL)
-        return nomem(err);
-    s->bufs_made = 1; /* the writer's */
-    if (pthread_mutex_init(&s->mu, NULL) != 0)
-        return wk_error_set(err, WK_ERR_INTERNAL, "could not create a mutex");
-    if (pthread_cond_init(&s->work_cv, NULL) != 0) {
-        pthread_mutex_destroy(&s->mu);
-        return wk_error_set(err, WK_ERR_INTERNAL, "could not create a condition variable");
-    }
-    if (pthread_cond_init(&s->done_cv, NULL) != 0) {
-        pthread_cond_destroy(&s->work_cv);
-        pthread_mutex_destroy(&s->mu);
-        return wk_error_set(err, WK_ERR_INTERNAL, "could not create a condition variable");
-    }
-    s->sync_ready = true;
-    for (int i = 0; i < parallel; i++) {
-        part_worker *w = &s->workers[i];
-        w->sink = s;
-        s->nworkers = i + 1;
-        if (wk_s3_clone(st->s3, &w->client, err) != 0)
-            return -1;
-        int e = pthread_create(&w->thread, NULL, worker_main, w);
-        if (e != 0)
-            return wk_error_sys(err, WK_ERR_INTERNAL, e, "could not start an upload thread");
-        w->running = true;
-    }
-    return 0;
+    return wk_s3_parts_start(st->s3, s->key, s->upload_id, s->what, st->parallel,
+                             st->part_size, &s->parts, err);
 }
 
-/* Hands the writer's buffer to the workers as the next part. */
-static int queue_part(s3_sink *s, wk_error *err)
+/* Hands the writer's buffer to the part threads and takes an empty one. */
+static int next_part(s3_sink *s, wk_error *err)
 {
-    if (s->parts >= PARTS_MAX) {
-        wk_error_set(err, WK_ERR_IO, "%s: more than %d parts of %zu bytes", s->what, PARTS_MAX,
-                     s->st->part_size);
-        wk_error_hint(err, "raise s3_part_size: one object can have at most %d parts of it",
-                      PARTS_MAX);
-        return -1;
-    }
-    pthread_mutex_lock(&s->mu);
-    if (s->failed) {
-        *err = s->worker_err;
-        pthread_mutex_unlock(&s->mu);
-        return -1;
-    }
-    if (s->parts >= s->etags_cap) {
-        int cap = s->etags_cap > 0 ? s->etags_cap * 2 : 64;
-        if (cap > PARTS_MAX)
-            cap = PARTS_MAX;
-        void *p = realloc(s->etags, (size_t)cap * sizeof(*s->etags));
-        if (p == NULL) {
-            pthread_mutex_unlock(&s->mu);
-            return nomem(err);
-        }
-        s->etags = p;
-        s->etags_cap = cap;
-    }
-    s->parts++;
-    s->etags[s->parts - 1][0] = '\0';
-    int slot = (s->q_head + s->q_count) % s->bufs_max;
-    s->queue[slot] = (part_job){s->parts, s->buf, s->len};
-    s->q_count++;
-    s->in_flight++;
-    pthread_cond_signal(&s->work_cv);
-    pthread_mutex_unlock(&s->mu);
+    unsigned char *full = s->buf;
+    size_t len = s->len;
     s->buf = NULL;
     s->len = s->cap = 0;
-    return 0;
-}
-
-/* Gives the writer an empty part buffer: a spare one, a new one while fewer than
- * parallel + 1 exist, or else the next one a worker gives back. */
-static int take_buffer(s3_sink *s, wk_error *err)
-{
-    pthread_mutex_lock(&s->mu);
-    for (;;) {
-        if (s->failed) {
-            *err = s->worker_err;
-            pthread_mutex_unlock(&s->mu);
-            return -1;
-        }
-        if (s->free_count > 0) {
-            s->buf = s->free_bufs[--s->free_count];
-            break;
-        }
-        if (s->bufs_made < s->bufs_max) {
-            s->buf = malloc(s->st->part_size);
-            if (s->buf == NULL) {
-                pthread_mutex_unlock(&s->mu);
-                return nomem(err);
-            }
-            s->bufs_made++;
-            break;
-        }
-        pthread_cond_wait(&s->done_cv, &s->mu);
-    }
-    pthread_mutex_unlock(&s->mu);
+    if (wk_s3_parts_queue(s->parts, full, len, err) != 0 ||
+        wk_s3_parts_take_buffer(s->parts, &s->buf, err) != 0)
+        return -1;
     s->cap = s->st->part_size;
-    s->len = 0;
     return 0;
 }
 
@@ -1089,14 +744,14 @@ static int sink_write(wk_stage *stage, const void *data, size_t len, wk_error *e
     if (s->state != SINK_OPEN)
         return wk_error_set(err, WK_ERR_INTERNAL, "could not write \"%s\": writer is closed",
                             s->shown);
-    if (s->upload_id != NULL && worker_failure(s, err) != 0)
+    if (s->parts != NULL && wk_s3_parts_failure(s->parts, err) != 0)
         goto fail;
     while (len > 0) {
         if (s->len == part_size) {
             /* Full, and more is coming: this is a part of a multipart upload. */
             if (s->upload_id == NULL && start_multipart(s, err) != 0)
                 goto fail;
-            if (queue_part(s, err) != 0 || take_buffer(s, err) != 0)
+            if (next_part(s, err) != 0)
                 goto fail;
         }
         if (s->len == s->cap) {
@@ -1136,32 +791,9 @@ static int put_single(s3_sink *s, wk_error *err)
                          .body = s->buf != NULL ? s->buf : (const void *)"",
                          .body_len = s->len};
     wk_s3_response resp = {0};
-    int rc = call(s->st->s3, &req, &resp, s->what, err);
+    int rc = wk_s3_call(s->st->s3, &req, &resp, s->what, err);
     wk_s3_response_free(&resp);
     return rc;
-}
-
-/* The ETag S3 gives a completed multipart upload: md5 of the parts' binary md5s, "-N". */
-static int expected_etag(const s3_sink *s, char out[80])
-{
-    wk_md5_ctx c;
-    wk_md5_init(&c);
-    for (int i = 0; i < s->parts; i++) {
-        const char *e = s->etags[i];
-        unsigned char bin[16];
-        size_t bin_len = 0;
-        if (*e == '"')
-            e++;
-        if (sodium_hex2bin(bin, sizeof(bin), e, 32, NULL, &bin_len, NULL) != 0 || bin_len != 16)
-            return -1;
-        wk_md5_update(&c, bin, 16);
-    }
-    unsigned char d[16];
-    char hex[33];
-    wk_md5_final(&c, d);
-    sodium_bin2hex(hex, sizeof(hex), d, sizeof(d));
-    snprintf(out, 80, "\"%s-%d\"", hex, s->parts);
-    return 0;
 }
 
 /* After a CompleteMultipartUpload answered NoSuchUpload (a retry of one that went
@@ -1171,7 +803,7 @@ static bool completed_as_ours(s3_sink *s)
     char want[80], have[80];
     uint64_t size;
     wk_error e = {0};
-    if (expected_etag(s, want) != 0 ||
+    if (wk_s3_parts_etag(s->parts, want) != 0 ||
         head_key(s->st, s->st->s3, s->key, &size, have, s->what, &e) != 0)
         return false;
     return strcasecmp(want, have) == 0;
@@ -1222,17 +854,15 @@ static void abort_others(s3_sink *s)
 static int complete_multipart(s3_sink *s, wk_error *err)
 {
     s3_storage *st = s->st;
-    sbuf xml = {0};
+    wk_s3_xml_buf xml = {0};
     int rc = -1;
 
-    if (queue_part(s, err) != 0)
-        return -1;
-    pthread_mutex_lock(&s->mu);
-    while (s->in_flight > 0)
-        pthread_cond_wait(&s->done_cv, &s->mu);
-    pthread_mutex_unlock(&s->mu);
-    stop_workers(s, false);
-    if (worker_failure(s, err) != 0)
+    unsigned char *last = s->buf;
+    size_t last_len = s->len;
+    s->buf = NULL;
+    s->len = s->cap = 0;
+    if (wk_s3_parts_queue(s->parts, last, last_len, err) != 0 ||
+        wk_s3_parts_finish(s->parts, err) != 0)
         return -1;
 
     if (s->flags & WK_PUT_NOREPLACE) {
@@ -1245,15 +875,7 @@ static int complete_multipart(s3_sink *s, wk_error *err)
         wk_error_clear(err);
     }
 
-    sb_str(&xml, "<CompleteMultipartUpload>");
-    for (int i = 0; i < s->parts; i++) {
-        char part[160];
-        snprintf(part, sizeof(part), "<Part><PartNumber>%d</PartNumber><ETag>", i + 1);
-        sb_str(&xml, part);
-        sb_xml(&xml, s->etags[i]);
-        sb_str(&xml, "</ETag></Part>");
-    }
-    sb_str(&xml, "</CompleteMultipartUpload>");
+    wk_s3_parts_complete_body(s->parts, &xml);
     if (xml.failed)
         return nomem(err);
 
@@ -1273,7 +895,7 @@ static int complete_multipart(s3_sink *s, wk_error *err)
         if (strcmp(resp.error_code, "NoSuchUpload") == 0 && completed_as_ours(s)) {
             wk_error_clear(err);
         } else {
-            send_failed(&resp, s->what, err);
+            wk_s3_send_failed(&resp, s->what, err);
             /* A put has nothing "not found": our upload was removed under us. */
             if (err->code == WK_ERR_NOTFOUND) {
                 wk_error_set(err, WK_ERR_IO,
@@ -1287,7 +909,7 @@ static int complete_multipart(s3_sink *s, wk_error *err)
     } else if (resp.body != NULL && strstr(resp.body, "<Error>") != NULL) {
         /* A 200 can still carry an error: the upload was not completed. */
         char code[64] = "";
-        xml_field(resp.body, "Code", code, sizeof(code), err);
+        wk_s3_xml_field(resp.body, "Code", code, sizeof(code), err);
         bool transient = strcmp(code, "InternalError") == 0 || strcmp(code, "SlowDown") == 0 ||
                          strcmp(code, "ServiceUnavailable") == 0;
         wk_error_set(err, transient ? WK_ERR_TRANSIENT : WK_ERR_IO,
@@ -1301,7 +923,7 @@ static int complete_multipart(s3_sink *s, wk_error *err)
     rc = 0;
 out:
     wk_s3_response_free(&resp);
-    free(xml.p);
+    wk_s3_xml_buf_free(&xml);
     return rc;
 }
 
@@ -1344,19 +966,7 @@ static void sink_free(wk_stage *stage)
         return;
     if (s->state != SINK_DONE)
         sink_abort(s);
-    else
-        stop_workers(s, true);
-    if (s->sync_ready) {
-        for (int i = 0; i < s->free_count; i++)
-            free(s->free_bufs[i]);
-        pthread_cond_destroy(&s->done_cv);
-        pthread_cond_destroy(&s->work_cv);
-        pthread_mutex_destroy(&s->mu);
-    }
-    free(s->free_bufs);
-    free(s->queue);
-    free(s->workers);
-    free(s->etags);
+    wk_s3_parts_free(s->parts);
     free(s->buf);
     free(s->upload_id);
     free(s->path);
@@ -1486,7 +1096,7 @@ static int s3_get(wk_storage *base, const char *path, wk_stage *dest, wk_error *
             wk_error_set(err, WK_ERR_TRANSIENT, "truncated at %" PRIu64 " of %" PRIu64 " bytes",
                          total, length);
         if (total == 0)
-            return add_context(err, what);
+            return wk_s3_error_context(err, what);
         /* Part of the object came, then the transfer broke: resume from there, within
          * the retry budget counted from the start of this read. */
         int64_t elapsed = now_ms() - started;
@@ -1494,7 +1104,7 @@ static int s3_get(wk_storage *base, const char *path, wk_stage *dest, wk_error *
             elapsed >= st->retry_timeout_ms) {
             if (err->code == WK_ERR_NONE)
                 wk_error_set(err, WK_ERR_TRANSIENT, "transfer broke");
-            add_context(err, what);
+            wk_s3_error_context(err, what);
             wk_error_detail(err, "%" PRIu64 " bytes had been received when the read stopped.",
                             total);
             return -1;
@@ -1587,20 +1197,20 @@ static int s3_remove(wk_storage *base, const char *path, wk_error *err)
 /* One DeleteObjects request for paths[0..count). */
 static int delete_batch(s3_storage *st, const char *const *paths, size_t count, wk_error *err)
 {
-    sbuf xml = {0};
+    wk_s3_xml_buf xml = {0};
     char key[KEY_MAX], what[SHOWN_MAX + 64];
     int rc = -1;
     wk_s3_response resp = {0};
 
-    sb_str(&xml, "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Delete><Quiet>true</Quiet>");
+    wk_s3_xml_buf_raw(&xml, "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Delete><Quiet>true</Quiet>");
     for (size_t i = 0; i < count; i++) {
         if (wk_storage_check_path(paths[i], err) != 0 || key_of(st, paths[i], key, err) != 0)
             goto out;
-        sb_str(&xml, "<Object><Key>");
-        sb_xml(&xml, key);
-        sb_str(&xml, "</Key></Object>");
+        wk_s3_xml_buf_raw(&xml, "<Object><Key>");
+        wk_s3_xml_buf_text(&xml, key);
+        wk_s3_xml_buf_raw(&xml, "</Key></Object>");
     }
-    sb_str(&xml, "</Delete>");
+    wk_s3_xml_buf_raw(&xml, "</Delete>");
     if (xml.failed) {
         nomem(err);
         goto out;
@@ -1622,7 +1232,7 @@ static int delete_batch(s3_storage *st, const char *const *paths, size_t count, 
                          .body_len = xml.len};
     snprintf(what, sizeof(what), "could not remove %zu objects from \"s3://%s/%s\"", count,
              st->bucket, st->prefix);
-    if (call(st->s3, &req, &resp, what, err) != 0)
+    if (wk_s3_call(st->s3, &req, &resp, what, err) != 0)
         goto out;
     /* With Quiet, the answer lists only the keys that failed. */
     if (resp.body != NULL) {
@@ -1633,10 +1243,10 @@ static int delete_batch(s3_storage *st, const char *const *paths, size_t count, 
             nomem(err);
             goto out;
         }
-        if (xml_block(body, &pos, "Error", scratch)) {
+        if (wk_s3_xml_block(body, &pos, "Error", scratch)) {
             char code[64] = "", bad[KEY_MAX] = "", shown[SHOWN_MAX];
-            xml_field(scratch, "Code", code, sizeof(code), err);
-            xml_field(scratch, "Key", bad, sizeof(bad), err);
+            wk_s3_xml_field(scratch, "Code", code, sizeof(code), err);
+            wk_s3_xml_field(scratch, "Key", bad, sizeof(bad), err);
             free(scratch);
             if (bad[0] != '\0') {
                 shown_of(st, bad, shown);
@@ -1652,7 +1262,7 @@ static int delete_batch(s3_storage *st, const char *const *paths, size_t count, 
     rc = 0;
 out:
     wk_s3_response_free(&resp);
-    free(xml.p);
+    wk_s3_xml_buf_free(&xml);
     return rc;
 }
 

@@ -23,6 +23,7 @@
 #include "curlfn.h"
 #include "log.h"
 #include "s3.h"
+#include "s3xml.h"
 #include "support.h"
 
 #define EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -304,51 +305,6 @@ START_TEST(test_uri_encode)
     ck_assert_int_eq(wk_s3_uri_encode("a b", false, out, 5), -1);
     ck_assert_int_eq(wk_s3_uri_encode("ab", false, out, 2), -1);
     ck_assert_int_eq(wk_s3_uri_encode(" ", false, out, 3), -1);
-}
-END_TEST
-
-START_TEST(test_xml_next)
-{
-    const char *xml = "<?xml version=\"1.0\"?><ListBucketResult><KeyCount>2</KeyCount>"
-                      "<Contents><Key>a&amp;b &lt;c&gt; &quot;d&quot; &apos;e&apos;</Key>"
-                      "<ETag>&quot;0123&quot;</ETag></Contents>"
-                      "<Contents><Key>caf&#233;&#x2F;x &bogus; &</Key><Size>5</Size></Contents>"
-                      "<Prefix/><Marker></Marker></ListBucketResult>";
-    wk_error err = {0};
-    char out[64];
-    size_t pos = 0;
-    ck_assert_int_eq(wk_s3_xml_next(xml, &pos, "Key", out, sizeof(out), &err), 1);
-    ck_assert_str_eq(out, "a&b <c> \"d\" 'e'");
-    ck_assert_int_eq(wk_s3_xml_next(xml, &pos, "ETag", out, sizeof(out), &err), 1);
-    ck_assert_str_eq(out, "\"0123\"");
-    ck_assert_int_eq(wk_s3_xml_next(xml, &pos, "Key", out, sizeof(out), &err), 1);
-    ck_assert_str_eq(out, "caf\xc3\xa9/x &bogus; &");
-    size_t before = pos;
-    ck_assert_int_eq(wk_s3_xml_next(xml, &pos, "Key", out, sizeof(out), &err), 0);
-    ck_assert_uint_eq(pos, before);
-    ck_assert_int_eq(wk_s3_xml_next(xml, &pos, "Prefix", out, sizeof(out), &err), 1);
-    ck_assert_str_eq(out, "");
-    ck_assert_int_eq(wk_s3_xml_next(xml, &pos, "Marker", out, sizeof(out), &err), 1);
-    ck_assert_str_eq(out, "");
-    pos = 0;
-    ck_assert_int_eq(wk_s3_xml_next(xml, &pos, "KeyCount", out, sizeof(out), &err), 1);
-    ck_assert_str_eq(out, "2");
-    pos = 0;
-    ck_assert_int_eq(wk_s3_xml_next(xml, &pos, "Missing", out, sizeof(out), &err), 0);
-    ck_assert_int_eq(wk_s3_xml_next("<Key>abc", &pos, "Key", out, sizeof(out), &err), 0);
-    /* "abc" needs 4 bytes. */
-    pos = 0;
-    ck_assert_int_eq(wk_s3_xml_next("<Key>abc</Key>", &pos, "Key", out, 4, &err), 1);
-    pos = 0;
-    ck_assert_int_eq(wk_s3_xml_next("<Key>abc</Key>", &pos, "Key", out, 3, &err), -1);
-    ck_assert_int_eq(err.code, WK_ERR_CORRUPT);
-    ck_assert_uint_eq(pos, 0);
-    /* On overflow out is left empty, never a partial copy without its NUL. */
-    memset(out, 'x', sizeof(out));
-    ck_assert_int_eq(wk_s3_xml_next("<Key>abcdef</Key>", &pos, "Key", out, 4, &err), -1);
-    ck_assert_str_eq(out, "");
-    pos = 0;
-    ck_assert_int_eq(wk_s3_xml_next("<Key>&amp;</Key>", &pos, "Key", out, 1, &err), -1);
 }
 END_TEST
 
@@ -1198,7 +1154,6 @@ static Suite *s3_suite(void)
     tcase_add_test(tc, test_sigv4_limits);
     tcase_add_test(tc, test_uri_encode);
     tcase_add_test(tc, test_payload_sha256);
-    tcase_add_test(tc, test_xml_next);
     tcase_add_test(tc, test_open_endpoints);
     tcase_add_test(tc, test_open_keys_and_ca);
     tcase_add_test(tc, test_status_error);

@@ -20,6 +20,7 @@
 #include <sodium.h>
 
 #include "s3.h"
+#include "s3xml.h"
 #include "storage.h"
 #include "storage_s3.h"
 #include "support.h"
