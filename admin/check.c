@@ -30,14 +30,14 @@ int wk_check_command(const wk_config *cfg, const wk_args *args, wk_error *err)
     wk_check_thresholds_default(&t);
     options.timeout_ms = 60 * 1000;
     const wk_option table[] = {
-        {"--json", WK_OPTION_FLAG, &json, 0},
-        {"--switch-wal", WK_OPTION_FLAG, &options.switch_wal, 0},
-        {"--prometheus", WK_OPTION_STRING, &prometheus, 0},
-        {"--max-backup-age", WK_OPTION_DURATION, &t.max_backup_age_ms, 0},
-        {"--max-wal-age", WK_OPTION_DURATION, &t.max_wal_age_ms, 0},
-        {"--max-dump-age", WK_OPTION_DURATION, &t.max_dump_age_ms, 0},
-        {"--timeout", WK_OPTION_DURATION, &options.timeout_ms, 0},
-        {"--max-ready", WK_OPTION_COUNT, &t.max_ready, 0},
+        {"--json", WK_OPTION_FLAG, &json, 0, 0},
+        {"--switch-wal", WK_OPTION_FLAG, &options.switch_wal, 0, 0},
+        {"--prometheus", WK_OPTION_STRING, &prometheus, 0, 0},
+        {"--max-backup-age", WK_OPTION_DURATION, &t.max_backup_age_ms, 0, 0},
+        {"--max-wal-age", WK_OPTION_DURATION, &t.max_wal_age_ms, 0, 0},
+        {"--max-dump-age", WK_OPTION_DURATION, &t.max_dump_age_ms, 0, 0},
+        {"--timeout", WK_OPTION_DURATION, &options.timeout_ms, 0, 0},
+        {"--max-ready", WK_OPTION_COUNT, &t.max_ready, 0, 0},
     };
     wk_error uerr = {0};
     if (wk_cli_parse_options("check", args, 1, table, sizeof(table) / sizeof(table[0]),

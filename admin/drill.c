@@ -97,12 +97,12 @@ int wk_drill_command(const wk_config *cfg, const wk_args *args, wk_error *err)
     struct sigaction sa = {0}, old_int, old_term;
 
     const wk_option table[] = {
-        {"", WK_OPTION_TARGET, &opt.target, 0},
-        {"--json", WK_OPTION_FLAG, &json, 0},
-        {"--keep", WK_OPTION_FLAG, &opt.keep, 0},
-        {"--backup", WK_OPTION_STRING, &opt.backup_label, 0},
-        {"--sql", WK_OPTION_STRING, &sql_file, 0},
-        {"--timeout", WK_OPTION_DURATION, &opt.timeout_ms, 1},
+        {"", WK_OPTION_TARGET, &opt.target, 0, 0},
+        {"--json", WK_OPTION_FLAG, &json, 0, 0},
+        {"--keep", WK_OPTION_FLAG, &opt.keep, 0, 0},
+        {"--backup", WK_OPTION_STRING, &opt.backup_label, 0, 0},
+        {"--sql", WK_OPTION_STRING, &sql_file, 0, 0},
+        {"--timeout", WK_OPTION_DURATION, &opt.timeout_ms, 1, 0},
     };
     if (wk_cli_parse_options("drill", args, 1, table, sizeof(table) / sizeof(table[0]), err) !=
         0) {

@@ -52,16 +52,10 @@ int wk_expire_command(const wk_config *cfg, const wk_args *args, wk_error *err)
     wk_repo *repo = NULL;
     wk_expire_plan plan = {0};
     int rc = -1;
-    for (int i = 1; i < args->count; i++) {
-        if (strcmp(args->items[i], "--dry-run") == 0) {
-            dry_run = true;
-        } else {
-            char what[256];
-            snprintf(what, sizeof(what), "expire takes only --dry-run, not \"%.200s\"",
-                     args->items[i]);
-            return wk_cli_bad_argument("walkeep", what);
-        }
-    }
+    const wk_option options[] = {{"--dry-run", WK_OPTION_FLAG, &dry_run, 0, 0}};
+    wk_error uerr = {0};
+    if (wk_cli_parse_options("expire", args, 1, options, 1, &uerr) != 0)
+        return wk_cli_usage_error("walkeep", &uerr);
     wk_expire_policy policy = {
         .retention_full = cfg->retention_full,
         .retention_days = cfg->retention_days,

@@ -82,16 +82,10 @@ int wk_verify_command(const wk_config *cfg, const wk_args *args, wk_error *err)
     wk_repo *repo = NULL;
     wk_verify_report report = {0};
     int rc = -1;
-    for (int i = 1; i < args->count; i++) {
-        if (strcmp(args->items[i], "--json") == 0) {
-            json = true;
-        } else {
-            char what[256];
-            snprintf(what, sizeof(what), "verify takes only --json, not \"%.200s\"",
-                     args->items[i]);
-            return wk_cli_bad_argument(progname, what);
-        }
-    }
+    const wk_option options[] = {{"--json", WK_OPTION_FLAG, &json, 0, 0}};
+    wk_error uerr = {0};
+    if (wk_cli_parse_options("verify", args, 1, options, 1, &uerr) != 0)
+        return wk_cli_usage_error(progname, &uerr);
     struct timespec start;
     clock_gettime(CLOCK_MONOTONIC, &start);
     int walked = wk_repo_open(cfg, false, &repo, err) != 0 ||

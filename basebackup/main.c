@@ -39,37 +39,30 @@ int main(int argc, char **argv)
     int started = wk_cli_start(progname, usage, WK_LOG_INFO, argc, argv, &cfg, &args);
     if (started != 0)
         return started > 0 ? 0 : 1;
-    for (int i = 0; i < args.count; i++) {
-        const char *value = NULL;
-        int m;
-        if ((m = wk_cli_option_value(progname, &args, &i, "--label", &value)) != 0) {
-            if (m < 0)
-                goto out;
-            options.label = value;
-        } else if ((m = wk_cli_option_value(progname, &args, &i, "--checkpoint", &value)) != 0) {
-            if (m < 0)
-                goto out;
-            if (strcmp(value, "fast") != 0 && strcmp(value, "spread") != 0) {
-                wk_cli_bad_argument(progname, "--checkpoint takes \"fast\" or \"spread\"");
-                goto out;
-            }
-            options.fast_checkpoint = strcmp(value, "fast") == 0;
-        } else if ((m = wk_cli_option_value(progname, &args, &i, "--wait-archive", &value)) != 0) {
-            int64_t ms;
-            if (m < 0)
-                goto out;
-            if (wk_config_parse_duration(value, &ms) != 0 || ms > 86400000) {
-                wk_cli_bad_argument(progname, "--wait-archive takes a duration such as 60s or 5min");
-                goto out;
-            }
-            options.wait_archive_ms = (int)ms;
-        } else {
-            char what[256];
-            snprintf(what, sizeof(what), "unexpected argument \"%.200s\"", args.items[i]);
-            wk_cli_bad_argument(progname, what);
-            goto out;
-        }
+    const char *checkpoint = NULL;
+    int64_t wait_archive_ms = options.wait_archive_ms;
+    const wk_option table[] = {
+        {"--label", WK_OPTION_STRING, &options.label, 0, 0},
+        {"--checkpoint", WK_OPTION_STRING, &checkpoint, 0, 0},
+        {"--wait-archive", WK_OPTION_DURATION, &wait_archive_ms, 0, 0},
+    };
+    if (wk_cli_parse_options(progname, &args, 0, table, sizeof(table) / sizeof(table[0]),
+                             &err) != 0) {
+        wk_cli_usage_error(progname, &err);
+        goto out;
     }
+    if (checkpoint != NULL && strcmp(checkpoint, "fast") != 0 &&
+        strcmp(checkpoint, "spread") != 0) {
+        wk_cli_bad_argument(progname, "--checkpoint takes \"fast\" or \"spread\"");
+        goto out;
+    }
+    if (checkpoint != NULL)
+        options.fast_checkpoint = strcmp(checkpoint, "fast") == 0;
+    if (wait_archive_ms > 86400000) {
+        wk_cli_bad_argument(progname, "--wait-archive takes a duration up to 24h");
+        goto out;
+    }
+    options.wait_archive_ms = (int)wait_archive_ms;
     options.conninfo = cfg.pg_conninfo;
     options.pgdata = cfg.pgdata;
     clock_gettime(CLOCK_MONOTONIC, &start);

@@ -42,111 +42,39 @@ static const char usage[] =
 static const char *progname = "walkeep-dump";
 
 typedef struct options {
-    const char *command, *label_arg;
     const char *dbname, *format, *label, *jobs;
     bool globals, create, clean, json;
-    const char **tables;
-    size_t table_count;
+    wk_option_list tables;
 } options;
 
-static int bad(const char *fmt, const char *what)
-{
-    char text[256];
-    snprintf(text, sizeof(text), fmt, what);
-    return wk_cli_bad_argument(progname, text);
-}
+enum { CMD_CREATE, CMD_LIST, CMD_RESTORE, CMD_VERIFY };
 
-static int parse_args(const wk_args *args, options *o)
-{
-    for (int i = 0; i < args->count; i++) {
-        const char *item = args->items[i], *value = NULL;
-        int m = 0;
-        static const char *const valued[] = {"--dbname", "--format", "--label", "--jobs",
-                                             "--table"};
-        for (size_t k = 0; k < sizeof(valued) / sizeof(valued[0]) && m == 0; k++) {
-            m = wk_cli_option_value(progname, args, &i, valued[k], &value);
-            if (m < 0)
-                return -1;
-            if (m == 0)
-                continue;
-            switch (k) {
-            case 0:
-                o->dbname = value;
-                break;
-            case 1:
-                o->format = value;
-                break;
-            case 2:
-                o->label = value;
-                break;
-            case 3:
-                o->jobs = value;
-                break;
-            default: {
-                const char **grown = realloc(o->tables, (o->table_count + 1) * sizeof(*grown));
-                if (grown == NULL)
-                    return bad("%s", "out of memory");
-                o->tables = grown;
-                o->tables[o->table_count++] = value;
-            }
-            }
-        }
-        if (m > 0)
-            continue;
-        if (strcmp(item, "--globals") == 0)
-            o->globals = true;
-        else if (strcmp(item, "--create") == 0)
-            o->create = true;
-        else if (strcmp(item, "--clean") == 0)
-            o->clean = true;
-        else if (strcmp(item, "--json") == 0)
-            o->json = true;
-        else if (strncmp(item, "--", 2) == 0)
-            return bad("unknown option \"%.200s\"", item);
-        else if (o->command == NULL)
-            o->command = item;
-        else if (o->label_arg == NULL)
-            o->label_arg = item;
-        else
-            return bad("unexpected argument \"%.200s\"", item);
-    }
-    return 0;
-}
+static const wk_command commands[] = {
+    [CMD_CREATE] = {"create", NULL},
+    [CMD_LIST] = {"list", NULL},
+    [CMD_RESTORE] = {"restore", "the label of a dump"},
+    [CMD_VERIFY] = {"verify", "the label of a dump"},
+};
 
-/* Refuses options that do not belong to the command. */
-static int only(const options *o, bool dbname, bool format, bool label, bool jobs, bool tables,
-                bool globals, bool restore_flags, bool json, bool label_arg)
+#define ON(c) (1U << (c))
+
+/* The command line: which command, its label, and the options of that command. */
+static int parse_args(const wk_args *args, options *o, int *command, const char **label,
+                      wk_error *err)
 {
-    const char *extra = NULL;
-    if (o->dbname != NULL && !dbname)
-        extra = "--dbname";
-    else if (o->format != NULL && !format)
-        extra = "--format";
-    else if (o->label != NULL && !label)
-        extra = "--label";
-    else if (o->jobs != NULL && !jobs)
-        extra = "--jobs";
-    else if (o->table_count > 0 && !tables)
-        extra = "--table";
-    else if (o->globals && !globals)
-        extra = "--globals";
-    else if ((o->create || o->clean) && !restore_flags)
-        extra = o->create ? "--create" : "--clean";
-    else if (o->json && !json)
-        extra = "--json";
-    if (extra != NULL) {
-        char what[128];
-        snprintf(what, sizeof(what), "%s does not apply to \"%s\"", extra, o->command);
-        return wk_cli_bad_argument(progname, what);
-    }
-    if (label_arg && o->label_arg == NULL) {
-        char what[128];
-        snprintf(what, sizeof(what), "\"%s\" needs the label of a dump", o->command);
-        return wk_cli_bad_argument(progname, what);
-    }
-    if (!label_arg && o->label_arg != NULL)
-        return bad("unexpected argument \"%.200s\"", o->label_arg);
-    return 0;
+    const wk_option table[] = {
+        {"--dbname", WK_OPTION_STRING, &o->dbname, 0, ON(CMD_CREATE) | ON(CMD_RESTORE)},
+        {"--format", WK_OPTION_STRING, &o->format, 0, ON(CMD_CREATE)},
+        {"--label", WK_OPTION_STRING, &o->label, 0, ON(CMD_CREATE)},
+        {"--jobs", WK_OPTION_STRING, &o->jobs, 0, ON(CMD_CREATE) | ON(CMD_RESTORE)},
+        {"--table", WK_OPTION_LIST, &o->tables, 0, ON(CMD_RESTORE)},
+        {"--globals", WK_OPTION_FLAG, &o->globals, 0, ON(CMD_CREATE)},
+        {"--create", WK_OPTION_FLAG, &o->create, 0, ON(CMD_RESTORE)},
+        {"--clean", WK_OPTION_FLAG, &o->clean, 0, ON(CMD_RESTORE)},
+        {"--json", WK_OPTION_FLAG, &o->json, 0, ON(CMD_LIST)},
+    };
+    return wk_cli_parse_command(args, commands, sizeof(commands) / sizeof(commands[0]), table,
+                                sizeof(table) / sizeof(table[0]), command, label, err);
 }
 
 static int parse_jobs(const char *text, int *out)
@@ -159,7 +87,7 @@ static int parse_jobs(const char *text, int *out)
     }
     v = strtol(text, &end, 10);
     if (end == text || *end != '\0' || v < 1 || v > 1024)
-        return bad("%s", "--jobs takes a number from 1 to 1024");
+        return wk_cli_bad_argument(progname, "--jobs takes a number from 1 to 1024");
     *out = (int)v;
     return 0;
 }
@@ -223,7 +151,8 @@ int main(int argc, char **argv)
     wk_error err = {0};
     wk_repo *repo = NULL;
     options o = {0};
-    int status = 1, jobs = 1;
+    int status = 1, jobs = 1, command = -1;
+    const char *label_arg = NULL;
 
     int started = wk_cli_start(progname, usage, WK_LOG_INFO, argc, argv, &cfg, &args);
     if (started != 0)
@@ -231,10 +160,8 @@ int main(int argc, char **argv)
     /* A restore program that stops reading early must not kill us: the write fails with
      * EPIPE instead, and the rest of the stream is still checked. */
     signal(SIGPIPE, SIG_IGN);
-    if (parse_args(&args, &o) != 0)
-        goto out;
-    if (o.command == NULL) {
-        wk_cli_bad_argument(progname, "a command is needed: create, list, restore or verify");
+    if (parse_args(&args, &o, &command, &label_arg, &err) != 0) {
+        wk_cli_usage_error(progname, &err);
         goto out;
     }
     if (parse_jobs(o.jobs, &jobs) != 0)
@@ -242,17 +169,15 @@ int main(int argc, char **argv)
 
     wk_dump_restore_options ropt = {.conninfo = cfg.pg_conninfo, .bindir = cfg.pg_bindir,
                                     .dbname = o.dbname, .create = o.create, .clean = o.clean,
-                                    .tables = o.tables, .table_count = o.table_count,
+                                    .tables = o.tables.items, .table_count = o.tables.count,
                                     .jobs = jobs};
     struct timespec start;
-    if (strcmp(o.command, "create") == 0) {
+    if (command == CMD_CREATE) {
         wk_dump_create_options copt = {.conninfo = cfg.pg_conninfo, .bindir = cfg.pg_bindir,
                                        .dbname = o.dbname, .format = WK_DUMP_CUSTOM,
                                        .jobs = jobs, .label = o.label,
                                        .progress = wk_cli_progress, .progress_arg = &start};
         wk_dump_record record = {0};
-        if (only(&o, true, true, true, true, false, true, false, false, false) != 0)
-            goto out;
         if (o.globals) {
             if (o.format != NULL || o.dbname != NULL || o.jobs != NULL) {
                 wk_cli_bad_argument(progname, "--globals takes no --format, --dbname or --jobs");
@@ -278,45 +203,36 @@ int main(int argc, char **argv)
                (unsigned long long)record.bytes, (unsigned long long)record.stored_bytes);
         printf("%s\n", record.label);
         wk_dump_record_free(&record);
-    } else if (strcmp(o.command, "list") == 0) {
-        if (only(&o, false, false, false, false, false, false, false, true, false) != 0)
-            goto out;
+    } else if (command == CMD_LIST) {
         if (wk_repo_open(&cfg, false, &repo, &err) != 0 || cmd_list(repo, o.json, &err) != 0)
             goto report;
-    } else if (strcmp(o.command, "restore") == 0) {
-        if (only(&o, true, false, false, true, true, false, true, false, true) != 0)
-            goto out;
+    } else if (command == CMD_RESTORE) {
         clock_gettime(CLOCK_MONOTONIC, &start);
         ropt.progress = wk_cli_progress;
         ropt.progress_arg = &start;
         int rc = wk_repo_open(&cfg, false, &repo, &err) != 0 ||
-                         wk_dump_restore(repo, o.label_arg, &ropt, &err) != 0
+                         wk_dump_restore(repo, label_arg, &ropt, &err) != 0
                      ? -1
                      : 0;
         wk_cli_progress_end();
         if (rc != 0)
             goto report;
-        wk_log(WK_LOG_INFO, "dump \"%s\" restored", o.label_arg);
-    } else if (strcmp(o.command, "verify") == 0) {
+        wk_log(WK_LOG_INFO, "dump \"%s\" restored", label_arg);
+    } else {
         wk_dump_verify_result result;
-        if (only(&o, false, false, false, false, false, false, false, false, true) != 0)
-            goto out;
         if (wk_repo_open(&cfg, false, &repo, &err) != 0 ||
-            wk_dump_verify(repo, o.label_arg, &ropt, &result, &err) != 0)
+            wk_dump_verify(repo, label_arg, &ropt, &result, &err) != 0)
             goto report;
-        wk_log(WK_LOG_INFO, "dump \"%s\" is intact: %zu object%s, %llu bytes%s", o.label_arg,
+        wk_log(WK_LOG_INFO, "dump \"%s\" is intact: %zu object%s, %llu bytes%s", label_arg,
                result.objects, result.objects == 1 ? "" : "s", (unsigned long long)result.bytes,
                result.listed ? ", pg_restore --list succeeded" : "");
-    } else {
-        bad("unknown command \"%.100s\"", o.command);
-        goto out;
     }
     status = 0;
     goto out;
 report:
     wk_log_error(&err);
 out:
-    free(o.tables);
+    wk_option_list_free(&o.tables);
     wk_repo_free(repo);
     wk_config_free(&cfg);
     wk_args_free(&args);

@@ -68,16 +68,6 @@ static int option_value(const wk_args *args, int *i, const char *name, const cha
     return 1;
 }
 
-int wk_cli_option_value(const char *progname, const wk_args *args, int *i, const char *name,
-                        const char **value)
-{
-    wk_error err = {0};
-    int m = option_value(args, i, name, value, &err);
-    if (m < 0)
-        return wk_cli_usage_error(progname, &err);
-    return m;
-}
-
 static int set_target(wk_restore_target *t, wk_target_kind kind, const char *value,
                       wk_error *err)
 {
@@ -182,69 +172,181 @@ static const char *closest_option(const char *item, const wk_option *options, si
     return best;
 }
 
+void wk_option_list_free(wk_option_list *list)
+{
+    free(list->items);
+    list->items = NULL;
+    list->count = 0;
+}
+
+/* Whether args->items[*i] is one of the options: 1 with *found (and *value for those that
+ * take one; *i moves past a separate value), 0 when none, -1 (err) on a missing value or a
+ * bad recovery target. */
+static int match_option(const wk_args *args, int *i, const wk_option *options, size_t count,
+                        const wk_option **found, const char **value, wk_error *err)
+{
+    const char *item = args->items[*i];
+    *found = NULL;
+    for (size_t k = 0; k < count; k++) {
+        int m;
+        if (options[k].kind == WK_OPTION_TARGET)
+            m = wk_cli_target_option(args, i, options[k].dest, err);
+        else if (options[k].kind == WK_OPTION_FLAG)
+            m = strcmp(item, options[k].name) == 0;
+        else
+            m = option_value(args, i, options[k].name, value, err);
+        if (m != 0) {
+            *found = &options[k];
+            return m;
+        }
+    }
+    return 0;
+}
+
+static int not_taken(const char *command, const char *item, const wk_option *options,
+                     size_t count, wk_error *err)
+{
+    const char *close = closest_option(item, options, count);
+    wk_error_set(err, WK_ERR_USAGE, "%s does not take \"%.200s\"", command, item);
+    if (close != NULL)
+        wk_error_hint(err, "did you mean \"%s\"?", close);
+    return -1;
+}
+
+/* Puts an option's value where it goes. */
+static int store_option(const wk_option *o, const char *v, wk_error *err)
+{
+    switch (o->kind) {
+    case WK_OPTION_TARGET:
+        break;
+    case WK_OPTION_FLAG:
+        *(bool *)o->dest = true;
+        break;
+    case WK_OPTION_STRING:
+        *(const char **)o->dest = v;
+        break;
+    case WK_OPTION_LIST: {
+        wk_option_list *list = o->dest;
+        const char **grown = realloc(list->items, (list->count + 1) * sizeof(*grown));
+        if (grown == NULL)
+            return wk_error_set(err, WK_ERR_NOMEM, "out of memory");
+        list->items = grown;
+        list->items[list->count++] = v;
+        break;
+    }
+    case WK_OPTION_DURATION: {
+        int64_t ms;
+        if (wk_config_parse_duration(v, &ms) != 0 || ms < o->min)
+            return wk_error_set(err, WK_ERR_USAGE,
+                                "invalid value for %s: \"%.100s\" (a duration such as 90s, "
+                                "30min, 48h, 7d)",
+                                o->name, v);
+        *(int64_t *)o->dest = ms;
+        break;
+    }
+    case WK_OPTION_COUNT: {
+        char *end = NULL;
+        long long n = strtoll(v, &end, 10);
+        if (end == v || *end != '\0' || n < o->min)
+            return wk_error_set(err, WK_ERR_USAGE, "%s needs a whole number", o->name);
+        *(int64_t *)o->dest = n;
+        break;
+    }
+    }
+    return 0;
+}
+
 int wk_cli_parse_options(const char *command, const wk_args *args, int first,
                          const wk_option *options, size_t count, wk_error *err)
 {
     for (int i = first; i < args->count; i++) {
-        const char *item = args->items[i];
         const wk_option *o = NULL;
         const char *v = NULL;
-        for (size_t k = 0; k < count && o == NULL; k++) {
-            if (options[k].kind == WK_OPTION_TARGET) {
-                int t = wk_cli_target_option(args, &i, options[k].dest, err);
-                if (t < 0)
-                    return -1;
-                if (t > 0)
-                    o = &options[k];
-                continue;
-            }
-            if (options[k].kind == WK_OPTION_FLAG) {
-                if (strcmp(item, options[k].name) == 0)
-                    o = &options[k];
-                continue;
-            }
-            int m = option_value(args, &i, options[k].name, &v, err);
-            if (m < 0)
-                return -1;
-            if (m > 0)
-                o = &options[k];
-        }
-        if (o == NULL) {
-            const char *close = closest_option(item, options, count);
-            wk_error_set(err, WK_ERR_USAGE, "%s does not take \"%.200s\"", command, item);
-            if (close != NULL)
-                wk_error_hint(err, "did you mean \"%s\"?", close);
+        const char *item = args->items[i];
+        int m = match_option(args, &i, options, count, &o, &v, err);
+        if (m < 0)
             return -1;
-        }
-        switch (o->kind) {
-        case WK_OPTION_TARGET:
-            break;
-        case WK_OPTION_FLAG:
-            *(bool *)o->dest = true;
-            break;
-        case WK_OPTION_STRING:
-            *(const char **)o->dest = v;
-            break;
-        case WK_OPTION_DURATION: {
-            int64_t ms;
-            if (wk_config_parse_duration(v, &ms) != 0 || ms < o->min)
-                return wk_error_set(err, WK_ERR_USAGE,
-                                    "invalid value for %s: \"%.100s\" (a duration such as 90s, "
-                                    "30min, 48h, 7d)",
-                                    o->name, v);
-            *(int64_t *)o->dest = ms;
-            break;
-        }
-        case WK_OPTION_COUNT: {
-            char *end = NULL;
-            long long n = strtoll(v, &end, 10);
-            if (end == v || *end != '\0' || n < o->min)
-                return wk_error_set(err, WK_ERR_USAGE, "%s needs a whole number", o->name);
-            *(int64_t *)o->dest = n;
-            break;
-        }
-        }
+        if (m == 0)
+            return not_taken(command, item, options, count, err);
+        if (store_option(o, v, err) != 0)
+            return -1;
     }
+    return 0;
+}
+
+/* "a, b or c" of the command names. */
+static void command_names(const wk_command *commands, size_t n, char *out, size_t size)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t k = 0; k < n && used < size; k++)
+        used += (size_t)snprintf(out + used, size - used, "%s%s",
+                                 k == 0 ? "" : k + 1 == n ? " or " : ", ", commands[k].name);
+}
+
+int wk_cli_parse_command(const wk_args *args, const wk_command *commands, size_t command_count,
+                         const wk_option *options, size_t count, int *which,
+                         const char **argument, wk_error *err)
+{
+    const char *command = NULL;
+    const char *extra = NULL; /* a positional item after the command */
+    const char *unknown = NULL;
+    unsigned given = 0; /* bit k: options[k] was given (the first 32 options) */
+    *which = -1;
+    *argument = NULL;
+    for (int i = 0; i < args->count; i++) {
+        const wk_option *o = NULL;
+        const char *v = NULL;
+        const char *item = args->items[i];
+        if (item[0] != '-' || item[1] == '\0') {
+            if (command == NULL)
+                command = item;
+            else if (*argument == NULL)
+                *argument = item;
+            else if (extra == NULL)
+                extra = item;
+            continue;
+        }
+        int m = match_option(args, &i, options, count, &o, &v, err);
+        if (m < 0)
+            return -1;
+        if (m == 0) {
+            if (unknown == NULL)
+                unknown = item;
+            continue;
+        }
+        if (store_option(o, v, err) != 0)
+            return -1;
+        if (o - options < 32)
+            given |= 1U << (o - options);
+    }
+    char names[256];
+    command_names(commands, command_count, names, sizeof(names));
+    if (command == NULL)
+        return wk_error_set(err, WK_ERR_USAGE, "a command is needed: %s", names);
+    for (size_t k = 0; k < command_count && *which < 0; k++)
+        if (strcmp(commands[k].name, command) == 0)
+            *which = (int)k;
+    if (*which < 0) {
+        wk_error_set(err, WK_ERR_USAGE, "unknown command \"%.100s\"", command);
+        wk_error_hint(err, "the command is one of %s", names);
+        return -1;
+    }
+    const wk_command *c = &commands[*which];
+    if (unknown != NULL)
+        return not_taken(c->name, unknown, options, count, err);
+    for (size_t k = 0; k < count && k < 32; k++) {
+        unsigned mask = options[k].commands;
+        if ((given & (1U << k)) && mask != 0 && !(mask & (1U << *which)))
+            return wk_error_set(err, WK_ERR_USAGE, "%s does not apply to \"%s\"",
+                                options[k].name, c->name);
+    }
+    if (c->argument == NULL && *argument != NULL)
+        extra = *argument;
+    if (extra != NULL)
+        return wk_error_set(err, WK_ERR_USAGE, "%s does not take \"%.200s\"", c->name, extra);
+    if (c->argument != NULL && *argument == NULL)
+        return wk_error_set(err, WK_ERR_USAGE, "\"%s\" needs %s", c->name, c->argument);
     return 0;
 }
 

@@ -25,13 +25,6 @@ int wk_cli_bad_argument(const char *progname, const char *what);
 /* The same for a usage error already in err (adds the --help hint); returns -1. */
 int wk_cli_usage_error(const char *progname, wk_error *err);
 
-/* Matches args->items[*i] against option `name` ("--label"), in the forms --name=VALUE
- * and --name VALUE (then *i advances past the value). Returns 1 and sets *value on a
- * match, 0 when the item is another option or argument, -1 (reported) when the value
- * is missing. */
-int wk_cli_option_value(const char *progname, const wk_args *args, int *i, const char *name,
-                        const char **value);
-
 /* Formats one progress line (no "\r", no newline) into buf (size bytes, always
  * NUL-terminated when size > 0): with a known total
  *     "[##########----------]  48%  123.4 / 256.0 MiB  85.2 MiB/s  2 s left"
@@ -64,15 +57,26 @@ typedef enum wk_option_kind {
     WK_OPTION_STRING,   /* --name=VALUE or --name VALUE: *(const char **)dest, into args */
     WK_OPTION_DURATION, /* a duration (90s, 30min, 48h, 7d): *(int64_t *)dest, in ms */
     WK_OPTION_COUNT,    /* a whole number, 0 or more: *(int64_t *)dest */
-    WK_OPTION_TARGET    /* the recovery-target options (wk_cli_target_option): name is
+    WK_OPTION_TARGET,   /* the recovery-target options (wk_cli_target_option): name is
                          * unused, dest a wk_restore_target * */
+    WK_OPTION_LIST      /* repeatable --name=VALUE: appended to *(wk_option_list *)dest */
 } wk_option_kind;
+
+/* The values of a repeatable option, in order (strings borrowed from the args); freed with
+ * wk_option_list_free. */
+typedef struct wk_option_list {
+    const char **items;
+    size_t count;
+} wk_option_list;
+
+void wk_option_list_free(wk_option_list *list);
 
 typedef struct wk_option {
     const char *name; /* "--max-ready" */
     wk_option_kind kind;
     void *dest;
     int64_t min;      /* durations and counts: the smallest value taken (default 0) */
+    unsigned commands; /* wk_cli_parse_command: bit k set when commands[k] takes it; 0: all */
 } wk_option;
 
 /* Parses args->items[first .. args->count) against the count options. Returns 0, or -1
@@ -82,5 +86,21 @@ typedef struct wk_option {
  * 30min, 48h, 7d)", "<name> needs a whole number", or a recovery target's message. */
 int wk_cli_parse_options(const char *command, const wk_args *args, int first,
                          const wk_option *options, size_t count, wk_error *err);
+
+/* A sub-command of a program ("walkeep-dump restore LABEL"). */
+typedef struct wk_command {
+    const char *name;     /* "restore" */
+    const char *argument; /* what its one argument is ("the label of a dump"); NULL: none */
+} wk_command;
+
+/* Parses "COMMAND [ARGUMENT] [options]", in any order, against the count options (each
+ * with the mask of the commands that take it): *which gets the command's index, *argument
+ * its argument (NULL when it takes none). Returns 0, or -1 with WK_ERR_USAGE: "a command is
+ * needed: <a>, <b> or <c>", "unknown command "<x>"", "<option> does not apply to
+ * "<command>"", ""<command>" needs <argument>", "<command> does not take "<item>"" (with a
+ * "did you mean" hint as wk_cli_parse_options gives), or a value's own message. */
+int wk_cli_parse_command(const wk_args *args, const wk_command *commands, size_t command_count,
+                         const wk_option *options, size_t count, int *which,
+                         const char **argument, wk_error *err);
 
 #endif

@@ -92,51 +92,38 @@ int main(int argc, char **argv)
     char restore_command[8192];
     struct timespec start;
     bool start_server = false;
+    wk_option_list map_args = {0};
     int status = 1;
 
     int started = wk_cli_start(progname, usage, WK_LOG_INFO, argc, argv, &cfg, &args);
     if (started != 0)
         return started > 0 ? 0 : 1;
-    maps = calloc((size_t)args.count + 1, sizeof(*maps));
+    const wk_option table[] = {
+        {"", WK_OPTION_TARGET, &opt.target, 0, 0},
+        {"--start", WK_OPTION_FLAG, &start_server, 0, 0},
+        {"--backup", WK_OPTION_STRING, &opt.backup_label, 0, 0},
+        {"--tablespace-map", WK_OPTION_LIST, &map_args, 0, 0},
+    };
+    if (wk_cli_parse_options(progname, &args, 0, table, sizeof(table) / sizeof(table[0]),
+                             &err) != 0) {
+        wk_cli_usage_error(progname, &err);
+        goto out;
+    }
+    maps = calloc(map_args.count + 1, sizeof(*maps));
     if (maps == NULL)
         goto out;
     opt.maps = maps;
-    for (int i = 0; i < args.count; i++) {
-        const char *v = NULL;
-        int m = 0;
-#define OPTION(name) ((m = wk_cli_option_value(progname, &args, &i, name, &v)) != 0)
-        int target = wk_cli_target_option(&args, &i, &opt.target, &err);
-        if (target < 0) {
-            wk_cli_usage_error(progname, &err);
+    for (size_t i = 0; i < map_args.count; i++) {
+        const char *v = map_args.items[i];
+        const char *eq = strchr(v, '=');
+        if (eq == NULL || v[0] != '/' || eq[1] != '/') {
+            wk_cli_bad_argument(progname, "--tablespace-map takes OLD=NEW, both absolute");
             goto out;
         }
-        if (target > 0)
-            continue;
-        if (strcmp(args.items[i], "--start") == 0) {
-            start_server = true;
-        } else if (OPTION("--backup")) {
-            if (m < 0)
-                goto out;
-            opt.backup_label = v;
-        } else if (OPTION("--tablespace-map")) {
-            const char *eq = m > 0 ? strchr(v, '=') : NULL;
-            if (m < 0)
-                goto out;
-            if (eq == NULL || v[0] != '/' || eq[1] != '/') {
-                wk_cli_bad_argument(progname, "--tablespace-map takes OLD=NEW, both absolute");
-                goto out;
-            }
-            char *from = strndup(v, (size_t)(eq - v));
-            if (from == NULL)
-                goto out;
-            maps[opt.map_count++] = (wk_tablespace_map){.from = from, .to = eq + 1};
-        } else {
-            char what[256];
-            snprintf(what, sizeof(what), "unexpected argument \"%.200s\"", args.items[i]);
-            wk_cli_bad_argument(progname, what);
+        char *from = strndup(v, (size_t)(eq - v));
+        if (from == NULL)
             goto out;
-        }
-#undef OPTION
+        maps[opt.map_count++] = (wk_tablespace_map){.from = from, .to = eq + 1};
     }
     if (cfg.pgdata == NULL) {
         wk_cli_bad_argument(progname, "no data directory given: pass --pgdata DIR");
@@ -186,6 +173,7 @@ out:
     for (size_t i = 0; maps != NULL && i < opt.map_count; i++)
         free((char *)maps[i].from);
     free(maps);
+    wk_option_list_free(&map_args);
     wk_restore_plan_free(&plan);
     wk_repo_free(repo);
     wk_config_free(&cfg);

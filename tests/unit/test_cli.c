@@ -533,10 +533,10 @@ START_TEST(test_parse_options)
     const char *file = NULL;
     int64_t age = 0, ready = 0;
     const wk_option table[] = {
-        {"--json", WK_OPTION_FLAG, &json, 0},
-        {"--prometheus", WK_OPTION_STRING, &file, 0},
-        {"--max-backup-age", WK_OPTION_DURATION, &age, 0},
-        {"--max-ready", WK_OPTION_COUNT, &ready, 0},
+        {"--json", WK_OPTION_FLAG, &json, 0, 0},
+        {"--prometheus", WK_OPTION_STRING, &file, 0, 0},
+        {"--max-backup-age", WK_OPTION_DURATION, &age, 0, 0},
+        {"--max-ready", WK_OPTION_COUNT, &ready, 0, 0},
     };
     size_t n = sizeof(table) / sizeof(table[0]);
     wk_error err = {0};
@@ -578,8 +578,8 @@ START_TEST(test_parse_options)
     wk_restore_target target = {0};
     int64_t timeout = 0;
     const wk_option drill[] = {
-        {"", WK_OPTION_TARGET, &target, 0},
-        {"--timeout", WK_OPTION_DURATION, &timeout, 1},
+        {"", WK_OPTION_TARGET, &target, 0, 0},
+        {"--timeout", WK_OPTION_DURATION, &timeout, 1, 0},
     };
     char *items[] = {"drill", "--target-lsn", "0/3000158", "--timeout=2h", NULL};
     wk_args d = args_of(items);
@@ -596,6 +596,63 @@ START_TEST(test_parse_options)
     d = args_of(two);
     ck_assert_int_eq(wk_cli_parse_options("drill", &d, 1, drill, 2, &err), -1);
     ck_assert_str_eq(err.message, "give at most one recovery target");
+}
+END_TEST
+
+/* Sub-commands: the command and its argument anywhere among the options, repeatable
+ * options, and options that belong to other commands. */
+START_TEST(test_parse_command)
+{
+    enum { MAKE, SHOW };
+    static const wk_command commands[] = {{"make", NULL}, {"show", "the label of a thing"}};
+    bool json = false;
+    const char *db = NULL;
+    wk_option_list tables = {0};
+    const wk_option table[] = {
+        {"--json", WK_OPTION_FLAG, &json, 0, 1U << SHOW},
+        {"--dbname", WK_OPTION_STRING, &db, 0, 0},
+        {"--table", WK_OPTION_LIST, &tables, 0, 1U << SHOW},
+    };
+    wk_error err = {0};
+    int which = -1;
+    const char *arg = NULL;
+    char *good[] = {"--table", "a", "show", "--dbname=d", "L1", "--table=b", "--json", NULL};
+    wk_args a = args_of(good);
+    ck_assert_msg(wk_cli_parse_command(&a, commands, 2, table, 3, &which, &arg, &err) == 0, "%s",
+                  err.message);
+    ck_assert_int_eq(which, SHOW);
+    ck_assert_str_eq(arg, "L1");
+    ck_assert(json);
+    ck_assert_str_eq(db, "d");
+    ck_assert_uint_eq(tables.count, 2);
+    ck_assert_str_eq(tables.items[0], "a");
+    ck_assert_str_eq(tables.items[1], "b");
+    wk_option_list_free(&tables);
+    ck_assert_ptr_null(tables.items);
+
+    struct {
+        char *items[4];
+        const char *message, *hint;
+    } bad[] = {
+        {{NULL}, "a command is needed: make or show", ""},
+        {{"--dbname=x", NULL}, "a command is needed: make or show", ""},
+        {{"mak", NULL}, "unknown command \"mak\"", "the command is one of make or show"},
+        {{"make", "--json", NULL}, "--json does not apply to \"make\"", ""},
+        {{"make", "--jsn", NULL}, "make does not take \"--jsn\"", "did you mean \"--json\"?"},
+        {{"make", "L", NULL}, "make does not take \"L\"", ""},
+        {{"show", NULL}, "\"show\" needs the label of a thing", ""},
+        {{"show", "L", "M", NULL}, "show does not take \"M\"", ""},
+        {{"show", "L", "--dbname", NULL}, "option \"--dbname\" requires a value", ""},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        wk_args b = args_of(bad[i].items);
+        wk_error e = {0};
+        ck_assert_int_eq(wk_cli_parse_command(&b, commands, 2, table, 3, &which, &arg, &e), -1);
+        ck_assert_int_eq(e.code, WK_ERR_USAGE);
+        ck_assert_str_eq(e.message, bad[i].message);
+        ck_assert_str_eq(e.hint, bad[i].hint);
+        wk_option_list_free(&tables);
+    }
 }
 END_TEST
 
@@ -629,6 +686,7 @@ static Suite *cli_suite(void)
     tcase_add_test(tc, test_progress_small_buffer);
     tcase_add_test(tc, test_progress_silent_without_terminal);
     tcase_add_test(tc, test_parse_options);
+    tcase_add_test(tc, test_parse_command);
     suite_add_tcase(s, tc);
 
     return s;
