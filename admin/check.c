@@ -40,8 +40,7 @@ int wk_check_command(const wk_config *cfg, const wk_args *args, wk_error *err)
         {"--max-ready", WK_OPTION_COUNT, &t.max_ready, 0, 0},
     };
     wk_error uerr = {0};
-    if (wk_cli_parse_options("check", args, 1, table, sizeof(table) / sizeof(table[0]),
-                             &uerr) != 0)
+    if (wk_cli_parse_options("check", args, 1, table, sizeof(table) / sizeof(table[0]), &uerr) != 0)
         return wk_cli_usage_error(progname, &uerr);
     options.conninfo = cfg->pg_conninfo;
     options.pgdata = cfg->pgdata;
@@ -78,7 +77,8 @@ int wk_check_command(const wk_config *cfg, const wk_args *args, wk_error *err)
     }
     if (prometheus != NULL) {
         metrics = wk_check_prometheus(facts, &report, err);
-        if (metrics == NULL || wk_file_write(prometheus, metrics, strlen(metrics), 0644, 0, err) != 0)
+        if (metrics == NULL ||
+            wk_file_write(prometheus, metrics, strlen(metrics), 0644, 0, err) != 0)
             goto out;
     }
     rc = (int)report.status;

@@ -104,8 +104,7 @@ int wk_drill_command(const wk_config *cfg, const wk_args *args, wk_error *err)
         {"--sql", WK_OPTION_STRING, &sql_file, 0, 0},
         {"--timeout", WK_OPTION_DURATION, &opt.timeout_ms, 1, 0},
     };
-    if (wk_cli_parse_options("drill", args, 1, table, sizeof(table) / sizeof(table[0]), err) !=
-        0) {
+    if (wk_cli_parse_options("drill", args, 1, table, sizeof(table) / sizeof(table[0]), err) != 0) {
         wk_cli_usage_error(progname, err);
         wk_error_clear(err);
         goto out;

@@ -124,9 +124,11 @@ int wk_info_run(wk_repo *repo, bool json, wk_error *err)
     wk_json_kv_int(w, "pg_version", meta.pg_version);
     wk_json_kv_uint(w, "wal_segment_size", meta.seg_size);
     wk_json_kv_bool(w, "encrypted", meta.encrypted);
-    fprintf(text, "repository %s: system identifier %" PRIu64 ", PostgreSQL %d, %" PRIu32
-                  "-byte segments, %s\n", repo->location, meta.system_identifier, meta.pg_version,
-            meta.seg_size, meta.encrypted ? "encrypted" : "not encrypted");
+    fprintf(text,
+            "repository %s: system identifier %" PRIu64 ", PostgreSQL %d, %" PRIu32
+            "-byte segments, %s\n",
+            repo->location, meta.system_identifier, meta.pg_version, meta.seg_size,
+            meta.encrypted ? "encrypted" : "not encrypted");
 
     fprintf(text, "backups:%s\n", count == 0 ? " none" : "");
     wk_json_key(w, "backups");

@@ -47,8 +47,10 @@ static int cmd_keygen(const wk_args *args, wk_error *err)
         return wk_cli_bad_argument(progname, "keygen needs exactly one argument: the key file");
     if (wk_key_generate_file(args->items[1], err) != 0)
         return -1;
-    wk_log(WK_LOG_INFO, "wrote a new key to \"%s\"; keep a copy of it outside the repository: "
-                        "without it nothing encrypted can be restored", args->items[1]);
+    wk_log(WK_LOG_INFO,
+           "wrote a new key to \"%s\"; keep a copy of it outside the repository: "
+           "without it nothing encrypted can be restored",
+           args->items[1]);
     return 0;
 }
 
@@ -85,11 +87,11 @@ static int cmd_init(const wk_config *cfg, const wk_args *args, wk_error *err)
         wk_repo_open(cfg, true, &repo, err) != 0 ||
         wk_repo_open_meta(repo, &identity, &meta, &created, err) != 0)
         goto out;
-    wk_log(WK_LOG_INFO, "%s repository \"%s\" for system identifier %" PRIu64
-                        " (PostgreSQL %d, %" PRIu32 "-byte WAL segments, %s)",
-           created ? "initialized" : "already initialized:", repo->location,
-           meta.system_identifier, meta.pg_version, meta.seg_size,
-           meta.encrypted ? "encrypted" : "not encrypted");
+    wk_log(WK_LOG_INFO,
+           "%s repository \"%s\" for system identifier %" PRIu64 " (PostgreSQL %d, %" PRIu32
+           "-byte WAL segments, %s)",
+           created ? "initialized" : "already initialized:", repo->location, meta.system_identifier,
+           meta.pg_version, meta.seg_size, meta.encrypted ? "encrypted" : "not encrypted");
     rc = 0;
 out:
     wk_repo_free(repo);

@@ -69,8 +69,8 @@ static void print_text(const wk_verify_report *r)
     for (size_t i = 0; i < r->warning_count; i++)
         printf("warning: %s: %s: %s\n", wk_verify_kind_name(r->warnings[i].kind),
                r->warnings[i].object, r->warnings[i].message);
-    printf("verified %" PRIu64 " objects (%" PRIu64 " bytes): %zu problem%s", r->objects,
-           r->bytes, r->problem_count, r->problem_count == 1 ? "" : "s");
+    printf("verified %" PRIu64 " objects (%" PRIu64 " bytes): %zu problem%s", r->objects, r->bytes,
+           r->problem_count, r->problem_count == 1 ? "" : "s");
     if (r->warning_count > 0)
         printf(", %zu warning%s", r->warning_count, r->warning_count == 1 ? "" : "s");
     putchar('\n');

@@ -26,7 +26,8 @@ static double elapsed_ms(const struct timespec *start)
 {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)(now.tv_sec - start->tv_sec) * 1e3 + (double)(now.tv_nsec - start->tv_nsec) / 1e6;
+    return (double)(now.tv_sec - start->tv_sec) * 1e3 +
+           (double)(now.tv_nsec - start->tv_nsec) / 1e6;
 }
 
 int main(int argc, char **argv)
@@ -45,7 +46,7 @@ int main(int argc, char **argv)
     if (started != 0)
         return started > 0 ? 0 : 1;
     if (args.count != 1 || strncmp(args.items[0], "--", 2) == 0) {
-        wk_cli_bad_argument(progname, args.count == 0 ? "missing WAL file path (%p)"
+        wk_cli_bad_argument(progname, args.count == 0  ? "missing WAL file path (%p)"
                                       : args.count > 1 ? "too many arguments"
                                                        : "unrecognized option");
         goto out;
@@ -60,9 +61,9 @@ int main(int argc, char **argv)
     if (result.already_archived)
         wk_log(WK_LOG_INFO, "\"%s\" was already archived with identical content", args.items[0]);
     else
-        wk_log(WK_LOG_INFO, "archived \"%s\" (%llu bytes stored as %llu) in %.1f ms",
-               args.items[0], (unsigned long long)result.bytes,
-               (unsigned long long)result.stored_bytes, elapsed_ms(&start));
+        wk_log(WK_LOG_INFO, "archived \"%s\" (%llu bytes stored as %llu) in %.1f ms", args.items[0],
+               (unsigned long long)result.bytes, (unsigned long long)result.stored_bytes,
+               elapsed_ms(&start));
     status = 0;
 out:
     wk_repo_free(repo);

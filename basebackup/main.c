@@ -46,8 +46,8 @@ int main(int argc, char **argv)
         {"--checkpoint", WK_OPTION_STRING, &checkpoint, 0, 0},
         {"--wait-archive", WK_OPTION_DURATION, &wait_archive_ms, 0, 0},
     };
-    if (wk_cli_parse_options(progname, &args, 0, table, sizeof(table) / sizeof(table[0]),
-                             &err) != 0) {
+    if (wk_cli_parse_options(progname, &args, 0, table, sizeof(table) / sizeof(table[0]), &err) !=
+        0) {
         wk_cli_usage_error(progname, &err);
         goto out;
     }

@@ -122,14 +122,14 @@ static int cmd_list(wk_repo *repo, bool json, wk_error *err)
         fputs(text, stdout);
         free(text);
     } else {
-        printf("%-36s %-16s %-9s %-22s %10s %10s\n", "LABEL", "DATABASE", "FORMAT", "START",
-               "SIZE", "STORED");
+        printf("%-36s %-16s %-9s %-22s %10s %10s\n", "LABEL", "DATABASE", "FORMAT", "START", "SIZE",
+               "STORED");
         for (size_t i = 0; i < count; i++) {
             const wk_dump_entry *e = &entries[i];
             char start[40], size[32], stored[32];
             if (!e->has_record) {
-                printf("%-36s %-16s %-9s %-22s %10s %10s\n", e->label, "-", "-", "incomplete",
-                       "-", "-");
+                printf("%-36s %-16s %-9s %-22s %10s %10s\n", e->label, "-", "-", "incomplete", "-",
+                       "-");
                 continue;
             }
             wk_backup_format_time(e->record.start_time, start, sizeof(start));
@@ -167,16 +167,24 @@ int main(int argc, char **argv)
     if (parse_jobs(o.jobs, &jobs) != 0)
         goto out;
 
-    wk_dump_restore_options ropt = {.conninfo = cfg.pg_conninfo, .bindir = cfg.pg_bindir,
-                                    .dbname = o.dbname, .create = o.create, .clean = o.clean,
-                                    .tables = o.tables.items, .table_count = o.tables.count,
+    wk_dump_restore_options ropt = {.conninfo = cfg.pg_conninfo,
+                                    .bindir = cfg.pg_bindir,
+                                    .dbname = o.dbname,
+                                    .create = o.create,
+                                    .clean = o.clean,
+                                    .tables = o.tables.items,
+                                    .table_count = o.tables.count,
                                     .jobs = jobs};
     struct timespec start;
     if (command == CMD_CREATE) {
-        wk_dump_create_options copt = {.conninfo = cfg.pg_conninfo, .bindir = cfg.pg_bindir,
-                                       .dbname = o.dbname, .format = WK_DUMP_CUSTOM,
-                                       .jobs = jobs, .label = o.label,
-                                       .progress = wk_cli_progress, .progress_arg = &start};
+        wk_dump_create_options copt = {.conninfo = cfg.pg_conninfo,
+                                       .bindir = cfg.pg_bindir,
+                                       .dbname = o.dbname,
+                                       .format = WK_DUMP_CUSTOM,
+                                       .jobs = jobs,
+                                       .label = o.label,
+                                       .progress = wk_cli_progress,
+                                       .progress_arg = &start};
         wk_dump_record record = {0};
         if (o.globals) {
             if (o.format != NULL || o.dbname != NULL || o.jobs != NULL) {
@@ -184,9 +192,8 @@ int main(int argc, char **argv)
                 goto out;
             }
             copt.format = WK_DUMP_GLOBALS;
-        } else if (o.format != NULL &&
-                   (wk_dump_parse_format(o.format, &copt.format) != 0 ||
-                    copt.format == WK_DUMP_GLOBALS)) {
+        } else if (o.format != NULL && (wk_dump_parse_format(o.format, &copt.format) != 0 ||
+                                        copt.format == WK_DUMP_GLOBALS)) {
             wk_cli_bad_argument(progname, "--format takes plain, custom or directory");
             goto out;
         }

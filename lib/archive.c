@@ -83,8 +83,7 @@ int wk_archive_find(wk_repo *repo, const char *name, wk_wal_object *out, wk_erro
         return -1;
     }
     if (fs.matches == 0)
-        return wk_error_set(err, WK_ERR_NOTFOUND, "WAL file \"%s\" is not in the repository",
-                            name);
+        return wk_error_set(err, WK_ERR_NOTFOUND, "WAL file \"%s\" is not in the repository", name);
     *out = fs.found;
     return 0;
 }
@@ -122,8 +121,9 @@ static int check_segment(int fd, const char *path, const wk_wal_name *parsed, ui
     }
     if (size != hdr.seg_size)
         return wk_error_set(err, WK_ERR_CORRUPT,
-                            "file \"%s\" has %" PRIu64 " bytes, but its WAL segment size is %"
-                            PRIu32, path, size, hdr.seg_size);
+                            "file \"%s\" has %" PRIu64
+                            " bytes, but its WAL segment size is %" PRIu32,
+                            path, size, hdr.seg_size);
     if (wk_wal_name_check_size(parsed, hdr.seg_size, err) != 0)
         return -1;
     wk_lsn expected = wk_wal_segno_to_lsn(wk_wal_name_segno(parsed, hdr.seg_size), hdr.seg_size);
@@ -137,8 +137,8 @@ static int check_segment(int fd, const char *path, const wk_wal_name *parsed, ui
     }
     if (hdr.tli > parsed->tli)
         return wk_error_set(err, WK_ERR_CORRUPT,
-                            "file \"%s\" holds timeline %" PRIu32 " data, above its name's",
-                            path, hdr.tli);
+                            "file \"%s\" holds timeline %" PRIu32 " data, above its name's", path,
+                            hdr.tli);
     memset(identity, 0, sizeof(*identity));
     identity->system_identifier = hdr.system_identifier;
     identity->seg_size = hdr.seg_size;
@@ -190,8 +190,7 @@ out:
 /* A file of this name is stored already: the same fingerprint is success (PostgreSQL
  * retries after crashes), another one a conflict that leaves the stored copy alone. */
 static int compare_with_stored(wk_repo *repo, int fd, const char *path, const char *name,
-                               const wk_wal_object *existing, wk_push_result *result,
-                               wk_error *err)
+                               const wk_wal_object *existing, wk_push_result *result, wk_error *err)
 {
     wk_stream_summary summary;
     char stored[WK_FINGERPRINT_HEX_LEN + 1], ours[WK_FINGERPRINT_HEX_LEN + 1];
@@ -242,8 +241,8 @@ static int store_new(wk_repo *repo, int fd, const char *path, const char *name,
                  repo->suffix);
     }
     if (wk_repo_put_open(repo, result->object, WK_PUT_NOREPLACE,
-                         one_pass ? NULL : &summary.fingerprint, NULL, &result->stored_bytes,
-                         &sink, err) != 0 ||
+                         one_pass ? NULL : &summary.fingerprint, NULL, &result->stored_bytes, &sink,
+                         err) != 0 ||
         wk_stream_pump_fd(fd, sink, NULL, err) != 0)
         goto fail;
     if (one_pass) {
@@ -580,8 +579,7 @@ bool wk_archive_index_has(const wk_wal_index *index, uint32_t tli, uint64_t segn
            bsearch(&segno, t->segnos, t->count, sizeof(segno), compare_segno) != NULL;
 }
 
-int wk_archive_read_small(wk_repo *repo, const char *name, char **text, size_t *len,
-                          wk_error *err)
+int wk_archive_read_small(wk_repo *repo, const char *name, char **text, size_t *len, wk_error *err)
 {
     wk_wal_object obj;
     uint8_t *buf = NULL;

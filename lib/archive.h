@@ -22,10 +22,10 @@ typedef struct wk_wal_object {
 } wk_wal_object;
 
 typedef struct wk_push_result {
-    bool already_archived;  /* an identical copy was already stored; nothing written */
-    uint64_t bytes;         /* plaintext size */
-    uint64_t stored_bytes;  /* bytes written to the repository (0 if already archived) */
-    bool initialized_repo;  /* this push wrote the repository's metadata */
+    bool already_archived; /* an identical copy was already stored; nothing written */
+    uint64_t bytes;        /* plaintext size */
+    uint64_t stored_bytes; /* bytes written to the repository (0 if already archived) */
+    bool initialized_repo; /* this push wrote the repository's metadata */
     char object[WK_OBJECT_PATH_MAX];
 } wk_push_result;
 
@@ -67,9 +67,9 @@ int wk_archive_fetch(wk_repo *repo, const char *name, const char *dest, int retr
 /* The segments the repository holds, per timeline, sorted. */
 typedef struct wk_wal_timeline {
     uint32_t tli;
-    bool has_history;   /* <tli>.history is archived */
+    bool has_history; /* <tli>.history is archived */
     size_t count;
-    uint64_t *segnos;   /* sorted, no duplicates */
+    uint64_t *segnos; /* sorted, no duplicates */
 } wk_wal_timeline;
 
 typedef struct wk_wal_index {
@@ -87,7 +87,6 @@ bool wk_archive_index_has(const wk_wal_index *index, uint32_t tli, uint64_t segn
 
 /* Reads a small archived file (a history file) whole into a malloc'd, NUL-terminated
  * buffer. WK_ERR_NOTFOUND when it is not archived. */
-int wk_archive_read_small(wk_repo *repo, const char *name, char **text, size_t *len,
-                          wk_error *err);
+int wk_archive_read_small(wk_repo *repo, const char *name, char **text, size_t *len, wk_error *err);
 
 #endif

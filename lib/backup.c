@@ -89,8 +89,13 @@ int wk_backup_parse_time(const char *text, time_t *out)
         offset = sign * (oh * 3600L + om * 60L);
     } else if (*p == '\0') {
         /* No offset: local time, as the server would read it with the same TimeZone. */
-        struct tm local = {.tm_year = year - 1900, .tm_mon = mon - 1, .tm_mday = day,
-                           .tm_hour = hour, .tm_min = min, .tm_sec = sec, .tm_isdst = -1};
+        struct tm local = {.tm_year = year - 1900,
+                           .tm_mon = mon - 1,
+                           .tm_mday = day,
+                           .tm_hour = hour,
+                           .tm_min = min,
+                           .tm_sec = sec,
+                           .tm_isdst = -1};
         if (!valid_date(year, mon, day, hour, min, sec))
             return -1;
         *out = mktime(&local);
@@ -149,9 +154,13 @@ int wk_backup_record_write(wk_repo *repo, const wk_backup_record *r, wk_error *e
     wk_json_begin_array(w);
     for (size_t i = 0; i < r->stream_count; i++) {
         const wk_backup_stream *s = &r->streams[i];
-        wk_record_stream rs = {.name = s->name, .object = s->object, .has_tablespace = true,
-                               .tablespace = s->tablespace, .location = s->location,
-                               .bytes = s->bytes, .stored_bytes = s->stored_bytes,
+        wk_record_stream rs = {.name = s->name,
+                               .object = s->object,
+                               .has_tablespace = true,
+                               .tablespace = s->tablespace,
+                               .location = s->location,
+                               .bytes = s->bytes,
+                               .stored_bytes = s->stored_bytes,
                                .fingerprint = s->fingerprint};
         wk_record_stream_write(w, &rs);
     }
@@ -286,7 +295,6 @@ out:
 
 /* ---- listing -------------------------------------------------------------------- */
 
-
 static int compare_entries(const void *a, const void *b)
 {
     const wk_backup_entry *x = a, *y = b;
@@ -310,7 +318,7 @@ static bool stop_segment_archived(wk_repo *repo, const wk_backup_record *r, uint
 
 int wk_backup_list(wk_repo *repo, wk_backup_entry **out, size_t *count, wk_error *err)
 {
-    char (*labels)[WK_LABEL_MAX] = NULL;
+    char(*labels)[WK_LABEL_MAX] = NULL;
     size_t label_count = 0;
     wk_backup_entry *entries = NULL;
     wk_repo_meta meta;
@@ -357,8 +365,7 @@ void wk_backup_list_free(wk_backup_entry *entries, size_t count)
 /* ---- taking a backup ------------------------------------------------------------ */
 
 /* Reads a one-row (recptr, tli) result. */
-static int read_position(PGresult *res, wk_lsn *lsn, uint32_t *tli, const char *what,
-                         wk_error *err)
+static int read_position(PGresult *res, wk_lsn *lsn, uint32_t *tli, const char *what, wk_error *err)
 {
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 || PQnfields(res) < 2 ||
         wk_wal_parse_lsn(PQgetvalue(res, 0, 0), lsn) != 0)
@@ -370,7 +377,7 @@ static int read_position(PGresult *res, wk_lsn *lsn, uint32_t *tli, const char *
 typedef struct take_state {
     wk_repo *repo;
     wk_backup_record *record;
-    wk_stage *sink;          /* the stream being received, NULL between streams */
+    wk_stage *sink; /* the stream being received, NULL between streams */
     wk_stream_summary summary;
     wk_backup_stream *current;
     PGresult *tablespaces;
@@ -399,8 +406,8 @@ static int begin_stream(take_state *ts, const char *name, const char *location, 
     wk_backup_record *r = ts->record;
     if (end_stream(ts, err) != 0)
         return -1;
-    if (strlen(name) >= sizeof(r->streams[0].name) || strchr(name, '/') != NULL ||
-        name[0] == '.' || name[0] == '\0')
+    if (strlen(name) >= sizeof(r->streams[0].name) || strchr(name, '/') != NULL || name[0] == '.' ||
+        name[0] == '\0')
         return wk_error_set(err, WK_ERR_IO, "unexpected archive name \"%.80s\" from the server",
                             name);
     wk_backup_stream *grown = realloc(r->streams, (r->stream_count + 1) * sizeof(*grown));
@@ -422,7 +429,6 @@ static int begin_stream(take_state *ts, const char *name, const char *location, 
                             &s->stored_bytes, &ts->sink, err);
 }
 
-
 /* Receives the COPY stream of a BASE_BACKUP (TARGET 'client'): each CopyData message
  * starts with a type byte: 'n' new archive (name, tablespace location), 'd' data,
  * 'p' progress (bytes done), 'm' the manifest follows. */
@@ -436,7 +442,8 @@ static int receive_archives(PGconn *conn, take_state *ts, const wk_backup_option
         if (len == -1)
             break;
         if (len == -2)
-            return wk_pg_error(err, WK_ERR_IO, "could not receive backup data", PQerrorMessage(conn));
+            return wk_pg_error(err, WK_ERR_IO, "could not receive backup data",
+                               PQerrorMessage(conn));
         int rc = 0;
         const uint8_t *msg = (const uint8_t *)buf;
         switch (len > 0 ? msg[0] : 0) {
@@ -490,13 +497,15 @@ static void start_readahead(take_state *ts, const char *pgdata, uint64_t system_
         return;
     snprintf(path, sizeof(path), "%s/global/pg_control", pgdata);
     FILE *control = fopen(path, "rb");
-    bool same = control != NULL && fread(&id, sizeof(id), 1, control) == 1 &&
-                id == system_identifier;
+    bool same =
+        control != NULL && fread(&id, sizeof(id), 1, control) == 1 && id == system_identifier;
     if (control != NULL)
         fclose(control);
     if (!same) {
-        wk_notice(WK_LOG_DEBUG, "not reading ahead: \"%s\" is not the data directory of system "
-               "%" PRIu64, pgdata, system_identifier);
+        wk_notice(WK_LOG_DEBUG,
+                  "not reading ahead: \"%s\" is not the data directory of system "
+                  "%" PRIu64,
+                  pgdata, system_identifier);
         return;
     }
     /* The tablespace rows come in the order the archives are sent; the data directory's
@@ -561,8 +570,10 @@ static int wait_for_stop_segment(wk_repo *repo, const wk_backup_record *r, uint3
     char name[WK_WAL_NAME_LEN + 1];
     wk_wal_segment_name(name, r->stop_tli, wk_wal_lsn_to_segno(r->stop_lsn - 1, seg_size),
                         seg_size);
-    wk_error_set(err, WK_ERR_NOTFOUND, "WAL segment %s, which ends backup \"%s\", was not "
-                 "archived within %d s", name, r->label, wait_ms / 1000);
+    wk_error_set(err, WK_ERR_NOTFOUND,
+                 "WAL segment %s, which ends backup \"%s\", was not "
+                 "archived within %d s",
+                 name, r->label, wait_ms / 1000);
     wk_error_hint(err, "check archive_command and pg_stat_archiver; the backup becomes usable "
                        "once the segment is in the repository");
     return -1;
@@ -589,8 +600,8 @@ int wk_backup_take(wk_repo *repo, const wk_backup_options *opt, wk_backup_record
     }
     if (wk_repo_check_label("backup", r.label, err) != 0)
         return -1;
-    wk_pg_target target = {.conninfo = opt->conninfo, .application = "walkeep-basebackup",
-                           .replication = true};
+    wk_pg_target target = {
+        .conninfo = opt->conninfo, .application = "walkeep-basebackup", .replication = true};
     PGconn *conn = wk_pg_connect(&target, err);
     if (conn == NULL)
         return -1;
@@ -671,7 +682,7 @@ int wk_backup_take(wk_repo *repo, const wk_backup_options *opt, wk_backup_record
 out:
     if (ts.readahead != NULL)
         wk_notice(WK_LOG_DEBUG, "read %" PRIu64 " bytes of the data directory ahead of the server",
-               wk_readahead_bytes(ts.readahead));
+                  wk_readahead_bytes(ts.readahead));
     wk_readahead_stop(ts.readahead);
     wk_stage_free(ts.sink);
     PQclear(ts.tablespaces);

@@ -45,12 +45,12 @@ typedef struct wk_backup_record {
 void wk_backup_record_free(wk_backup_record *record); /* frees members; accepts NULL */
 
 typedef struct wk_backup_options {
-    const char *conninfo;  /* libpq string; NULL for libpq's defaults */
-    const char *pgdata;    /* the cluster's data directory, if on this machine: its files
+    const char *conninfo; /* libpq string; NULL for libpq's defaults */
+    const char *pgdata;   /* the cluster's data directory, if on this machine: its files
                             * are read ahead of the server (see readahead.h); or NULL */
-    const char *label;     /* NULL: the start time, e.g. 20261125T093012Z */
+    const char *label;    /* NULL: the start time, e.g. 20261125T093012Z */
     bool fast_checkpoint;
-    int wait_archive_ms;   /* how long to wait for the stop segment to be archived */
+    int wait_archive_ms; /* how long to wait for the stop segment to be archived */
     /* Called now and then with bytes received and the server's estimate (0 if none);
      * may be NULL. */
     void (*progress)(uint64_t done, uint64_t total, void *arg);
@@ -70,8 +70,7 @@ int wk_backup_take(wk_repo *repo, const wk_backup_options *options, wk_backup_re
 
 /* Writes / reads backups/<label>/backup.json. */
 int wk_backup_record_write(wk_repo *repo, const wk_backup_record *record, wk_error *err);
-int wk_backup_record_read(wk_repo *repo, const char *label, wk_backup_record *out,
-                          wk_error *err);
+int wk_backup_record_read(wk_repo *repo, const char *label, wk_backup_record *out, wk_error *err);
 
 /* One backup folder of the repository: its record when it has one. */
 typedef struct wk_backup_entry {

@@ -75,7 +75,9 @@ static void format_limit(char *buf, size_t size, int64_t ms)
     static const struct {
         int64_t ms;
         const char *unit;
-    } units[] = {{INT64_C(86400000), "d"}, {INT64_C(3600000), "h"}, {INT64_C(60000), "min"},
+    } units[] = {{INT64_C(86400000), "d"},
+                 {INT64_C(3600000), "h"},
+                 {INT64_C(60000), "min"},
                  {INT64_C(1000), "s"}};
     for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
         if (ms != 0 && ms % units[i].ms == 0) {
@@ -152,13 +154,13 @@ static void check_postgresql(const wk_check_facts *f, wk_check_report *r)
         add_item(r, "postgresql", WK_CHECK_CRITICAL, "%s; %s", e.message, e.hint);
         return;
     }
-    wk_check_item *item = add_item(r, "postgresql", WK_CHECK_OK, "PostgreSQL %s (supported: %d to %d)",
-                                   f->server_version, WK_PG_MAJOR_MIN, WK_PG_MAJOR_MAX);
+    wk_check_item *item =
+        add_item(r, "postgresql", WK_CHECK_OK, "PostgreSQL %s (supported: %d to %d)",
+                 f->server_version, WK_PG_MAJOR_MIN, WK_PG_MAJOR_MAX);
     add_value(item, "version_num", f->server_version_num);
 }
 
-static void check_backup(const wk_check_facts *f, const wk_check_thresholds *t,
-                         wk_check_report *r)
+static void check_backup(const wk_check_facts *f, const wk_check_thresholds *t, wk_check_report *r)
 {
     char age[32], limit[32], when[40];
     if (!f->repo_ok) {
@@ -256,8 +258,8 @@ static void check_wal(const wk_check_facts *f, const wk_check_thresholds *t, wk_
     /* WAL written since: the current segment is not the last archived one (a .backup
      * file's name starts with its segment's; after an idle switch the current position
      * is at the end of the last archived segment, and so is its name). */
-    bool written_since = f->current_wal[0] != '\0' &&
-                         strncmp(f->current_wal, f->last_archived_wal, 24) != 0;
+    bool written_since =
+        f->current_wal[0] != '\0' && strncmp(f->current_wal, f->last_archived_wal, 24) != 0;
     wk_check_item *item;
     if (seconds * MS_PER_S > t->max_wal_age_ms && written_since)
         item = add_item(r, "wal", WK_CHECK_WARNING,
@@ -270,8 +272,7 @@ static void check_wal(const wk_check_facts *f, const wk_check_thresholds *t, wk_
     add_value(item, "age_seconds", seconds);
 }
 
-static void check_ready(const wk_check_facts *f, const wk_check_thresholds *t,
-                        wk_check_report *r)
+static void check_ready(const wk_check_facts *f, const wk_check_thresholds *t, wk_check_report *r)
 {
     if (!f->ready_known) {
         add_item(r, "ready", WK_CHECK_WARNING, "unknown: %s", f->ready_error);
@@ -282,15 +283,13 @@ static void check_ready(const wk_check_facts *f, const wk_check_thresholds *t,
         status = WK_CHECK_CRITICAL;
     else if (f->ready_count > t->max_ready)
         status = WK_CHECK_WARNING;
-    wk_check_item *item = add_item(r, "ready", status,
-                                   "%" PRId64 " WAL file%s waiting to be archived (limit %" PRId64
-                                   ")",
-                                   f->ready_count, f->ready_count == 1 ? "" : "s", t->max_ready);
+    wk_check_item *item = add_item(
+        r, "ready", status, "%" PRId64 " WAL file%s waiting to be archived (limit %" PRId64 ")",
+        f->ready_count, f->ready_count == 1 ? "" : "s", t->max_ready);
     add_value(item, "ready_files", f->ready_count);
 }
 
-static void check_dump(const wk_check_facts *f, const wk_check_thresholds *t,
-                       wk_check_report *r)
+static void check_dump(const wk_check_facts *f, const wk_check_thresholds *t, wk_check_report *r)
 {
     char age[32], limit[32];
     if (!f->repo_ok)
@@ -304,11 +303,10 @@ static void check_dump(const wk_check_facts *f, const wk_check_thresholds *t,
     int64_t seconds = age_of(f->now, (double)f->dump_newest_end);
     format_age(age, sizeof(age), seconds);
     format_limit(limit, sizeof(limit), t->max_dump_age_ms);
-    wk_check_item *item = add_item(r, "dump",
-                                   seconds * MS_PER_S > t->max_dump_age_ms ? WK_CHECK_WARNING
-                                                                           : WK_CHECK_OK,
-                                   "newest dump finished %s ago (limit %s), %zu in the repository",
-                                   age, limit, f->dumps_complete);
+    wk_check_item *item = add_item(
+        r, "dump", seconds * MS_PER_S > t->max_dump_age_ms ? WK_CHECK_WARNING : WK_CHECK_OK,
+        "newest dump finished %s ago (limit %s), %zu in the repository", age, limit,
+        f->dumps_complete);
     add_value(item, "age_seconds", seconds);
 }
 
@@ -317,9 +315,9 @@ static void check_switch(const wk_check_facts *f, wk_check_report *r)
     if (!f->switch_requested)
         return;
     if (f->switch_ok) {
-        wk_check_item *item = add_item(r, "switch_wal", WK_CHECK_OK,
-                                       "\"%s\" reached the repository in %.1f s", f->switch_wal,
-                                       f->switch_seconds);
+        wk_check_item *item =
+            add_item(r, "switch_wal", WK_CHECK_OK, "\"%s\" reached the repository in %.1f s",
+                     f->switch_wal, f->switch_seconds);
         add_value(item, "milliseconds", (int64_t)(f->switch_seconds * 1000.0));
     } else {
         add_item(r, "switch_wal", WK_CHECK_CRITICAL, "%s", f->switch_error);
@@ -385,12 +383,10 @@ char *wk_check_report_json(const wk_check_report *report, wk_error *err)
 
 static void metric(FILE *f, const char *name, const char *type, const char *help, int64_t value)
 {
-    fprintf(f, "# HELP %s %s\n# TYPE %s %s\n%s %" PRId64 "\n", name, help, name, type, name,
-            value);
+    fprintf(f, "# HELP %s %s\n# TYPE %s %s\n%s %" PRId64 "\n", name, help, name, type, name, value);
 }
 
-char *wk_check_prometheus(const wk_check_facts *fa, const wk_check_report *report,
-                          wk_error *err)
+char *wk_check_prometheus(const wk_check_facts *fa, const wk_check_report *report, wk_error *err)
 {
     char *text = NULL;
     size_t len = 0;
@@ -575,8 +571,7 @@ static void gather_repository(wk_repo *repo, const wk_check_options *o, wk_check
     }
     f->repo_system_identifier = meta.system_identifier;
     if (wk_backup_list(repo, &backups, &nbackups, &e) != 0) {
-        say(f->repo_error, sizeof(f->repo_error), "could not list the backups: %s",
-                 e.message);
+        say(f->repo_error, sizeof(f->repo_error), "could not list the backups: %s", e.message);
         return;
     }
     for (size_t i = 0; i < nbackups; i++) {
@@ -593,8 +588,7 @@ static void gather_repository(wk_repo *repo, const wk_check_options *o, wk_check
     }
     wk_backup_list_free(backups, nbackups);
     if (wk_dump_list(repo, &dumps, &ndumps, &e) != 0) {
-        say(f->repo_error, sizeof(f->repo_error), "could not list the dumps: %s",
-                 e.message);
+        say(f->repo_error, sizeof(f->repo_error), "could not list the dumps: %s", e.message);
         return;
     }
     for (size_t i = 0; i < ndumps; i++) {
@@ -614,8 +608,7 @@ static void gather_repository(wk_repo *repo, const wk_check_options *o, wk_check
 }
 
 /* A one-row query (lib/pg) whose failure becomes the text of a fact. */
-static PGresult *one_row(PGconn *conn, const char *sql, char *error, size_t size,
-                         const char *what)
+static PGresult *one_row(PGconn *conn, const char *sql, char *error, size_t size, const char *what)
 {
     wk_error e = {0};
     PGresult *res = wk_pg_one_row(conn, sql, what, &e);
@@ -653,8 +646,7 @@ static const char *current_wal_sql(PGconn *conn)
 }
 
 /* Forces a WAL switch and waits for the segment that held the current position. */
-static void switch_wal(PGconn *conn, wk_repo *repo, const wk_check_options *o,
-                       wk_check_facts *f)
+static void switch_wal(PGconn *conn, wk_repo *repo, const wk_check_options *o, wk_check_facts *f)
 {
     char *msg = f->switch_error;
     size_t msize = sizeof(f->switch_error);
@@ -684,13 +676,13 @@ static void switch_wal(PGconn *conn, wk_repo *repo, const wk_check_options *o,
         }
         double waited = now_seconds() - start;
         if (e.code != WK_ERR_NOTFOUND) {
-            say(msg, msize, "could not look for \"%s\" in the repository: %s",
-                     f->switch_wal, e.message);
+            say(msg, msize, "could not look for \"%s\" in the repository: %s", f->switch_wal,
+                e.message);
             return;
         }
         if (waited * 1000.0 >= (double)o->timeout_ms) {
-            say(msg, msize, "\"%s\" did not reach the repository within %.0f s",
-                     f->switch_wal, (double)o->timeout_ms / 1000.0);
+            say(msg, msize, "\"%s\" did not reach the repository within %.0f s", f->switch_wal,
+                (double)o->timeout_ms / 1000.0);
             return;
         }
         struct timespec pause = {0, 200 * 1000 * 1000};
@@ -736,14 +728,14 @@ static void gather_server(wk_repo *repo, const wk_check_options *o, wk_check_fac
         identity_from_pgdata(o, f);
         ready_from_pgdata(o, f, "the server cannot be reached");
         if (f->switch_requested)
-            say(f->switch_error, sizeof(f->switch_error), "no WAL switch: %s",
-                     f->server_error);
+            say(f->switch_error, sizeof(f->switch_error), "no WAL switch: %s", f->server_error);
         goto out;
     }
     f->server_version_num = PQserverVersion(conn);
     say(f->server_version, sizeof(f->server_version), "%s",
         PQparameterStatus(conn, "server_version") != NULL
-            ? PQparameterStatus(conn, "server_version") : "?");
+            ? PQparameterStatus(conn, "server_version")
+            : "?");
     res = one_row(conn, "SELECT system_identifier FROM pg_control_system()", why, sizeof(why),
                   "could not read the system identifier");
     if (res != NULL) {
@@ -785,9 +777,8 @@ static void gather_server(wk_repo *repo, const wk_check_options *o, wk_check_fac
     f->archive_both_set = !f->archive_mode_off && strcmp(PQgetvalue(res, 0, 8), "t") == 0;
     PQclear(res);
     f->server_ok = true;
-    res = one_row(conn,
-                  "SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'", why,
-                  sizeof(why), "pg_ls_archive_statusdir() failed");
+    res = one_row(conn, "SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'",
+                  why, sizeof(why), "pg_ls_archive_statusdir() failed");
     if (res != NULL) {
         f->ready_count = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
         f->ready_known = true;

@@ -47,34 +47,34 @@ typedef struct wk_check_facts {
     time_t now;
 
     /* repository */
-    bool repo_ok;                        /* opened, metadata read, key matches */
-    char repo_error[WK_CHECK_TEXT_MAX];  /* why not, when !repo_ok */
+    bool repo_ok;                       /* opened, metadata read, key matches */
+    char repo_error[WK_CHECK_TEXT_MAX]; /* why not, when !repo_ok */
     uint64_t repo_system_identifier;
-    uint64_t repo_bytes;                 /* sum of every object's size */
+    uint64_t repo_bytes; /* sum of every object's size */
     bool repo_bytes_known;
 
     /* server */
-    bool server_ok;                      /* connected and pg_stat_archiver read */
+    bool server_ok; /* connected and pg_stat_archiver read */
     char server_error[WK_CHECK_TEXT_MAX];
-    int server_version_num;              /* server_version_num, 0 when not connected */
-    char server_version[32];             /* server_version as the server reports it */
-    bool server_sysid_known;             /* from the server, or pgdata when it is down */
+    int server_version_num;  /* server_version_num, 0 when not connected */
+    char server_version[32]; /* server_version as the server reports it */
+    bool server_sysid_known; /* from the server, or pgdata when it is down */
     uint64_t server_system_identifier;
 
     /* base backups (complete: record and WAL) */
     size_t backups_complete;
-    time_t backup_newest_stop;           /* valid when backups_complete > 0 */
+    time_t backup_newest_stop; /* valid when backups_complete > 0 */
     uint64_t backup_newest_bytes;
     time_t backup_oldest_stop;
 
     /* the archiver (valid when server_ok) */
     bool archive_mode_off;
-    bool archive_unconfigured;           /* archive_command and archive_library empty */
-    bool archive_both_set;               /* archive_command and archive_library both set */
+    bool archive_unconfigured; /* archive_command and archive_library empty */
+    bool archive_both_set;     /* archive_command and archive_library both set */
     char last_archived_wal[WK_CHECK_WAL_NAME_MAX]; /* "" when none */
-    double last_archived_time;           /* 0 when none */
+    double last_archived_time;                     /* 0 when none */
     char last_failed_wal[WK_CHECK_WAL_NAME_MAX];
-    double last_failed_time;             /* 0 when none */
+    double last_failed_time; /* 0 when none */
     int64_t failed_count;
     char current_wal[WK_CHECK_WAL_NAME_MAX]; /* "" when unknown (e.g. in recovery) */
 
@@ -84,15 +84,15 @@ typedef struct wk_check_facts {
     char ready_error[WK_CHECK_TEXT_MAX]; /* why unknown */
 
     /* dumps */
-    bool dumps_expected;                 /* retention_dumps* configured */
+    bool dumps_expected; /* retention_dumps* configured */
     size_t dumps_complete;
-    time_t dump_newest_end;              /* valid when dumps_complete > 0 */
+    time_t dump_newest_end; /* valid when dumps_complete > 0 */
 
     /* --switch-wal */
     bool switch_requested;
-    bool switch_ok;                      /* the segment reached the repository */
+    bool switch_ok; /* the segment reached the repository */
     char switch_wal[WK_CHECK_WAL_NAME_MAX];
-    double switch_seconds;               /* how long it took to arrive */
+    double switch_seconds; /* how long it took to arrive */
     char switch_error[WK_CHECK_TEXT_MAX];
 } wk_check_facts;
 
@@ -138,12 +138,12 @@ char *wk_check_prometheus(const wk_check_facts *facts, const wk_check_report *re
 
 /* What gather needs. */
 typedef struct wk_check_options {
-    const char *conninfo;   /* pg_conninfo; NULL for libpq's defaults */
-    const char *pgdata;     /* for the .ready fallback and the identity when the server is
+    const char *conninfo; /* pg_conninfo; NULL for libpq's defaults */
+    const char *pgdata;   /* for the .ready fallback and the identity when the server is
                              * down; may be NULL */
-    bool dumps_expected;    /* retention for dumps is configured */
-    bool switch_wal;        /* force a WAL switch and wait for the segment */
-    int64_t timeout_ms;     /* how long --switch-wal waits */
+    bool dumps_expected;  /* retention for dumps is configured */
+    bool switch_wal;      /* force a WAL switch and wait for the segment */
+    int64_t timeout_ms;   /* how long --switch-wal waits */
 } wk_check_options;
 
 /* Fills *facts, which the caller zeroes first (and, when the repository could not be

@@ -68,8 +68,7 @@ static int option_value(const wk_args *args, int *i, const char *name, const cha
     return 1;
 }
 
-static int set_target(wk_restore_target *t, wk_target_kind kind, const char *value,
-                      wk_error *err)
+static int set_target(wk_restore_target *t, wk_target_kind kind, const char *value, wk_error *err)
 {
     if (t->kind != WK_TARGET_END)
         return wk_error_set(err, WK_ERR_USAGE, "give at most one recovery target");
@@ -88,8 +87,9 @@ int wk_cli_target_option(const wk_args *args, int *i, wk_restore_target *t, wk_e
         if (m < 0 || set_target(t, WK_TARGET_TIME, v, err) != 0)
             return -1;
         if (wk_backup_parse_time(v, &t->time) != 0)
-            return wk_error_set(err, WK_ERR_USAGE, "--target-time takes a time such as "
-                                                   "'2026-11-25 14:03:26+01'");
+            return wk_error_set(err, WK_ERR_USAGE,
+                                "--target-time takes a time such as "
+                                "'2026-11-25 14:03:26+01'");
     } else if ((m = option_value(args, i, "--target-xid", &v, err)) != 0) {
         if (m < 0 || set_target(t, WK_TARGET_XID, v, err) != 0)
             return -1;
@@ -203,8 +203,8 @@ static int match_option(const wk_args *args, int *i, const wk_option *options, s
     return 0;
 }
 
-static int not_taken(const char *command, const char *item, const wk_option *options,
-                     size_t count, wk_error *err)
+static int not_taken(const char *command, const char *item, const wk_option *options, size_t count,
+                     wk_error *err)
 {
     const char *close = closest_option(item, options, count);
     wk_error_set(err, WK_ERR_USAGE, "%s does not take \"%.200s\"", command, item);
@@ -281,12 +281,15 @@ static void command_names(const wk_command *commands, size_t n, char *out, size_
     out[0] = '\0';
     for (size_t k = 0; k < n && used < size; k++)
         used += (size_t)snprintf(out + used, size - used, "%s%s",
-                                 k == 0 ? "" : k + 1 == n ? " or " : ", ", commands[k].name);
+                                 k == 0       ? ""
+                                 : k + 1 == n ? " or "
+                                              : ", ",
+                                 commands[k].name);
 }
 
 int wk_cli_parse_command(const wk_args *args, const wk_command *commands, size_t command_count,
-                         const wk_option *options, size_t count, int *which,
-                         const char **argument, wk_error *err)
+                         const wk_option *options, size_t count, int *which, const char **argument,
+                         wk_error *err)
 {
     const char *command = NULL;
     const char *extra = NULL; /* a positional item after the command */
@@ -338,8 +341,8 @@ int wk_cli_parse_command(const wk_args *args, const wk_command *commands, size_t
     for (size_t k = 0; k < count && k < 32; k++) {
         unsigned mask = options[k].commands;
         if ((given & (1U << k)) && mask != 0 && !(mask & (1U << *which)))
-            return wk_error_set(err, WK_ERR_USAGE, "%s does not apply to \"%s\"",
-                                options[k].name, c->name);
+            return wk_error_set(err, WK_ERR_USAGE, "%s does not apply to \"%s\"", options[k].name,
+                                c->name);
     }
     if (c->argument == NULL && *argument != NULL)
         extra = *argument;

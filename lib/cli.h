@@ -75,7 +75,7 @@ typedef struct wk_option {
     const char *name; /* "--max-ready" */
     wk_option_kind kind;
     void *dest;
-    int64_t min;      /* durations and counts: the smallest value taken (default 0) */
+    int64_t min;       /* durations and counts: the smallest value taken (default 0) */
     unsigned commands; /* wk_cli_parse_command: bit k set when commands[k] takes it; 0: all */
 } wk_option;
 
@@ -100,7 +100,7 @@ typedef struct wk_command {
  * "<command>"", ""<command>" needs <argument>", "<command> does not take "<item>"" (with a
  * "did you mean" hint as wk_cli_parse_options gives), or a value's own message. */
 int wk_cli_parse_command(const wk_args *args, const wk_command *commands, size_t command_count,
-                         const wk_option *options, size_t count, int *which,
-                         const char **argument, wk_error *err);
+                         const wk_option *options, size_t count, int *which, const char **argument,
+                         wk_error *err);
 
 #endif

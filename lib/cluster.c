@@ -51,8 +51,8 @@ int wk_cluster_read_identity(const char *pgdata, wk_repo_meta *identity, wk_erro
     memset(identity, 0, sizeof(*identity));
     if (read_pg_version(pgdata, &version, err) != 0)
         return -1;
-    snprintf(waldir, sizeof(waldir), "%s/%s", pgdata, version >= 10 && version < 900 ? "pg_wal"
-                                                                                         : "pg_xlog");
+    snprintf(waldir, sizeof(waldir), "%s/%s", pgdata,
+             version >= 10 && version < 900 ? "pg_wal" : "pg_xlog");
     DIR *dir = opendir(waldir);
     if (dir == NULL)
         return wk_error_sys(err, WK_ERR_IO, errno, "could not open folder \"%s\"", waldir);

@@ -37,9 +37,12 @@ int wk_compress_parse(const char *text, wk_compress *out)
 const char *wk_compress_name(wk_compress c)
 {
     switch (c) {
-    case WK_COMPRESS_NONE: return "none";
-    case WK_COMPRESS_LZ4: return "lz4";
-    case WK_COMPRESS_ZSTD: return "zstd";
+    case WK_COMPRESS_NONE:
+        return "none";
+    case WK_COMPRESS_LZ4:
+        return "lz4";
+    case WK_COMPRESS_ZSTD:
+        return "zstd";
     }
     return "unknown";
 }
@@ -74,9 +77,12 @@ int wk_codec_level_valid(wk_compress alg, int level)
     if (level == WK_COMPRESS_LEVEL_DEFAULT)
         return alg == WK_COMPRESS_NONE || alg == WK_COMPRESS_LZ4 || alg == WK_COMPRESS_ZSTD;
     switch (alg) {
-    case WK_COMPRESS_NONE: return level == 0;
-    case WK_COMPRESS_LZ4: return level >= 0 && level <= LZ4_LEVEL_MAX;
-    case WK_COMPRESS_ZSTD: return level >= ZSTD_LEVEL_MIN && level <= ZSTD_LEVEL_MAX;
+    case WK_COMPRESS_NONE:
+        return level == 0;
+    case WK_COMPRESS_LZ4:
+        return level >= 0 && level <= LZ4_LEVEL_MAX;
+    case WK_COMPRESS_ZSTD:
+        return level >= ZSTD_LEVEL_MIN && level <= ZSTD_LEVEL_MAX;
     }
     return 0;
 }
@@ -84,9 +90,12 @@ int wk_codec_level_valid(wk_compress alg, int level)
 const char *wk_codec_extension(wk_compress alg)
 {
     switch (alg) {
-    case WK_COMPRESS_NONE: return "raw";
-    case WK_COMPRESS_LZ4: return "lz4";
-    case WK_COMPRESS_ZSTD: return "zst";
+    case WK_COMPRESS_NONE:
+        return "raw";
+    case WK_COMPRESS_LZ4:
+        return "lz4";
+    case WK_COMPRESS_ZSTD:
+        return "zst";
     }
     return NULL;
 }
@@ -108,9 +117,12 @@ int wk_codec_from_extension(const char *ext, wk_compress *out)
 static const char *alg_name(wk_compress alg)
 {
     switch (alg) {
-    case WK_COMPRESS_NONE: return "none";
-    case WK_COMPRESS_LZ4: return "lz4";
-    case WK_COMPRESS_ZSTD: return "zstd";
+    case WK_COMPRESS_NONE:
+        return "none";
+    case WK_COMPRESS_LZ4:
+        return "lz4";
+    case WK_COMPRESS_ZSTD:
+        return "zstd";
     }
     return "unknown";
 }
@@ -194,8 +206,8 @@ static void codec_release(codec_stage *cs)
 }
 
 /* Checks the first bytes of a frame against its magic number as they arrive. */
-static int check_magic(const uint8_t magic[4], const char *name, uint64_t seen,
-                       const uint8_t *buf, size_t len, wk_error *err)
+static int check_magic(const uint8_t magic[4], const char *name, uint64_t seen, const uint8_t *buf,
+                       size_t len, wk_error *err)
 {
     for (size_t i = 0; seen + i < 4 && i < len; i++) {
         if (buf[i] != magic[seen + i])
@@ -211,8 +223,7 @@ static int truncated(const char *name, uint64_t in_total, wk_error *err)
         return wk_error_set(err, WK_ERR_CORRUPT, "could not decompress %s frame: input is empty",
                             name);
     return wk_error_set(err, WK_ERR_CORRUPT,
-                        "could not decompress %s frame: frame is truncated after %" PRIu64
-                        " bytes",
+                        "could not decompress %s frame: frame is truncated after %" PRIu64 " bytes",
                         name, in_total);
 }
 
@@ -263,8 +274,8 @@ static wk_stage *pass_new(wk_stage *next, wk_error *err)
  * frame (magic, FLG, BD, header checksum, blocks, end mark, content checksum) that
  * `lz4 -d` reads; memory is one round in and one bounded round out (about 2 MiB). */
 #define LZ4_BATCH (12 * LZ4_SLICE) /* the helper's batch; this thread's is a third of it */
-#define LZ4_FLG 0x74 /* version 01, independent blocks, block and content checksums */
-#define LZ4_BD 0x40  /* block maximum size 64 KiB */
+#define LZ4_FLG 0x74               /* version 01, independent blocks, block and content checksums */
+#define LZ4_BD 0x40                /* block maximum size 64 KiB */
 #define LZ4_UNCOMPRESSED 0x80000000u
 #define LZ4_BATCH_BOUND (LZ4_BATCH + (LZ4_BATCH / LZ4_SLICE) * (8 + LZ4_SLICE / 255 + 16))
 #define LZ4HC_LEVEL_MIN 3
@@ -587,8 +598,7 @@ static const wk_stage_ops lz4d_ops = {lz4d_write, lz4d_finish, lz4d_free};
 
 static wk_stage *lz4d_new(wk_stage *next, bool check_content, wk_error *err)
 {
-    lz4d_stage *s =
-        (lz4d_stage *)codec_alloc(sizeof(*s), &lz4d_ops, WK_STREAM_BUFSIZE, next, err);
+    lz4d_stage *s = (lz4d_stage *)codec_alloc(sizeof(*s), &lz4d_ops, WK_STREAM_BUFSIZE, next, err);
     if (s == NULL)
         return NULL;
     size_t rc = LZ4F_createDecompressionContext(&s->dctx, LZ4F_VERSION);
@@ -681,9 +691,9 @@ static wk_stage *zstdd_new(wk_stage *next, bool check_content, wk_error *err)
                     "could not set zstd window limit", WK_ERR_INTERNAL, err) != 0)
         goto out;
     if (!check_content &&
-        zstd_status(ZSTD_DCtx_setParameter(s->dctx, ZSTD_d_forceIgnoreChecksum,
-                                           ZSTD_d_ignoreChecksum),
-                    "could not set zstd checksum mode", WK_ERR_INTERNAL, err) != 0)
+        zstd_status(
+            ZSTD_DCtx_setParameter(s->dctx, ZSTD_d_forceIgnoreChecksum, ZSTD_d_ignoreChecksum),
+            "could not set zstd checksum mode", WK_ERR_INTERNAL, err) != 0)
         goto out;
     stage = &s->c.base;
 out:
@@ -719,10 +729,10 @@ wk_stage *wk_codec_compress_new(wk_stage *next, wk_compress alg, int level, wk_e
         return NULL;
     }
     switch (alg) {
-    case WK_COMPRESS_NONE: return pass_new(next, err);
+    case WK_COMPRESS_NONE:
+        return pass_new(next, err);
     case WK_COMPRESS_LZ4:
-        return lz4c_new(next, level == WK_COMPRESS_LEVEL_DEFAULT ? LZ4_LEVEL_DEFAULT : level,
-                        err);
+        return lz4c_new(next, level == WK_COMPRESS_LEVEL_DEFAULT ? LZ4_LEVEL_DEFAULT : level, err);
     case WK_COMPRESS_ZSTD:
         return zstdc_new(next, level == WK_COMPRESS_LEVEL_DEFAULT ? ZSTD_LEVEL_DEFAULT : level,
                          err);
@@ -730,13 +740,15 @@ wk_stage *wk_codec_compress_new(wk_stage *next, wk_compress alg, int level, wk_e
     return NULL;
 }
 
-static wk_stage *decompress_new(wk_stage *next, wk_compress alg, bool check_content,
-                                wk_error *err)
+static wk_stage *decompress_new(wk_stage *next, wk_compress alg, bool check_content, wk_error *err)
 {
     switch (alg) {
-    case WK_COMPRESS_NONE: return pass_new(next, err);
-    case WK_COMPRESS_LZ4: return lz4d_new(next, check_content, err);
-    case WK_COMPRESS_ZSTD: return zstdd_new(next, check_content, err);
+    case WK_COMPRESS_NONE:
+        return pass_new(next, err);
+    case WK_COMPRESS_LZ4:
+        return lz4d_new(next, check_content, err);
+    case WK_COMPRESS_ZSTD:
+        return zstdd_new(next, check_content, err);
     }
     wk_stage_free(next);
     unknown_alg(alg, err);

@@ -5,11 +5,7 @@
 
 #include "stream.h"
 
-typedef enum wk_compress {
-    WK_COMPRESS_NONE = 0,
-    WK_COMPRESS_LZ4,
-    WK_COMPRESS_ZSTD
-} wk_compress;
+typedef enum wk_compress { WK_COMPRESS_NONE = 0, WK_COMPRESS_LZ4, WK_COMPRESS_ZSTD } wk_compress;
 
 #define WK_COMPRESS_LEVEL_DEFAULT (-1000) /* "use the codec's default" */
 

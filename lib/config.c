@@ -17,10 +17,10 @@
 static const char *default_path_override;
 
 typedef enum key_type {
-    KEY_STRING,   /* free text; "" means unset */
-    KEY_COMPRESS, /* lz4 | zstd | none */
-    KEY_INT,      /* integer in [min, max] */
-    KEY_URI_STYLE,/* path | host, stored as a string */
+    KEY_STRING,    /* free text; "" means unset */
+    KEY_COMPRESS,  /* lz4 | zstd | none */
+    KEY_INT,       /* integer in [min, max] */
+    KEY_URI_STYLE, /* path | host, stored as a string */
     KEY_LOG_LEVEL,
     KEY_DURATION, /* PostgreSQL time units, stored as int milliseconds */
     KEY_SIZE      /* PostgreSQL memory units, stored as int bytes in [min, max] */
@@ -32,7 +32,7 @@ typedef struct key_def {
     size_t offset; /* of the field in wk_config */
     int min;       /* KEY_INT, KEY_SIZE, KEY_DURATION (ms) */
     int max;
-    int secret;    /* the value is never put into a message */
+    int secret; /* the value is never put into a message */
 } key_def;
 
 #define FIELD(f) offsetof(wk_config, f)
@@ -127,8 +127,12 @@ static int parse_with_units(const char *text, const unit_def *units, size_t unit
 int wk_config_parse_duration(const char *text, int64_t *ms)
 {
     static const unit_def units[] = {
-        {"", 1000}, {"ms", 1}, {"s", 1000}, {"min", 60 * 1000},
-        {"h", 60 * 60 * 1000}, {"d", 24 * 60 * 60 * 1000},
+        {"", 1000},
+        {"ms", 1},
+        {"s", 1000},
+        {"min", 60 * 1000},
+        {"h", 60 * 60 * 1000},
+        {"d", 24 * 60 * 60 * 1000},
     };
     return parse_with_units(text, units, sizeof(units) / sizeof(units[0]), ms);
 }
@@ -318,8 +322,7 @@ static const key_def *find_key(const char *name, size_t len, int dash_is_undersc
 
 static int syntax_error(const source *src, wk_error *err, const char *detail)
 {
-    wk_error_set(err, WK_ERR_CONFIG, "syntax error in file \"%s\" line %lu", src->file,
-                 src->line);
+    wk_error_set(err, WK_ERR_CONFIG, "syntax error in file \"%s\" line %lu", src->file, src->line);
     wk_error_detail(err, "%s", detail);
     wk_error_hint(err, "Lines look like \"key = value\"; quote values with single quotes.");
     return -1;

@@ -11,39 +11,39 @@
 #include "log.h"
 
 typedef struct wk_config {
-    char *repo;             /* required by most programs; NULL when unset */
-    wk_compress compress;   /* default WK_COMPRESS_ZSTD */
-    int compress_level;     /* WK_COMPRESS_LEVEL_DEFAULT when unset */
-    char *encrypt_key_file; /* NULL: no encryption */
-    char *pgdata;           /* default $PGDATA, NULL if neither */
-    char *pg_conninfo;      /* NULL: libpq defaults */
-    char *pg_bindir;        /* NULL: from PATH */
-    int retention_full;     /* 0: keep all */
-    int retention_days;     /* 0: keep all */
-    int retention_dumps;    /* dumps to keep by count; 0: keep all */
+    char *repo;               /* required by most programs; NULL when unset */
+    wk_compress compress;     /* default WK_COMPRESS_ZSTD */
+    int compress_level;       /* WK_COMPRESS_LEVEL_DEFAULT when unset */
+    char *encrypt_key_file;   /* NULL: no encryption */
+    char *pgdata;             /* default $PGDATA, NULL if neither */
+    char *pg_conninfo;        /* NULL: libpq defaults */
+    char *pg_bindir;          /* NULL: from PATH */
+    int retention_full;       /* 0: keep all */
+    int retention_days;       /* 0: keep all */
+    int retention_dumps;      /* dumps to keep by count; 0: keep all */
     int retention_dumps_days; /* dumps to keep by age in days; 0: keep all */
     char *s3_endpoint;
     char *s3_region;
-    char *s3_uri_style;     /* "path" or "host" */
-    char *s3_access_key;    /* secret: never logged */
-    char *s3_secret_key;    /* secret: never logged */
+    char *s3_uri_style;  /* "path" or "host" */
+    char *s3_access_key; /* secret: never logged */
+    char *s3_secret_key; /* secret: never logged */
     char *s3_ca_file;
-    int s3_part_size;       /* bytes; objects larger than this are uploaded in parts; 8 MiB */
-    int s3_parallel;        /* parts uploaded at once; 4 */
+    int s3_part_size;        /* bytes; objects larger than this are uploaded in parts; 8 MiB */
+    int s3_parallel;         /* parts uploaded at once; 4 */
     int s3_stall_timeout_ms; /* an S3 transfer moving less than 1 byte/s this long fails
                               * (and is retried); 30 s */
     wk_log_level log_level;
-    bool log_level_set;     /* true when log_level came from file, env or argv */
-    int retry_timeout_ms;   /* how long transient repository errors are retried; 60 s */
-    char *config_file;      /* the file actually read, NULL if none */
+    bool log_level_set;   /* true when log_level came from file, env or argv */
+    int retry_timeout_ms; /* how long transient repository errors are retried; 60 s */
+    char *config_file;    /* the file actually read, NULL if none */
 } wk_config;
 
 /* What the command line held besides configuration keys. */
 typedef struct wk_args {
     bool help;
     bool version;
-    int count;     /* positional arguments and program-specific options, in order */
-    char **items;  /* pointers into argv; items[count] == NULL */
+    int count;    /* positional arguments and program-specific options, in order */
+    char **items; /* pointers into argv; items[count] == NULL */
 } wk_args;
 
 /* Fills cfg from defaults, then the configuration file (--config FILE / --config=FILE,
@@ -71,6 +71,5 @@ int wk_config_parse_duration(const char *text, int64_t *ms);
 /* Parses a size with PostgreSQL's units ("8MB", "512kB", "1GB"; a bare number or "B" is
  * bytes) into bytes. Returns 0 or -1. */
 int wk_config_parse_size(const char *text, int64_t *bytes);
-
 
 #endif

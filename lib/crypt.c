@@ -282,8 +282,8 @@ wk_stage *wk_crypt_encrypt_new(wk_stage *next, const wk_key *key, wk_error *err)
         goto fail;
     }
     make_ad(key, es->header);
-    if (crypto_secretstream_xchacha20poly1305_init_push(es->state, es->header + AD_LEN,
-                                                        key->key) != 0) {
+    if (crypto_secretstream_xchacha20poly1305_init_push(es->state, es->header + AD_LEN, key->key) !=
+        0) {
         wk_error_set(err, WK_ERR_INTERNAL, "could not start encryption");
         goto fail;
     }
@@ -353,9 +353,8 @@ static int decrypt_pull(decrypt_stage *ds, unsigned char want_tag, wk_error *err
     unsigned char tag = 0;
     if (ds->fill < ABYTES)
         return corrupt_truncated(err);
-    if (crypto_secretstream_xchacha20poly1305_pull(ds->state, ds->plain, &mlen, &tag,
-                                                   ds->cipher, ds->fill, ds->header,
-                                                   AD_LEN) != 0)
+    if (crypto_secretstream_xchacha20poly1305_pull(ds->state, ds->plain, &mlen, &tag, ds->cipher,
+                                                   ds->fill, ds->header, AD_LEN) != 0)
         return wk_error_set(err, WK_ERR_CORRUPT,
                             "encrypted data failed authentication (corrupt or tampered)");
     ds->fill = 0;

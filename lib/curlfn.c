@@ -18,14 +18,14 @@ static int (*evp_digest)(const void *data, size_t count, unsigned char *md, unsi
 static const void *(*evp_sha256)(void);
 
 /* dlsym returns an object pointer; POSIX guarantees it converts to a function pointer. */
-#define RESOLVE(field, symbol)                                                             \
-    do {                                                                                   \
-        void *sym = dlsym(lib, symbol);                                                    \
-        if (sym == NULL) {                                                                 \
-            snprintf(load_failure, sizeof(load_failure), "libcurl lacks %s", symbol);      \
-            return;                                                                        \
-        }                                                                                  \
-        *(void **)(&wk_curl.field) = sym;                                                  \
+#define RESOLVE(field, symbol)                                                                     \
+    do {                                                                                           \
+        void *sym = dlsym(lib, symbol);                                                            \
+        if (sym == NULL) {                                                                         \
+            snprintf(load_failure, sizeof(load_failure), "libcurl lacks %s", symbol);              \
+            return;                                                                                \
+        }                                                                                          \
+        *(void **)(&wk_curl.field) = sym;                                                          \
     } while (0)
 
 static void load(void)

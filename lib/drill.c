@@ -53,8 +53,8 @@ int wk_drill_parse_sql(const char *name, const char *text, size_t len, wk_drill_
         pos += llen + (nl != NULL ? 1 : 0);
         line++;
         if (memchr(start, '\0', llen) != NULL) {
-            wk_error_set(err, WK_ERR_USAGE, "invalid line %d of \"%s\": it holds a NUL byte",
-                         line, name);
+            wk_error_set(err, WK_ERR_USAGE, "invalid line %d of \"%s\": it holds a NUL byte", line,
+                         name);
             goto fail;
         }
         size_t skip = strspn(start, " \t\r");
@@ -68,8 +68,10 @@ int wk_drill_parse_sql(const char *name, const char *text, size_t len, wk_drill_
             if (memcmp(p, " =>", 3) == 0 && (p + 3 == end || p[3] == ' ' || p[3] == '\t'))
                 arrow = p;
         if (arrow == NULL) {
-            wk_error_set(err, WK_ERR_USAGE, "invalid line %d of \"%s\": no \" => \" between "
-                                            "the query and the expected value", line, name);
+            wk_error_set(err, WK_ERR_USAGE,
+                         "invalid line %d of \"%s\": no \" => \" between "
+                         "the query and the expected value",
+                         line, name);
             wk_error_hint(err, "write each check as: SELECT count(*) FROM t => 1000");
             goto fail;
         }
@@ -126,8 +128,8 @@ const char *wk_drill_status_name(wk_drill_status s)
     return "?";
 }
 
-int wk_drill_report_add(wk_drill_report *r, const char *name, wk_drill_status status,
-                        wk_error *err, const char *fmt, ...)
+int wk_drill_report_add(wk_drill_report *r, const char *name, wk_drill_status status, wk_error *err,
+                        const char *fmt, ...)
 {
     wk_drill_check *grown = realloc(r->checks, (r->check_count + 1) * sizeof(*grown));
     if (grown == NULL)
@@ -188,9 +190,10 @@ char *wk_drill_report_json(const wk_drill_report *r, wk_error *err)
         const wk_drill_check *c = &r->checks[i];
         wk_json_begin_object(w);
         wk_json_kv_string(w, "name", c->name);
-        wk_json_kv_string(w, "status", c->status == WK_DRILL_OK       ? "ok"
-                                       : c->status == WK_DRILL_FAILED ? "failed"
-                                                                      : "skipped");
+        wk_json_kv_string(w, "status",
+                          c->status == WK_DRILL_OK       ? "ok"
+                          : c->status == WK_DRILL_FAILED ? "failed"
+                                                         : "skipped");
         wk_json_kv_string(w, "detail", c->detail);
         wk_json_end_object(w);
     }
@@ -325,8 +328,7 @@ static PGconn *connect_db(const drill *d, const char *dbname, wk_error *err)
     char conninfo[PATH_MAX + 64];
     /* The folder holds no quote or backslash (checked when it was made). */
     snprintf(conninfo, sizeof(conninfo), "host='%s' port=%d", d->folder, d->port);
-    wk_pg_target target = {.conninfo = conninfo, .dbname = dbname,
-                           .application = "walkeep-drill"};
+    wk_pg_target target = {.conninfo = conninfo, .dbname = dbname, .application = "walkeep-drill"};
     return wk_pg_connect(&target, err);
 }
 
@@ -338,7 +340,7 @@ static int restore(drill *d, wk_repo *repo, wk_error *err)
     wk_restore_options ropt = {0};
     wk_restore_plan plan = {0};
     wk_tablespace_map *maps = NULL;
-    char (*paths)[PATH_MAX + 64] = NULL;
+    char(*paths)[PATH_MAX + 64] = NULL;
     wk_error rerr = {0};
     int rc = -1;
     int64_t start = now_ms();
@@ -369,7 +371,8 @@ static int restore(drill *d, wk_repo *repo, wk_error *err)
             continue;
         snprintf(paths[ropt.map_count], sizeof(paths[0]), "%s/tablespaces/%u", d->folder,
                  (unsigned)s->tablespace);
-        maps[ropt.map_count] = (wk_tablespace_map){.from = s->location, .to = paths[ropt.map_count]};
+        maps[ropt.map_count] =
+            (wk_tablespace_map){.from = s->location, .to = paths[ropt.map_count]};
         ropt.map_count++;
     }
     if (ropt.map_count > 0) {
@@ -411,16 +414,17 @@ static int start_and_wait(drill *d, wk_error *err)
     int st;
     snprintf(out, sizeof(out), "%s/pg_ctl.log", d->folder);
     d->started = true;
-    if (wk_pgctl_start(d->pg_ctl, d->pgdata, d->log,
-                       (int)(timeout / 1000 > 0 ? timeout / 1000 : 1), out, &st, err) != 0)
+    if (wk_pgctl_start(d->pg_ctl, d->pgdata, d->log, (int)(timeout / 1000 > 0 ? timeout / 1000 : 1),
+                       out, &st, err) != 0)
         return -1;
     if (st != 0) {
         const char *const fatal[] = {"FATAL", "PANIC", NULL};
         char line[1024] = "";
         wk_pgctl_log_find(d->log, fatal, line, sizeof(line));
         return wk_drill_report_add(d->report, "server", WK_DRILL_FAILED, err,
-                                   "the server did not start%s%s", line[0] ? ": " : "", line) ? -1
-                                                                                             : 0;
+                                   "the server did not start%s%s", line[0] ? ": " : "", line)
+                   ? -1
+                   : 0;
     }
     for (;;) {
         if (cancelled(d))
@@ -435,8 +439,8 @@ static int start_and_wait(drill *d, wk_error *err)
             if (done) {
                 d->report->replay_ms = now_ms() - start;
                 int rc = wk_drill_report_add(d->report, "server", WK_DRILL_OK, err,
-                                             "up on port %d, recovery ended after %.1f s",
-                                             d->port, (double)d->report->replay_ms / 1000.0);
+                                             "up on port %d, recovery ended after %.1f s", d->port,
+                                             (double)d->report->replay_ms / 1000.0);
                 PQfinish(conn);
                 return rc == 0 ? 1 : -1;
             }
@@ -449,12 +453,16 @@ static int start_and_wait(drill *d, wk_error *err)
                 snprintf(line, sizeof(line), "%s", ce.message);
             PQfinish(conn);
             return wk_drill_report_add(d->report, "server", WK_DRILL_FAILED, err,
-                                       "the server stopped during recovery: %s", line) ? -1 : 0;
+                                       "the server stopped during recovery: %s", line)
+                       ? -1
+                       : 0;
         }
         PQfinish(conn);
         if (now_ms() >= deadline) {
-            snprintf(buf, sizeof(buf), "recovery did not end within %lld s", (long long)(timeout / 1000));
-            return wk_drill_report_add(d->report, "server", WK_DRILL_FAILED, err, "%s", buf) ? -1 : 0;
+            snprintf(buf, sizeof(buf), "recovery did not end within %lld s",
+                     (long long)(timeout / 1000));
+            return wk_drill_report_add(d->report, "server", WK_DRILL_FAILED, err, "%s", buf) ? -1
+                                                                                             : 0;
         }
         usleep(250000);
     }
@@ -518,9 +526,10 @@ static int check_amcheck(drill *d, wk_error *err)
         r = PQexec(c, "SET client_min_messages = warning; "
                       "CREATE EXTENSION IF NOT EXISTS amcheck");
         if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-            snprintf(detail, sizeof(detail), "could not create the extension in database "
-                                             "\"%s\": %s", db,
-                     wk_pg_first_line(PQresultErrorMessage(r), msg, sizeof(msg)));
+            snprintf(detail, sizeof(detail),
+                     "could not create the extension in database "
+                     "\"%s\": %s",
+                     db, wk_pg_first_line(PQresultErrorMessage(r), msg, sizeof(msg)));
             PQclear(r);
             PQfinish(c);
             break;
@@ -608,8 +617,7 @@ fail:
 
 /* ---- the run ------------------------------------------------------------------------- */
 
-int wk_drill_run(wk_repo *repo, const wk_drill_options *opt, wk_drill_report *report,
-                 wk_error *err)
+int wk_drill_run(wk_repo *repo, const wk_drill_options *opt, wk_drill_report *report, wk_error *err)
 {
     drill d = {.opt = opt, .report = report};
     int rc = -1;
@@ -627,8 +635,10 @@ int wk_drill_run(wk_repo *repo, const wk_drill_options *opt, wk_drill_report *re
     if (strlen(parent) > 64 || strpbrk(parent, "'\\\n") != NULL) {
         /* The server's socket lives in the folder, and a socket path holds at most 107
          * bytes. */
-        wk_error_set(err, WK_ERR_USAGE, "temporary folder \"%s\" is too long or holds quotes "
-                                        "for the drill's socket", parent);
+        wk_error_set(err, WK_ERR_USAGE,
+                     "temporary folder \"%s\" is too long or holds quotes "
+                     "for the drill's socket",
+                     parent);
         wk_error_hint(err, "set TMPDIR to a short path such as /tmp");
         return -1;
     }

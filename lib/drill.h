@@ -34,16 +34,12 @@ int wk_drill_parse_sql(const char *name, const char *text, size_t len, wk_drill_
                        size_t *count, wk_error *err);
 void wk_drill_queries_free(wk_drill_query *queries, size_t count); /* accepts NULL */
 
-typedef enum wk_drill_status {
-    WK_DRILL_OK,
-    WK_DRILL_FAILED,
-    WK_DRILL_SKIPPED
-} wk_drill_status;
+typedef enum wk_drill_status { WK_DRILL_OK, WK_DRILL_FAILED, WK_DRILL_SKIPPED } wk_drill_status;
 
 const char *wk_drill_status_name(wk_drill_status s); /* "ok", "FAILED", "skipped" */
 
 typedef struct wk_drill_check {
-    char name[64];     /* "restore", "server", "target", "amcheck", "sql line N" */
+    char name[64]; /* "restore", "server", "target", "amcheck", "sql line N" */
     wk_drill_status status;
     char detail[1024];
 } wk_drill_check;
@@ -53,15 +49,15 @@ typedef struct wk_drill_report {
     char target[256];          /* "end of archive", "time 2026-...", "immediate" ... */
     char folder[4096];         /* the temporary folder (gone unless kept) */
     bool kept;
-    int64_t restore_ms;        /* choosing and laying down the backup; -1 if not reached */
-    int64_t replay_ms;         /* server start to the end of recovery; -1 if not reached */
+    int64_t restore_ms; /* choosing and laying down the backup; -1 if not reached */
+    int64_t replay_ms;  /* server start to the end of recovery; -1 if not reached */
     size_t check_count;
-    wk_drill_check *checks;    /* owned */
+    wk_drill_check *checks; /* owned */
 } wk_drill_report;
 
 /* Adds a check to the report (detail a printf format). Returns 0, or -1 with WK_ERR_NOMEM. */
-int wk_drill_report_add(wk_drill_report *r, const char *name, wk_drill_status status,
-                        wk_error *err, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+int wk_drill_report_add(wk_drill_report *r, const char *name, wk_drill_status status, wk_error *err,
+                        const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* The first failed check, or NULL when none failed. */
 const wk_drill_check *wk_drill_report_failed(const wk_drill_report *r);
 void wk_drill_report_free(wk_drill_report *r); /* frees members; accepts NULL */
@@ -73,15 +69,15 @@ void wk_drill_report_free(wk_drill_report *r); /* frees members; accepts NULL */
 char *wk_drill_report_json(const wk_drill_report *r, wk_error *err);
 
 typedef struct wk_drill_options {
-    const char *pg_bindir;        /* NULL: pg_ctl from PATH */
-    const char *tmp_parent;       /* NULL: $TMPDIR, else /tmp */
-    const char *backup_label;     /* NULL: chosen as pitr-restore chooses */
-    wk_restore_target target;     /* action is forced to promote */
-    const char *restore_command;  /* required: fetches WAL from the repository */
+    const char *pg_bindir;       /* NULL: pg_ctl from PATH */
+    const char *tmp_parent;      /* NULL: $TMPDIR, else /tmp */
+    const char *backup_label;    /* NULL: chosen as pitr-restore chooses */
+    wk_restore_target target;    /* action is forced to promote */
+    const char *restore_command; /* required: fetches WAL from the repository */
     const wk_drill_query *queries;
     size_t query_count;
-    int64_t timeout_ms;           /* server start to the end of recovery; <= 0: 1 h */
-    bool keep;                    /* leave the (stopped) folder behind */
+    int64_t timeout_ms;            /* server start to the end of recovery; <= 0: 1 h */
+    bool keep;                     /* leave the (stopped) folder behind */
     volatile sig_atomic_t *cancel; /* may be NULL; when it becomes non-zero the drill stops,
                                     * cleans up and fails with WK_ERR_INTERNAL "interrupted" */
     void (*progress)(uint64_t done, uint64_t total, void *arg);

@@ -70,8 +70,8 @@ void wk_dump_record_free(wk_dump_record *record)
 
 static bool label_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_' || c == '.';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.';
 }
 
 int wk_dump_check_label(const char *label, wk_error *err)
@@ -105,8 +105,11 @@ static void write_streams(wk_json_writer *w, const wk_dump_record *r)
     wk_json_begin_array(w);
     for (size_t i = 0; i < r->stream_count; i++) {
         const wk_dump_stream *s = &r->streams[i];
-        wk_record_stream rs = {.name = s->name, .object = s->object, .bytes = s->bytes,
-                               .stored_bytes = s->stored_bytes, .fingerprint = s->fingerprint};
+        wk_record_stream rs = {.name = s->name,
+                               .object = s->object,
+                               .bytes = s->bytes,
+                               .stored_bytes = s->stored_bytes,
+                               .fingerprint = s->fingerprint};
         wk_record_stream_write(w, &rs);
     }
     wk_json_end_array(w);
@@ -279,7 +282,6 @@ out:
 
 /* ---- listing -------------------------------------------------------------------- */
 
-
 static int count_entry(const char *name, bool is_dir, uint64_t size, void *arg)
 {
     (void)name;
@@ -301,7 +303,7 @@ static int compare_entries(const void *a, const void *b)
 
 int wk_dump_list(wk_repo *repo, wk_dump_entry **out, size_t *count, wk_error *err)
 {
-    char (*labels)[WK_LABEL_MAX] = NULL;
+    char(*labels)[WK_LABEL_MAX] = NULL;
     size_t label_count = 0;
     wk_dump_entry *entries = NULL;
     size_t n = 0;
@@ -622,8 +624,7 @@ int wk_dump_create_argv(const wk_dump_create_options *opt, const char *conn, con
     return 0;
 }
 
-int wk_dump_restore_check(wk_dump_format format, const wk_dump_restore_options *opt,
-                          wk_error *err)
+int wk_dump_restore_check(wk_dump_format format, const wk_dump_restore_options *opt, wk_error *err)
 {
     if (format == WK_DUMP_CUSTOM || format == WK_DUMP_DIRECTORY)
         return 0;
@@ -680,8 +681,8 @@ int wk_dump_restore_argv(const wk_dump_record *r, const wk_dump_restore_options 
         if (r->format == WK_DUMP_PLAIN &&
             argv_add(&a, err, "-v", "ON_ERROR_STOP=1", "--single-transaction", NULL) != 0)
             return -1;
-        if (argv_add(&a, err, "-d", conn, "-f", input == WK_DUMP_INPUT_PATH ? path : "-",
-                     NULL) != 0)
+        if (argv_add(&a, err, "-d", conn, "-f", input == WK_DUMP_INPUT_PATH ? path : "-", NULL) !=
+            0)
             return -1;
         *out = a;
         return 0;
@@ -726,8 +727,8 @@ int wk_dump_restore_argv(const wk_dump_record *r, const wk_dump_restore_options 
 /* Starts argv with stdin / stdout on in_fd / out_fd (stderr is ours: the program's own
  * messages reach the operator as it wrote them) and, when password is set, PGPASSWORD in
  * its environment. */
-static int spawn(const wk_dump_argv *argv, const char *password, int in_fd, int out_fd,
-                 pid_t *out, wk_error *err)
+static int spawn(const wk_dump_argv *argv, const char *password, int in_fd, int out_fd, pid_t *out,
+                 wk_error *err)
 {
     wk_proc_spec spec = {.argv = argv->items, .in_fd = in_fd, .out_fd = out_fd, .err_fd = -1};
     if (password != NULL) {
@@ -867,8 +868,8 @@ static int server_facts(const char *conn, const char *password, char *version, s
     res = PQexec(pg, "SELECT system_identifier, "
                      "(SELECT setting FROM pg_catalog.pg_settings WHERE name = 'wal_segment_size') "
                      "FROM pg_catalog.pg_control_system()");
-    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
-        !PQgetisnull(res, 0, 0) && !PQgetisnull(res, 0, 1)) {
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0) &&
+        !PQgetisnull(res, 0, 1)) {
         identity->system_identifier = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
         identity->seg_size = (uint32_t)strtoul(PQgetvalue(res, 0, 1), NULL, 10);
         *have_identity = true;
@@ -881,8 +882,8 @@ static int server_facts(const char *conn, const char *password, char *version, s
 /* Before anything is stored: the server is a PostgreSQL walkeep supports, and the
  * program that will dump it is not older (pg_dump and pg_dumpall refuse a server of a
  * newer major, by design, after a connection and with a message that names no setting). */
-static int check_versions(const wk_dump_create_options *opt, const char *conn,
-                          const char *password, wk_error *err)
+static int check_versions(const wk_dump_create_options *opt, const char *conn, const char *password,
+                          wk_error *err)
 {
     const char *name = opt->format == WK_DUMP_GLOBALS ? "pg_dumpall" : "pg_dump";
     char server_version[64], version[64], where[4200];
@@ -907,7 +908,6 @@ static int check_versions(const wk_dump_create_options *opt, const char *conn,
 }
 
 /* ---- progress ------------------------------------------------------------------- */
-
 
 /* ---- create ----------------------------------------------------------------------- */
 
@@ -939,8 +939,8 @@ static int pending_open(wk_repo *repo, const wk_dump_record *r, const char *name
     if ((size_t)snprintf(p->s.object, sizeof(p->s.object), "dumps/%s/%s%s%s", r->label, subdir,
                          name, repo->suffix) >= sizeof(p->s.object))
         return wk_error_set(err, WK_ERR_INTERNAL, "object name too long");
-    if (wk_repo_put_open(repo, p->s.object, WK_PUT_NOREPLACE, NULL, &p->summary,
-                         &p->s.stored_bytes, &p->sink, err) != 0)
+    if (wk_repo_put_open(repo, p->s.object, WK_PUT_NOREPLACE, NULL, &p->summary, &p->s.stored_bytes,
+                         &p->sink, err) != 0)
         return -1;
     p->sink = wk_stage_progress_new(p->sink, pr, err);
     return p->sink != NULL ? 0 : -1;
@@ -1085,8 +1085,7 @@ out:
 }
 
 static int create_directory(wk_repo *repo, const wk_dump_create_options *opt, const char *conn,
-                            const char *password, wk_progress *pr, wk_dump_record *r,
-                            wk_error *err)
+                            const char *password, wk_progress *pr, wk_dump_record *r, wk_error *err)
 {
     char stage[4096], outdir[4200];
     wk_dump_argv argv = {0};
@@ -1102,7 +1101,8 @@ static int create_directory(wk_repo *repo, const wk_dump_create_options *opt, co
     if (null_fd < 0)
         goto out;
     if (spawn(&argv, password, null_fd, null_fd, &pid, err) != 0 ||
-        wk_proc_wait(pid, program_name(&argv), err) != 0 || store_folder(repo, outdir, pr, r, err) != 0)
+        wk_proc_wait(pid, program_name(&argv), err) != 0 ||
+        store_folder(repo, outdir, pr, r, err) != 0)
         goto out;
     rc = 0;
 out:
@@ -1157,8 +1157,7 @@ static int prepare_repo(wk_repo *repo, const char *conn, const char *password, w
     if (server_facts(conn, password, version, sizeof(version), &identity, &have_identity, err) != 0)
         return -1;
     if (!have_identity) {
-        wk_error_set(err, WK_ERR_NOTFOUND, "repository \"%s\" is not initialized",
-                     repo->location);
+        wk_error_set(err, WK_ERR_NOTFOUND, "repository \"%s\" is not initialized", repo->location);
         wk_error_hint(err, "run \"walkeep init\" first");
         return -1;
     }
@@ -1412,7 +1411,8 @@ int wk_dump_restore(wk_repo *repo, const char *label, const wk_dump_restore_opti
             run_program(&argv, password, err) != 0)
             goto out;
     } else {
-        if (wk_dump_restore_argv(&r, opt, conn, WK_DUMP_INPUT_STDIN, NULL, false, &argv, err) != 0 ||
+        if (wk_dump_restore_argv(&r, opt, conn, WK_DUMP_INPUT_STDIN, NULL, false, &argv, err) !=
+                0 ||
             feed_program(repo, &r, &r.streams[0], &argv, password, &progress, err) != 0)
             goto out;
     }
@@ -1466,13 +1466,14 @@ int wk_dump_verify(wk_repo *repo, const char *label, const wk_dump_restore_optio
         for (size_t i = 0; i < r.stream_count; i++) {
             uint64_t bytes, ignored = 0;
             wk_stage *sink = wk_stage_count_new(NULL, &ignored, err);
-            if (sink == NULL || decode_stream(repo, &r, &r.streams[i], sink, NULL, &bytes, err) != 0)
+            if (sink == NULL ||
+                decode_stream(repo, &r, &r.streams[i], sink, NULL, &bytes, err) != 0)
                 goto out;
         }
         break;
     case WK_DUMP_CUSTOM:
-        if (wk_dump_restore_argv(&r, &list_opt, "", WK_DUMP_INPUT_STDIN, NULL, true, &argv,
-                                 err) != 0 ||
+        if (wk_dump_restore_argv(&r, &list_opt, "", WK_DUMP_INPUT_STDIN, NULL, true, &argv, err) !=
+                0 ||
             feed_program(repo, &r, &r.streams[0], &argv, NULL, NULL, err) != 0)
             goto out;
         res.listed = true;
@@ -1480,8 +1481,8 @@ int wk_dump_verify(wk_repo *repo, const char *label, const wk_dump_restore_optio
     case WK_DUMP_DIRECTORY:
         if (make_stage(opt->tmpdir, stage, sizeof(stage), err) != 0 ||
             materialize(repo, &r, stage, path, sizeof(path), NULL, err) != 0 ||
-            wk_dump_restore_argv(&r, &list_opt, "", WK_DUMP_INPUT_PATH, path, true, &argv,
-                                 err) != 0 ||
+            wk_dump_restore_argv(&r, &list_opt, "", WK_DUMP_INPUT_PATH, path, true, &argv, err) !=
+                0 ||
             run_program(&argv, NULL, err) != 0)
             goto out;
         res.listed = true;

@@ -44,7 +44,7 @@ typedef struct wk_dump_record {
     char label[WK_DUMP_LABEL_MAX];
     char database[WK_DUMP_DB_MAX]; /* the database dumped (the connection's, for globals) */
     wk_dump_format format;
-    char server_version[64];       /* as the server reports server_version */
+    char server_version[64]; /* as the server reports server_version */
     time_t start_time, end_time;
     uint64_t bytes, stored_bytes;
     wk_compress compress;
@@ -69,8 +69,8 @@ int wk_dump_record_read(wk_repo *repo, const char *label, wk_dump_record *out, w
 /* One folder of dumps/. */
 typedef struct wk_dump_entry {
     char label[WK_DUMP_LABEL_MAX];
-    bool has_record;        /* false: an interrupted create (never restored) */
-    wk_dump_record record;  /* valid when has_record */
+    bool has_record;       /* false: an interrupted create (never restored) */
+    wk_dump_record record; /* valid when has_record */
 } wk_dump_entry;
 
 /* Lists dumps/, oldest first (start time, then label; folders without a record last).
@@ -129,17 +129,17 @@ typedef struct wk_dump_create_options {
  * wk_dump_conninfo, outdir the folder pg_dump -Fd writes into (directory format
  * only; others write to stdout). Custom and directory dumps are taken with -Z 0: the
  * repository compresses. WK_ERR_USAGE when the options do not fit together. */
-int wk_dump_create_argv(const wk_dump_create_options *options, const char *conn,
-                        const char *outdir, wk_dump_argv *out, wk_error *err);
+int wk_dump_create_argv(const wk_dump_create_options *options, const char *conn, const char *outdir,
+                        wk_dump_argv *out, wk_error *err);
 
 typedef struct wk_dump_restore_options {
     const char *conninfo;
     const char *bindir;
-    const char *dbname;         /* NULL: see wk_dump_restore_dbname */
+    const char *dbname; /* NULL: see wk_dump_restore_dbname */
     bool create, clean;
-    const char *const *tables;  /* --table, table_count of them */
+    const char *const *tables; /* --table, table_count of them */
     size_t table_count;
-    int jobs;                   /* pg_restore -j; 0 or 1: one */
+    int jobs; /* pg_restore -j; 0 or 1: one */
     const char *tmpdir;
     /* May be NULL (restore only; verify ignores it). Called as the dump's streams are
      * decoded, with the plaintext bytes so far and the record's total. */

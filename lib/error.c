@@ -92,19 +92,32 @@ void wk_error_clear(wk_error *err)
 const char *wk_errcode_name(wk_errcode code)
 {
     switch (code) {
-    case WK_ERR_NONE: return "none";
-    case WK_ERR_USAGE: return "usage";
-    case WK_ERR_CONFIG: return "config";
-    case WK_ERR_IO: return "io";
-    case WK_ERR_NOTFOUND: return "notfound";
-    case WK_ERR_EXISTS: return "exists";
-    case WK_ERR_CONFLICT: return "conflict";
-    case WK_ERR_CORRUPT: return "corrupt";
-    case WK_ERR_KEY: return "key";
-    case WK_ERR_CLUSTER: return "cluster";
-    case WK_ERR_TRANSIENT: return "transient";
-    case WK_ERR_NOMEM: return "nomem";
-    case WK_ERR_INTERNAL: return "internal";
+    case WK_ERR_NONE:
+        return "none";
+    case WK_ERR_USAGE:
+        return "usage";
+    case WK_ERR_CONFIG:
+        return "config";
+    case WK_ERR_IO:
+        return "io";
+    case WK_ERR_NOTFOUND:
+        return "notfound";
+    case WK_ERR_EXISTS:
+        return "exists";
+    case WK_ERR_CONFLICT:
+        return "conflict";
+    case WK_ERR_CORRUPT:
+        return "corrupt";
+    case WK_ERR_KEY:
+        return "key";
+    case WK_ERR_CLUSTER:
+        return "cluster";
+    case WK_ERR_TRANSIENT:
+        return "transient";
+    case WK_ERR_NOMEM:
+        return "nomem";
+    case WK_ERR_INTERNAL:
+        return "internal";
     }
     return "unknown";
 }

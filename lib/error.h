@@ -24,10 +24,10 @@ typedef enum wk_errcode {
 
 typedef struct wk_error {
     wk_errcode code;
-    int sys_errno;      /* errno behind the failure, 0 if none */
-    char message[512];  /* PostgreSQL style: lower case, no full stop */
-    char detail[512];   /* optional: "" when absent */
-    char hint[256];     /* optional: "" when absent */
+    int sys_errno;     /* errno behind the failure, 0 if none */
+    char message[512]; /* PostgreSQL style: lower case, no full stop */
+    char detail[512];  /* optional: "" when absent */
+    char hint[256];    /* optional: "" when absent */
 } wk_error;
 
 /* Sets code and message (printf format), clears detail and hint. Returns -1 so

@@ -283,8 +283,8 @@ static int plan_wal(wal_list *l, wk_expire_plan *plan, wk_error *err)
     for (size_t i = 0; i < l->folder_count; i++) {
         if (folder_end(l->folders[i], plan->seg_size) > plan->wal_cutoff)
             continue;
-        void *grown = realloc(plan->wal_folders, (plan->wal_folder_count + 1) *
-                                                     sizeof(*plan->wal_folders));
+        void *grown =
+            realloc(plan->wal_folders, (plan->wal_folder_count + 1) * sizeof(*plan->wal_folders));
         if (grown == NULL)
             return nomem(err);
         plan->wal_folders = grown;
@@ -373,9 +373,11 @@ static int plan_backups(wk_repo *repo, const wk_expire_policy *policy, wk_backup
         if (e->has_record || newest == NULL)
             continue;
         if (wk_expire_label_time(e->label, &started) != 0) {
-            if (add_note(plan, err, "kept backup folder \"%s\": it has no record (an interrupted "
+            if (add_note(plan, err,
+                         "kept backup folder \"%s\": it has no record (an interrupted "
                          "backup or one in progress) and its label does not tell when it "
-                         "started; remove it by hand when no backup is running", e->label) != 0)
+                         "started; remove it by hand when no backup is running",
+                         e->label) != 0)
                 goto out;
             continue;
         }
@@ -455,9 +457,11 @@ static int plan_dumps(const wk_expire_policy *policy, dump_list *l, wk_expire_pl
         if (d->has_record || newest == NULL)
             continue;
         if (wk_expire_label_time(d->label, &started) != 0) {
-            if (add_note(plan, err, "kept dump folder \"%s\": it has no record (an interrupted "
+            if (add_note(plan, err,
+                         "kept dump folder \"%s\": it has no record (an interrupted "
                          "dump or one in progress) and its label does not tell when it "
-                         "started; remove it by hand when no dump is running", d->label) != 0)
+                         "started; remove it by hand when no dump is running",
+                         d->label) != 0)
                 goto out;
             continue;
         }
@@ -481,8 +485,8 @@ out:
 /* The promise, checked on the finished plan before anything is removed: the newest
  * complete backup stays; no WAL object at or after any kept backup's start segment
  * goes; the base of the retention_days window stays. */
-static int check_plan(const wk_expire_policy *policy, const wk_backup_entry *entries,
-                      size_t count, const wk_expire_plan *plan, wk_error *err)
+static int check_plan(const wk_expire_policy *policy, const wk_backup_entry *entries, size_t count,
+                      const wk_expire_plan *plan, wk_error *err)
 {
     const wk_backup_entry *newest = NULL, *base = NULL;
     time_t window_start = policy->now - (time_t)policy->retention_days * SECONDS_PER_DAY;
@@ -508,16 +512,20 @@ static int check_plan(const wk_expire_policy *policy, const wk_backup_entry *ent
         if (!e->has_record)
             continue;
         if (removed && (e == newest || (policy->retention_days > 0 && e == base)))
-            return wk_error_set(err, WK_ERR_INTERNAL, "expire would remove backup \"%s\", "
-                                "which retention keeps; nothing was removed", e->label);
+            return wk_error_set(err, WK_ERR_INTERNAL,
+                                "expire would remove backup \"%s\", "
+                                "which retention keeps; nothing was removed",
+                                e->label);
         if (removed)
             continue;
         uint64_t start = wk_wal_lsn_to_segno(e->record.start_lsn, plan->seg_size);
         for (size_t j = 0; j < plan->action_count; j++) {
             const wk_expire_action *a = &plan->actions[j];
             if (a->kind == WK_EXPIRE_WAL && (a->last >= start || !plan->wal_cutoff_set))
-                return wk_error_set(err, WK_ERR_INTERNAL, "expire would remove WAL that kept "
-                                    "backup \"%s\" needs; nothing was removed", e->label);
+                return wk_error_set(err, WK_ERR_INTERNAL,
+                                    "expire would remove WAL that kept "
+                                    "backup \"%s\" needs; nothing was removed",
+                                    e->label);
         }
     }
     return 0;
@@ -646,8 +654,10 @@ static int remove_tree(wk_repo *repo, const char *dir, wk_expire_plan *plan, wk_
         if (!folder_not_empty(err))
             goto out;
         wk_error_clear(err);
-        if (add_note(plan, err, "folder \"%s\" still holds hidden temporary files written "
-                     "in the last hour, so it was left in place; a later run removes it", dir) != 0)
+        if (add_note(plan, err,
+                     "folder \"%s\" still holds hidden temporary files written "
+                     "in the last hour, so it was left in place; a later run removes it",
+                     dir) != 0)
             goto out;
     }
     rc = 0;
@@ -658,14 +668,13 @@ out:
 
 /* A backup or dump: the record first (it is then never restored or listed as usable),
  * then everything else. */
-static int remove_labelled(wk_repo *repo, const char *area, const char *label,
-                           const char *record, wk_expire_plan *plan, wk_error *err)
+static int remove_labelled(wk_repo *repo, const char *area, const char *label, const char *record,
+                           wk_expire_plan *plan, wk_error *err)
 {
     char dir[128], path[192];
     snprintf(dir, sizeof(dir), "%s/%s", area, label);
     snprintf(path, sizeof(path), "%s/%s", dir, record);
-    if (wk_storage_remove(repo->storage, path, err) != 0 ||
-        remove_tree(repo, dir, plan, err) != 0)
+    if (wk_storage_remove(repo->storage, path, err) != 0 || remove_tree(repo, dir, plan, err) != 0)
         return wk_error_prefix(err, "could not remove %s \"%s\"",
                                strcmp(area, "dumps") == 0 ? "dump" : "backup", label);
     return 0;
@@ -701,8 +710,8 @@ int wk_expire_execute(wk_repo *repo, wk_expire_plan *plan, wk_expire_done_cb don
     for (size_t i = 0; i < plan->wal_folder_count; i++) {
         char dir[32];
         snprintf(dir, sizeof(dir), "wal/%s", plan->wal_folders[i]);
-        if (wk_storage_clean_temporaries(repo->storage, dir, WK_STORAGE_STALE_SECONDS, NULL,
-                                         err) != 0)
+        if (wk_storage_clean_temporaries(repo->storage, dir, WK_STORAGE_STALE_SECONDS, NULL, err) !=
+            0)
             return -1;
         if (wk_storage_remove(repo->storage, dir, err) != 0) {
             if (!folder_not_empty(err))

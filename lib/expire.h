@@ -29,11 +29,11 @@ typedef struct wk_expire_policy {
 } wk_expire_policy;
 
 typedef enum wk_expire_kind {
-    WK_EXPIRE_BACKUP,      /* an expired complete backup */
-    WK_EXPIRE_INTERRUPTED, /* a backup folder without record, older than the newest backup */
-    WK_EXPIRE_DUMP,        /* an expired complete dump */
+    WK_EXPIRE_BACKUP,           /* an expired complete backup */
+    WK_EXPIRE_INTERRUPTED,      /* a backup folder without record, older than the newest backup */
+    WK_EXPIRE_DUMP,             /* an expired complete dump */
     WK_EXPIRE_DUMP_INTERRUPTED, /* a dump folder without record, older than the newest dump */
-    WK_EXPIRE_WAL          /* a range of consecutive WAL segments of one timeline */
+    WK_EXPIRE_WAL               /* a range of consecutive WAL segments of one timeline */
 } wk_expire_kind;
 
 /* One line of the plan. */
@@ -57,15 +57,15 @@ typedef struct wk_expire_note {
 typedef struct wk_expire_plan {
     uint32_t seg_size;
     size_t action_count;
-    wk_expire_action *actions;   /* in the order they are carried out */
-    size_t kept_backups;         /* complete backups that stay */
+    wk_expire_action *actions;             /* in the order they are carried out */
+    size_t kept_backups;                   /* complete backups that stay */
     char oldest_kept[WK_BACKUP_LABEL_MAX]; /* lowest start LSN among them, "" if none */
-    bool wal_cutoff_set;         /* WAL below wal_cutoff goes; false: no WAL goes */
-    uint64_t wal_cutoff;         /* segment number of that backup's start LSN */
-    uint32_t wal_cutoff_tli;     /* and its timeline (for messages) */
+    bool wal_cutoff_set;                   /* WAL below wal_cutoff goes; false: no WAL goes */
+    uint64_t wal_cutoff;                   /* segment number of that backup's start LSN */
+    uint32_t wal_cutoff_tli;               /* and its timeline (for messages) */
     size_t kept_dumps;
     size_t wal_folder_count;
-    char (*wal_folders)[24];     /* wal/ sub-folders whose whole range is below the cutoff */
+    char (*wal_folders)[24]; /* wal/ sub-folders whose whole range is below the cutoff */
     size_t note_count;
     wk_expire_note *notes;
 } wk_expire_plan;

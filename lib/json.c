@@ -431,8 +431,8 @@ char *wk_json_writer_finish(wk_json_writer *w, wk_error *err)
     if (w->failed != WK_ERR_NONE)
         return finish_failed(err, w->failed, w->misuse);
     if (w->depth > 0) {
-        wk_error_set(err, WK_ERR_INTERNAL,
-                     "invalid use of JSON writer: %d container(s) left open", w->depth);
+        wk_error_set(err, WK_ERR_INTERNAL, "invalid use of JSON writer: %d container(s) left open",
+                     w->depth);
         return NULL;
     }
     if (!w->root_started)
@@ -492,9 +492,9 @@ typedef struct parser {
     const unsigned char *s;
     size_t len;
     size_t pos;
-    chunk *chunks;   /* newest first */
+    chunk *chunks; /* newest first */
     size_t next_chunk;
-    member *stack;   /* members of the containers being parsed, innermost last */
+    member *stack; /* members of the containers being parsed, innermost last */
     size_t top;
     size_t cap;
     wk_error *err;
@@ -569,8 +569,8 @@ static int unexpected(parser *p, const char *expected)
     unsigned char c = p->s[p->pos];
     if (c > 0x20 && c < 0x7f && c != '"' && c != '\\')
         return wk_error_set(p->err, WK_ERR_CORRUPT,
-                            "invalid JSON at byte %zu: expected %s, found \"%c\"", p->pos,
-                            expected, c);
+                            "invalid JSON at byte %zu: expected %s, found \"%c\"", p->pos, expected,
+                            c);
     if (c == '"' || c == '\\')
         return wk_error_set(p->err, WK_ERR_CORRUPT,
                             "invalid JSON at byte %zu: expected %s, found \"\\%c\"", p->pos,

@@ -34,10 +34,14 @@ typedef struct line_buf {
 static const char *level_name(wk_log_level level)
 {
     switch (level) {
-    case WK_LOG_ERROR: return "error";
-    case WK_LOG_WARNING: return "warning";
-    case WK_LOG_INFO: return "info";
-    case WK_LOG_DEBUG: return "debug";
+    case WK_LOG_ERROR:
+        return "error";
+    case WK_LOG_WARNING:
+        return "warning";
+    case WK_LOG_INFO:
+        return "info";
+    case WK_LOG_DEBUG:
+        return "debug";
     }
     return "log";
 }
@@ -126,8 +130,7 @@ wk_log_level wk_log_get_level(void)
 
 int wk_log_parse_level(const char *text, wk_log_level *out)
 {
-    static const wk_log_level levels[] = {WK_LOG_ERROR, WK_LOG_WARNING, WK_LOG_INFO,
-                                          WK_LOG_DEBUG};
+    static const wk_log_level levels[] = {WK_LOG_ERROR, WK_LOG_WARNING, WK_LOG_INFO, WK_LOG_DEBUG};
     if (text == NULL)
         return -1;
     for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {

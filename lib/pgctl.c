@@ -18,8 +18,7 @@ void wk_pgctl_path(char *buf, size_t size, const char *bindir)
 }
 
 /* Runs pg_ctl with stdin from /dev/null and its output appended to output_file. */
-static int run_pg_ctl(char *const argv[], const char *output_file, int *exit_status,
-                      wk_error *err)
+static int run_pg_ctl(char *const argv[], const char *output_file, int *exit_status, wk_error *err)
 {
     wk_proc_spec spec = WK_PROC_SPEC(argv);
     int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -42,10 +41,10 @@ int wk_pgctl_start(const char *pg_ctl, const char *pgdata, const char *logfile, 
 {
     char secs[32];
     snprintf(secs, sizeof(secs), "%d", timeout_s > 0 ? timeout_s : 1);
-    char *wait_argv[] = {(char *)pg_ctl, "-D", (char *)pgdata, "-l", (char *)logfile,
-                         "-w", "-t", secs, "start", NULL};
-    char *nowait_argv[] = {(char *)pg_ctl, "-D", (char *)pgdata, "-l", (char *)logfile,
-                           "-W", "start", NULL};
+    char *wait_argv[] = {(char *)pg_ctl, "-D", (char *)pgdata, "-l",    (char *)logfile,
+                         "-w",           "-t", secs,           "start", NULL};
+    char *nowait_argv[] = {(char *)pg_ctl,  "-D", (char *)pgdata, "-l",
+                           (char *)logfile, "-W", "start",        NULL};
     return run_pg_ctl(timeout_s > 0 ? wait_argv : nowait_argv, output_file, exit_status, err);
 }
 
@@ -74,8 +73,8 @@ void wk_pgctl_stop(const char *pg_ctl, const char *pgdata, const char *output_fi
 {
     const char *modes[] = {"fast", "immediate"};
     for (size_t i = 0; i < 2 && wk_pgctl_running(pgdata); i++) {
-        char *argv[] = {(char *)pg_ctl, "-D", (char *)pgdata, "-m", (char *)modes[i], "-w",
-                        "-t", "60", "stop", NULL};
+        char *argv[] = {(char *)pg_ctl, "-D", (char *)pgdata, "-m",   (char *)modes[i],
+                        "-w",           "-t", "60",           "stop", NULL};
         int status;
         wk_error ignored = {0};
         run_pg_ctl(argv, output_file, &status, &ignored);
@@ -88,8 +87,7 @@ void wk_pgctl_stop(const char *pg_ctl, const char *pgdata, const char *output_fi
     }
 }
 
-bool wk_pgctl_log_find(const char *logfile, const char *const needles[], char *out,
-                       size_t size)
+bool wk_pgctl_log_find(const char *logfile, const char *const needles[], char *out, size_t size)
 {
     FILE *f = fopen(logfile, "re");
     char line[2048];

@@ -32,7 +32,6 @@ void wk_pgctl_stop(const char *pg_ctl, const char *pgdata, const char *output_fi
  * copies it into out (size bytes) from the end of its "LOG:  " / "FATAL:  " prefix, or
  * from the needle when the needle is in that prefix ("FATAL:  ..."). Returns true when
  * one was found; out is untouched otherwise. */
-bool wk_pgctl_log_find(const char *logfile, const char *const needles[], char *out,
-                       size_t size);
+bool wk_pgctl_log_find(const char *logfile, const char *const needles[], char *out, size_t size);
 
 #endif

@@ -71,8 +71,8 @@ int wk_pg_program_version(const char *bindir, const char *name, char *version, s
     char path[4096], out[256];
     bool in_path = bindir == NULL || bindir[0] == '\0';
 
-    if (snprintf(path, sizeof(path), "%s%s%s", in_path ? "" : bindir, in_path ? "" : "/",
-                 name) >= (int)sizeof(path))
+    if (snprintf(path, sizeof(path), "%s%s%s", in_path ? "" : bindir, in_path ? "" : "/", name) >=
+        (int)sizeof(path))
         return wk_error_set(err, WK_ERR_CONFIG, "pg_bindir \"%.200s...\" is too long", bindir);
     char *argv[] = {path, "--version", NULL};
     wk_proc_spec spec = WK_PROC_SPEC(argv);

@@ -180,8 +180,8 @@ int wk_proc_capture(const wk_proc_spec *spec, char *out, size_t size, wk_error *
     int read_errno = 0;
     for (;;) {
         bool keep = used + 1 < size;
-        ssize_t n = keep ? read(fds[0], out + used, size - 1 - used)
-                         : read(fds[0], drop, sizeof(drop));
+        ssize_t n =
+            keep ? read(fds[0], out + used, size - 1 - used) : read(fds[0], drop, sizeof(drop));
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)

@@ -5,21 +5,19 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-int wk_record_write(wk_storage *st, const char *path, const char *text, size_t len,
-                    wk_error *err)
+int wk_record_write(wk_storage *st, const char *path, const char *text, size_t len, wk_error *err)
 {
     if (len > WK_RECORD_MAX_BYTES) {
         wk_error_set(err, WK_ERR_IO,
-                     "record \"%s\" would be %zu bytes, more than the %zu walkeep reads back",
-                     path, len, WK_RECORD_MAX_BYTES);
+                     "record \"%s\" would be %zu bytes, more than the %zu walkeep reads back", path,
+                     len, WK_RECORD_MAX_BYTES);
         wk_error_hint(err, "nothing was stored; split the work (e.g. dump fewer tables at once)");
         return -1;
     }
     return wk_storage_put_bytes(st, path, WK_PUT_NOREPLACE, text, len, err);
 }
 
-int wk_record_read(wk_storage *st, const char *path, uint8_t **text, size_t *len,
-                   wk_error *err)
+int wk_record_read(wk_storage *st, const char *path, uint8_t **text, size_t *len, wk_error *err)
 {
     uint8_t *buf = NULL;
     size_t n = 0;

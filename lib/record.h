@@ -22,21 +22,19 @@
 /* Stores text (len bytes) as the record at path, never replacing one (WK_PUT_NOREPLACE:
  * WK_ERR_EXISTS when there is one). Text larger than WK_RECORD_MAX_BYTES is refused
  * before anything is written (WK_ERR_IO naming the path and both sizes). */
-int wk_record_write(wk_storage *st, const char *path, const char *text, size_t len,
-                    wk_error *err);
+int wk_record_write(wk_storage *st, const char *path, const char *text, size_t len, wk_error *err);
 
 /* Reads the record at path: *text (malloc'd, caller frees; not NUL-terminated) and *len,
  * written only on success. WK_ERR_NOTFOUND when there is none; a record larger than
  * WK_RECORD_MAX_BYTES is WK_ERR_CORRUPT naming the path. */
-int wk_record_read(wk_storage *st, const char *path, uint8_t **text, size_t *len,
-                   wk_error *err);
+int wk_record_read(wk_storage *st, const char *path, uint8_t **text, size_t *len, wk_error *err);
 
 /* One stream of a record's "streams" list, as both records write it: name, object, (for
  * a backup) tablespace and location, bytes, stored_bytes, fingerprint, in that order. */
 typedef struct wk_record_stream {
     const char *name;
     const char *object;
-    bool has_tablespace;  /* backups: "tablespace" and "location" are members */
+    bool has_tablespace; /* backups: "tablespace" and "location" are members */
     uint32_t tablespace;
     const char *location; /* NULL: JSON null */
     uint64_t bytes, stored_bytes;

@@ -35,7 +35,8 @@ static int open_s3(const wk_config *cfg, wk_storage **out, wk_error *err)
     size_t bucket_len = slash != NULL ? (size_t)(slash - spec) : strlen(spec);
     char bucket[64], prefix[512];
     if (!valid_bucket(spec, bucket_len)) {
-        wk_error_set(err, WK_ERR_CONFIG, "invalid S3 repository \"%s\": bad bucket name", cfg->repo);
+        wk_error_set(err, WK_ERR_CONFIG, "invalid S3 repository \"%s\": bad bucket name",
+                     cfg->repo);
         wk_error_hint(err, "write it as s3://bucket/prefix, the bucket name in lower case "
                            "(3 to 63 letters, digits, dots and hyphens)");
         return -1;
@@ -46,7 +47,8 @@ static int open_s3(const wk_config *cfg, wk_storage **out, wk_error *err)
     while (plen > 0 && p[plen - 1] == '/')
         plen--;
     if (plen >= sizeof(prefix)) {
-        wk_error_set(err, WK_ERR_CONFIG, "invalid S3 repository \"%s\": prefix too long", cfg->repo);
+        wk_error_set(err, WK_ERR_CONFIG, "invalid S3 repository \"%s\": prefix too long",
+                     cfg->repo);
         return -1;
     }
     snprintf(prefix, sizeof(prefix), "%.*s", (int)plen, p);
@@ -211,8 +213,7 @@ int wk_repo_read_meta(wk_repo *repo, wk_repo_meta *out, wk_error *err)
                          repo->location);
             wk_error_hint(err, "run \"walkeep init\" with this configuration");
         } else {
-            wk_error_prefix(err, "could not read metadata of repository \"%s\"",
-                            repo->location);
+            wk_error_prefix(err, "could not read metadata of repository \"%s\"", repo->location);
         }
         goto out;
     }
@@ -232,9 +233,10 @@ int wk_repo_read_meta(wk_repo *repo, wk_repo_meta *out, wk_error *err)
     }
     if (meta.format != WK_REPO_FORMAT || !seen_encryption || meta.system_identifier == 0 ||
         meta.seg_size == 0) {
-        wk_error_set(err, WK_ERR_CORRUPT, "repository metadata \"%s/%s\" is incomplete or of "
-                     "an unsupported format (format %d)", repo->location, WK_REPO_META_PATH,
-                     meta.format);
+        wk_error_set(err, WK_ERR_CORRUPT,
+                     "repository metadata \"%s/%s\" is incomplete or of "
+                     "an unsupported format (format %d)",
+                     repo->location, WK_REPO_META_PATH, meta.format);
         goto out;
     }
     *out = meta;
@@ -250,18 +252,18 @@ static int write_meta(wk_repo *repo, const wk_repo_meta *meta, wk_error *err)
     char key_hex[2 * WK_KEY_ID_BYTES + 1];
     char text[1024];
     hex_encode(meta->key_id, WK_KEY_ID_BYTES, key_hex);
-    int len = snprintf(text, sizeof(text),
-                       "# walkeep repository metadata: written once, do not edit\n"
-                       "format = %d\n"
-                       "system_identifier = %" PRIu64 "\n"
-                       "pg_version = %d\n"
-                       "wal_segment_size = %" PRIu32 "\n"
-                       "encryption = %s\n"
-                       "%s%s%s",
-                       meta->format, meta->system_identifier, meta->pg_version, meta->seg_size,
-                       meta->encrypted ? "xchacha20poly1305" : "none",
-                       meta->encrypted ? "key_id = " : "", meta->encrypted ? key_hex : "",
-                       meta->encrypted ? "\n" : "");
+    int len =
+        snprintf(text, sizeof(text),
+                 "# walkeep repository metadata: written once, do not edit\n"
+                 "format = %d\n"
+                 "system_identifier = %" PRIu64 "\n"
+                 "pg_version = %d\n"
+                 "wal_segment_size = %" PRIu32 "\n"
+                 "encryption = %s\n"
+                 "%s%s%s",
+                 meta->format, meta->system_identifier, meta->pg_version, meta->seg_size,
+                 meta->encrypted ? "xchacha20poly1305" : "none", meta->encrypted ? "key_id = " : "",
+                 meta->encrypted ? key_hex : "", meta->encrypted ? "\n" : "");
     return wk_storage_put_bytes(repo->storage, WK_REPO_META_PATH, WK_PUT_NOREPLACE, text,
                                 (size_t)len, err);
 }
@@ -296,13 +298,13 @@ int wk_repo_check_key(const wk_repo *repo, const wk_repo_meta *meta, wk_error *e
     return 0;
 }
 
-int wk_repo_check_identity(const wk_repo_meta *meta, const wk_repo_meta *identity,
-                           wk_error *err)
+int wk_repo_check_identity(const wk_repo_meta *meta, const wk_repo_meta *identity, wk_error *err)
 {
     if (meta->system_identifier != identity->system_identifier) {
         wk_error_set(err, WK_ERR_CLUSTER,
                      "database system identifier %" PRIu64 " does not match the repository's "
-                     "%" PRIu64, identity->system_identifier, meta->system_identifier);
+                     "%" PRIu64,
+                     identity->system_identifier, meta->system_identifier);
         wk_error_hint(err, "each cluster needs a repository of its own");
         return -1;
     }
@@ -315,8 +317,8 @@ int wk_repo_check_identity(const wk_repo_meta *meta, const wk_repo_meta *identit
     return 0;
 }
 
-int wk_repo_open_meta(wk_repo *repo, const wk_repo_meta *identity, wk_repo_meta *out,
-                      bool *created, wk_error *err)
+int wk_repo_open_meta(wk_repo *repo, const wk_repo_meta *identity, wk_repo_meta *out, bool *created,
+                      wk_error *err)
 {
     wk_repo_meta meta;
     if (created != NULL)
@@ -335,8 +337,7 @@ int wk_repo_open_meta(wk_repo *repo, const wk_repo_meta *identity, wk_repo_meta 
                 *created = true;
         } else if (err->code != WK_ERR_EXISTS || wk_repo_read_meta(repo, &meta, err) != 0) {
             /* Someone else initialised it at the same moment: check against theirs. */
-            return wk_error_prefix(err, "could not initialize repository \"%s\"",
-                                   repo->location);
+            return wk_error_prefix(err, "could not initialize repository \"%s\"", repo->location);
         }
     }
     if (wk_repo_check_key(repo, &meta, err) != 0)
@@ -406,8 +407,8 @@ int wk_repo_check_label(const char *what, const char *label, wk_error *err)
                             label != NULL ? label : "");
     if (strspn(label, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != n)
         return wk_error_set(err, WK_ERR_USAGE,
-                            "invalid %s label \"%.80s\": use letters, digits, '-', '_', '.'",
-                            what, label);
+                            "invalid %s label \"%.80s\": use letters, digits, '-', '_', '.'", what,
+                            label);
     return 0;
 }
 

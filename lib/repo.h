@@ -30,8 +30,8 @@ typedef struct wk_repo {
     wk_key *key;         /* owned; NULL when the configuration names no key file */
     wk_compress compress;
     int compress_level;
-    char *location;      /* the configured repo, for messages */
-    char suffix[16];     /* ".<codec extension>" plus ".enc" when encrypted */
+    char *location;  /* the configured repo, for messages */
+    char suffix[16]; /* ".<codec extension>" plus ".enc" when encrypted */
 } wk_repo;
 
 /* Opens the repository the configuration names (cfg->repo: an absolute folder path, or
@@ -54,16 +54,15 @@ int wk_repo_check_key(const wk_repo *repo, const wk_repo_meta *meta, wk_error *e
 
 /* Checks that identity (system identifier, segment size) matches meta;
  * WK_ERR_CLUSTER names both otherwise. */
-int wk_repo_check_identity(const wk_repo_meta *meta, const wk_repo_meta *identity,
-                           wk_error *err);
+int wk_repo_check_identity(const wk_repo_meta *meta, const wk_repo_meta *identity, wk_error *err);
 
 /* Returns the repository's metadata after checking the key and, when identity is
  * not NULL, the cluster identity. A repository without metadata is initialised
  * from identity (encryption as configured); without identity that is
  * WK_ERR_NOTFOUND with a hint to run `walkeep init`. *created tells whether this call
  * wrote the metadata (may be NULL). */
-int wk_repo_open_meta(wk_repo *repo, const wk_repo_meta *identity, wk_repo_meta *out,
-                      bool *created, wk_error *err);
+int wk_repo_open_meta(wk_repo *repo, const wk_repo_meta *identity, wk_repo_meta *out, bool *created,
+                      wk_error *err);
 
 /* Opens a writer for the object at path: plaintext written into *sink is
  * fingerprinted (into *summary, may be NULL), compressed with the repository's codec,

@@ -80,13 +80,17 @@ static int choose_backup(wk_repo *repo, const wk_restore_options *opt, wk_backup
         wk_error_hint(err, "\"walkeep info\" lists the backups");
     } else if (chosen == SIZE_MAX && t->kind == WK_TARGET_TIME) {
         wk_backup_format_time(oldest->record.stop_time, when, sizeof(when));
-        wk_error_set(err, WK_ERR_NOTFOUND, "target time \"%s\" is before the end of the oldest "
-                     "backup (\"%s\", which ended at %s)", t->value, oldest->label, when);
+        wk_error_set(err, WK_ERR_NOTFOUND,
+                     "target time \"%s\" is before the end of the oldest "
+                     "backup (\"%s\", which ended at %s)",
+                     t->value, oldest->label, when);
         wk_error_hint(err, "no backup can be restored to a point before it ended");
     } else if (chosen == SIZE_MAX) {
         wk_wal_format_lsn(when, sizeof(when), oldest->record.stop_lsn);
-        wk_error_set(err, WK_ERR_NOTFOUND, "target LSN %s is before the end of the oldest "
-                     "backup (\"%s\", which ended at %s)", t->value, oldest->label, when);
+        wk_error_set(err, WK_ERR_NOTFOUND,
+                     "target LSN %s is before the end of the oldest "
+                     "backup (\"%s\", which ended at %s)",
+                     t->value, oldest->label, when);
     } else {
         *out = entries[chosen].record;
         memset(&entries[chosen].record, 0, sizeof(entries[chosen].record));
@@ -111,8 +115,10 @@ static int missing_segment(const wal_span *span, uint64_t segno, uint32_t seg_si
     wk_wal_segment_name(name, span->tli, segno, seg_size);
     wk_wal_segment_name(last, span->tli, span->last, seg_size);
     wk_error_set(err, WK_ERR_NOTFOUND, "WAL segment %s is missing from the archive", name);
-    wk_error_detail(err, "restoring backup \"%s\" to the target needs every segment of "
-                    "timeline %u up to %s", b->label, span->tli, last);
+    wk_error_detail(err,
+                    "restoring backup \"%s\" to the target needs every segment of "
+                    "timeline %u up to %s",
+                    b->label, span->tli, last);
     wk_error_hint(err, "nothing was written; choose an earlier target, or restore the segment "
                        "into the repository");
     return -1;
@@ -164,8 +170,10 @@ static int build_spans(wk_repo *repo, const wk_backup_record *b, uint32_t target
         snprintf(name, sizeof(name), "%08X.history", target_tli);
         if (wk_archive_read_small(repo, name, &text, &len, err) != 0) {
             if (err->code == WK_ERR_NOTFOUND)
-                wk_error_set(err, WK_ERR_NOTFOUND, "timeline history file %s is missing from "
-                             "the archive", name);
+                wk_error_set(err, WK_ERR_NOTFOUND,
+                             "timeline history file %s is missing from "
+                             "the archive",
+                             name);
             goto out;
         }
         if (wk_wal_parse_history(text, len, target_tli, &hist, &hist_count, err) != 0)
@@ -180,8 +188,10 @@ static int build_spans(wk_repo *repo, const wk_backup_record *b, uint32_t target
     while (k < hist_count && hist[k].tli != b->start_tli)
         k++;
     if (target_tli != b->start_tli && k == hist_count) {
-        wk_error_set(err, WK_ERR_NOTFOUND, "timeline %u does not descend from timeline %u of "
-                     "backup \"%s\"", target_tli, b->start_tli, b->label);
+        wk_error_set(err, WK_ERR_NOTFOUND,
+                     "timeline %u does not descend from timeline %u of "
+                     "backup \"%s\"",
+                     target_tli, b->start_tli, b->label);
         goto out;
     }
     uint64_t first = start;
@@ -189,8 +199,10 @@ static int build_spans(wk_repo *repo, const wk_backup_record *b, uint32_t target
         uint64_t switch_seg = wk_wal_lsn_to_segno(hist[i].switch_lsn, seg_size);
         if (i == k && hist[i].switch_lsn < b->stop_lsn) {
             uint32_t child = i + 1 < hist_count ? hist[i + 1].tli : target_tli;
-            wk_error_set(err, WK_ERR_NOTFOUND, "timeline %u left timeline %u before backup "
-                         "\"%s\" ended", child, b->start_tli, b->label);
+            wk_error_set(err, WK_ERR_NOTFOUND,
+                         "timeline %u left timeline %u before backup "
+                         "\"%s\" ended",
+                         child, b->start_tli, b->label);
             goto out;
         }
         out[n++] = (wal_span){.tli = hist[i].tli, .first = first, .last = switch_seg - 1};
@@ -227,15 +239,19 @@ int wk_restore_plan_make(wk_repo *repo, const wk_restore_options *opt, wk_restor
     if (opt->target.kind == WK_TARGET_TIME && opt->target.time < b->stop_time) {
         char when[64];
         wk_backup_format_time(b->stop_time, when, sizeof(when));
-        wk_error_set(err, WK_ERR_NOTFOUND, "target time \"%s\" is before the end of backup "
-                     "\"%s\" (%s)", opt->target.value, b->label, when);
+        wk_error_set(err, WK_ERR_NOTFOUND,
+                     "target time \"%s\" is before the end of backup "
+                     "\"%s\" (%s)",
+                     opt->target.value, b->label, when);
         goto out;
     }
     if (opt->target.kind == WK_TARGET_LSN && opt->target.lsn < b->stop_lsn) {
         char stop[32];
         wk_wal_format_lsn(stop, sizeof(stop), b->stop_lsn);
-        wk_error_set(err, WK_ERR_NOTFOUND, "target LSN %s is before the end of backup \"%s\" "
-                     "(%s)", opt->target.value, b->label, stop);
+        wk_error_set(err, WK_ERR_NOTFOUND,
+                     "target LSN %s is before the end of backup \"%s\" "
+                     "(%s)",
+                     opt->target.value, b->label, stop);
         goto out;
     }
     if (wk_archive_index(repo, meta.seg_size, &index, err) != 0 ||
@@ -264,8 +280,10 @@ int wk_restore_plan_make(wk_repo *repo, const wk_restore_options *opt, wk_restor
         if (s->tli > 1 && i > 0) {
             const wk_wal_timeline *t = wk_archive_index_timeline(&index, s->tli);
             if (t == NULL || !t->has_history) {
-                wk_error_set(err, WK_ERR_NOTFOUND, "timeline history file %08X.history is "
-                             "missing from the archive", s->tli);
+                wk_error_set(err, WK_ERR_NOTFOUND,
+                             "timeline history file %08X.history is "
+                             "missing from the archive",
+                             s->tli);
                 goto out;
             }
         }
@@ -363,7 +381,6 @@ static const char *mapped_location(const wk_restore_options *opt, const char *lo
             return opt->maps[i].to;
     return location;
 }
-
 
 /* Streams one archive of the backup, decoded and checked, into its place. */
 static int lay_stream(wk_repo *repo, const wk_backup_record *b, const wk_backup_stream *s,
@@ -511,9 +528,10 @@ static int write_recovery_settings(const wk_restore_options *opt, const wk_resto
     quote(opt->restore_command, quoted, sizeof(quoted));
     snprintf(line, sizeof(line), "restore_command = %s\n", quoted);
     ok = ok && append(&out, &len, &cap, line) == 0;
-    static const char *const names[] = {
-        [WK_TARGET_TIME] = "recovery_target_time", [WK_TARGET_XID] = "recovery_target_xid",
-        [WK_TARGET_LSN] = "recovery_target_lsn", [WK_TARGET_NAME] = "recovery_target_name"};
+    static const char *const names[] = {[WK_TARGET_TIME] = "recovery_target_time",
+                                        [WK_TARGET_XID] = "recovery_target_xid",
+                                        [WK_TARGET_LSN] = "recovery_target_lsn",
+                                        [WK_TARGET_NAME] = "recovery_target_name"};
     if (t->kind == WK_TARGET_IMMEDIATE) {
         ok = ok && append(&out, &len, &cap, "recovery_target = 'immediate'\n") == 0;
     } else if (t->kind != WK_TARGET_END) {
@@ -662,8 +680,9 @@ out:
 static void shell_append(char *cmd, size_t size, const char *arg)
 {
     size_t len = strlen(cmd);
-    bool plain = arg[0] != '\0' && strspn(arg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                                              "0123456789_./=:@%+-,") == strlen(arg);
+    bool plain =
+        arg[0] != '\0' && strspn(arg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                      "0123456789_./=:@%+-,") == strlen(arg);
     if (len > 0 && len + 1 < size)
         cmd[len++] = ' ';
     if (plain) {
@@ -705,8 +724,8 @@ int wk_restore_command_build(const wk_config *cfg, char *cmd, size_t size, wk_er
     snprintf(path, sizeof(path), "--repo=%s", cfg->repo);
     shell_append(cmd, size, path);
     if (cfg->encrypt_key_file != NULL) {
-        const char *key = realpath(cfg->encrypt_key_file, absolute) ? absolute
-                                                                   : cfg->encrypt_key_file;
+        const char *key =
+            realpath(cfg->encrypt_key_file, absolute) ? absolute : cfg->encrypt_key_file;
         snprintf(path, sizeof(path), "--encrypt-key-file=%s", key);
         shell_append(cmd, size, path);
     }

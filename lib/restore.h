@@ -14,12 +14,12 @@
 #include "repo.h"
 
 typedef enum wk_target_kind {
-    WK_TARGET_END,       /* no target: replay the whole archive */
+    WK_TARGET_END, /* no target: replay the whole archive */
     WK_TARGET_TIME,
     WK_TARGET_XID,
     WK_TARGET_LSN,
     WK_TARGET_NAME,
-    WK_TARGET_IMMEDIATE  /* the end of the backup */
+    WK_TARGET_IMMEDIATE /* the end of the backup */
 } wk_target_kind;
 
 typedef struct wk_restore_target {
@@ -40,18 +40,18 @@ typedef struct wk_tablespace_map {
 typedef struct wk_restore_options {
     const char *pgdata;
     wk_restore_target target;
-    const char *backup_label;          /* NULL: choose */
+    const char *backup_label; /* NULL: choose */
     const wk_tablespace_map *maps;
     size_t map_count;
-    const char *restore_command;       /* written into postgresql.auto.conf */
+    const char *restore_command; /* written into postgresql.auto.conf */
     void (*progress)(uint64_t done, uint64_t total, void *arg);
     void *progress_arg;
 } wk_restore_options;
 
 typedef struct wk_restore_plan {
-    wk_backup_record backup;  /* owned */
+    wk_backup_record backup; /* owned */
     uint32_t target_tli;
-    uint64_t segments;        /* WAL segments proven present */
+    uint64_t segments;                      /* WAL segments proven present */
     char last_segment[WK_WAL_NAME_LEN + 1]; /* the last one needed */
 } wk_restore_plan;
 

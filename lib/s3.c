@@ -18,19 +18,19 @@
 #include "log.h"
 #include "s3xml.h"
 
-#define S3_BODY_MAX (1024 * 1024)     /* largest collected body */
+#define S3_BODY_MAX (1024 * 1024) /* largest collected body */
 #define S3_CONNECT_TIMEOUT_MS 10000L
 #define S3_STALL_SECONDS 30L
 #define S3_BACKOFF_FIRST_MS 100U
 #define S3_BACKOFF_CAP_MS 5000U
-#define S3_SECRET_MAX 256             /* bytes of a secret key */
+#define S3_SECRET_MAX 256 /* bytes of a secret key */
 #define S3_EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 struct wk_s3 {
     CURL *curl;
-    char *endpoint;   /* scheme://host[:port] as configured, no trailing '/' (messages) */
-    char *base_url;   /* scheme://[bucket.]host[:port]: what every URL starts with */
-    char *host;       /* the Host header: [bucket.]host, plus the port unless default */
+    char *endpoint; /* scheme://host[:port] as configured, no trailing '/' (messages) */
+    char *base_url; /* scheme://[bucket.]host[:port]: what every URL starts with */
+    char *host;     /* the Host header: [bucket.]host, plus the port unless default */
     char *region;
     char *bucket;
     char *access_key; /* wiped on free */
@@ -190,10 +190,10 @@ static bool signed_names(const char *const *headers, size_t count, crypto_hash_s
 }
 
 int wk_s3_authorization(const char *access_key, const char *secret_key, const char *region,
-                        const char *method, const char *canonical_uri,
-                        const char *canonical_query, const char *const *headers,
-                        size_t header_count, const char *payload_sha256_hex,
-                        const char *amz_date, char *out, size_t size)
+                        const char *method, const char *canonical_uri, const char *canonical_query,
+                        const char *const *headers, size_t header_count,
+                        const char *payload_sha256_hex, const char *amz_date, char *out,
+                        size_t size)
 {
     size_t secret_len = strlen(secret_key);
     if (strlen(amz_date) != 16 || amz_date[8] != 'T' || secret_len > S3_SECRET_MAX)
@@ -357,8 +357,9 @@ static int check_options(const wk_s3_options *opt, wk_error *err)
     }
     for (const unsigned char *c = (const unsigned char *)opt->access_key; *c != '\0'; c++) {
         if (*c <= 0x20 || *c >= 0x7f || *c == ',' || *c == '/')
-            return wk_error_set(err, WK_ERR_CONFIG, "the S3 access key contains an invalid "
-                                                    "character");
+            return wk_error_set(err, WK_ERR_CONFIG,
+                                "the S3 access key contains an invalid "
+                                "character");
     }
     if (opt->secret_key == NULL || opt->secret_key[0] == '\0') {
         wk_error_set(err, WK_ERR_CONFIG, "no S3 secret key is set");
@@ -545,7 +546,8 @@ static int error_403(const wk_s3_response *r, const char *what, const char *stat
 {
     const char *code = r->error_code;
     if (strcmp(code, "SignatureDoesNotMatch") == 0) {
-        wk_error_set(err, WK_ERR_CONFIG, "%s: the S3 server refused the signature (%s)", what, code);
+        wk_error_set(err, WK_ERR_CONFIG, "%s: the S3 server refused the signature (%s)", what,
+                     code);
         wk_error_hint(err, "check s3_secret_key (or AWS_SECRET_ACCESS_KEY)");
     } else if (strcmp(code, "InvalidAccessKeyId") == 0) {
         wk_error_set(err, WK_ERR_CONFIG, "%s: the S3 server does not know the access key (%s)",
@@ -612,20 +614,20 @@ int wk_s3_status_error(const wk_s3_response *r, const char *what, wk_error *err)
 /* What is built once per wk_s3_send and reused by every attempt. */
 typedef struct s3_call {
     char *url;
-    char *path;             /* canonical URI */
-    char *query;            /* canonical query, "" for none */
-    char **extra;           /* caller's headers as "name:value", malloc'd */
+    char *path;   /* canonical URI */
+    char *query;  /* canonical query, "" for none */
+    char **extra; /* caller's headers as "name:value", malloc'd */
     size_t extra_count;
-    const char **lines;     /* every signed "name:value", sorted by name */
+    const char **lines; /* every signed "name:value", sorted by name */
     size_t line_count;
     char *host_line;
-    char hash_line[96];     /* "x-amz-content-sha256:<hex>" */
-    char date_line[48];     /* "x-amz-date:<date>", refreshed per attempt */
+    char hash_line[96]; /* "x-amz-content-sha256:<hex>" */
+    char date_line[48]; /* "x-amz-date:<date>", refreshed per attempt */
     char payload_hex[65];
     bool has_content_type;
-    bool has_range;         /* a "Range: bytes=<range_start>-..." header was given */
+    bool has_range; /* a "Range: bytes=<range_start>-..." header was given */
     uint64_t range_start;
-    char what[1200];        /* "could not read \"s3://b/k\"" */
+    char what[1200]; /* "could not read \"s3://b/k\"" */
 } s3_call;
 
 /* The state of one attempt, shared with curl's callbacks. */
@@ -708,8 +710,8 @@ static char *make_query(const wk_s3_param *params, size_t count)
         goto out;
     size_t used = 0;
     for (size_t i = 0; i < count; i++)
-        used += (size_t)sprintf(query + used, "%s%s=%s", i > 0 ? "&" : "", enc[i].name,
-                                enc[i].value);
+        used +=
+            (size_t)sprintf(query + used, "%s%s=%s", i > 0 ? "&" : "", enc[i].name, enc[i].value);
 out:
     for (size_t i = 0; i < count; i++) {
         free(enc[i].name);
@@ -755,8 +757,8 @@ static int canonical_header(const char *line, char **out, wk_error *err)
         s[n++] = *v;
     }
     s[n] = '\0';
-    static const char *const ours[] = {"host:", "authorization:", "x-amz-date:",
-                                       "x-amz-content-sha256:"};
+    static const char *const ours[] = {
+        "host:", "authorization:", "x-amz-date:", "x-amz-content-sha256:"};
     for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++) {
         if (strncmp(s, ours[i], strlen(ours[i])) == 0) {
             wk_error_set(err, WK_ERR_USAGE, "S3 request header \"%.*s\" is set by the client",
@@ -833,10 +835,9 @@ static int call_prepare(const wk_s3 *s3, const wk_s3_request *req, s3_call *c, w
     if (!known)
         return wk_error_set(err, WK_ERR_USAGE, "unsupported S3 request method \"%s\"", req->method);
     bool has_body = req->body != NULL || req->body_len > 0;
-    if (has_body && (req->body == NULL || (strcmp(req->method, "PUT") != 0 &&
-                                            strcmp(req->method, "POST") != 0)))
-        return wk_error_set(err, WK_ERR_USAGE, "an S3 %s request cannot carry a body",
-                            req->method);
+    if (has_body && (req->body == NULL ||
+                     (strcmp(req->method, "PUT") != 0 && strcmp(req->method, "POST") != 0)))
+        return wk_error_set(err, WK_ERR_USAGE, "an S3 %s request cannot carry a body", req->method);
     const char *key = req->key != NULL ? req->key : "";
     snprintf(c->what, sizeof(c->what), "could not %s \"s3://%s/%s\"", verb_of(req, key[0] != '\0'),
              s3->bucket, key);
@@ -864,8 +865,8 @@ static int call_prepare(const wk_s3 *s3, const wk_s3_request *req, s3_call *c, w
     c->query = make_query(req->params, req->params != NULL ? req->param_count : 0);
     if (c->path == NULL || c->query == NULL)
         return wk_error_set(err, WK_ERR_NOMEM, "out of memory");
-    c->url = str_printf("%s%s%s%s", s3->base_url, c->path, c->query[0] != '\0' ? "?" : "",
-                        c->query);
+    c->url =
+        str_printf("%s%s%s%s", s3->base_url, c->path, c->query[0] != '\0' ? "?" : "", c->query);
     if (c->url == NULL)
         return wk_error_set(err, WK_ERR_NOMEM, "out of memory");
     return call_headers(s3, req, c, err);
@@ -1105,10 +1106,10 @@ static struct curl_slist *make_headers(const wk_s3_request *req, const s3_call *
     return list;
 }
 
-#define SETOPT(opt, val)                                                                     \
-    do {                                                                                     \
-        if (rc == CURLE_OK)                                                                  \
-            rc = wk_curl.easy_setopt(curl, opt, val);                                           \
+#define SETOPT(opt, val)                                                                           \
+    do {                                                                                           \
+        if (rc == CURLE_OK)                                                                        \
+            rc = wk_curl.easy_setopt(curl, opt, val);                                              \
     } while (0)
 
 static CURLcode set_options(wk_s3 *s3, const wk_s3_request *req, const s3_call *c,
@@ -1209,8 +1210,8 @@ static int attempt(wk_s3 *s3, const wk_s3_request *req, s3_call *c, wk_s3_respon
         wk_error_set(err, WK_ERR_NOMEM, "out of memory");
     } else if (t.range_ignored) {
         wk_error_set(err, WK_ERR_CORRUPT,
-                     "%s: the server answered HTTP %ld, not the asked part from byte %llu",
-                     c->what, resp->status, (unsigned long long)c->range_start);
+                     "%s: the server answered HTTP %ld, not the asked part from byte %llu", c->what,
+                     resp->status, (unsigned long long)c->range_start);
     } else if (t.too_large) {
         wk_error_set(err, WK_ERR_IO, "%s: the response is larger than %d bytes", c->what,
                      S3_BODY_MAX);
@@ -1221,8 +1222,7 @@ static int attempt(wk_s3 *s3, const wk_s3_request *req, s3_call *c, wk_s3_respon
         status_text(resp, reason, reason_size);
         wk_s3_status_error(resp, c->what, err);
         *transient = err->code == WK_ERR_TRANSIENT;
-    } else if (resp->body == NULL && req->on_body == NULL &&
-               !collect(&t, "", 0, true)) {
+    } else if (resp->body == NULL && req->on_body == NULL && !collect(&t, "", 0, true)) {
         wk_error_set(err, WK_ERR_NOMEM, "out of memory");
     } else {
         rc = 0;
@@ -1277,7 +1277,7 @@ int wk_s3_send(wk_s3 *s3, const wk_s3_request *req, wk_s3_response *response, wk
         if (wait > remaining)
             wait = remaining;
         wk_notice(WK_LOG_INFO, "retrying %s of \"s3://%s/%s\" in %.1f s: %s", req->method,
-               s3->bucket, req->key != NULL ? req->key : "", (double)wait / 1000.0, reason);
+                  s3->bucket, req->key != NULL ? req->key : "", (double)wait / 1000.0, reason);
         sleep_ms(wait);
         wk_s3_response_free(response);
     }

@@ -12,16 +12,16 @@
 /* Where and how to reach one bucket. Strings are borrowed for the call that takes them;
  * a client keeps its own copies. */
 typedef struct wk_s3_options {
-    const char *endpoint;    /* "https://host[:port]" or "http://host[:port]"; NULL:
+    const char *endpoint;   /* "https://host[:port]" or "http://host[:port]"; NULL:
                               * https://s3.<region>.amazonaws.com */
-    const char *region;      /* NULL: "us-east-1" */
-    const char *bucket;      /* required */
-    bool host_style;         /* true: https://bucket.host/key; false: https://host/bucket/key */
-    const char *access_key;  /* required; never logged */
-    const char *secret_key;  /* required; never logged */
-    const char *ca_file;     /* NULL: the system's CA store; TLS is always verified */
-    int retry_timeout_ms;    /* how long transient failures are retried; <= 0: not at all */
-    int stall_timeout_ms;    /* a transfer moving less than 1 byte/s this long fails as
+    const char *region;     /* NULL: "us-east-1" */
+    const char *bucket;     /* required */
+    bool host_style;        /* true: https://bucket.host/key; false: https://host/bucket/key */
+    const char *access_key; /* required; never logged */
+    const char *secret_key; /* required; never logged */
+    const char *ca_file;    /* NULL: the system's CA store; TLS is always verified */
+    int retry_timeout_ms;   /* how long transient failures are retried; <= 0: not at all */
+    int stall_timeout_ms;   /* a transfer moving less than 1 byte/s this long fails as
                               * transient (it also caps the 10 s connect timeout); <= 0:
                               * 30 s */
 } wk_s3_options;
@@ -41,28 +41,28 @@ typedef struct wk_s3_param {
 typedef int (*wk_s3_body_cb)(const void *data, size_t len, void *arg, wk_error *err);
 
 typedef struct wk_s3_request {
-    const char *method;          /* "GET", "HEAD", "PUT", "POST", "DELETE" */
-    const char *key;             /* object key, unencoded; NULL or "" for the bucket */
-    const wk_s3_param *params;   /* any order; may be NULL */
+    const char *method;        /* "GET", "HEAD", "PUT", "POST", "DELETE" */
+    const char *key;           /* object key, unencoded; NULL or "" for the bucket */
+    const wk_s3_param *params; /* any order; may be NULL */
     size_t param_count;
-    const char *const *headers;  /* extra "Name: value" lines (Range, If-None-Match,
+    const char *const *headers; /* extra "Name: value" lines (Range, If-None-Match,
                                   * Content-MD5, Content-Type...), NULL-terminated; may be NULL */
-    const void *body;            /* the payload, whose SHA-256 is signed; may be NULL */
+    const void *body;           /* the payload, whose SHA-256 is signed; may be NULL */
     size_t body_len;
-    wk_s3_body_cb on_body;       /* NULL: a 2xx body is collected into response.body */
+    wk_s3_body_cb on_body; /* NULL: a 2xx body is collected into response.body */
     void *on_body_arg;
 } wk_s3_request;
 
 typedef struct wk_s3_response {
-    long status;               /* the HTTP status of the last attempt; 0 when none came */
-    char *body;                /* collected body, NUL-terminated (error bodies too, and
+    long status; /* the HTTP status of the last attempt; 0 when none came */
+    char *body;  /* collected body, NUL-terminated (error bodies too, and
                                 * 2xx bodies when on_body is NULL); at most 1 MiB */
     size_t body_len;
-    char etag[80];             /* the ETag header as sent, quotes included; "" if none */
+    char etag[80]; /* the ETag header as sent, quotes included; "" if none */
     bool has_length;
-    uint64_t content_length;   /* the Content-Length header, when has_length */
-    char error_code[64];       /* <Code> of an XML error body ("NoSuchKey"); "" if none */
-    uint64_t delivered;        /* bytes passed to on_body */
+    uint64_t content_length; /* the Content-Length header, when has_length */
+    char error_code[64];     /* <Code> of an XML error body ("NoSuchKey"); "" if none */
+    uint64_t delivered;      /* bytes passed to on_body */
 } wk_s3_response;
 
 /* Opens a client. Checks the options (a missing key or bucket, an endpoint that is not
@@ -106,10 +106,10 @@ int wk_s3_uri_encode(const char *text, bool keep_slash, char *out, size_t size);
  * "name:value" lines, lower-case names, sorted, that are all signed; amz_date is
  * "YYYYMMDDTHHMMSSZ". Writes into out (size bytes); -1 when it does not fit. */
 int wk_s3_authorization(const char *access_key, const char *secret_key, const char *region,
-                        const char *method, const char *canonical_uri,
-                        const char *canonical_query, const char *const *headers,
-                        size_t header_count, const char *payload_sha256_hex,
-                        const char *amz_date, char *out, size_t size);
+                        const char *method, const char *canonical_uri, const char *canonical_query,
+                        const char *const *headers, size_t header_count,
+                        const char *payload_sha256_hex, const char *amz_date, char *out,
+                        size_t size);
 
 /* Puts what ("could not store \"s3://b/k\"") in front of err's message, unless the
  * message already says what failed on which object (as most of wk_s3_send's own messages

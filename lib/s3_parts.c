@@ -30,24 +30,24 @@ struct wk_s3_parts {
     char *upload_id;
     char *what;
     size_t part_size;
-    int parts;                   /* parts queued so far */
+    int parts; /* parts queued so far */
     part_worker *workers;
     int nworkers;
-    bool sync_ready;             /* mu and the condition variables exist */
+    bool sync_ready; /* mu and the condition variables exist */
     /* Everything below is shared with the workers, under mu. */
     pthread_mutex_t mu;
-    pthread_cond_t work_cv;      /* a job was queued, or closing */
-    pthread_cond_t done_cv;      /* a job finished */
-    part_job *queue;             /* ring of bufs_max jobs */
+    pthread_cond_t work_cv; /* a job was queued, or closing */
+    pthread_cond_t done_cv; /* a job finished */
+    part_job *queue;        /* ring of bufs_max jobs */
     int q_head, q_count;
-    unsigned char **free_bufs;   /* spare part buffers */
+    unsigned char **free_bufs; /* spare part buffers */
     int free_count, bufs_made, bufs_max;
-    int in_flight;               /* jobs queued or being sent */
-    bool closing;                /* workers exit once the queue is empty */
-    bool aborting;               /* queued parts are dropped, not sent */
-    bool failed;                 /* a part failed: worker_err says why */
+    int in_flight; /* jobs queued or being sent */
+    bool closing;  /* workers exit once the queue is empty */
+    bool aborting; /* queued parts are dropped, not sent */
+    bool failed;   /* a part failed: worker_err says why */
     wk_error worker_err;
-    char (*etags)[80];           /* per part, from UploadPart, quotes included */
+    char (*etags)[80]; /* per part, from UploadPart, quotes included */
     int etags_cap;
 };
 
@@ -142,9 +142,8 @@ static void stop_workers(wk_s3_parts *p, bool abort)
     }
 }
 
-int wk_s3_parts_start(const wk_s3 *client, const char *key, const char *upload_id,
-                      const char *what, int parallel, size_t part_size, wk_s3_parts **out,
-                      wk_error *err)
+int wk_s3_parts_start(const wk_s3 *client, const char *key, const char *upload_id, const char *what,
+                      int parallel, size_t part_size, wk_s3_parts **out, wk_error *err)
 {
     *out = NULL;
     if (parallel < 1)

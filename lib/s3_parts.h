@@ -17,9 +17,8 @@ typedef struct wk_s3_parts wk_s3_parts;
 /* Starts parallel threads, each on its own clone of client, that send the parts of upload
  * upload_id of key (both copied); what ("could not store \"s3://b/k\"") names the object in
  * messages. Buffers are part_size bytes; at most parallel + 1 exist, the writer's included. */
-int wk_s3_parts_start(const wk_s3 *client, const char *key, const char *upload_id,
-                      const char *what, int parallel, size_t part_size, wk_s3_parts **out,
-                      wk_error *err);
+int wk_s3_parts_start(const wk_s3 *client, const char *key, const char *upload_id, const char *what,
+                      int parallel, size_t part_size, wk_s3_parts **out, wk_error *err);
 
 /* Hands buf (len bytes, malloc'd with part_size bytes of room) to the threads as the next
  * part; the pool owns buf from then on, also on failure. Fails with the first part failure

@@ -209,10 +209,18 @@ void wk_s3_xml_buf_text(wk_s3_xml_buf *b, const char *text)
 {
     for (const char *p = text; *p != '\0'; p++) {
         switch (*p) {
-        case '&': wk_s3_xml_buf_raw(b, "&amp;"); break;
-        case '<': wk_s3_xml_buf_raw(b, "&lt;"); break;
-        case '>': wk_s3_xml_buf_raw(b, "&gt;"); break;
-        default: buf_add(b, p, 1); break;
+        case '&':
+            wk_s3_xml_buf_raw(b, "&amp;");
+            break;
+        case '<':
+            wk_s3_xml_buf_raw(b, "&lt;");
+            break;
+        case '>':
+            wk_s3_xml_buf_raw(b, "&gt;");
+            break;
+        default:
+            buf_add(b, p, 1);
+            break;
         }
     }
 }

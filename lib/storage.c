@@ -15,11 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 
-
 /* ---- wrappers --------------------------------------------------------------------- */
 
-int wk_storage_put_open(wk_storage *st, const char *path, int flags, wk_stage **sink,
-                        wk_error *err)
+int wk_storage_put_open(wk_storage *st, const char *path, int flags, wk_stage **sink, wk_error *err)
 {
     return st->ops->put_open(st, path, flags, sink, err);
 }
@@ -45,8 +43,8 @@ int wk_storage_remove(wk_storage *st, const char *path, wk_error *err)
     return st->ops->remove(st, path, err);
 }
 
-int wk_storage_put_bytes(wk_storage *st, const char *path, int flags, const void *data,
-                         size_t len, wk_error *err)
+int wk_storage_put_bytes(wk_storage *st, const char *path, int flags, const void *data, size_t len,
+                         wk_error *err)
 {
     wk_stage *sink = NULL;
     int rc = -1;
@@ -145,8 +143,10 @@ int wk_storage_check_path(const char *path, wk_error *err)
         if (n == 0)
             return invalid_path(path, "The path has an empty component.", err);
         if (component[0] == '.')
-            return invalid_path(path, "A path component starts with \".\" (hidden names are "
-                                      "reserved for temporary files).", err);
+            return invalid_path(path,
+                                "A path component starts with \".\" (hidden names are "
+                                "reserved for temporary files).",
+                                err);
         if (slash == NULL)
             break;
         component = slash + 1;

@@ -22,8 +22,7 @@ typedef int (*wk_storage_list_cb)(const char *name, bool is_dir, uint64_t size, 
 /* Called once per leftover of an unfinished write by list_temporaries: path relative to
  * the repository root, bytes written so far (0 when unknown), seconds since it was last
  * written (or started). Return non-zero to stop. */
-typedef int (*wk_storage_temp_cb)(const char *path, uint64_t bytes, int64_t age_seconds,
-                                  void *arg);
+typedef int (*wk_storage_temp_cb)(const char *path, uint64_t bytes, int64_t age_seconds, void *arg);
 
 /* How long a leftover of an unfinished write must have been left untouched before
  * anything removes it, when its writer cannot be proved gone (a live writer keeps its
@@ -35,7 +34,8 @@ typedef int (*wk_storage_temp_cb)(const char *path, uint64_t bytes, int64_t age_
 
 /* Flags for put_open. */
 #define WK_PUT_NOREPLACE 0x1 /* fail with WK_ERR_EXISTS if the object already exists */
-#define WK_PUT_NOSYNC 0x2    /* still atomic, but not fsync'd (for files that are
+#define WK_PUT_NOSYNC                                                                              \
+    0x2 /* still atomic, but not fsync'd (for files that are
                               * cheap to make again, like a fetched WAL file) */
 
 typedef struct wk_storage_ops {
@@ -96,8 +96,8 @@ int wk_storage_remove(wk_storage *st, const char *path, wk_error *err);
 void wk_storage_free(wk_storage *st);
 /* Stores len bytes at path in one go (put_open, write, finish): for small objects such
  * as records and metadata. */
-int wk_storage_put_bytes(wk_storage *st, const char *path, int flags, const void *data,
-                         size_t len, wk_error *err);
+int wk_storage_put_bytes(wk_storage *st, const char *path, int flags, const void *data, size_t len,
+                         wk_error *err);
 /* Whether the backend implements retarget; wk_storage_retarget fails (WK_ERR_USAGE)
  * where it does not. */
 bool wk_storage_can_retarget(const wk_storage *st);
@@ -111,7 +111,6 @@ int wk_storage_list_temporaries(wk_storage *st, const char *dir, wk_storage_temp
                                 wk_error *err);
 /* The remove_many operation, or remove called for each path where the backend has none. */
 int wk_storage_remove_many(wk_storage *st, const char *const *paths, size_t count, wk_error *err);
-
 
 /* Validates a repository-relative path: non-empty, no leading '/', no "." or ".."
  * component, no empty component, no control characters. Returns 0 or -1 (WK_ERR_USAGE). */

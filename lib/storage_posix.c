@@ -118,7 +118,8 @@ static wk_errcode read_error_code(int e)
 {
     switch (e) {
     case ENOENT:
-    case ENOTDIR: return WK_ERR_NOTFOUND;
+    case ENOTDIR:
+        return WK_ERR_NOTFOUND;
     case ETIMEDOUT:
     case ESTALE:
     case EAGAIN:
@@ -128,8 +129,10 @@ static wk_errcode read_error_code(int e)
     case EHOSTUNREACH:
     case ENETDOWN:
     case ENETUNREACH:
-    case ECONNRESET: return WK_ERR_TRANSIENT;
-    default: return WK_ERR_IO;
+    case ECONNRESET:
+        return WK_ERR_TRANSIENT;
+    default:
+        return WK_ERR_IO;
     }
 }
 
@@ -144,14 +147,14 @@ static void folder_of(const char *path, char dir[WK_STORAGE_PATH_MAX])
 
 typedef struct posix_sink {
     wk_stage base;
-    int dir_fd;          /* the folder holding the object */
-    int fd;              /* the temporary, -1 once closed */
+    int dir_fd; /* the folder holding the object */
+    int fd;     /* the temporary, -1 once closed */
     int flags;
-    bool tmp_exists;     /* the temporary is on disk and ours to remove */
-    bool finished;       /* the object is in place and durable */
-    char *path;          /* final path relative to the root, for messages */
-    const char *name;    /* final name inside the folder (points into path) */
-    char *folder_shown;  /* the folder, for messages */
+    bool tmp_exists;    /* the temporary is on disk and ours to remove */
+    bool finished;      /* the object is in place and durable */
+    char *path;         /* final path relative to the root, for messages */
+    const char *name;   /* final name inside the folder (points into path) */
+    char *folder_shown; /* the folder, for messages */
     char tmp_name[NAME_MAX + 1];
 } posix_sink;
 
@@ -198,8 +201,8 @@ static int sink_commit(posix_sink *ps, wk_error *err)
 {
     if (!(ps->flags & WK_PUT_NOREPLACE)) {
         if (renameat(ps->dir_fd, ps->tmp_name, ps->dir_fd, ps->name) != 0)
-            return wk_error_sys(err, WK_ERR_IO, errno,
-                                "could not rename temporary file to \"%s\"", ps->path);
+            return wk_error_sys(err, WK_ERR_IO, errno, "could not rename temporary file to \"%s\"",
+                                ps->path);
         ps->tmp_exists = false;
         return 0;
     }
@@ -210,8 +213,8 @@ static int sink_commit(posix_sink *ps, wk_error *err)
     if (errno == EEXIST)
         return wk_error_set(err, WK_ERR_EXISTS, "file \"%s\" already exists", ps->path);
     if (errno != EINVAL && errno != ENOSYS)
-        return wk_error_sys(err, WK_ERR_IO, errno,
-                            "could not rename temporary file to \"%s\"", ps->path);
+        return wk_error_sys(err, WK_ERR_IO, errno, "could not rename temporary file to \"%s\"",
+                            ps->path);
     /* No renameat2 here (old kernel or file system): link() never replaces either. */
     if (linkat(ps->dir_fd, ps->tmp_name, ps->dir_fd, ps->name, 0) != 0) {
         if (errno == EEXIST)
@@ -333,8 +336,8 @@ static int posix_put_open(wk_storage *base, const char *path, int flags, wk_stag
      * concurrent writers apart, and a leftover of a crashed process only costs a retry. */
     for (int attempt = 0;; attempt++) {
         unsigned n = atomic_fetch_add(&tmp_counter, 1);
-        snprintf(ps->tmp_name, sizeof(ps->tmp_name), ".%.*s.tmp.%ld.%u", TMP_NAME_KEEP,
-                 ps->name, (long)getpid(), n);
+        snprintf(ps->tmp_name, sizeof(ps->tmp_name), ".%.*s.tmp.%ld.%u", TMP_NAME_KEEP, ps->name,
+                 (long)getpid(), n);
         ps->fd = openat(ps->dir_fd, ps->tmp_name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (ps->fd >= 0)
             break;
@@ -378,8 +381,8 @@ static int posix_get(wk_storage *base, const char *path, wk_stage *dest, wk_erro
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            wk_error_sys(err, read_error_code(errno) == WK_ERR_TRANSIENT ? WK_ERR_TRANSIENT
-                                                                         : WK_ERR_IO,
+            wk_error_sys(err,
+                         read_error_code(errno) == WK_ERR_TRANSIENT ? WK_ERR_TRANSIENT : WK_ERR_IO,
                          errno, "could not read file \"%s\"", path);
             goto out;
         }
@@ -413,8 +416,8 @@ static int posix_stat(wk_storage *base, const char *path, wk_storage_info *out, 
     return 0;
 }
 
-static int posix_list(wk_storage *base, const char *dir, const char *prefix,
-                      wk_storage_list_cb cb, void *arg, wk_error *err)
+static int posix_list(wk_storage *base, const char *dir, const char *prefix, wk_storage_list_cb cb,
+                      void *arg, wk_error *err)
 {
     posix_storage *st = (posix_storage *)base;
     DIR *d = NULL;

@@ -43,13 +43,13 @@
 
 typedef struct s3_storage {
     wk_storage base;
-    wk_s3 *s3;          /* the client of the calling thread; part workers clone it */
+    wk_s3 *s3; /* the client of the calling thread; part workers clone it */
     char *bucket;
-    char *prefix;       /* "" or "a/b" */
+    char *prefix; /* "" or "a/b" */
     size_t part_size;
     int parallel;
     int retry_timeout_ms;
-    int list_max_keys;  /* WALKEEP_S3_LIST_MAX_KEYS (tests): 0 for the server's default */
+    int list_max_keys; /* WALKEEP_S3_LIST_MAX_KEYS (tests): 0 for the server's default */
 } s3_storage;
 
 static int64_t now_ms(void)
@@ -331,8 +331,8 @@ static writer_state writer_state_of(const writer_id *w)
 {
     writer_id me;
     self_id(&me);
-    if (w->host[0] == '\0' || w->boot[0] == '\0' || w->pid <= 0 ||
-        strcmp(w->host, me.host) != 0 || strcmp(w->boot, me.boot) != 0)
+    if (w->host[0] == '\0' || w->boot[0] == '\0' || w->pid <= 0 || strcmp(w->host, me.host) != 0 ||
+        strcmp(w->boot, me.boot) != 0)
         return WRITER_UNKNOWN;
     unsigned long long start;
     int rc = proc_start_time(w->pid, &start);
@@ -375,9 +375,8 @@ typedef int (*object_fn)(const char *key, bool is_prefix, uint64_t size, time_t 
 /* Fetches one page of a listing (a GET of the bucket with params) on client c into *resp,
  * and makes *scratch (realloc'd) big enough for any block of its body (see wk_s3_xml_block).
  * Returns the body (never NULL), or NULL with err set and *resp freed. */
-static const char *fetch_page(wk_s3 *c, const wk_s3_param *params, size_t np,
-                              wk_s3_response *resp, char **scratch, const char *what,
-                              wk_error *err)
+static const char *fetch_page(wk_s3 *c, const wk_s3_param *params, size_t np, wk_s3_response *resp,
+                              char **scratch, const char *what, wk_error *err)
 {
     wk_s3_request req = {.method = "GET", .params = params, .param_count = np};
     if (wk_s3_call(c, &req, resp, what, err) != 0) {
@@ -397,8 +396,8 @@ static const char *fetch_page(wk_s3 *c, const wk_s3_param *params, size_t np,
 
 /* ListObjectsV2 of everything whose key starts with prefix; with delimited, one level
  * (delimiter '/'). Follows continuation tokens. */
-static int list_objects(s3_storage *st, const char *prefix, bool delimited, object_fn fn,
-                        void *arg, const char *what, wk_error *err)
+static int list_objects(s3_storage *st, const char *prefix, bool delimited, object_fn fn, void *arg,
+                        const char *what, wk_error *err)
 {
     char token[KEY_MAX + 64] = "";
     char max_keys[16];
@@ -457,7 +456,8 @@ static int list_objects(s3_storage *st, const char *prefix, bool delimited, obje
                 token[0] == '\0' || strcmp(token, prev) == 0) {
                 wk_error_set(err, WK_ERR_IO,
                              "%s: the server sent a truncated listing without a new continuation "
-                             "token", what);
+                             "token",
+                             what);
                 stop = -1;
             }
         }
@@ -530,16 +530,17 @@ static int list_uploads(s3_storage *st, wk_s3 *c, const char *prefix, upload_fn 
             memcpy(prev_id, id_marker, sizeof(prev_id));
             if (wk_s3_xml_field(xml, "NextKeyMarker", key_marker, sizeof(key_marker), err) != 1 ||
                 key_marker[0] == '\0') {
-                wk_error_set(err, WK_ERR_IO, "%s: truncated upload listing without a marker",
-                             what);
+                wk_error_set(err, WK_ERR_IO, "%s: truncated upload listing without a marker", what);
                 stop = -1;
             } else {
-                if (wk_s3_xml_field(xml, "NextUploadIdMarker", id_marker, sizeof(id_marker), err) != 1)
+                if (wk_s3_xml_field(xml, "NextUploadIdMarker", id_marker, sizeof(id_marker), err) !=
+                    1)
                     id_marker[0] = '\0';
                 if (strcmp(key_marker, prev_key) == 0 && strcmp(id_marker, prev_id) == 0) {
                     wk_error_set(err, WK_ERR_IO,
                                  "%s: the server sent a truncated upload listing without new "
-                                 "markers", what);
+                                 "markers",
+                                 what);
                     stop = -1;
                 }
             }
@@ -560,8 +561,8 @@ out:
 
 /* ListParts of an upload: the bytes sent so far and when the last part arrived (or -1).
  * Returns 0, 1 when the upload no longer exists, -1 on error. */
-static int upload_progress(s3_storage *st, const char *key, const char *upload_id,
-                           uint64_t *bytes, time_t *last, const char *what, wk_error *err)
+static int upload_progress(s3_storage *st, const char *key, const char *upload_id, uint64_t *bytes,
+                           time_t *last, const char *what, wk_error *err)
 {
     char marker[16] = "", field[64];
     char *scratch = NULL;
@@ -629,18 +630,18 @@ typedef struct s3_sink {
     s3_storage *st;
     int flags;
     sink_state state;
-    char *path;                  /* repository path */
+    char *path; /* repository path */
     char key[KEY_MAX];
     char shown[SHOWN_MAX];
-    char what[SHOWN_MAX + 32];   /* "could not store \"s3://...\"" */
-    unsigned char *buf;          /* the part being filled (the writer's) */
+    char what[SHOWN_MAX + 32]; /* "could not store \"s3://...\"" */
+    unsigned char *buf;        /* the part being filled (the writer's) */
     size_t len, cap;
 
     /* Multipart, once the first part is full. */
-    char *upload_id;             /* NULL: none, or completed */
+    char *upload_id; /* NULL: none, or completed */
     char marker_key[KEY_MAX];
     bool marker_written;
-    wk_s3_parts *parts;          /* the threads sending the parts */
+    wk_s3_parts *parts; /* the threads sending the parts */
 } s3_sink;
 
 /* Gives the write up: no object, no upload, no marker left (best effort). */
@@ -654,7 +655,7 @@ static void sink_abort(s3_sink *s)
         if (abort_upload(s->st->s3, s->key, s->upload_id, s->what, &ignored) != 0) {
             aborted = false;
             wk_notice(WK_LOG_WARNING, "could not abort upload of \"%s\": %s", s->shown,
-                   ignored.message);
+                      ignored.message);
         }
         free(s->upload_id);
         s->upload_id = NULL;
@@ -683,8 +684,8 @@ static int start_multipart(s3_sink *s, wk_error *err)
         wk_s3_response_free(&resp);
         return -1;
     }
-    int found = wk_s3_xml_field(resp.body != NULL ? resp.body : "", "UploadId", id, sizeof(id),
-                                err);
+    int found =
+        wk_s3_xml_field(resp.body != NULL ? resp.body : "", "UploadId", id, sizeof(id), err);
     wk_s3_response_free(&resp);
     if (found != 1 || id[0] == '\0') {
         if (found == 0)
@@ -701,13 +702,13 @@ static int start_multipart(s3_sink *s, wk_error *err)
     writer_id me;
     self_id(&me);
     char text[KEY_MAX + 1024];
-    int n = snprintf(text, sizeof(text),
-                     "key=%s\nupload=%s\nhost=%s\nboot=%s\npid=%ld\nstart=%llu\n", s->key, id,
-                     me.host, me.boot, me.pid, me.start);
+    int n =
+        snprintf(text, sizeof(text), "key=%s\nupload=%s\nhost=%s\nboot=%s\npid=%ld\nstart=%llu\n",
+                 s->key, id, me.host, me.boot, me.pid, me.start);
     if (n < 0 || (size_t)n >= sizeof(text))
         return wk_error_set(err, WK_ERR_INTERNAL, "%s: upload marker too long", s->what);
-    wk_s3_request mreq = {.method = "PUT", .key = s->marker_key, .body = text,
-                          .body_len = (size_t)n};
+    wk_s3_request mreq = {
+        .method = "PUT", .key = s->marker_key, .body = text, .body_len = (size_t)n};
     char mshown[SHOWN_MAX], mwhat[SHOWN_MAX + 32];
     shown_of(st, s->marker_key, mshown);
     snprintf(mwhat, sizeof(mwhat), "could not store \"%s\"", mshown);
@@ -717,8 +718,8 @@ static int start_multipart(s3_sink *s, wk_error *err)
     }
     wk_s3_response_free(&resp);
     s->marker_written = true;
-    return wk_s3_parts_start(st->s3, s->key, s->upload_id, s->what, st->parallel,
-                             st->part_size, &s->parts, err);
+    return wk_s3_parts_start(st->s3, s->key, s->upload_id, s->what, st->parallel, st->part_size,
+                             &s->parts, err);
 }
 
 /* Hands the writer's buffer to the part threads and takes an empty one. */
@@ -847,7 +848,7 @@ static void abort_others(s3_sink *s)
     others_ctx o = {s};
     if (list_uploads(s->st, s->st->s3, s->key, abort_other, &o, s->what, &e) != 0)
         wk_notice(WK_LOG_WARNING, "could not clean up earlier uploads of \"%s\": %s", s->shown,
-               e.message);
+                  e.message);
 }
 
 /* Waits for every part, then CompleteMultipartUpload. */
@@ -1114,8 +1115,8 @@ static int s3_get(wk_storage *base, const char *path, wk_stage *dest, wk_error *
         int64_t wait = (int64_t)((seed >> 8) % (unsigned)backoff) + 1; /* full jitter */
         if (wait > left)
             wait = left;
-        wk_notice(WK_LOG_INFO, "reading \"%s\" broke after %" PRIu64 " bytes (%s); resuming",
-               shown, total, err->message);
+        wk_notice(WK_LOG_INFO, "reading \"%s\" broke after %" PRIu64 " bytes (%s); resuming", shown,
+                  total, err->message);
         wk_error_clear(err);
         sleep_ms(wait);
         if (backoff < 5000)
@@ -1202,7 +1203,8 @@ static int delete_batch(s3_storage *st, const char *const *paths, size_t count, 
     int rc = -1;
     wk_s3_response resp = {0};
 
-    wk_s3_xml_buf_raw(&xml, "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Delete><Quiet>true</Quiet>");
+    wk_s3_xml_buf_raw(&xml,
+                      "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Delete><Quiet>true</Quiet>");
     for (size_t i = 0; i < count; i++) {
         if (wk_storage_check_path(paths[i], err) != 0 || key_of(st, paths[i], key, err) != 0)
             goto out;
@@ -1320,7 +1322,7 @@ typedef struct clean_ctx {
     int64_t max_age;
     time_t now;
     uint64_t removed;
-    strset seen;            /* markers of the uploads found */
+    strset seen; /* markers of the uploads found */
     const char *what;
 } clean_ctx;
 
@@ -1370,7 +1372,7 @@ static int clean_upload(const char *key, const char *upload_id, time_t initiated
     if (abort_upload(st->s3, key, upload_id, what, err) != 0)
         return -1;
     wk_notice(WK_LOG_INFO, "aborted an unfinished upload of \"%s\" (%s)", shown,
-           state == WRITER_GONE ? "its writer is gone" : "too old");
+              state == WRITER_GONE ? "its writer is gone" : "too old");
     c->removed++;
     if (m == 1) {
         snprintf(what, sizeof(what), "could not remove upload marker of \"%s\"", shown);
@@ -1461,8 +1463,8 @@ static int temp_upload(const char *key, const char *upload_id, time_t initiated,
     return t->cb(rel, bytes, age, t->arg) != 0 ? 1 : 0;
 }
 
-static int s3_list_temporaries(wk_storage *base, const char *dir, wk_storage_temp_cb cb,
-                               void *arg, wk_error *err)
+static int s3_list_temporaries(wk_storage *base, const char *dir, wk_storage_temp_cb cb, void *arg,
+                               wk_error *err)
 {
     s3_storage *st = (s3_storage *)base;
     char folder[KEY_MAX], shown[SHOWN_MAX], what[SHOWN_MAX + 64];
@@ -1509,8 +1511,8 @@ int wk_storage_s3_open(const wk_storage_s3_options *opt, wk_storage **out, wk_er
     if (plen >= PREFIX_MAX)
         return wk_error_set(err, WK_ERR_CONFIG, "S3 prefix \"%.40s...\" is too long", prefix);
     if (plen > 0 && (prefix[0] == '/' || prefix[plen - 1] == '/'))
-        return wk_error_set(err, WK_ERR_CONFIG,
-                            "S3 prefix \"%s\" must not begin or end with \"/\"", prefix);
+        return wk_error_set(err, WK_ERR_CONFIG, "S3 prefix \"%s\" must not begin or end with \"/\"",
+                            prefix);
     if (opt->s3.bucket == NULL || opt->s3.bucket[0] == '\0')
         return wk_error_set(err, WK_ERR_CONFIG, "S3 bucket is not set");
 

@@ -15,7 +15,7 @@
 #define WK_S3_PARALLEL_DEFAULT 4
 
 typedef struct wk_storage_s3_options {
-    wk_s3_options s3;  /* the bucket and how to reach it */
+    wk_s3_options s3;   /* the bucket and how to reach it */
     const char *prefix; /* folder inside the bucket, no leading or trailing '/'; "" for the root */
     size_t part_size;   /* objects up to this size go in one PUT; larger ones in parts of it */
     int parallel;       /* parts sent at once (memory: parallel + 1 parts) */

@@ -469,17 +469,15 @@ static int start_entry(tar_stage *ts, char type, uint64_t size, wk_error *err)
     int name_len = (int)strnlen(hname, H_NAME_LEN);
     /* Only POSIX ustar has a prefix; GNU keeps other things in that space. */
     if (memcmp(ts->hdr + H_MAGIC, "ustar\0", 6) == 0 && hprefix[0] != '\0')
-        snprintf(header_name, sizeof(header_name), "%.*s/%.*s",
-                 (int)strnlen(hprefix, H_PREFIX_LEN), hprefix, name_len, hname);
+        snprintf(header_name, sizeof(header_name), "%.*s/%.*s", (int)strnlen(hprefix, H_PREFIX_LEN),
+                 hprefix, name_len, hname);
     else
         snprintf(header_name, sizeof(header_name), "%.*s", name_len, hname);
     snprintf(header_link, sizeof(header_link), "%.*s",
              (int)strnlen((const char *)ts->hdr + H_LINK, H_LINK_LEN),
              (const char *)ts->hdr + H_LINK);
-    raw = ts->pax_path != NULL ? ts->pax_path
-          : ts->long_name != NULL ? ts->long_name
-                                  : header_name;
-    link = ts->pax_link != NULL ? ts->pax_link
+    raw = ts->pax_path != NULL ? ts->pax_path : ts->long_name != NULL ? ts->long_name : header_name;
+    link = ts->pax_link != NULL    ? ts->pax_link
            : ts->long_link != NULL ? ts->long_link
                                    : header_link;
 
@@ -707,8 +705,7 @@ static void start_writeback(tar_stage *ts)
 {
     if (ts->file_offset > ts->writeback_done)
         (void)sync_file_range(ts->file_fd, (off_t)ts->writeback_done,
-                              (off_t)(ts->file_offset - ts->writeback_done),
-                              SYNC_FILE_RANGE_WRITE);
+                              (off_t)(ts->file_offset - ts->writeback_done), SYNC_FILE_RANGE_WRITE);
     ts->writeback_done = ts->file_offset;
 }
 

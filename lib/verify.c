@@ -306,7 +306,6 @@ typedef struct decoded {
     size_t text_len;
 } decoded;
 
-
 /* Reads the object at path (stored with alg, encrypted or not) through decryption, the
  * checked decompressor (the frame's own content checksum) and a check of the plaintext
  * fingerprint against *expected, into a sink that keeps the first bytes (or, with
@@ -321,11 +320,9 @@ static int decode_object(verify_ctx *v, const char *path, wk_compress alg, bool 
     memset(out, 0, sizeof(*out));
     v->report->objects++;
     if (encrypted && v->repo->key == NULL)
-        return wk_error_set(err, WK_ERR_CORRUPT,
-                            "object is encrypted, but the repository is not");
+        return wk_error_set(err, WK_ERR_CORRUPT, "object is encrypted, but the repository is not");
     if (!encrypted && v->repo->key != NULL)
-        return wk_error_set(err, WK_ERR_CORRUPT,
-                            "object is not encrypted, but the repository is");
+        return wk_error_set(err, WK_ERR_CORRUPT, "object is not encrypted, but the repository is");
     if (text_limit > 0)
         chain = wk_stage_memory_new(text_limit, &out->text, &out->text_len, err);
     else
@@ -342,8 +339,7 @@ static int decode_object(verify_ctx *v, const char *path, wk_compress alg, bool 
         chain = wk_stage_progress_new(chain, &v->progress, err);
     if (chain == NULL)
         return -1;
-    if (wk_storage_get(v->repo->storage, path, chain, err) == 0 &&
-        wk_stage_finish(chain, err) == 0)
+    if (wk_storage_get(v->repo->storage, path, chain, err) == 0 && wk_stage_finish(chain, err) == 0)
         rc = 0;
     v->report->bytes += out->stored;
     wk_stage_free(chain);
@@ -505,8 +501,7 @@ static void check_wal_content(verify_ctx *v, const char *path, const char *name,
         else if (hdr.seg_size != v->meta.seg_size ||
                  wk_wal_name_check_size(parsed, v->meta.seg_size, NULL) != 0 ||
                  hdr.pageaddr != wk_wal_segno_to_lsn(segno, v->meta.seg_size))
-            add_finding(v, WK_VERIFY_CORRUPT, path, "WAL file does not hold segment \"%s\"",
-                        name);
+            add_finding(v, WK_VERIFY_CORRUPT, path, "WAL file does not hold segment \"%s\"", name);
         else if (hdr.tli > parsed->tli)
             add_finding(v, WK_VERIFY_CORRUPT, path,
                         "WAL file holds timeline %" PRIu32 " data, above its name's", hdr.tli);
@@ -519,8 +514,8 @@ static void check_wal_content(verify_ctx *v, const char *path, const char *name,
     case WK_WAL_HISTORY: {
         wk_wal_history_entry *entries = NULL;
         size_t count = 0;
-        if (wk_wal_parse_history((const char *)d->text, d->text_len, parsed->tli, &entries,
-                                 &count, &err) != 0) {
+        if (wk_wal_parse_history((const char *)d->text, d->text_len, parsed->tli, &entries, &count,
+                                 &err) != 0) {
             if (err.code == WK_ERR_NOMEM) {
                 v->nomem = true;
                 return;
@@ -592,7 +587,8 @@ static int verify_wal_folder(verify_ctx *v, const char *dir, entry_list *folders
             if (!prev_conflict && !wk_fingerprint_equal(&prev_fp, &fp)) {
                 add_finding(v, WK_VERIFY_CONFLICT, name,
                             "several objects with different content claim WAL file \"%s\"; "
-                            "a restore of it refuses to choose", name);
+                            "a restore of it refuses to choose",
+                            name);
                 prev_conflict = true;
             }
         } else {
@@ -711,7 +707,8 @@ static void check_histories(verify_ctx *v)
         history_name(name, sizeof(name), t->tli);
         add_finding(v, WK_VERIFY_HISTORY, name,
                     "timeline %" PRIu32 " has %zu WAL segments, but its history file is not "
-                    "archived", t->tli, t->count);
+                    "archived",
+                    t->tli, t->count);
     }
     for (size_t i = 0; i < v->history_count; i++) {
         const history_file *h = &v->histories[i];
@@ -729,7 +726,8 @@ static void check_histories(verify_ctx *v)
         if (parent >= h->tli) {
             add_finding(v, WK_VERIFY_HISTORY, name,
                         "history file of timeline %" PRIu32 " names parent timeline %" PRIu32
-                        ", which is not lower", h->tli, parent);
+                        ", which is not lower",
+                        h->tli, parent);
             continue;
         }
         const history_file *p = find_history(v, parent);
@@ -765,8 +763,8 @@ static void verify_stream(verify_ctx *v, const char *what, const char *object,
     }
     if (decode_object(v, object, alg, encrypted, fp, 0, &d, &err) != 0) {
         if (err.code == WK_ERR_NOTFOUND)
-            add_finding(v, WK_VERIFY_MISSING, object,
-                        "object named by %s is not in the repository", what);
+            add_finding(v, WK_VERIFY_MISSING, object, "object named by %s is not in the repository",
+                        what);
         else
             add_error_finding(v, object, &err);
         return;
@@ -818,8 +816,8 @@ static void check_backup_wal(verify_ctx *v, const wk_backup_record *r)
     uint32_t from_tli = r->start_tli, to_tli = r->stop_tli;
     if (to_tli < from_tli) {
         add_finding(v, WK_VERIFY_RECORD, r->label,
-                    "backup record has stop timeline %" PRIu32 " below its start timeline %"
-                    PRIu32, to_tli, from_tli);
+                    "backup record has stop timeline %" PRIu32 " below its start timeline %" PRIu32,
+                    to_tli, from_tli);
         return;
     }
     if (r->stop_lsn <= r->start_lsn) {
@@ -841,12 +839,14 @@ static void check_backup_wal(verify_ctx *v, const wk_backup_record *r)
         wk_wal_segment_name(name, to_tli, s, seg_size);
         add_finding(v, WK_VERIFY_MISSING_WAL, name,
                     "backup \"%s\" needs this WAL segment (its WAL runs from %s to %s), but it "
-                    "is not archived", r->label, start, stop);
+                    "is not archived",
+                    r->label, start, stop);
     }
     if (missing > MISSING_WAL_LISTED_MAX)
         add_finding(v, WK_VERIFY_MISSING_WAL, r->label,
                     "backup \"%s\" misses %" PRIu64 " WAL segments in all (the first %d are "
-                    "listed)", r->label, missing, MISSING_WAL_LISTED_MAX);
+                    "listed)",
+                    r->label, missing, MISSING_WAL_LISTED_MAX);
 }
 
 static int verify_backup(verify_ctx *v, const char *label, wk_error *err)
@@ -879,8 +879,8 @@ static int verify_backup(verify_ctx *v, const char *label, wk_error *err)
                     "backup of system identifier %" PRIu64 ", not the repository's %" PRIu64,
                     r.system_identifier, v->meta.system_identifier);
     for (size_t i = 0; i < r.stream_count && !v->nomem; i++)
-        verify_stream(v, what, r.streams[i].object, &r.streams[i].fingerprint,
-                      r.streams[i].bytes, r.streams[i].stored_bytes);
+        verify_stream(v, what, r.streams[i].object, &r.streams[i].fingerprint, r.streams[i].bytes,
+                      r.streams[i].stored_bytes);
     check_backup_wal(v, &r);
     if (!v->nomem)
         rc = check_unreferenced(v, dir, WK_BACKUP_RECORD, &r, err);
@@ -898,7 +898,8 @@ static void verify_dump(verify_ctx *v, const char *label)
     snprintf(path, sizeof(path), "%s/%s", dir, WK_DUMP_RECORD);
     snprintf(what, sizeof(what), "the record of dump \"%s\"", label);
     if (wk_dump_check_label(label, NULL) != 0) {
-        add_finding(v, WK_VERIFY_UNEXPECTED, dir, "not a dump label: walkeep writes no such folder");
+        add_finding(v, WK_VERIFY_UNEXPECTED, dir,
+                    "not a dump label: walkeep writes no such folder");
         return;
     }
     if (wk_dump_record_read(v->repo, label, &r, &err) != 0) {
@@ -909,9 +910,9 @@ static void verify_dump(verify_ctx *v, const char *label)
         else if (err.code == WK_ERR_NOMEM)
             v->nomem = true;
         else
-            add_finding(v, err.code == WK_ERR_IO || err.code == WK_ERR_TRANSIENT
-                               ? WK_VERIFY_UNREADABLE
-                               : WK_VERIFY_RECORD,
+            add_finding(v,
+                        err.code == WK_ERR_IO || err.code == WK_ERR_TRANSIENT ? WK_VERIFY_UNREADABLE
+                                                                              : WK_VERIFY_RECORD,
                         path, "%s", err.message);
         return;
     }
@@ -1014,8 +1015,9 @@ int wk_verify_run(wk_repo *repo, wk_verify_report *report, wk_error *err)
     return wk_verify_run_progress(repo, NULL, NULL, report, err);
 }
 
-int wk_verify_run_progress(wk_repo *repo, void (*progress)(uint64_t done, uint64_t total, void *arg),
-                           void *arg, wk_verify_report *report, wk_error *err)
+int wk_verify_run_progress(wk_repo *repo,
+                           void (*progress)(uint64_t done, uint64_t total, void *arg), void *arg,
+                           wk_verify_report *report, wk_error *err)
 {
     verify_ctx v = {.repo = repo, .report = report, .progress = {.fn = progress, .arg = arg}};
     int rc = -1;

@@ -32,9 +32,9 @@ typedef enum wk_verify_kind {
     WK_VERIFY_GAP,         /* segments missing between a timeline's first and last */
     WK_VERIFY_HISTORY,     /* a timeline history file is bad, inconsistent or missing */
     /* warnings: worth a look, nothing a restore needs is wrong */
-    WK_VERIFY_TEMPORARY,   /* a leftover temporary of a killed write */
-    WK_VERIFY_INCOMPLETE,  /* a backup or dump folder without its record (interrupted) */
-    WK_VERIFY_UNEXPECTED   /* an entry walkeep does not write (or not there) */
+    WK_VERIFY_TEMPORARY,  /* a leftover temporary of a killed write */
+    WK_VERIFY_INCOMPLETE, /* a backup or dump folder without its record (interrupted) */
+    WK_VERIFY_UNEXPECTED  /* an entry walkeep does not write (or not there) */
 } wk_verify_kind;
 
 /* Stable short name of a kind, as in the output: "corrupt", "missing-wal", "gap"... */
@@ -51,19 +51,19 @@ typedef struct wk_verify_finding {
 /* The holes in one timeline's WAL, between its first and last archived segment. */
 typedef struct wk_verify_gaps {
     uint32_t tli;
-    uint64_t missing;                       /* segments missing in all */
-    size_t listed;                          /* names listed: min(missing, ..._LISTED_MAX) */
-    char (*names)[WK_WAL_NAME_LEN + 1];     /* the first `listed` missing segments, in order */
+    uint64_t missing;                   /* segments missing in all */
+    size_t listed;                      /* names listed: min(missing, ..._LISTED_MAX) */
+    char (*names)[WK_WAL_NAME_LEN + 1]; /* the first `listed` missing segments, in order */
 } wk_verify_gaps;
 
 typedef struct wk_verify_report {
-    uint64_t objects;  /* objects read and checked */
-    uint64_t bytes;    /* stored bytes read */
+    uint64_t objects; /* objects read and checked */
+    uint64_t bytes;   /* stored bytes read */
     size_t problem_count;
     wk_verify_finding *problems;
     size_t warning_count;
     wk_verify_finding *warnings;
-    size_t gap_count;  /* timelines with holes, sorted by timeline */
+    size_t gap_count; /* timelines with holes, sorted by timeline */
     wk_verify_gaps *gaps;
 } wk_verify_report;
 
@@ -87,8 +87,9 @@ int wk_verify_run(wk_repo *repo, wk_verify_report *report, wk_error *err);
 /* wk_verify_run with progress: progress (may be NULL) is called as objects are read,
  * with the stored bytes read so far and a total of 0 (unknown: the walk lists the
  * repository as it goes), and arg. */
-int wk_verify_run_progress(wk_repo *repo, void (*progress)(uint64_t done, uint64_t total, void *arg),
-                           void *arg, wk_verify_report *report, wk_error *err);
+int wk_verify_run_progress(wk_repo *repo,
+                           void (*progress)(uint64_t done, uint64_t total, void *arg), void *arg,
+                           wk_verify_report *report, wk_error *err);
 
 /* Frees the report's members and zeroes it; accepts NULL. */
 void wk_verify_report_free(wk_verify_report *report);

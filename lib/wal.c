@@ -37,7 +37,7 @@ static const struct {
     int version;
 } known_magics[] = {
     {0xD093, 906}, {0xD097, 10}, {0xD098, 11}, {0xD101, 12}, {0xD106, 13},
-    {0xD10D, 14}, {0xD110, 15}, {0xD113, 16}, {0xD116, 17}, {0xD118, 18},
+    {0xD10D, 14},  {0xD110, 15}, {0xD113, 16}, {0xD116, 17}, {0xD118, 18},
 };
 
 /* Every release so far numbered its magic 0xD0xx or 0xD1xx and raised it; a larger one
@@ -211,16 +211,16 @@ int wk_wal_name_check_size(const wk_wal_name *name, uint32_t seg_size, wk_error 
         return 0;
     if (name->seg >= per_id) {
         format_name(text, sizeof(text), name);
-        wk_error_set(err, WK_ERR_USAGE, "invalid WAL file name \"%s\" for segment size %u",
-                     text, seg_size);
+        wk_error_set(err, WK_ERR_USAGE, "invalid WAL file name \"%s\" for segment size %u", text,
+                     seg_size);
         wk_error_detail(err, "With this segment size the last part of a name is at most %08X.",
                         (uint32_t)(per_id - 1));
         return -1;
     }
     if (name->kind == WK_WAL_BACKUP && name->backup_offset >= seg_size) {
         format_name(text, sizeof(text), name);
-        wk_error_set(err, WK_ERR_USAGE, "invalid WAL file name \"%s\" for segment size %u",
-                     text, seg_size);
+        wk_error_set(err, WK_ERR_USAGE, "invalid WAL file name \"%s\" for segment size %u", text,
+                     seg_size);
         wk_error_detail(err, "The backup start offset %08X lies beyond the end of the segment.",
                         name->backup_offset);
         return -1;
@@ -412,11 +412,9 @@ int wk_wal_parse_header(const uint8_t *buf, size_t len, wk_wal_header *out, wk_e
     if (!wk_wal_seg_size_valid(h.seg_size))
         return wk_error_set(err, WK_ERR_CORRUPT,
                             "invalid WAL segment header: invalid segment size %u", h.seg_size);
-    if (!is_pow2(h.block_size) || h.block_size < WAL_BLCKSZ_MIN ||
-        h.block_size > WAL_BLCKSZ_MAX)
+    if (!is_pow2(h.block_size) || h.block_size < WAL_BLCKSZ_MIN || h.block_size > WAL_BLCKSZ_MAX)
         return wk_error_set(err, WK_ERR_CORRUPT,
-                            "invalid WAL segment header: invalid WAL block size %u",
-                            h.block_size);
+                            "invalid WAL segment header: invalid WAL block size %u", h.block_size);
     if (h.pageaddr % h.seg_size != 0) {
         wk_wal_format_lsn(lsn, sizeof(lsn), h.pageaddr);
         return wk_error_set(err, WK_ERR_CORRUPT,
@@ -440,15 +438,15 @@ static void quote_span(char *dst, size_t size, const char *s, size_t n)
     quote_name(dst, size, tmp);
 }
 
-static int history_error(wk_error *err, uint32_t tli, size_t lineno, const char *line,
-                         size_t n, const char *detail)
+static int history_error(wk_error *err, uint32_t tli, size_t lineno, const char *line, size_t n,
+                         const char *detail)
 {
     char quoted[QUOTE_MAX_INPUT * 4 + 4];
 
     quote_span(quoted, sizeof(quoted), line, n);
     wk_error_set(err, WK_ERR_CORRUPT,
-                 "invalid timeline history file for timeline %u: line %zu: \"%s\"", tli,
-                 lineno, quoted);
+                 "invalid timeline history file for timeline %u: line %zu: \"%s\"", tli, lineno,
+                 quoted);
     wk_error_detail(err, "%s", detail);
     return -1;
 }
@@ -476,8 +474,8 @@ static const char *parse_tli(const char *s, const char *end, uint32_t *out)
     return s;
 }
 
-int wk_wal_parse_history(const char *text, size_t len, uint32_t tli,
-                         wk_wal_history_entry **entries, size_t *count, wk_error *err)
+int wk_wal_parse_history(const char *text, size_t len, uint32_t tli, wk_wal_history_entry **entries,
+                         size_t *count, wk_error *err)
 {
     wk_wal_history_entry *list = NULL;
     size_t n = 0;

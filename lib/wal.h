@@ -60,10 +60,10 @@ void wk_wal_format_lsn(char *buf, size_t size, wk_lsn lsn);
 
 /* The facts of a segment's first (long) page header. */
 typedef struct wk_wal_header {
-    uint16_t magic;          /* XLOG_PAGE_MAGIC */
-    int pg_version;          /* major version of the magic (906 = 9.6, 10..18), 0 if unknown */
-    uint32_t tli;            /* xlp_tli of the first page */
-    wk_lsn pageaddr;         /* xlp_pageaddr: LSN of the segment's first byte */
+    uint16_t magic;  /* XLOG_PAGE_MAGIC */
+    int pg_version;  /* major version of the magic (906 = 9.6, 10..18), 0 if unknown */
+    uint32_t tli;    /* xlp_tli of the first page */
+    wk_lsn pageaddr; /* xlp_pageaddr: LSN of the segment's first byte */
     uint64_t system_identifier;
     uint32_t seg_size;
     uint32_t block_size;
@@ -90,7 +90,7 @@ typedef struct wk_wal_history_entry {
  * allowed, as PostgreSQL writes them: "<parent tli>\t<switch lsn>\t<reason>").
  * Entries must have increasing timelines below tli. *entries is malloc'd (caller
  * frees); *count may be 0 for an empty text. WK_ERR_CORRUPT on malformed text. */
-int wk_wal_parse_history(const char *text, size_t len, uint32_t tli,
-                         wk_wal_history_entry **entries, size_t *count, wk_error *err);
+int wk_wal_parse_history(const char *text, size_t len, uint32_t tli, wk_wal_history_entry **entries,
+                         size_t *count, wk_error *err);
 
 #endif

@@ -104,8 +104,8 @@ int main(int argc, char **argv)
         {"--backup", WK_OPTION_STRING, &opt.backup_label, 0, 0},
         {"--tablespace-map", WK_OPTION_LIST, &map_args, 0, 0},
     };
-    if (wk_cli_parse_options(progname, &args, 0, table, sizeof(table) / sizeof(table[0]),
-                             &err) != 0) {
+    if (wk_cli_parse_options(progname, &args, 0, table, sizeof(table) / sizeof(table[0]), &err) !=
+        0) {
         wk_cli_usage_error(progname, &err);
         goto out;
     }
@@ -150,10 +150,12 @@ int main(int argc, char **argv)
     char start_lsn[32], stop_lsn[32];
     wk_wal_format_lsn(start_lsn, sizeof(start_lsn), plan.backup.start_lsn);
     wk_wal_format_lsn(stop_lsn, sizeof(stop_lsn), plan.backup.stop_lsn);
-    wk_log(WK_LOG_INFO, "backup \"%s\" (%s to %s, timeline %u); the archive holds all %llu WAL "
-                        "segments up to %s on the way to timeline %u", plan.backup.label, start_lsn,
-           stop_lsn, plan.backup.start_tli, (unsigned long long)plan.segments,
-           plan.last_segment[0] ? plan.last_segment : "-", plan.target_tli);
+    wk_log(WK_LOG_INFO,
+           "backup \"%s\" (%s to %s, timeline %u); the archive holds all %llu WAL "
+           "segments up to %s on the way to timeline %u",
+           plan.backup.label, start_lsn, stop_lsn, plan.backup.start_tli,
+           (unsigned long long)plan.segments, plan.last_segment[0] ? plan.last_segment : "-",
+           plan.target_tli);
     int rc = wk_restore_lay_down(repo, &opt, &plan, &err);
     wk_cli_progress_end();
     if (rc != 0)

@@ -48,8 +48,8 @@ int main(int argc, char **argv)
         return started > 0 ? 0 : hard_error;
     if (args.count != 2 || strncmp(args.items[0], "--", 2) == 0 ||
         strncmp(args.items[1], "--", 2) == 0) {
-        wk_cli_bad_argument(progname, args.count < 2 ? "expected a WAL file name (%f) and a "
-                                                       "destination path (%p)"
+        wk_cli_bad_argument(progname, args.count < 2   ? "expected a WAL file name (%f) and a "
+                                                         "destination path (%p)"
                                       : args.count > 2 ? "too many arguments"
                                                        : "unrecognized option");
         goto out;
@@ -60,8 +60,8 @@ int main(int argc, char **argv)
         wk_log_error(&err);
         goto out;
     }
-    if (wk_archive_fetch(repo, args.items[0], args.items[1], cfg.retry_timeout_ms, &result,
-                         &err) != 0) {
+    if (wk_archive_fetch(repo, args.items[0], args.items[1], cfg.retry_timeout_ms, &result, &err) !=
+        0) {
         if (err.code == WK_ERR_NOTFOUND) {
             wk_log(WK_LOG_DEBUG, "%s", err.message);
             status = EXIT_NOT_FOUND;
@@ -74,8 +74,10 @@ int main(int argc, char **argv)
         goto out;
     }
     if (result.attempts > 1)
-        wk_log(WK_LOG_WARNING, "restored \"%s\" after %d attempts: the repository had transient "
-                               "errors", args.items[0], result.attempts);
+        wk_log(WK_LOG_WARNING,
+               "restored \"%s\" after %d attempts: the repository had transient "
+               "errors",
+               args.items[0], result.attempts);
     wk_log(WK_LOG_INFO, "restored \"%s\" from \"%s\" (%llu bytes)", args.items[0], result.object,
            (unsigned long long)result.bytes);
     status = 0;

@@ -168,8 +168,8 @@ void ts_put64(uint8_t *buf, size_t off, uint64_t v)
     memcpy(buf + off, &v, sizeof(v));
 }
 
-void ts_wal_header(uint8_t *buf, uint16_t magic, uint16_t info, uint32_t tli,
-                   uint64_t pageaddr, uint64_t sysid, uint32_t seg_size, uint32_t blcksz)
+void ts_wal_header(uint8_t *buf, uint16_t magic, uint16_t info, uint32_t tli, uint64_t pageaddr,
+                   uint64_t sysid, uint32_t seg_size, uint32_t blcksz)
 {
     memset(buf, 0, WK_WAL_LONG_HEADER_SIZE);
     ts_put16(buf, 0, magic);
@@ -209,8 +209,8 @@ uint8_t *ts_make_segment(const char *dir, const ts_segment *spec, char *name, ch
 
 /* ---- storage ---------------------------------------------------------------------- */
 
-int ts_storage_put(wk_storage *st, const char *path, const void *data, size_t len,
-                   size_t chunk, int flags, wk_error *err)
+int ts_storage_put(wk_storage *st, const char *path, const void *data, size_t len, size_t chunk,
+                   int flags, wk_error *err)
 {
     wk_stage *sink = NULL;
     int rc = -1;

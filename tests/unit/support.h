@@ -74,20 +74,20 @@ void ts_put64(uint8_t *buf, size_t off, uint64_t v);
 /* Lays a PostgreSQL long page header over the first WK_WAL_LONG_HEADER_SIZE bytes of buf:
  * zeroes, then magic at 0, xlp_info at 2, tli at 4, pageaddr at 8, sysid at 24,
  * seg_size at 32 and blcksz at 36 (x86-64 layout). */
-void ts_wal_header(uint8_t *buf, uint16_t magic, uint16_t info, uint32_t tli,
-                   uint64_t pageaddr, uint64_t sysid, uint32_t seg_size, uint32_t blcksz);
+void ts_wal_header(uint8_t *buf, uint16_t magic, uint16_t info, uint32_t tli, uint64_t pageaddr,
+                   uint64_t sysid, uint32_t seg_size, uint32_t blcksz);
 
 /* What ts_make_segment writes; a zero field takes the default said beside it. */
 typedef struct ts_segment {
-    uint32_t tli;         /* timeline in the file name (0: 1) */
-    uint64_t segno;       /* segment number in the file name */
-    uint32_t header_tli;  /* timeline in the header (0: tli) */
-    bool set_pageaddr;    /* false: pageaddr is segno * TS_SEG */
-    uint64_t pageaddr;    /* the header's xlp_pageaddr when set_pageaddr */
-    uint64_t sysid;       /* 0: TS_SYSID */
-    size_t size;          /* bytes of the file (0: TS_SEG); no header below 40 bytes */
-    unsigned state;       /* ts_fill_lcg state of the bytes after the header */
-    const char *suffix;   /* appended to the name (".partial"), NULL for none */
+    uint32_t tli;        /* timeline in the file name (0: 1) */
+    uint64_t segno;      /* segment number in the file name */
+    uint32_t header_tli; /* timeline in the header (0: tli) */
+    bool set_pageaddr;   /* false: pageaddr is segno * TS_SEG */
+    uint64_t pageaddr;   /* the header's xlp_pageaddr when set_pageaddr */
+    uint64_t sysid;      /* 0: TS_SYSID */
+    size_t size;         /* bytes of the file (0: TS_SEG); no header below 40 bytes */
+    unsigned state;      /* ts_fill_lcg state of the bytes after the header */
+    const char *suffix;  /* appended to the name (".partial"), NULL for none */
 } ts_segment;
 
 /* A synthetic 1 MiB-segment WAL file: patterned bytes with a PostgreSQL 15 long page
@@ -103,8 +103,8 @@ uint8_t *ts_make_segment(const char *dir, const ts_segment *spec, char *name, ch
 /* Stores len bytes at path through a storage writer, in writes of `chunk` bytes (0: one
  * write; an empty object gets one empty write), and finishes it. Returns 0, or -1 with
  * err filled; never fails the test itself. */
-int ts_storage_put(wk_storage *st, const char *path, const void *data, size_t len,
-                   size_t chunk, int flags, wk_error *err);
+int ts_storage_put(wk_storage *st, const char *path, const void *data, size_t len, size_t chunk,
+                   int flags, wk_error *err);
 
 /* ---- repositories ----------------------------------------------------------------- */
 

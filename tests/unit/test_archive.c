@@ -133,8 +133,8 @@ START_TEST(test_object_dir)
     ck_assert_int_eq(wk_wal_parse_name("00000002.history", &parsed, NULL), 0);
     wk_archive_object_dir("00000002.history", &parsed, dir, sizeof(dir));
     ck_assert_str_eq(dir, "wal");
-    ck_assert_int_eq(
-        wk_wal_parse_name("000000010000000000000002.00000028.backup", &parsed, NULL), 0);
+    ck_assert_int_eq(wk_wal_parse_name("000000010000000000000002.00000028.backup", &parsed, NULL),
+                     0);
     wk_archive_object_dir("000000010000000000000002.00000028.backup", &parsed, dir, sizeof(dir));
     ck_assert_str_eq(dir, "wal/0000000100000000");
 }
@@ -200,8 +200,7 @@ static wk_storage *inner_of(wk_storage *st)
     return ((no_retarget_storage *)st)->inner;
 }
 
-static int nr_put_open(wk_storage *st, const char *path, int flags, wk_stage **sink,
-                       wk_error *err)
+static int nr_put_open(wk_storage *st, const char *path, int flags, wk_stage **sink, wk_error *err)
 {
     return wk_storage_put_open(inner_of(st), path, flags, sink, err);
 }
@@ -234,8 +233,12 @@ static void nr_free(wk_storage *st)
 }
 
 static const wk_storage_ops no_retarget_ops = {
-    .put_open = nr_put_open, .get = nr_get,   .stat = nr_stat,
-    .list = nr_list,         .remove = nr_remove, .free = nr_free,
+    .put_open = nr_put_open,
+    .get = nr_get,
+    .stat = nr_stat,
+    .list = nr_list,
+    .remove = nr_remove,
+    .free = nr_free,
 };
 
 START_TEST(test_push_two_pass_without_retarget)
@@ -614,10 +617,9 @@ START_TEST(test_fetch_missing_name)
                                          "000000010000000000000001.00000028.backup",
                                          "000000010000000000000001.partial"};
     for (size_t i = 0; i < sizeof(absent) / sizeof(absent[0]); i++) {
-        ck_assert_int_eq(
-            wk_archive_fetch(repo, absent[i], dest_path("other"), NO_RETRY, &fr, &err), -1);
-        ck_assert_msg(err.code == WK_ERR_NOTFOUND, "%s: %s", absent[i],
-                      wk_errcode_name(err.code));
+        ck_assert_int_eq(wk_archive_fetch(repo, absent[i], dest_path("other"), NO_RETRY, &fr, &err),
+                         -1);
+        ck_assert_msg(err.code == WK_ERR_NOTFOUND, "%s: %s", absent[i], wk_errcode_name(err.code));
         ck_assert(!ts_path_exists(dest_path("other")));
     }
     wk_repo_free(repo);
@@ -644,9 +646,8 @@ START_TEST(test_fetch_invalid_name)
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         wk_fetch_result fr;
-        ck_assert_int_eq(wk_archive_fetch(repo, bad[i], dest_path("RECOVERYXLOG"), NO_RETRY, &fr,
-                                          &err),
-                         -1);
+        ck_assert_int_eq(
+            wk_archive_fetch(repo, bad[i], dest_path("RECOVERYXLOG"), NO_RETRY, &fr, &err), -1);
         ck_assert_msg(err.code == WK_ERR_USAGE, "\"%s\": %s", bad[i], wk_errcode_name(err.code));
         ck_assert(!ts_path_exists(dest_path("RECOVERYXLOG")));
     }
@@ -710,8 +711,8 @@ START_TEST(test_fetch_corrupt_object)
     /* Truncated. */
     ts_write_file(file, orig, len - 1);
     wk_fetch_result fr;
-    ck_assert_int_eq(
-        wk_archive_fetch(repo, name, dest_path("RECOVERYXLOG"), NO_RETRY, &fr, &err), -1);
+    ck_assert_int_eq(wk_archive_fetch(repo, name, dest_path("RECOVERYXLOG"), NO_RETRY, &fr, &err),
+                     -1);
     ck_assert_int_eq(err.code, WK_ERR_CORRUPT);
     ck_assert_int_eq(ts_count_entries(dest_dir), 0);
     free(orig);
@@ -737,8 +738,8 @@ START_TEST(test_fetch_raw_object_tampered)
     orig[len / 2] ^= 1;
     ts_write_file(file, orig, len);
     wk_fetch_result fr;
-    ck_assert_int_eq(
-        wk_archive_fetch(repo, name, dest_path("RECOVERYXLOG"), NO_RETRY, &fr, &err), -1);
+    ck_assert_int_eq(wk_archive_fetch(repo, name, dest_path("RECOVERYXLOG"), NO_RETRY, &fr, &err),
+                     -1);
     ck_assert_int_eq(err.code, WK_ERR_CORRUPT);
     ck_assert_int_eq(ts_count_entries(dest_dir), 0);
     free(orig);
@@ -849,10 +850,9 @@ START_TEST(test_history_push_fetch)
     ck_assert_int_eq(count_objects(), 2);
 
     wk_fetch_result fr;
-    ck_assert_int_eq(
-        wk_archive_fetch(repo, "00000002.history", dest_path("RECOVERYHISTORY"), NO_RETRY, &fr,
-                         &err),
-        0);
+    ck_assert_int_eq(wk_archive_fetch(repo, "00000002.history", dest_path("RECOVERYHISTORY"),
+                                      NO_RETRY, &fr, &err),
+                     0);
     assert_file_bytes(dest_path("RECOVERYHISTORY"), history_text, strlen(history_text));
     ck_assert_int_eq(ts_count_entries(dest_dir), 1);
 
@@ -931,8 +931,7 @@ START_TEST(test_backup_push_fetch)
     snprintf(path, sizeof(path), "%s/%s", wal_dir, bname);
     ts_write_file(path, backup_text, strlen(backup_text));
     ck_assert_msg(wk_archive_push(repo, path, &res, &err) == 0, "%s", err.message);
-    static const char prefix[] =
-        "wal/0000000100000000/000000010000000000000002.00000028.backup-";
+    static const char prefix[] = "wal/0000000100000000/000000010000000000000002.00000028.backup-";
     ck_assert_int_eq(strncmp(res.object, prefix, sizeof(prefix) - 1), 0);
     wk_fetch_result fr;
     ck_assert_int_eq(wk_archive_fetch(repo, bname, dest_path("b"), NO_RETRY, &fr, &err), 0);

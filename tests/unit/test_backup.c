@@ -20,7 +20,7 @@
 #define SEG ((uint32_t)1 << 20)
 #define SYSID UINT64_C(7212345678901234567)
 /* An LSN `off` bytes into 1 MiB segment `seg`. */
-#define LSN(seg, off) ((wk_lsn)(seg) * SEG + (off))
+#define LSN(seg, off) ((wk_lsn)(seg)*SEG + (off))
 
 /* ---- helpers ---------------------------------------------------------------------- */
 
@@ -174,8 +174,8 @@ static void assert_records_equal(const wk_backup_record *a, const wk_backup_reco
 /* 2026-11-25 09:30:12 UTC, computed without the module. */
 static time_t base_time(void)
 {
-    struct tm tm = {.tm_year = 126, .tm_mon = 10, .tm_mday = 25, .tm_hour = 9, .tm_min = 30,
-                    .tm_sec = 12};
+    struct tm tm = {
+        .tm_year = 126, .tm_mon = 10, .tm_mday = 25, .tm_hour = 9, .tm_min = 30, .tm_sec = 12};
     return timegm(&tm);
 }
 
@@ -183,8 +183,8 @@ static void assert_parses(const char *text, time_t want)
 {
     time_t got = 0;
     ck_assert_msg(wk_backup_parse_time(text, &got) == 0, "\"%s\" refused", text);
-    ck_assert_msg(got == want, "\"%s\": got %lld, want %lld (off by %lld s)", text,
-                  (long long)got, (long long)want, (long long)(got - want));
+    ck_assert_msg(got == want, "\"%s\": got %lld, want %lld (off by %lld s)", text, (long long)got,
+                  (long long)want, (long long)(got - want));
 }
 
 static void assert_refused(const char *text)
@@ -204,12 +204,12 @@ START_TEST(test_format_time)
     wk_backup_format_time(0, buf, sizeof(buf));
     ck_assert_str_eq(buf, "1970-01-01 00:00:00+00");
     /* A leap day and the last second of a year. */
-    struct tm tm = {.tm_year = 128, .tm_mon = 1, .tm_mday = 29, .tm_hour = 23, .tm_min = 59,
-                    .tm_sec = 59};
+    struct tm tm = {
+        .tm_year = 128, .tm_mon = 1, .tm_mday = 29, .tm_hour = 23, .tm_min = 59, .tm_sec = 59};
     wk_backup_format_time(timegm(&tm), buf, sizeof(buf));
     ck_assert_str_eq(buf, "2028-02-29 23:59:59+00");
-    tm = (struct tm){.tm_year = 126, .tm_mon = 11, .tm_mday = 31, .tm_hour = 23, .tm_min = 59,
-                     .tm_sec = 59};
+    tm = (struct tm){
+        .tm_year = 126, .tm_mon = 11, .tm_mday = 31, .tm_hour = 23, .tm_min = 59, .tm_sec = 59};
     wk_backup_format_time(timegm(&tm), buf, sizeof(buf));
     ck_assert_str_eq(buf, "2026-12-31 23:59:59+00");
 }
@@ -217,8 +217,9 @@ END_TEST
 
 START_TEST(test_time_round_trip)
 {
-    static const time_t times[] = {0, 1, 59, 86399, 86400, 951782400 /* 2000-02-29 */,
-                                   1700000000, 1795599012, 2147483647, 4102444799};
+    static const time_t times[] = {
+        0,          1,          59,         86399,     86400, 951782400 /* 2000-02-29 */,
+        1700000000, 1795599012, 2147483647, 4102444799};
     char buf[40];
     for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
         wk_backup_format_time(times[i], buf, sizeof(buf));
@@ -278,8 +279,13 @@ START_TEST(test_parse_time_local)
     char *saved = old != NULL ? strdup(old) : NULL;
     ck_assert_int_eq(setenv("TZ", "EST5EDT,M3.2.0,M11.1.0", 1), 0);
     tzset();
-    struct tm local = {.tm_year = 126, .tm_mon = 10, .tm_mday = 25, .tm_hour = 9, .tm_min = 30,
-                       .tm_sec = 12, .tm_isdst = -1};
+    struct tm local = {.tm_year = 126,
+                       .tm_mon = 10,
+                       .tm_mday = 25,
+                       .tm_hour = 9,
+                       .tm_min = 30,
+                       .tm_sec = 12,
+                       .tm_isdst = -1};
     time_t want = mktime(&local);
     ck_assert_int_eq((long long)want, (long long)(base_time() + 5 * 3600));
     assert_parses("2026-11-25 09:30:12", want);
@@ -466,8 +472,7 @@ START_TEST(test_record_written_once)
 
     wk_backup_record other = simple_record("twice", LSN(7, 0x28), LSN(8, 0x100), 4);
     ck_assert_int_eq(wk_backup_record_write(repo, &other, &err), -1);
-    ck_assert_msg(err.code == WK_ERR_EXISTS, "got %s: %s", wk_errcode_name(err.code),
-                  err.message);
+    ck_assert_msg(err.code == WK_ERR_EXISTS, "got %s: %s", wk_errcode_name(err.code), err.message);
     char *after = ts_read_file(path, NULL);
     ck_assert_str_eq(after, before);
     wk_backup_record got;
@@ -493,8 +498,9 @@ START_TEST(test_record_read_missing)
                   err.message);
     /* A folder with objects but no record (an interrupted backup) is not found either. */
     wk_stage *sink = NULL;
-    ck_assert_int_eq(wk_repo_put_open(repo, "backups/interrupted/base.tar.zst", 0, NULL, NULL,
-                                      NULL, &sink, &err), 0);
+    ck_assert_int_eq(wk_repo_put_open(repo, "backups/interrupted/base.tar.zst", 0, NULL, NULL, NULL,
+                                      &sink, &err),
+                     0);
     ck_assert_int_eq(wk_stage_write(sink, "x", 1, &err), 0);
     ck_assert_int_eq(wk_stage_finish(sink, &err), 0);
     wk_stage_free(sink);
@@ -609,8 +615,7 @@ static void make_folder_in_repo(const char *rel)
 {
     char path[512];
     snprintf(path, sizeof(path), "%s/%s", repo_dir, rel);
-    ck_assert_msg(mkdir(path, 0700) == 0 || errno == EEXIST, "mkdir %s: %s", path,
-                  strerror(errno));
+    ck_assert_msg(mkdir(path, 0700) == 0 || errno == EEXIST, "mkdir %s: %s", path, strerror(errno));
 }
 
 START_TEST(test_list_empty)
@@ -648,15 +653,13 @@ START_TEST(test_list_order)
         const char *label;
         wk_lsn start;
     } specs[] = {
-        {"a-newest", LSN(9, 0x28)},
-        {"b-oldest", LSN(1, 0x28)},
-        {"c-middle", LSN(5, 0x28)},
-        {"e-same", LSN(0x10000, 0)}, /* a second log id: 1/0 */
+        {"a-newest", LSN(9, 0x28)},  {"b-oldest", LSN(1, 0x28)},
+        {"c-middle", LSN(5, 0x28)},  {"e-same", LSN(0x10000, 0)}, /* a second log id: 1/0 */
         {"d-same", LSN(0x10000, 0)},
     };
     for (size_t i = 0; i < sizeof(specs) / sizeof(specs[0]); i++) {
-        wk_backup_record r = simple_record(specs[i].label, specs[i].start,
-                                           specs[i].start + 0x200, 1);
+        wk_backup_record r =
+            simple_record(specs[i].label, specs[i].start, specs[i].start + 0x200, 1);
         write_record(repo, &r);
         wk_backup_record_free(&r);
     }
@@ -670,8 +673,8 @@ START_TEST(test_list_order)
     wk_backup_entry *entries = NULL;
     size_t count = 0;
     ck_assert_msg(wk_backup_list(repo, &entries, &count, &err) == 0, "%s", err.message);
-    static const char *const want[] = {"b-oldest", "c-middle", "a-newest", "d-same", "e-same",
-                                       "0-interrupted", "zz-interrupted"};
+    static const char *const want[] = {"b-oldest", "c-middle",      "a-newest",      "d-same",
+                                       "e-same",   "0-interrupted", "zz-interrupted"};
     ck_assert_uint_eq(count, 7);
     for (size_t i = 0; i < count; i++) {
         ck_assert_msg(strcmp(entries[i].label, want[i]) == 0, "entry %zu: %s, want %s", i,
@@ -769,8 +772,7 @@ START_TEST(test_list_unreadable_record)
     wk_backup_entry *entries = sentinel;
     size_t count = 42;
     ck_assert_int_eq(wk_backup_list(repo, &entries, &count, &err), -1);
-    ck_assert_msg(err.code == WK_ERR_CORRUPT, "got %s: %s", wk_errcode_name(err.code),
-                  err.message);
+    ck_assert_msg(err.code == WK_ERR_CORRUPT, "got %s: %s", wk_errcode_name(err.code), err.message);
     ck_assert_msg(strstr(err.message, "bad") != NULL, "%s", err.message);
     ck_assert_ptr_eq(entries, sentinel);
     ck_assert_uint_eq(count, 42);

@@ -227,8 +227,10 @@ START_TEST(test_archiver)
     /* archive_command and archive_library both set: 16+ archive nothing, 15 ignores the
      * command; either way CRITICAL, each saying why. */
     const int versions[] = {150018, 160014, 180004};
-    const char *why[] = {"PostgreSQL 15 ignores archive_command", "PostgreSQL 16 and later "
-                         "archive nothing", "PostgreSQL 16 and later archive nothing"};
+    const char *why[] = {"PostgreSQL 15 ignores archive_command",
+                         "PostgreSQL 16 and later "
+                         "archive nothing",
+                         "PostgreSQL 16 and later archive nothing"};
     for (size_t i = 0; i < 3; i++) {
         wk_check_report r;
         f = healthy();

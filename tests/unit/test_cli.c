@@ -154,8 +154,8 @@ END_TEST
 START_TEST(test_help_next_to_mistakes)
 {
     /* --help is answered even beside a bad value or a missing config file. */
-    char a0[] = PROG, a1[] = "--compress=gzip", a2[] = "--config=/nonexistent/x.conf",
-         a3[] = "pos", a4[] = "--help";
+    char a0[] = PROG, a1[] = "--compress=gzip", a2[] = "--config=/nonexistent/x.conf", a3[] = "pos",
+         a4[] = "--help";
     char *argv[] = {a0, a1, a2, a3, a4, NULL};
     wk_config cfg;
     wk_args args;
@@ -195,7 +195,8 @@ START_TEST(test_bad_option_value)
     char *out, *err;
     ck_assert_int_eq(run_cli(WK_LOG_ERROR, argv, &cfg, &args, &out, &err), -1);
     ck_assert_str_eq(out, "");
-    ck_assert_str_eq(err, PROG ": error: invalid value for parameter \"compress\": \"gzip\" "
+    ck_assert_str_eq(err,
+                     PROG ": error: invalid value for parameter \"compress\": \"gzip\" "
                           "(command line)\n" PROG ": hint: Available values: lz4, zstd, none.\n");
     assert_nothing_to_free(&cfg, &args);
     free(out);
@@ -276,8 +277,7 @@ END_TEST
 
 START_TEST(test_default_level_applied)
 {
-    static const wk_log_level levels[] = {WK_LOG_ERROR, WK_LOG_WARNING, WK_LOG_INFO,
-                                          WK_LOG_DEBUG};
+    static const wk_log_level levels[] = {WK_LOG_ERROR, WK_LOG_WARNING, WK_LOG_INFO, WK_LOG_DEBUG};
     for (size_t i = 0; i < 4; i++) {
         char a0[] = PROG, a1[] = "pos";
         char *argv[] = {a0, a1, NULL};
@@ -383,7 +383,7 @@ START_TEST(test_bad_file_reported)
     ck_assert_int_eq(run_cli(WK_LOG_ERROR, argv, &cfg, &args, &out, &err), -1);
     ck_assert_str_eq(out, "");
     ck_assert_ptr_nonnull(strstr(err, PROG ": error: unrecognized configuration parameter "
-                                          "\"no_such_key\""));
+                                           "\"no_such_key\""));
     ck_assert_ptr_nonnull(strstr(err, conf_path));
     assert_nothing_to_free(&cfg, &args);
     free(out);
@@ -402,8 +402,8 @@ START_TEST(test_bad_argument)
     capture_end(&c, &out, &err);
     ck_assert_int_eq(rc, -1);
     ck_assert_str_eq(out, "");
-    ck_assert_str_eq(err, PROG ": error: unexpected argument \"x\"\n" PROG
-                          ": hint: try \"" PROG " --help\" for more information\n");
+    ck_assert_str_eq(err, PROG ": error: unexpected argument \"x\"\n" PROG ": hint: try \"" PROG
+                               " --help\" for more information\n");
     free(out);
     free(err);
 
@@ -540,7 +540,7 @@ START_TEST(test_parse_options)
     };
     size_t n = sizeof(table) / sizeof(table[0]);
     wk_error err = {0};
-    char *good[] = {"check", "--json", "--prometheus", "/x.prom", "--max-backup-age=2h",
+    char *good[] = {"check",         "--json", "--prometheus", "/x.prom", "--max-backup-age=2h",
                     "--max-ready=7", NULL};
     wk_args a = args_of(good);
     ck_assert_msg(wk_cli_parse_options("check", &a, 1, table, n, &err) == 0, "%s", err.message);
@@ -560,8 +560,7 @@ START_TEST(test_parse_options)
         {"--max-ready=x", "--max-ready needs a whole number", ""},
         {"--max-ready=-1", "--max-ready needs a whole number", ""},
         {"--max-backup-age=5m",
-         "invalid value for --max-backup-age: \"5m\" (a duration such as 90s, 30min, 48h, 7d)",
-         ""},
+         "invalid value for --max-backup-age: \"5m\" (a duration such as 90s, 30min, 48h, 7d)", ""},
         {"--prometheus", "option \"--prometheus\" requires a value", ""},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

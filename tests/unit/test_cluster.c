@@ -18,9 +18,9 @@
 
 /* ---- helpers ---------------------------------------------------------------------- */
 
-static char tmp_dir[256];  /* made per test, removed afterwards */
-static char pgdata[300];   /* tmp_dir/data */
-static char wal_dir[320];  /* pgdata/pg_wal */
+static char tmp_dir[256]; /* made per test, removed afterwards */
+static char pgdata[300];  /* tmp_dir/data */
+static char wal_dir[320]; /* pgdata/pg_wal */
 
 static void write_in(const char *dir, const char *name, const void *data, size_t len)
 {
@@ -74,8 +74,8 @@ static void assert_identity_fails(const char *dir, wk_errcode code)
     wk_error err = {0};
     wk_repo_meta id;
     ck_assert_int_eq(wk_cluster_read_identity(dir, &id, &err), -1);
-    ck_assert_msg(err.code == code, "got %s (%s), want %s", wk_errcode_name(err.code),
-                  err.message, wk_errcode_name(code));
+    ck_assert_msg(err.code == code, "got %s (%s), want %s", wk_errcode_name(err.code), err.message,
+                  wk_errcode_name(code));
     ck_assert_str_ne(err.message, "");
 }
 

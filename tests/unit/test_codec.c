@@ -106,8 +106,7 @@ out:
     return r;
 }
 
-static result compress_ok(wk_compress alg, int level, const uint8_t *in, size_t len,
-                          size_t piece)
+static result compress_ok(wk_compress alg, int level, const uint8_t *in, size_t len, size_t piece)
 {
     result r = run(1, alg, level, in, len, piece);
     ck_assert_msg(r.failed == FAILED_NONE, "compress %s failed: %s", wk_codec_extension(alg),
@@ -151,8 +150,8 @@ static void check_frame_format(wk_compress alg, const uint8_t *f, size_t len)
     }
 }
 
-static void round_trip(wk_compress alg, int level, const uint8_t *data, size_t len,
-                       size_t cpiece, size_t dpiece)
+static void round_trip(wk_compress alg, int level, const uint8_t *data, size_t len, size_t cpiece,
+                       size_t dpiece)
 {
     result c = compress_ok(alg, level, data, len, cpiece);
     check_frame_format(alg, c.out, c.out_len);
@@ -248,8 +247,8 @@ END_TEST
 START_TEST(test_round_trip_sizes)
 {
     wk_compress alg = algs[_i];
-    static const size_t sizes[] = {0,          1,          4095,      65535,    65536,
-                                   65537,      256 * 1024 - 1, 256 * 1024, 256 * 1024 + 1};
+    static const size_t sizes[] = {
+        0, 1, 4095, 65535, 65536, 65537, 256 * 1024 - 1, 256 * 1024, 256 * 1024 + 1};
     static const size_t pieces[] = {1, 7, 100000};
     size_t max = 256 * 1024 + 1;
     for (int kind = DATA_TEXT; kind <= DATA_RANDOM; kind++) {
@@ -296,9 +295,9 @@ START_TEST(test_levels)
     static const struct {
         wk_compress alg;
         int level;
-    } levels[] = {{WK_COMPRESS_NONE, 0},  {WK_COMPRESS_LZ4, 0},   {WK_COMPRESS_LZ4, 1},
-                  {WK_COMPRESS_LZ4, 2},   {WK_COMPRESS_LZ4, 3},   {WK_COMPRESS_LZ4, 12},
-                  {WK_COMPRESS_ZSTD, 1},  {WK_COMPRESS_ZSTD, 2},  {WK_COMPRESS_ZSTD, 18},
+    } levels[] = {{WK_COMPRESS_NONE, 0}, {WK_COMPRESS_LZ4, 0},  {WK_COMPRESS_LZ4, 1},
+                  {WK_COMPRESS_LZ4, 2},  {WK_COMPRESS_LZ4, 3},  {WK_COMPRESS_LZ4, 12},
+                  {WK_COMPRESS_ZSTD, 1}, {WK_COMPRESS_ZSTD, 2}, {WK_COMPRESS_ZSTD, 18},
                   {WK_COMPRESS_ZSTD, 19}};
     size_t len = 300 * 1024;
     uint8_t *text = make_data(len, DATA_TEXT, 4);
@@ -469,12 +468,13 @@ START_TEST(test_truncation_large)
     uint8_t *data = make_data(len, DATA_RANDOM, 8);
     result c = compress_ok(alg, WK_COMPRESS_LEVEL_DEFAULT, data, len, 100000);
     size_t n = c.out_len;
-    size_t cuts[] = {1, 4, 5, 6, 7, 11, 64 * 1024, 64 * 1024 + 11, 128 * 1024 + 7, n / 2,
-                     n - 9, n - 5, n - 4, n - 3, n - 1};
+    size_t cuts[] = {
+        1,     4,     5,     6,     7,     11,   64 * 1024, 64 * 1024 + 11, 128 * 1024 + 7,
+        n / 2, n - 9, n - 5, n - 4, n - 3, n - 1};
     for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
         result d = run(0, alg, 0, c.out, cuts[i], 7);
-        ck_assert_msg(d.failed == FAILED_FINISH, "cut at %zu: failed=%d (%s)", cuts[i],
-                      d.failed, d.err.message);
+        ck_assert_msg(d.failed == FAILED_FINISH, "cut at %zu: failed=%d (%s)", cuts[i], d.failed,
+                      d.err.message);
         assert_corrupt(&d, "truncated");
         ck_assert_ptr_nonnull(strstr(d.err.message, "truncated"));
     }

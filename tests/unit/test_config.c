@@ -69,16 +69,16 @@ static const char *write_file(const char *name, const char *content)
 #define ARGV(...) ((char *[]){"walkeep-test", __VA_ARGS__, NULL})
 
 /* Loads with argv; expects success. */
-#define LOAD_OK(cfg, args, av)                                                                 \
-    do {                                                                                       \
-        wk_error e_;                                                                           \
-        wk_error_clear(&e_);                                                                   \
-        char **av_ = (av);                                                                     \
-        int ac_ = 0;                                                                           \
-        while (av_[ac_] != NULL)                                                               \
-            ac_++;                                                                             \
-        int rc_ = wk_config_load((cfg), ac_, av_, (args), &e_);                                \
-        ck_assert_msg(rc_ == 0, "load failed: %s", e_.message);                                \
+#define LOAD_OK(cfg, args, av)                                                                     \
+    do {                                                                                           \
+        wk_error e_;                                                                               \
+        wk_error_clear(&e_);                                                                       \
+        char **av_ = (av);                                                                         \
+        int ac_ = 0;                                                                               \
+        while (av_[ac_] != NULL)                                                                   \
+            ac_++;                                                                                 \
+        int rc_ = wk_config_load((cfg), ac_, av_, (args), &e_);                                    \
+        ck_assert_msg(rc_ == 0, "load failed: %s", e_.message);                                    \
     } while (0)
 
 /* Loads with argv; expects failure with code, returns the error in err. */
@@ -495,23 +495,23 @@ END_TEST
 
 START_TEST(test_quoting_and_comments)
 {
-    const char *path = write_file("walkeep.conf",
-                                  "# walkeep configuration\n"
-                                  "\n"
-                                  "   \t\n"
-                                  "repo = '/path with # hash'   # trailing comment\n"
-                                  "pg_conninfo = 'host=db application_name=''a b'''\n"
-                                  "  pg_bindir=/usr/lib/postgresql/15/bin   # spaces before\n"
-                                  "s3_region = eu-west-1#no space\n"
-                                  "s3_endpoint = ''\n"
-                                  "s3_ca_file = first\n"
-                                  "s3_ca_file = second\n"
-                                  "COMPRESS = none\n"
-                                  "encrypt_key_file = '/keys/it''s.key'\r\n"
-                                  "pgdata = /data\r\n"
-                                  "retention_days =\t'7'\n"
-                                  "s3_access_key = AK # secret\n"
-                                  "retry_timeout = 250ms");
+    const char *path =
+        write_file("walkeep.conf", "# walkeep configuration\n"
+                                   "\n"
+                                   "   \t\n"
+                                   "repo = '/path with # hash'   # trailing comment\n"
+                                   "pg_conninfo = 'host=db application_name=''a b'''\n"
+                                   "  pg_bindir=/usr/lib/postgresql/15/bin   # spaces before\n"
+                                   "s3_region = eu-west-1#no space\n"
+                                   "s3_endpoint = ''\n"
+                                   "s3_ca_file = first\n"
+                                   "s3_ca_file = second\n"
+                                   "COMPRESS = none\n"
+                                   "encrypt_key_file = '/keys/it''s.key'\r\n"
+                                   "pgdata = /data\r\n"
+                                   "retention_days =\t'7'\n"
+                                   "s3_access_key = AK # secret\n"
+                                   "retry_timeout = 250ms");
     wk_config cfg;
     wk_args args;
     LOAD_OK(&cfg, &args, ARGV("--config", (char *)path));
@@ -575,8 +575,8 @@ START_TEST(test_args_order)
     ck_assert_str_eq(cfg.repo, "/r");
     ck_assert_int_eq(cfg.compress, WK_COMPRESS_LZ4);
     ck_assert_int_eq(args.count, 7);
-    const char *want[] = {"0001", "--json", "pg_wal/x", "--target-time=2024-01-01", "-v", "-",
-                          "last"};
+    const char *want[] = {"0001", "--json", "pg_wal/x", "--target-time=2024-01-01",
+                          "-v",   "-",      "last"};
     for (int i = 0; i < 7; i++)
         ck_assert_str_eq(args.items[i], want[i]);
     ck_assert_ptr_null(args.items[7]);
@@ -777,8 +777,24 @@ START_TEST(test_durations)
         ck_assert_msg(ms == good[i].ms, "%s", good[i].text);
     }
     static const char *bad[] = {
-        "", "-1", "+5s", " 5s", "5 s", "5s ", "5S", "5m", "5sec", "5mins", "1.5s", "s", "ms",
-        "5ms5", "0x10", "9223372036854775808ms", "9223372036854776s", "99999999999999999999",
+        "",
+        "-1",
+        "+5s",
+        " 5s",
+        "5 s",
+        "5s ",
+        "5S",
+        "5m",
+        "5sec",
+        "5mins",
+        "1.5s",
+        "s",
+        "ms",
+        "5ms5",
+        "0x10",
+        "9223372036854775808ms",
+        "9223372036854776s",
+        "99999999999999999999",
         "106751991167301d",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -796,8 +812,8 @@ START_TEST(test_sizes)
         const char *text;
         int64_t bytes;
     } good[] = {
-        {"0", 0}, {"100", 100}, {"100B", 100}, {"64kB", 65536}, {"8MB", 8388608},
-        {"2GB", INT64_C(2147483648)},
+        {"0", 0},        {"100", 100},     {"100B", 100},
+        {"64kB", 65536}, {"8MB", 8388608}, {"2GB", INT64_C(2147483648)},
     };
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
         int64_t bytes = -1;

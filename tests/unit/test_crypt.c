@@ -81,8 +81,8 @@ static void fill_pattern(uint8_t *buf, size_t len, uint64_t seed)
 
 /* Runs data through a fresh stage chain in pieces of `piece` bytes; returns 0 with the
  * sink's output, or -1 with err filled. */
-static int run_stage(int encrypt, const wk_key *key, const uint8_t *data, size_t len,
-                     size_t piece, uint8_t **out, size_t *out_len, wk_error *err)
+static int run_stage(int encrypt, const wk_key *key, const uint8_t *data, size_t len, size_t piece,
+                     uint8_t **out, size_t *out_len, wk_error *err)
 {
     int rc = -1;
     *out = NULL;
@@ -110,8 +110,8 @@ static size_t object_size(size_t plain)
 }
 
 /* Decrypting obj must fail with code. */
-static void expect_decrypt_error(const wk_key *key, const uint8_t *obj, size_t len,
-                                 wk_errcode code, const char *what, size_t where)
+static void expect_decrypt_error(const wk_key *key, const uint8_t *obj, size_t len, wk_errcode code,
+                                 const char *what, size_t where)
 {
     wk_error err = {0};
     uint8_t *out = NULL;
@@ -402,8 +402,7 @@ END_TEST
 
 /* ---- round trips ---------------------------------------------------------------- */
 
-static const size_t rt_sizes[] = {0,      1,          65535,     65536,
-                                  65537,  131072,     131073,    16 * 1024 * 1024};
+static const size_t rt_sizes[] = {0, 1, 65535, 65536, 65537, 131072, 131073, 16 * 1024 * 1024};
 static const size_t rt_pieces[] = {1, 17, 65553, 1024 * 1024};
 
 START_TEST(test_round_trip)
@@ -421,8 +420,8 @@ START_TEST(test_round_trip)
         /* Decrypt in another piece size than encrypt, to shift the alignment. */
         size_t enc_piece = rt_pieces[p];
         size_t dec_piece = rt_pieces[(p + 1) % 4];
-        ck_assert_msg(run_stage(1, key, plain, size, enc_piece, &obj, &obj_len, &err) == 0,
-                      "%s", err.message);
+        ck_assert_msg(run_stage(1, key, plain, size, enc_piece, &obj, &obj_len, &err) == 0, "%s",
+                      err.message);
         ck_assert_uint_eq(obj_len, object_size(size));
         ck_assert_msg(run_stage(0, key, obj, obj_len, dec_piece, &back, &back_len, &err) == 0,
                       "size %zu piece %zu: %s", size, enc_piece, err.message);
@@ -512,17 +511,16 @@ START_TEST(test_format_by_hand)
     unsigned char tag = 0xff;
     const uint8_t *p = obj + HEADER_LEN;
     for (int i = 0; i < 2; i++) {
-        ck_assert_int_eq(crypto_secretstream_xchacha20poly1305_pull(&st, m, &mlen, &tag, p,
-                                                                    CT_CHUNK, obj, 17),
-                         0);
+        ck_assert_int_eq(
+            crypto_secretstream_xchacha20poly1305_pull(&st, m, &mlen, &tag, p, CT_CHUNK, obj, 17),
+            0);
         ck_assert_uint_eq(mlen, CHUNK);
         ck_assert_int_eq(tag, crypto_secretstream_xchacha20poly1305_TAG_MESSAGE);
         ck_assert_mem_eq(m, plain + i * CHUNK, CHUNK);
         p += CT_CHUNK;
     }
     ck_assert_int_eq(
-        crypto_secretstream_xchacha20poly1305_pull(&st, m, &mlen, &tag, p, 5 + ABYTES, obj, 17),
-        0);
+        crypto_secretstream_xchacha20poly1305_pull(&st, m, &mlen, &tag, p, 5 + ABYTES, obj, 17), 0);
     ck_assert_uint_eq(mlen, 5);
     ck_assert_int_eq(tag, crypto_secretstream_xchacha20poly1305_TAG_FINAL);
     ck_assert_mem_eq(m, plain + 2 * CHUNK, 5);
@@ -530,9 +528,8 @@ START_TEST(test_format_by_hand)
     /* The 17 header bytes are authenticated: without them as additional data the
      * first chunk does not decrypt. */
     ck_assert_int_eq(crypto_secretstream_xchacha20poly1305_init_pull(&st, obj + 17, raw), 0);
-    ck_assert_int_eq(crypto_secretstream_xchacha20poly1305_pull(&st, m, &mlen, &tag,
-                                                                obj + HEADER_LEN, CT_CHUNK,
-                                                                NULL, 0),
+    ck_assert_int_eq(crypto_secretstream_xchacha20poly1305_pull(
+                         &st, m, &mlen, &tag, obj + HEADER_LEN, CT_CHUNK, NULL, 0),
                      -1);
     free(plain);
     free(obj);
@@ -542,10 +539,9 @@ END_TEST
 
 /* Made once by this module with good_hex as the key; pins the reader to the format. */
 static const char golden_plain[] = "walkeep golden object\n";
-static const char golden_hex[] =
-    "574b454550454e43012a3d483a08e933316df2bb6b11612725c0ca8cc3a3cd64"
-    "b00187a3dbc263693d0a1d489e1b05fed3ca64b7153babf11b914deea4d5bd54"
-    "c087e5586747eba036d1566b879076e4";
+static const char golden_hex[] = "574b454550454e43012a3d483a08e933316df2bb6b11612725c0ca8cc3a3cd64"
+                                 "b00187a3dbc263693d0a1d489e1b05fed3ca64b7153babf11b914deea4d5bd54"
+                                 "c087e5586747eba036d1566b879076e4";
 
 START_TEST(test_golden_object)
 {
@@ -559,12 +555,10 @@ START_TEST(test_golden_object)
     snprintf(content, sizeof(content), "%s\n", good_hex);
     write_file(tmp_path("golden.key"), content, 65, 0600);
     ck_assert_int_eq(wk_key_load(tmp_path("golden.key"), &key, &err), 0);
-    ck_assert_int_eq(sodium_hex2bin(obj, sizeof(obj), golden_hex, strlen(golden_hex), NULL,
-                                    &obj_len, NULL),
-                     0);
+    ck_assert_int_eq(
+        sodium_hex2bin(obj, sizeof(obj), golden_hex, strlen(golden_hex), NULL, &obj_len, NULL), 0);
     ck_assert_uint_eq(obj_len, object_size(strlen(golden_plain)));
-    ck_assert_msg(run_stage(0, key, obj, obj_len, 7, &out, &out_len, &err) == 0, "%s",
-                  err.message);
+    ck_assert_msg(run_stage(0, key, obj, obj_len, 7, &out, &out_len, &err) == 0, "%s", err.message);
     ck_assert_uint_eq(out_len, strlen(golden_plain));
     ck_assert_mem_eq(out, golden_plain, out_len);
     free(out);
@@ -574,8 +568,8 @@ END_TEST
 
 /* Builds, with bare libsodium and the good_hex key, an authentic object whose chunks
  * have the given plaintext sizes and tags; returns its length. */
-static size_t forge(const wk_key *key, const size_t *sizes, const unsigned char *tags,
-                    size_t count, uint8_t *obj)
+static size_t forge(const wk_key *key, const size_t *sizes, const unsigned char *tags, size_t count,
+                    uint8_t *obj)
 {
     uint8_t raw[32];
     static uint8_t zeros[CHUNK];
@@ -587,8 +581,8 @@ static size_t forge(const wk_key *key, const size_t *sizes, const unsigned char 
     crypto_secretstream_xchacha20poly1305_init_push(&st, obj + 17, raw);
     size_t len = HEADER_LEN;
     for (size_t i = 0; i < count; i++) {
-        crypto_secretstream_xchacha20poly1305_push(&st, obj + len, &clen, zeros, sizes[i], obj,
-                                                   17, tags[i]);
+        crypto_secretstream_xchacha20poly1305_push(&st, obj + len, &clen, zeros, sizes[i], obj, 17,
+                                                   tags[i]);
         len += (size_t)clen;
     }
     return len;
@@ -613,8 +607,7 @@ START_TEST(test_tag_rules)
     const size_t ok_sizes[] = {CHUNK, 10};
     const unsigned char ok_tags[] = {M, F};
     size_t len = forge(key, ok_sizes, ok_tags, 2, obj);
-    ck_assert_msg(run_stage(0, key, obj, len, len, &out, &out_len, &err) == 0, "%s",
-                  err.message);
+    ck_assert_msg(run_stage(0, key, obj, len, len, &out, &out_len, &err) == 0, "%s", err.message);
     ck_assert_uint_eq(out_len, CHUNK + 10);
     free(out);
 
@@ -727,10 +720,14 @@ START_TEST(test_tamper)
     }
     /* The MAC and the last byte of every chunk, the encrypted tag byte of each chunk,
      * and a byte in the middle of one. */
-    const size_t spots[] = {HEADER_LEN + CT_CHUNK - 1, HEADER_LEN + CT_CHUNK - 16,
-                            HEADER_LEN + CT_CHUNK,     HEADER_LEN + CT_CHUNK + 30000,
-                            final_at,                  final_at + 1,
-                            len - 17,                  len - 16,
+    const size_t spots[] = {HEADER_LEN + CT_CHUNK - 1,
+                            HEADER_LEN + CT_CHUNK - 16,
+                            HEADER_LEN + CT_CHUNK,
+                            HEADER_LEN + CT_CHUNK + 30000,
+                            final_at,
+                            final_at + 1,
+                            len - 17,
+                            len - 16,
                             len - 1};
     for (size_t i = 0; i < sizeof(spots) / sizeof(spots[0]); i++) {
         obj[spots[i]] ^= 0x01;
@@ -814,8 +811,8 @@ START_TEST(test_appended)
     ck_assert_int_eq(run_stage(1, key, plain, size, 1000, &obj, &len, &err), 0);
     size_t final_len = size % CHUNK + ABYTES;
 
-    const size_t extras[] = {1, 16, 17, 18, 1000, CT_CHUNK - final_len, CT_CHUNK,
-                             CT_CHUNK + 1, 3 * CT_CHUNK};
+    const size_t extras[] = {1,        16,           17,          18, 1000, CT_CHUNK - final_len,
+                             CT_CHUNK, CT_CHUNK + 1, 3 * CT_CHUNK};
     for (size_t j = 0; j < sizeof(extras) / sizeof(extras[0]); j++) {
         size_t extra = extras[j];
         uint8_t *longer = calloc(1, len + extra);
@@ -828,8 +825,7 @@ START_TEST(test_appended)
     uint8_t *twice = malloc(len + final_len);
     memcpy(twice, obj, len);
     memcpy(twice + len, obj + len - final_len, final_len);
-    expect_decrypt_error(key, twice, len + final_len, WK_ERR_CORRUPT, "final chunk repeated",
-                         0);
+    expect_decrypt_error(key, twice, len + final_len, WK_ERR_CORRUPT, "final chunk repeated", 0);
     free(twice);
     free(obj);
     free(plain);

@@ -119,7 +119,8 @@ START_TEST(report_shape_passed)
     snprintf(r.target, sizeof(r.target), "end of archive");
     snprintf(r.folder, sizeof(r.folder), "/tmp/walkeep-drill.abcdef");
     ck_assert_int_eq(wk_drill_report_add(&r, "restore", WK_DRILL_OK, &err, "laid down"), 0);
-    ck_assert_int_eq(wk_drill_report_add(&r, "amcheck", WK_DRILL_SKIPPED, &err, "no %s", "amcheck"), 0);
+    ck_assert_int_eq(wk_drill_report_add(&r, "amcheck", WK_DRILL_SKIPPED, &err, "no %s", "amcheck"),
+                     0);
     ck_assert_ptr_null(wk_drill_report_failed(&r));
     wk_json *v = report_json(&r);
     bool ok = false, kept = true;
@@ -156,8 +157,9 @@ START_TEST(report_shape_failed)
     wk_drill_report r = {.restore_ms = 10, .replay_ms = -1};
     wk_error err = {0};
     snprintf(r.target, sizeof(r.target), "immediate (end of the backup)");
-    ck_assert_int_eq(wk_drill_report_add(&r, "restore", WK_DRILL_FAILED, &err,
-                                         "checksum mismatch\nsecond line"), 0);
+    ck_assert_int_eq(
+        wk_drill_report_add(&r, "restore", WK_DRILL_FAILED, &err, "checksum mismatch\nsecond line"),
+        0);
     ck_assert_int_eq(wk_drill_report_add(&r, "sql line 2", WK_DRILL_FAILED, &err, "x"), 0);
     ck_assert_str_eq(wk_drill_report_failed(&r)->name, "restore");
     ck_assert_str_eq(wk_drill_status_name(r.checks[0].status), "FAILED");

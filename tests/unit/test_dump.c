@@ -34,8 +34,8 @@ static wk_repo *open_repo(void)
 }
 
 /* A record with n streams named after its label. */
-static void make_record(wk_dump_record *r, const char *label, wk_dump_format format,
-                        time_t start, size_t n)
+static void make_record(wk_dump_record *r, const char *label, wk_dump_format format, time_t start,
+                        size_t n)
 {
     memset(r, 0, sizeof(*r));
     snprintf(r->label, sizeof(r->label), "%s", label);
@@ -51,8 +51,8 @@ static void make_record(wk_dump_record *r, const char *label, wk_dump_format for
     for (size_t i = 0; i < n; i++) {
         wk_dump_stream *s = &r->streams[i];
         snprintf(s->name, sizeof(s->name), n == 1 ? "dump.custom" : "%zu.dat", i + 3000);
-        snprintf(s->object, sizeof(s->object), "dumps/%s/%s%s.lz4.enc", label,
-                 n == 1 ? "" : "dir/", s->name);
+        snprintf(s->object, sizeof(s->object), "dumps/%s/%s%s.lz4.enc", label, n == 1 ? "" : "dir/",
+                 s->name);
         s->bytes = 1000 * (i + 1);
         s->stored_bytes = 100 * (i + 1);
         for (size_t k = 0; k < sizeof(s->fingerprint.bytes); k++)
@@ -458,12 +458,15 @@ START_TEST(test_restore_argv)
     wk_dump_restore_options o = {.bindir = "/b"};
 
     make_record(&r, "p", WK_DUMP_PLAIN, 1, 1);
-    ck_assert_int_eq(wk_dump_restore_argv(&r, &o, "c", WK_DUMP_INPUT_STDIN, NULL, false, &a, &err), 0);
+    ck_assert_int_eq(wk_dump_restore_argv(&r, &o, "c", WK_DUMP_INPUT_STDIN, NULL, false, &a, &err),
+                     0);
     ck_assert_str_eq(joined(&a), "/b/psql -X -q -v ON_ERROR_STOP=1 --single-transaction -d c -f -");
     wk_dump_argv_free(&a);
-    ck_assert_int_eq(wk_dump_restore_argv(&r, &o, "c", WK_DUMP_INPUT_STDIN, NULL, true, &a, &err), -1);
+    ck_assert_int_eq(wk_dump_restore_argv(&r, &o, "c", WK_DUMP_INPUT_STDIN, NULL, true, &a, &err),
+                     -1);
     r.format = WK_DUMP_GLOBALS;
-    ck_assert_int_eq(wk_dump_restore_argv(&r, &o, "c", WK_DUMP_INPUT_STDIN, NULL, false, &a, &err), 0);
+    ck_assert_int_eq(wk_dump_restore_argv(&r, &o, "c", WK_DUMP_INPUT_STDIN, NULL, false, &a, &err),
+                     0);
     ck_assert_str_eq(joined(&a), "/b/psql -X -q -d c -f -");
     wk_dump_argv_free(&a);
 
@@ -472,7 +475,8 @@ START_TEST(test_restore_argv)
     o.tables = tables;
     o.table_count = 2;
     o.clean = true;
-    ck_assert_int_eq(wk_dump_restore_argv(&r, &o, "c", WK_DUMP_INPUT_STDIN, NULL, false, &a, &err), 0);
+    ck_assert_int_eq(wk_dump_restore_argv(&r, &o, "c", WK_DUMP_INPUT_STDIN, NULL, false, &a, &err),
+                     0);
     ck_assert_str_eq(joined(&a), "/b/pg_restore -d c --exit-on-error --single-transaction --clean "
                                  "--if-exists -t a -t b c -Fc");
     wk_dump_argv_free(&a);
@@ -482,15 +486,17 @@ START_TEST(test_restore_argv)
     ck_assert(!wk_dump_restore_stages(WK_DUMP_PLAIN, 1));
 
     wk_dump_restore_options p = {.jobs = 4, .create = true};
-    ck_assert_int_eq(wk_dump_restore_argv(&r, &p, "c", WK_DUMP_INPUT_PATH, "/s/dump.custom", false,
-                                          &a, &err), 0);
-    ck_assert_str_eq(joined(&a), "pg_restore -d c --exit-on-error -j 4 --create -Fc /s/dump.custom");
+    ck_assert_int_eq(
+        wk_dump_restore_argv(&r, &p, "c", WK_DUMP_INPUT_PATH, "/s/dump.custom", false, &a, &err),
+        0);
+    ck_assert_str_eq(joined(&a),
+                     "pg_restore -d c --exit-on-error -j 4 --create -Fc /s/dump.custom");
     wk_dump_argv_free(&a);
 
     r.format = WK_DUMP_DIRECTORY;
     wk_dump_restore_options d = {0};
-    ck_assert_int_eq(wk_dump_restore_argv(&r, &d, "c", WK_DUMP_INPUT_PATH, "/s/dump", true, &a,
-                                          &err), 0);
+    ck_assert_int_eq(
+        wk_dump_restore_argv(&r, &d, "c", WK_DUMP_INPUT_PATH, "/s/dump", true, &a, &err), 0);
     ck_assert_str_eq(joined(&a), "pg_restore --list -Fd /s/dump");
     wk_dump_argv_free(&a);
     ck_assert_int_eq(wk_dump_restore_argv(&r, &d, "c", WK_DUMP_INPUT_STDIN, NULL, false, &a, &err),

@@ -288,12 +288,18 @@ START_TEST(test_errcode_names)
         wk_errcode code;
         const char *name;
     } table[] = {
-        {WK_ERR_NONE, "none"},         {WK_ERR_USAGE, "usage"},
-        {WK_ERR_CONFIG, "config"},     {WK_ERR_IO, "io"},
-        {WK_ERR_NOTFOUND, "notfound"}, {WK_ERR_EXISTS, "exists"},
-        {WK_ERR_CONFLICT, "conflict"}, {WK_ERR_CORRUPT, "corrupt"},
-        {WK_ERR_KEY, "key"},           {WK_ERR_CLUSTER, "cluster"},
-        {WK_ERR_TRANSIENT, "transient"}, {WK_ERR_NOMEM, "nomem"},
+        {WK_ERR_NONE, "none"},
+        {WK_ERR_USAGE, "usage"},
+        {WK_ERR_CONFIG, "config"},
+        {WK_ERR_IO, "io"},
+        {WK_ERR_NOTFOUND, "notfound"},
+        {WK_ERR_EXISTS, "exists"},
+        {WK_ERR_CONFLICT, "conflict"},
+        {WK_ERR_CORRUPT, "corrupt"},
+        {WK_ERR_KEY, "key"},
+        {WK_ERR_CLUSTER, "cluster"},
+        {WK_ERR_TRANSIENT, "transient"},
+        {WK_ERR_NOMEM, "nomem"},
         {WK_ERR_INTERNAL, "internal"},
     };
     size_t n = sizeof(table) / sizeof(table[0]);

@@ -61,7 +61,9 @@ static void push_file(wk_repo *repo, const char *name)
  * timeline tli, pushed into the repository; suffix ".partial" or "". */
 static void push_segment_as(wk_repo *repo, uint32_t tli, uint64_t segno, const char *suffix)
 {
-    ts_segment spec = {.tli = tli, .segno = segno, .suffix = suffix,
+    ts_segment spec = {.tli = tli,
+                       .segno = segno,
+                       .suffix = suffix,
                        .state = (unsigned)(segno * 2654435761u + tli + strlen(suffix))};
     char name[64];
     free(ts_make_segment(wal_dir, &spec, name, NULL, NULL));
@@ -161,10 +163,16 @@ static void make_dump(wk_repo *repo, const char *label, time_t ended)
     char path[512];
     wk_dump_stream streams[2] = {{.name = "toc.dat", .bytes = 4, .stored_bytes = 4},
                                  {.name = "3456.dat", .bytes = 4, .stored_bytes = 4}};
-    wk_dump_record r = {.format = WK_DUMP_DIRECTORY, .database = "app",
-                        .server_version = "15.18", .start_time = ended - 30, .end_time = ended,
-                        .bytes = 8, .stored_bytes = 8, .compress = WK_COMPRESS_ZSTD,
-                        .stream_count = 2, .streams = streams};
+    wk_dump_record r = {.format = WK_DUMP_DIRECTORY,
+                        .database = "app",
+                        .server_version = "15.18",
+                        .start_time = ended - 30,
+                        .end_time = ended,
+                        .bytes = 8,
+                        .stored_bytes = 8,
+                        .compress = WK_COMPRESS_ZSTD,
+                        .stream_count = 2,
+                        .streams = streams};
     wk_error err = {0};
     snprintf(r.label, sizeof(r.label), "%s", label);
     snprintf(path, sizeof(path), "%s/dumps", repo_dir);
@@ -198,8 +206,10 @@ static bool dump_exists(const char *label)
 
 static wk_expire_policy policy_of(int full, int days, int dumps, int dump_days)
 {
-    wk_expire_policy p = {.retention_full = full, .retention_days = days,
-                          .retention_dumps = dumps, .retention_dumps_days = dump_days,
+    wk_expire_policy p = {.retention_full = full,
+                          .retention_days = days,
+                          .retention_dumps = dumps,
+                          .retention_dumps_days = dump_days,
                           .now = now};
     return p;
 }
@@ -210,8 +220,7 @@ static void expire_expect(wk_repo *repo, wk_expire_policy policy, const char *co
     wk_error err = {0};
     wk_expire_plan plan;
     char line[256];
-    ck_assert_msg(wk_expire_plan_make(repo, &policy, &plan, &err) == 0, "plan: %s",
-                  err.message);
+    ck_assert_msg(wk_expire_plan_make(repo, &policy, &plan, &err) == 0, "plan: %s", err.message);
     size_t n = 0;
     while (expected[n] != NULL)
         n++;
@@ -329,8 +338,7 @@ START_TEST(test_days)
     wk_repo *repo = four_backups();
     /* 5 days: b3 and b4 ended inside; b2 is the base of the window's start. */
     static const char *const expected[] = {
-        "backup b1", "WAL 000000010000000000000001 .. 000000010000000000000004 (4 segments)",
-        NULL};
+        "backup b1", "WAL 000000010000000000000001 .. 000000010000000000000004 (4 segments)", NULL};
     expire_expect(repo, policy_of(0, 5, 0, 0), expected);
     ck_assert(backup_exists("b2"));
     ck_assert(seg_has(repo, 1, 5));
@@ -367,8 +375,7 @@ START_TEST(test_both_rules)
     wk_repo *repo = four_backups();
     /* full = 1 keeps b4; 5 days keep b3, b4 and the base b2: the union stays. */
     static const char *const expected[] = {
-        "backup b1", "WAL 000000010000000000000001 .. 000000010000000000000004 (4 segments)",
-        NULL};
+        "backup b1", "WAL 000000010000000000000001 .. 000000010000000000000004 (4 segments)", NULL};
     expire_expect(repo, policy_of(1, 5, 0, 0), expected);
     ck_assert_uint_eq(listed_backups(repo), 3);
     /* full = 3 keeps b2..b4 even though 3 days would let b2 go. */
@@ -420,14 +427,13 @@ START_TEST(test_interrupted_folders)
 {
     wk_repo *repo = four_backups();
     char old_label[32], new_label[32];
-    label_of(now - 20 * DAY, old_label, sizeof(old_label));  /* before b4 started */
-    label_of(now - DAY / 2, new_label, sizeof(new_label));    /* after: maybe running */
+    label_of(now - 20 * DAY, old_label, sizeof(old_label)); /* before b4 started */
+    label_of(now - DAY / 2, new_label, sizeof(new_label));  /* after: maybe running */
     make_interrupted("backups", old_label);
     make_interrupted("backups", new_label);
     make_interrupted("backups", "killed"); /* no time in the label */
     char expected_line[96];
-    snprintf(expected_line, sizeof(expected_line), "backup %s (interrupted: no record)",
-             old_label);
+    snprintf(expected_line, sizeof(expected_line), "backup %s (interrupted: no record)", old_label);
     const char *const expected[] = {expected_line, NULL};
     /* No retention set: no backup and no WAL goes, but the garbage does. */
     wk_error err = {0};
@@ -581,8 +587,7 @@ typedef struct failing_storage {
     int calls, fail_at;
 } failing_storage;
 
-static int fs_put_open(wk_storage *st, const char *path, int flags, wk_stage **sink,
-                       wk_error *err)
+static int fs_put_open(wk_storage *st, const char *path, int flags, wk_stage **sink, wk_error *err)
 {
     return wk_storage_put_open(((failing_storage *)st)->inner, path, flags, sink, err);
 }
@@ -618,9 +623,13 @@ static void fs_free(wk_storage *st)
     free(fs);
 }
 
-static const wk_storage_ops failing_ops = {
-    .put_open = fs_put_open, .get = fs_get, .stat = fs_stat, .list = fs_list,
-    .remove = fs_remove, .free = fs_free, .retarget = NULL};
+static const wk_storage_ops failing_ops = {.put_open = fs_put_open,
+                                           .get = fs_get,
+                                           .stat = fs_stat,
+                                           .list = fs_list,
+                                           .remove = fs_remove,
+                                           .free = fs_free,
+                                           .retarget = NULL};
 
 START_TEST(test_interrupted_half_way)
 {
@@ -658,8 +667,7 @@ START_TEST(test_interrupted_half_way)
      * below b3 go. */
     fs->fail_at = 1000000;
     static const char *const expected[] = {
-        "backup b2", "WAL 000000010000000000000001 .. 000000010000000000000007 (7 segments)",
-        NULL};
+        "backup b2", "WAL 000000010000000000000001 .. 000000010000000000000007 (7 segments)", NULL};
     expire_expect(repo, p, expected);
     wk_repo_free(repo);
 }

@@ -48,8 +48,7 @@ START_TEST(test_write_and_replace)
     struct stat st;
     snprintf(path, sizeof(path), "%s", in_tmp("walkeep.prom"));
     umask(077);
-    ck_assert_msg(wk_file_write(path, "walkeep_up 1\n", 13, 0644, 0, &err) == 0, "%s",
-                  err.message);
+    ck_assert_msg(wk_file_write(path, "walkeep_up 1\n", 13, 0644, 0, &err) == 0, "%s", err.message);
     umask(022);
     assert_text(path, "walkeep_up 1\n");
     ck_assert_int_eq(stat(path, &st), 0);

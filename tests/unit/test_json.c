@@ -33,8 +33,8 @@ static void parse_fails(const char *text, size_t len, char *msg, size_t msg_size
     wk_json *marker = v;
     wk_error err = {0};
 
-    ck_assert_msg(wk_json_parse(text, len, &v, &err) == -1, "parse of [%.*s] should fail",
-                  (int)len, text == NULL ? "" : text);
+    ck_assert_msg(wk_json_parse(text, len, &v, &err) == -1, "parse of [%.*s] should fail", (int)len,
+                  text == NULL ? "" : text);
     ck_assert_ptr_eq(v, marker);
     ck_assert_int_eq(err.code, WK_ERR_CORRUPT);
     ck_assert_msg(strncmp(err.message, "invalid JSON at byte ", 21) == 0, "message: %s",
@@ -180,16 +180,22 @@ START_TEST(test_writer_escaping_exact)
     wk_json_writer *w = wk_json_writer_new();
 
     wk_json_begin_object(w);
-    wk_json_kv_string(w, "q\"k", "\"\\/\b\f\n\r\t\x01\x1f\x7f" "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80");
-    wk_json_kv_string(w, "bad", "a\xFF" "b\xC0\xAF" "c\xED\xA0\x80" "d\xE2\x82");
+    wk_json_kv_string(w, "q\"k",
+                      "\"\\/\b\f\n\r\t\x01\x1f\x7f"
+                      "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80");
+    wk_json_kv_string(w, "bad",
+                      "a\xFF"
+                      "b\xC0\xAF"
+                      "c\xED\xA0\x80"
+                      "d\xE2\x82");
     wk_json_end_object(w);
     char *text = finish_ok(w);
-    ck_assert_str_eq(text, "{\n"
-                           "  \"q\\\"k\": \"\\\"\\\\/\\b\\f\\n\\r\\t\\u0001\\u001f\x7f"
-                           "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80\",\n"
-                           "  \"bad\": \"a" FFFD "b" FFFD FFFD "c" FFFD FFFD FFFD "d" FFFD FFFD
-                           "\"\n"
-                           "}\n");
+    ck_assert_str_eq(text,
+                     "{\n"
+                     "  \"q\\\"k\": \"\\\"\\\\/\\b\\f\\n\\r\\t\\u0001\\u001f\x7f"
+                     "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80\",\n"
+                     "  \"bad\": \"a" FFFD "b" FFFD FFFD "c" FFFD FFFD FFFD "d" FFFD FFFD "\"\n"
+                     "}\n");
     free(text);
 }
 END_TEST
@@ -231,14 +237,18 @@ START_TEST(test_escape_roundtrip)
         {"\xE2\x82\xAC \xEF\xBF\xBF \xEE\x80\x80", NULL},
         {"\xF0\x9F\x98\x80 \xF4\x8F\xBF\xBF \xF0\x90\x80\x80", NULL},
         {"\xFF", FFFD},
-        {"a\x80" "b", "a" FFFD "b"},
-        {"\xC0\xAF", FFFD FFFD},                             /* overlong '/' */
-        {"\xE0\x80\xAF", FFFD FFFD FFFD},                    /* overlong */
-        {"\xED\xA0\x80", FFFD FFFD FFFD},                    /* UTF-8 encoded surrogate */
-        {"\xF4\x90\x80\x80", FFFD FFFD FFFD FFFD},           /* beyond U+10FFFF */
+        {"a\x80"
+         "b",
+         "a" FFFD "b"},
+        {"\xC0\xAF", FFFD FFFD},                   /* overlong '/' */
+        {"\xE0\x80\xAF", FFFD FFFD FFFD},          /* overlong */
+        {"\xED\xA0\x80", FFFD FFFD FFFD},          /* UTF-8 encoded surrogate */
+        {"\xF4\x90\x80\x80", FFFD FFFD FFFD FFFD}, /* beyond U+10FFFF */
         {"\xF5\xBF", FFFD FFFD},
-        {"x\xE2\x82", "x" FFFD FFFD},                        /* cut short at the end */
-        {"\xE2\x82" "\xE2\x82\xAC", FFFD FFFD "\xE2\x82\xAC"}, /* cut short, then valid */
+        {"x\xE2\x82", "x" FFFD FFFD}, /* cut short at the end */
+        {"\xE2\x82"
+         "\xE2\x82\xAC",
+         FFFD FFFD "\xE2\x82\xAC"}, /* cut short, then valid */
         {"\xC3", FFFD},
     };
 
@@ -356,8 +366,8 @@ START_TEST(test_writer_misuse)
         misuse_case(which, w);
         ck_assert_msg(wk_json_writer_finish(w, &err) == NULL, "case %d should fail", which);
         ck_assert_int_eq(err.code, WK_ERR_INTERNAL);
-        ck_assert_msg(strncmp(err.message, "invalid use of JSON writer: ", 28) == 0,
-                      "case %d: %s", which, err.message);
+        ck_assert_msg(strncmp(err.message, "invalid use of JSON writer: ", 28) == 0, "case %d: %s",
+                      which, err.message);
         wk_json_writer_free(w);
     }
 }
@@ -810,22 +820,22 @@ static char *make_manifest(size_t *len)
                           "\"System-Identifier\": 7712025303015056254,\n"
                           "\"Files\": [\n");
     for (int i = 0; i < MANIFEST_FILES; i++) {
-        n += (size_t)snprintf(
-            text + n, cap - n,
-            "{ \"Path\": \"base/16384/%d\", \"Size\": %d, "
-            "\"Last-Modified\": \"2024-05-01 12:%02d:%02d GMT\", "
-            "\"Checksum-Algorithm\": \"CRC32C\", \"Checksum\": \"%08x\" }%s\n",
-            16384 + i, i * 8192, i / 60 % 60, i % 60, (unsigned)i * 2654435761u,
-            i + 1 < MANIFEST_FILES ? "," : "");
+        n += (size_t)snprintf(text + n, cap - n,
+                              "{ \"Path\": \"base/16384/%d\", \"Size\": %d, "
+                              "\"Last-Modified\": \"2024-05-01 12:%02d:%02d GMT\", "
+                              "\"Checksum-Algorithm\": \"CRC32C\", \"Checksum\": \"%08x\" }%s\n",
+                              16384 + i, i * 8192, i / 60 % 60, i % 60, (unsigned)i * 2654435761u,
+                              i + 1 < MANIFEST_FILES ? "," : "");
     }
-    n += (size_t)snprintf(text + n, cap - n,
-                          "],\n"
-                          "\"WAL-Ranges\": [\n"
-                          "{ \"Timeline\": 1, \"Start-LSN\": \"0/2000028\", "
-                          "\"End-LSN\": \"0/2000138\" }\n"
-                          "],\n"
-                          "\"Manifest-Checksum\": "
-                          "\"4a5e5f1c8b0e6c3d2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e\"}\n");
+    n +=
+        (size_t)snprintf(text + n, cap - n,
+                         "],\n"
+                         "\"WAL-Ranges\": [\n"
+                         "{ \"Timeline\": 1, \"Start-LSN\": \"0/2000028\", "
+                         "\"End-LSN\": \"0/2000138\" }\n"
+                         "],\n"
+                         "\"Manifest-Checksum\": "
+                         "\"4a5e5f1c8b0e6c3d2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e\"}\n");
     ck_assert_uint_lt(n, cap);
     *len = n;
     return text;

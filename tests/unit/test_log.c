@@ -110,7 +110,8 @@ END_TEST
 START_TEST(test_error_detail_hint)
 {
     wk_error e;
-    wk_error_set(&e, WK_ERR_CONFLICT, "segment \"%s\" already archived", "0000000100000000000000A1");
+    wk_error_set(&e, WK_ERR_CONFLICT, "segment \"%s\" already archived",
+                 "0000000100000000000000A1");
     wk_error_detail(&e, "The stored copy has checksum %s.", "abc");
     wk_error_hint(&e, "Check for two clusters archiving to one repository.");
     wk_log_set_level(WK_LOG_ERROR); /* errors are always printed */

@@ -29,7 +29,8 @@ END_TEST
 START_TEST(test_connect_fails)
 {
     wk_error err = {0};
-    wk_pg_target t = {.conninfo = "host=/nonexistent/walkeep-test port=5", .dbname = "postgres",
+    wk_pg_target t = {.conninfo = "host=/nonexistent/walkeep-test port=5",
+                      .dbname = "postgres",
                       .application = "walkeep-test"};
     ck_assert_ptr_null(wk_pg_connect(&t, &err));
     ck_assert_int_eq(err.code, WK_ERR_IO);

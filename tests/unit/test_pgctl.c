@@ -53,8 +53,8 @@ START_TEST(test_log_find)
                         "2026-12-07 10:00:01 UTC [2] FATAL:  first problem\n"
                         "2026-12-07 10:00:02 UTC [2] LOG:  pausing at the end of recovery\n"
                         "2026-12-07 10:00:03 UTC [3] PANIC:  second problem\n");
-    ck_assert(!wk_pgctl_log_find(path, (const char *const[]){"promoted", NULL}, line,
-                                 sizeof(line)));
+    ck_assert(
+        !wk_pgctl_log_find(path, (const char *const[]){"promoted", NULL}, line, sizeof(line)));
     ck_assert_str_eq(line, "untouched");
     ck_assert(wk_pgctl_log_find(path, fatal, line, sizeof(line)));
     ck_assert_str_eq(line, "PANIC:  second problem"); /* the last one, from the needle on */

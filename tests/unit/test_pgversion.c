@@ -116,37 +116,37 @@ START_TEST(test_program_version)
 
     make_bindir();
     fake_program("pg_ctl", "[ \"$1\" = --version ] && echo 'pg_ctl (PostgreSQL) 18.4'");
-    ck_assert_msg(wk_pg_program_version(bindir, "pg_ctl", version, sizeof(version), &major,
-                                        &err) == 0, "%s", err.message);
+    ck_assert_msg(wk_pg_program_version(bindir, "pg_ctl", version, sizeof(version), &major, &err) ==
+                      0,
+                  "%s", err.message);
     ck_assert_str_eq(version, "18.4");
     ck_assert_int_eq(major, 18);
     fake_program("pg_dump", "echo 'pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)'");
-    ck_assert_int_eq(wk_pg_program_version(bindir, "pg_dump", version, sizeof(version), &major,
-                                           &err), 0);
+    ck_assert_int_eq(
+        wk_pg_program_version(bindir, "pg_dump", version, sizeof(version), &major, &err), 0);
     ck_assert_str_eq(version, "15.18");
     ck_assert_int_eq(major, 15);
     /* Much more output than is read: no hang, the version still found. */
     fake_program("noisy", "echo 'noisy (PostgreSQL) 17.10'; yes x | head -c 1000000");
-    ck_assert_int_eq(wk_pg_program_version(bindir, "noisy", version, sizeof(version), &major,
-                                           &err), 0);
+    ck_assert_int_eq(wk_pg_program_version(bindir, "noisy", version, sizeof(version), &major, &err),
+                     0);
     ck_assert_int_eq(major, 17);
 
     /* Failures leave the outputs alone. */
     strcpy(version, "untouched");
     major = -1;
     fake_program("broken", "echo 'not a postgres program'");
-    ck_assert_int_eq(wk_pg_program_version(bindir, "broken", version, sizeof(version), &major,
-                                           &err), -1);
+    ck_assert_int_eq(
+        wk_pg_program_version(bindir, "broken", version, sizeof(version), &major, &err), -1);
     ck_assert_int_eq(err.code, WK_ERR_IO);
-    ck_assert_msg(strstr(err.message, "could not read the version of") != NULL, "%s",
-                  err.message);
+    ck_assert_msg(strstr(err.message, "could not read the version of") != NULL, "%s", err.message);
     fake_program("failing", "exit 3");
-    ck_assert_int_eq(wk_pg_program_version(bindir, "failing", version, sizeof(version), &major,
-                                           &err), -1);
+    ck_assert_int_eq(
+        wk_pg_program_version(bindir, "failing", version, sizeof(version), &major, &err), -1);
     ck_assert_msg(strstr(err.message, "failing failed with exit status 3") != NULL, "%s",
                   err.message);
-    ck_assert_int_eq(wk_pg_program_version(bindir, "missing", version, sizeof(version), &major,
-                                           &err), -1);
+    ck_assert_int_eq(
+        wk_pg_program_version(bindir, "missing", version, sizeof(version), &major, &err), -1);
     ck_assert_msg(strstr(err.message, "could not run") != NULL, "%s", err.message);
     ck_assert_msg(strstr(err.hint, "pg_bindir") != NULL, "%s", err.hint);
     ck_assert_str_eq(version, "untouched");

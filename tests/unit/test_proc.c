@@ -27,8 +27,7 @@ START_TEST(test_exit_statuses)
     ck_assert_int_eq(err.code, WK_ERR_IO);
     ck_assert_str_eq(err.message, "sh failed with exit status 3");
     ck_assert_int_eq(run_sh("kill -TERM $$", NULL, &err), -1);
-    ck_assert_msg(strstr(err.message, "sh was terminated by signal 15") != NULL, "%s",
-                  err.message);
+    ck_assert_msg(strstr(err.message, "sh was terminated by signal 15") != NULL, "%s", err.message);
     /* As values. */
     ck_assert_int_eq(run_sh("exit 3", &status, &err), 0);
     ck_assert_int_eq(status, 3);
@@ -47,7 +46,8 @@ START_TEST(test_cannot_run)
     ck_assert_int_eq(wk_proc_spawn(&spec, &pid, &err), -1);
     ck_assert_int_eq(pid, 0);
     ck_assert_int_eq(err.code, WK_ERR_IO);
-    ck_assert_str_eq(err.message, "could not run \"/nonexistent/program\": No such file or directory");
+    ck_assert_str_eq(err.message,
+                     "could not run \"/nonexistent/program\": No such file or directory");
     /* Not a 127 exit status: an error even when statuses are values. */
     ck_assert_int_eq(wk_proc_run(&spec, &status, &err), -1);
     ck_assert_int_eq(status, -1);

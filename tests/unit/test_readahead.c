@@ -86,19 +86,19 @@ START_TEST(test_reads_what_the_server_sends)
 {
     make_file("data/PG_VERSION", 3);
     make_file("data/global/pg_control", 8192);
-    make_file("data/base/5/16384", 10000);      /* a table */
-    make_file("data/base/5/16384_fsm", 24576);  /* its free space map */
-    make_file("data/base/5/16385", 7000000);    /* an unlogged table's main fork... */
-    make_file("data/base/5/16385_init", 0);     /* ...which has an init fork */
-    make_file("data/base/5/16385_vm", 900000);  /* ...and its visibility map */
-    make_file("data/base/5/t3_16390", 600000);  /* a temporary relation */
+    make_file("data/base/5/16384", 10000);     /* a table */
+    make_file("data/base/5/16384_fsm", 24576); /* its free space map */
+    make_file("data/base/5/16385", 7000000);   /* an unlogged table's main fork... */
+    make_file("data/base/5/16385_init", 0);    /* ...which has an init fork */
+    make_file("data/base/5/16385_vm", 900000); /* ...and its visibility map */
+    make_file("data/base/5/t3_16390", 600000); /* a temporary relation */
     make_file("data/base/pgsql_tmp/pgsql_tmp12.0", 500000);
     make_file("data/pg_wal/000000010000000000000001", 4000000);
     make_file("data/pg_stat_tmp/global.stat", 300000);
     make_file("data/pg_replslot/s/state", 200000);
     make_file("data/pg_subtrans/0000", 80000);
     make_file("tblspc/PG_15_202209061/5/16400", 1000000);
-    make_file("tblspc/lost+found/junk", 3000);  /* not a version folder: not sent */
+    make_file("tblspc/lost+found/junk", 3000); /* not a version folder: not sent */
     make_file("tblspc/note.txt", 40000);
     ck_assert_int_eq(symlink("/etc", folder_path("data/pg_tblspc")), 0);
 

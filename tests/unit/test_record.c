@@ -79,7 +79,8 @@ START_TEST(test_limit)
     ck_assert_int_eq(wk_record_write(st, "dumps/huge/dump.json", text, big, &err), -1);
     ck_assert_int_eq(err.code, WK_ERR_IO);
     ck_assert_msg(strstr(err.message, "record \"dumps/huge/dump.json\" would be 67108865 bytes") !=
-                      NULL, "%s", err.message);
+                      NULL,
+                  "%s", err.message);
     ck_assert_msg(strstr(err.hint, "nothing was stored") != NULL, "%s", err.hint);
     snprintf(path, sizeof(path), "%s/dumps/huge/dump.json", root);
     ck_assert(!ts_path_exists(path));
@@ -108,12 +109,19 @@ START_TEST(test_stream_list)
     wk_fingerprint fp = ts_fingerprint("abc", 3);
     char hex[WK_FINGERPRINT_HEX_LEN + 1];
     wk_fingerprint_hex(&fp, hex);
-    wk_record_stream in[2] = {
-        {.name = "16384.tar", .object = "backups/b/16384.tar.lz4", .has_tablespace = true,
-         .tablespace = 16384, .location = "/srv/ts", .bytes = 52224, .stored_bytes = 5711,
-         .fingerprint = fp},
-        {.name = "toc.dat", .object = "dumps/d/toc.dat.zst", .bytes = 3, .stored_bytes = 12,
-         .fingerprint = fp}};
+    wk_record_stream in[2] = {{.name = "16384.tar",
+                               .object = "backups/b/16384.tar.lz4",
+                               .has_tablespace = true,
+                               .tablespace = 16384,
+                               .location = "/srv/ts",
+                               .bytes = 52224,
+                               .stored_bytes = 5711,
+                               .fingerprint = fp},
+                              {.name = "toc.dat",
+                               .object = "dumps/d/toc.dat.zst",
+                               .bytes = 3,
+                               .stored_bytes = 12,
+                               .fingerprint = fp}};
     for (size_t i = 0; i < 2; i++) {
         wk_json_writer *w = wk_json_writer_new();
         wk_record_stream_write(w, &in[i]);

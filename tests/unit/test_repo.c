@@ -435,8 +435,7 @@ START_TEST(test_meta_hand_written_variants_accepted)
         ts_write_file(meta_path(), variants[i], strlen(variants[i]));
         wk_repo *repo = open_repo(WK_COMPRESS_ZSTD, NULL);
         wk_repo_meta meta;
-        ck_assert_msg(wk_repo_read_meta(repo, &meta, &err) == 0, "variant %zu: %s", i,
-                      err.message);
+        ck_assert_msg(wk_repo_read_meta(repo, &meta, &err) == 0, "variant %zu: %s", i, err.message);
         ck_assert_uint_eq(meta.system_identifier, SYSID);
         ck_assert_uint_eq(meta.seg_size, MIB);
         ck_assert_int_eq(meta.pg_version, 15);
@@ -489,8 +488,8 @@ START_TEST(test_meta_corrupt)
         wk_repo *repo = open_repo(WK_COMPRESS_ZSTD, NULL);
         wk_repo_meta meta;
         ck_assert_int_eq(wk_repo_read_meta(repo, &meta, &err), -1);
-        ck_assert_msg(err.code == WK_ERR_CORRUPT, "case %zu: %s (%s)", i,
-                      wk_errcode_name(err.code), err.message);
+        ck_assert_msg(err.code == WK_ERR_CORRUPT, "case %zu: %s (%s)", i, wk_errcode_name(err.code),
+                      err.message);
         /* open_meta with an identity must not "initialise" over a corrupt file. */
         wk_repo_meta id = make_identity(SYSID, (uint32_t)MIB);
         ck_assert_int_eq(wk_repo_open_meta(repo, &id, &meta, NULL, &err), -1);
@@ -510,8 +509,8 @@ END_TEST
 
 /* Stores data at path through the repository's encode chain, in chunks. */
 static int put_object(wk_repo *repo, const char *path, const unsigned char *data, size_t len,
-                      const wk_fingerprint *expected, wk_stream_summary *summary,
-                      uint64_t *stored, wk_error *err)
+                      const wk_fingerprint *expected, wk_stream_summary *summary, uint64_t *stored,
+                      wk_error *err)
 {
     wk_stage *sink = NULL;
     int rc = -1;
@@ -533,8 +532,7 @@ out:
 
 /* Reads the object at path back through the decode chain. */
 static int get_object(wk_repo *repo, const char *path, wk_compress alg,
-                      const wk_fingerprint *expected, uint8_t **out, size_t *out_len,
-                      wk_error *err)
+                      const wk_fingerprint *expected, uint8_t **out, size_t *out_len, wk_error *err)
 {
     wk_stage *sink = wk_stage_memory_new(64 * MIB, out, out_len, err);
     ck_assert_ptr_nonnull(sink);
@@ -564,8 +562,7 @@ START_TEST(test_roundtrip_every_codec)
                 snprintf(file, sizeof(file), "%s/%s", repo_dir, path);
                 wk_stream_summary summary;
                 uint64_t stored = 0;
-                ck_assert_msg(put_object(repo, path, data, len, NULL, &summary, &stored, &err) ==
-                                  0,
+                ck_assert_msg(put_object(repo, path, data, len, NULL, &summary, &stored, &err) == 0,
                               "put %s: %s", path, err.message);
                 wk_fingerprint want = ts_fingerprint(data, len);
                 ck_assert_uint_eq(summary.bytes, len);
@@ -615,10 +612,10 @@ START_TEST(test_roundtrip_explicit_levels)
         int level;
         bool valid;
     } cases[] = {
-        {WK_COMPRESS_LZ4, 0, true},   {WK_COMPRESS_LZ4, 12, true}, {WK_COMPRESS_LZ4, 13, false},
-        {WK_COMPRESS_LZ4, -1, false}, {WK_COMPRESS_ZSTD, 1, true}, {WK_COMPRESS_ZSTD, 19, true},
-        {WK_COMPRESS_ZSTD, 0, false}, {WK_COMPRESS_ZSTD, 20, false},
-        {WK_COMPRESS_NONE, 0, true},  {WK_COMPRESS_NONE, 1, false},
+        {WK_COMPRESS_LZ4, 0, true},   {WK_COMPRESS_LZ4, 12, true},   {WK_COMPRESS_LZ4, 13, false},
+        {WK_COMPRESS_LZ4, -1, false}, {WK_COMPRESS_ZSTD, 1, true},   {WK_COMPRESS_ZSTD, 19, true},
+        {WK_COMPRESS_ZSTD, 0, false}, {WK_COMPRESS_ZSTD, 20, false}, {WK_COMPRESS_NONE, 0, true},
+        {WK_COMPRESS_NONE, 1, false},
     };
     size_t len = 200000;
     unsigned char *data = mixed(len, 9);
@@ -772,8 +769,8 @@ START_TEST(test_decode_failures)
                 /* Allowed only where the flip hit an unencrypted frame's own content
                  * checksum: the decoder leaves that to the fingerprint check, which just
                  * proved the plaintext intact. */
-                ck_assert_msg(r == 1 && offsets[k] >= len - 4, "%s: flip at %zu accepted",
-                              names[r], offsets[k]);
+                ck_assert_msg(r == 1 && offsets[k] >= len - 4, "%s: flip at %zu accepted", names[r],
+                              offsets[k]);
                 free(out);
                 out = NULL;
                 free(copy);
@@ -809,9 +806,9 @@ START_TEST(test_parse_suffix)
         wk_compress alg;
         bool encrypted;
     } good[] = {
-        {".zst", WK_COMPRESS_ZSTD, false},     {".lz4", WK_COMPRESS_LZ4, false},
-        {".raw", WK_COMPRESS_NONE, false},     {".zst.enc", WK_COMPRESS_ZSTD, true},
-        {".lz4.enc", WK_COMPRESS_LZ4, true},   {".raw.enc", WK_COMPRESS_NONE, true},
+        {".zst", WK_COMPRESS_ZSTD, false},   {".lz4", WK_COMPRESS_LZ4, false},
+        {".raw", WK_COMPRESS_NONE, false},   {".zst.enc", WK_COMPRESS_ZSTD, true},
+        {".lz4.enc", WK_COMPRESS_LZ4, true}, {".raw.enc", WK_COMPRESS_NONE, true},
     };
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
         wk_compress alg = (wk_compress)99;
@@ -822,8 +819,23 @@ START_TEST(test_parse_suffix)
         ck_assert(encrypted == good[i].encrypted);
     }
     static const char *const bad[] = {
-        "zst", ".gz", ".enc", "", ".", "..", ".zst.", ".zstd", ".ZST", "zst.enc", ".enc.enc",
-        ".zst.enc.enc", ".gz.enc", "..zst", ".zst ", ".lz4.enc2", ".verylongextension",
+        "zst",
+        ".gz",
+        ".enc",
+        "",
+        ".",
+        "..",
+        ".zst.",
+        ".zstd",
+        ".ZST",
+        "zst.enc",
+        ".enc.enc",
+        ".zst.enc.enc",
+        ".gz.enc",
+        "..zst",
+        ".zst ",
+        ".lz4.enc2",
+        ".verylongextension",
         ".verylongextension.enc",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

@@ -215,8 +215,9 @@ START_TEST(test_sigv4_get_object)
     ck_assert_int_eq(wk_s3_authorization(EX_AK, EX_SK, "us-east-1", "GET", "/test.txt", "", h, 4,
                                          EMPTY_SHA256, EX_DATE, out, sizeof(out)),
                      0);
-    ck_assert_str_eq(out, EX_CRED "SignedHeaders=host;range;x-amz-content-sha256;x-amz-date,"
-                                  "Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41");
+    ck_assert_str_eq(out, EX_CRED
+                     "SignedHeaders=host;range;x-amz-content-sha256;x-amz-date,"
+                     "Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41");
 }
 END_TEST
 
@@ -233,12 +234,13 @@ START_TEST(test_sigv4_put_object)
     snprintf(uri, sizeof(uri), "/%s", enc);
     ck_assert_str_eq(uri, "/test%24file.text");
     char out[512];
-    ck_assert_int_eq(wk_s3_authorization(EX_AK, EX_SK, "us-east-1", "PUT", uri, "", h, 5,
-                                         body_hash, EX_DATE, out, sizeof(out)),
+    ck_assert_int_eq(wk_s3_authorization(EX_AK, EX_SK, "us-east-1", "PUT", uri, "", h, 5, body_hash,
+                                         EX_DATE, out, sizeof(out)),
                      0);
-    ck_assert_str_eq(out, EX_CRED "SignedHeaders=date;host;x-amz-content-sha256;x-amz-date;"
-                                  "x-amz-storage-class,"
-                                  "Signature=98ad721746da40c64f1a55b78f14c238d841ea1380cd77a1b5971af0ece108bd");
+    ck_assert_str_eq(out, EX_CRED
+                     "SignedHeaders=date;host;x-amz-content-sha256;x-amz-date;"
+                     "x-amz-storage-class,"
+                     "Signature=98ad721746da40c64f1a55b78f14c238d841ea1380cd77a1b5971af0ece108bd");
 }
 END_TEST
 
@@ -246,17 +248,18 @@ START_TEST(test_sigv4_get_lifecycle_and_list)
 {
     const char *h[] = {EX_HOST, "x-amz-content-sha256:" EMPTY_SHA256, "x-amz-date:" EX_DATE};
     char out[512];
-    ck_assert_int_eq(wk_s3_authorization(EX_AK, EX_SK, "us-east-1", "GET", "/", "lifecycle=", h,
-                                         3, EMPTY_SHA256, EX_DATE, out, sizeof(out)),
+    ck_assert_int_eq(wk_s3_authorization(EX_AK, EX_SK, "us-east-1", "GET", "/", "lifecycle=", h, 3,
+                                         EMPTY_SHA256, EX_DATE, out, sizeof(out)),
                      0);
-    ck_assert_ptr_nonnull(strstr(
-        out, "Signature=fea454ca298b7da1c68078a5d1bdbfbbe0d65c699e0f91ac7a200a0136783543"));
+    ck_assert_ptr_nonnull(
+        strstr(out, "Signature=fea454ca298b7da1c68078a5d1bdbfbbe0d65c699e0f91ac7a200a0136783543"));
     ck_assert_int_eq(wk_s3_authorization(EX_AK, EX_SK, "us-east-1", "GET", "/",
                                          "max-keys=2&prefix=J", h, 3, EMPTY_SHA256, EX_DATE, out,
                                          sizeof(out)),
                      0);
-    ck_assert_str_eq(out, EX_CRED "SignedHeaders=host;x-amz-content-sha256;x-amz-date,"
-                                  "Signature=34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7");
+    ck_assert_str_eq(out, EX_CRED
+                     "SignedHeaders=host;x-amz-content-sha256;x-amz-date,"
+                     "Signature=34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7");
 }
 END_TEST
 
@@ -312,10 +315,9 @@ END_TEST
 
 START_TEST(test_open_endpoints)
 {
-    static const char *const bad[] = {"ftp://host",          "http://",        "https://h/path",
-                                      "http://h:0",          "http://h:70000", "h:9000",
-                                      "http://h:",           "http://h:9x",    "http://h?x=1",
-                                      "http://[::1",         "http://a b",     "HTTP://h"};
+    static const char *const bad[] = {
+        "ftp://host", "http://",     "https://h/path", "http://h:0",  "http://h:70000", "h:9000",
+        "http://h:",  "http://h:9x", "http://h?x=1",   "http://[::1", "http://a b",     "HTTP://h"};
     wk_s3_options opt = local_options(9000);
     wk_error err = {0};
     wk_s3 *s3 = NULL;
@@ -384,8 +386,9 @@ START_TEST(test_open_keys_and_ca)
     opt.ca_file = "/nonexistent/ca.pem";
     ck_assert_int_eq(wk_s3_open(&opt, &s3, &err), -1);
     ck_assert_int_eq(err.code, WK_ERR_CONFIG);
-    ck_assert_str_eq(err.message,
-                     "could not read s3_ca_file \"/nonexistent/ca.pem\": No such file or directory");
+    ck_assert_str_eq(
+        err.message,
+        "could not read s3_ca_file \"/nonexistent/ca.pem\": No such file or directory");
     ck_assert(!err_mentions(&err, "test-secret-value"));
     opt.ca_file = "/tmp";
     ck_assert_int_eq(wk_s3_open(&opt, &s3, &err), -1);
@@ -426,7 +429,8 @@ START_TEST(test_status_error)
 
     e = status_of(404, "NoSuchBucket", NULL);
     ck_assert_int_eq(e.code, WK_ERR_CONFIG);
-    ck_assert_str_eq(e.message, "could not read \"s3://bucket/p/k\": bucket \"bucket\" does not exist");
+    ck_assert_str_eq(e.message,
+                     "could not read \"s3://bucket/p/k\": bucket \"bucket\" does not exist");
     ck_assert_ptr_nonnull(strstr(e.hint, "create"));
     e = status_of(404, "NoSuchBucket",
                   "<Error><Code>NoSuchBucket</Code><BucketName>other</BucketName></Error>");
@@ -500,8 +504,13 @@ START_TEST(test_request_shape)
     const wk_s3_param params[] = {{"prefix", "a/b c"}, {"uploads", ""}, {"list-type", "2"}};
     const char *const headers[] = {"X-Amz-Meta-Note:   two    words  ", "If-None-Match: *",
                                    "x-amz-meta-empty:", NULL};
-    wk_s3_request req = {.method = "PUT", .key = "dir/a b+c", .params = params, .param_count = 3,
-                         .headers = headers, .body = "hello", .body_len = 5};
+    wk_s3_request req = {.method = "PUT",
+                         .key = "dir/a b+c",
+                         .params = params,
+                         .param_count = 3,
+                         .headers = headers,
+                         .body = "hello",
+                         .body_len = 5};
     wk_s3_response resp;
     ck_assert_int_eq(wk_s3_send(s3, &req, &resp, &err), 0);
     ck_assert_int_eq(resp.status, 200);
@@ -512,8 +521,11 @@ START_TEST(test_request_shape)
     wk_s3_response_free(&resp);
 
     const char *got = fake->requests[0];
-    ck_assert_msg(strncmp(got, "PUT /bucket/dir/a%20b%2Bc?list-type=2&prefix=a%2Fb%20c&uploads= "
-                               "HTTP/1.1\r\n", 68) == 0, "%s", got);
+    ck_assert_msg(strncmp(got,
+                          "PUT /bucket/dir/a%20b%2Bc?list-type=2&prefix=a%2Fb%20c&uploads= "
+                          "HTTP/1.1\r\n",
+                          68) == 0,
+                  "%s", got);
     char port_host[64];
     snprintf(port_host, sizeof(port_host), "\r\nhost:127.0.0.1:%d\r\n", fake->port);
     ck_assert_ptr_nonnull(strcasestr(got, port_host));
@@ -562,8 +574,8 @@ START_TEST(test_post_and_host_style)
     wk_s3 *s3 = NULL;
     ck_assert_int_eq(wk_s3_open(&opt, &s3, &err), 0);
     const wk_s3_param params[] = {{"delete", ""}};
-    wk_s3_request req = {.method = "POST", .params = params, .param_count = 1,
-                         .body = "<Delete/>", .body_len = 9};
+    wk_s3_request req = {
+        .method = "POST", .params = params, .param_count = 1, .body = "<Delete/>", .body_len = 9};
     wk_s3_response resp;
     ck_assert_int_eq(wk_s3_send(s3, &req, &resp, &err), 0);
     wk_s3_response_free(&resp);
@@ -616,8 +628,12 @@ START_TEST(test_retry_then_success)
     dup2(fd, 2);
     close(fd);
     const wk_s3_param params[] = {{"uploadId", "a/b"}};
-    wk_s3_request req = {.method = "PUT", .key = "p/k", .params = params, .param_count = 1,
-                         .body = "data", .body_len = 4};
+    wk_s3_request req = {.method = "PUT",
+                         .key = "p/k",
+                         .params = params,
+                         .param_count = 1,
+                         .body = "data",
+                         .body_len = 4};
     wk_s3_response resp;
     int rc = wk_s3_send(s3, &req, &resp, &err);
     dup2(saved, 2);
@@ -806,8 +822,10 @@ START_TEST(test_collect_limit)
         size_t head_max = 128;
         char *reply = malloc(head_max + sizes[i]);
         ck_assert_ptr_nonnull(reply);
-        int n = snprintf(reply, head_max, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n"
-                                          "Connection: close\r\n\r\n", sizes[i]);
+        int n = snprintf(reply, head_max,
+                         "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n"
+                         "Connection: close\r\n\r\n",
+                         sizes[i]);
         memset(reply + n, 'x', sizes[i]);
         const char *replies[] = {reply};
         fake_start(replies, 1);
@@ -884,7 +902,8 @@ static bool live(live_env *env, const char *test)
     if (env->endpoint == NULL || env->access_key == NULL || env->secret_key == NULL ||
         env->bucket == NULL) {
         printf("note: %s skipped: set S3_ENDPOINT, S3_ACCESS_KEY, S3_SECRET_KEY and "
-               "WALKEEP_S3_TEST_BUCKET to run it against a real S3 server\n", test);
+               "WALKEEP_S3_TEST_BUCKET to run it against a real S3 server\n",
+               test);
         return false;
     }
     return true;
@@ -892,8 +911,11 @@ static bool live(live_env *env, const char *test)
 
 static wk_s3 *live_open(const live_env *env, const char *bucket, const char *secret)
 {
-    wk_s3_options opt = {.endpoint = env->endpoint, .bucket = bucket, .access_key = env->access_key,
-                         .secret_key = secret, .retry_timeout_ms = 5000};
+    wk_s3_options opt = {.endpoint = env->endpoint,
+                         .bucket = bucket,
+                         .access_key = env->access_key,
+                         .secret_key = secret,
+                         .retry_timeout_ms = 5000};
     wk_error err = {0};
     wk_s3 *s3 = NULL;
     ck_assert_msg(wk_s3_open(&opt, &s3, &err) == 0, "%s", err.message);
@@ -904,8 +926,13 @@ static int live_send(wk_s3 *s3, const char *method, const char *key, const wk_s3
                      size_t nparams, const char *const *headers, const char *body,
                      wk_s3_response *resp, wk_error *err)
 {
-    wk_s3_request req = {.method = method, .key = key, .params = params, .param_count = nparams,
-                         .headers = headers, .body = body, .body_len = body ? strlen(body) : 0};
+    wk_s3_request req = {.method = method,
+                         .key = key,
+                         .params = params,
+                         .param_count = nparams,
+                         .headers = headers,
+                         .body = body,
+                         .body_len = body ? strlen(body) : 0};
     return wk_s3_send(s3, &req, resp, err);
 }
 
@@ -919,12 +946,16 @@ static int live_list(wk_s3 *s3, const char *base, int *pages)
     int entries = 0;
     *pages = 0;
     for (;;) {
-        wk_s3_param params[5] = {{"list-type", "2"}, {"prefix", prefix}, {"delimiter", "/"},
-                                 {"max-keys", "1"}, {"continuation-token", token}};
+        wk_s3_param params[5] = {{"list-type", "2"},
+                                 {"prefix", prefix},
+                                 {"delimiter", "/"},
+                                 {"max-keys", "1"},
+                                 {"continuation-token", token}};
         wk_s3_response resp;
         wk_error err = {0};
-        ck_assert_msg(live_send(s3, "GET", NULL, params, token[0] ? 5 : 4, NULL, NULL, &resp,
-                                &err) == 0, "%s", err.message);
+        ck_assert_msg(
+            live_send(s3, "GET", NULL, params, token[0] ? 5 : 4, NULL, NULL, &resp, &err) == 0,
+            "%s", err.message);
         (*pages)++;
         char text[1024];
         size_t pos = 0;
@@ -936,12 +967,12 @@ static int live_list(wk_s3 *s3, const char *base, int *pages)
         while (wk_s3_xml_next(resp.body, &pos, "CommonPrefixes", text, sizeof(text), &err) == 1)
             entries++;
         pos = 0;
-        bool truncated = wk_s3_xml_next(resp.body, &pos, "IsTruncated", text, sizeof(text),
-                                        &err) == 1 && strcmp(text, "true") == 0;
+        bool truncated =
+            wk_s3_xml_next(resp.body, &pos, "IsTruncated", text, sizeof(text), &err) == 1 &&
+            strcmp(text, "true") == 0;
         pos = 0;
-        if (!truncated ||
-            wk_s3_xml_next(resp.body, &pos, "NextContinuationToken", token, sizeof(token),
-                           &err) != 1) {
+        if (!truncated || wk_s3_xml_next(resp.body, &pos, "NextContinuationToken", token,
+                                         sizeof(token), &err) != 1) {
             wk_s3_response_free(&resp);
             return entries;
         }
@@ -983,8 +1014,8 @@ START_TEST(test_live_objects)
 
     char got[4096] = "";
     const char *const range[] = {"Range: bytes=11-17", NULL};
-    wk_s3_request ranged = {.method = "GET", .key = key, .headers = range, .on_body = collect_cb,
-                            .on_body_arg = got};
+    wk_s3_request ranged = {
+        .method = "GET", .key = key, .headers = range, .on_body = collect_cb, .on_body_arg = got};
     ck_assert_msg(wk_s3_send(s3, &ranged, &resp, &err) == 0, "%s", err.message);
     ck_assert_int_eq(resp.status, 206);
     ck_assert_str_eq(got, "walkeep");
@@ -1046,8 +1077,8 @@ START_TEST(test_live_multipart)
     const wk_s3_param init[] = {{"uploads", ""}};
     ck_assert_msg(live_send(s3, "POST", key, init, 1, NULL, NULL, &resp, &err) == 0, "%s",
                   err.message);
-    ck_assert_int_eq(wk_s3_xml_next(resp.body, &pos, "UploadId", upload_id, sizeof(upload_id),
-                                    &err), 1);
+    ck_assert_int_eq(
+        wk_s3_xml_next(resp.body, &pos, "UploadId", upload_id, sizeof(upload_id), &err), 1);
     wk_s3_response_free(&resp);
 
     const wk_s3_param part[] = {{"uploadId", upload_id}, {"partNumber", "1"}};
@@ -1060,7 +1091,8 @@ START_TEST(test_live_multipart)
     char complete[512];
     snprintf(complete, sizeof(complete),
              "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>%s</ETag></Part>"
-             "</CompleteMultipartUpload>", part_etag);
+             "</CompleteMultipartUpload>",
+             part_etag);
     const wk_s3_param done[] = {{"uploadId", upload_id}};
     const char *const xml[] = {"Content-Type: application/xml", NULL};
     ck_assert_msg(live_send(s3, "POST", key, done, 1, xml, complete, &resp, &err) == 0, "%s",
@@ -1101,8 +1133,10 @@ START_TEST(test_live_errors)
     wk_s3_response_free(&resp);
     wk_s3_free(s3);
 
-    wk_s3_options opt = {.endpoint = env.endpoint, .bucket = env.bucket,
-                         .access_key = "AKIANOSUCHKEY00000", .secret_key = env.secret_key};
+    wk_s3_options opt = {.endpoint = env.endpoint,
+                         .bucket = env.bucket,
+                         .access_key = "AKIANOSUCHKEY00000",
+                         .secret_key = env.secret_key};
     ck_assert_int_eq(wk_s3_open(&opt, &s3, &err), 0);
     ck_assert_int_eq(live_send(s3, "GET", "k", NULL, 0, NULL, NULL, &resp, &err), -1);
     ck_assert_int_eq(err.code, WK_ERR_CONFIG);

@@ -83,9 +83,9 @@ START_TEST(test_parts_in_order)
     const size_t total = 4 * PART + 1000;
     unsigned char *want = ts_pattern(total, 7);
     create_upload(id);
-    ck_assert_msg(wk_s3_parts_start(client, key, id, "could not store \"test\"", 2, PART, &parts,
-                                    &err) == 0,
-                  "%s", err.message);
+    ck_assert_msg(
+        wk_s3_parts_start(client, key, id, "could not store \"test\"", 2, PART, &parts, &err) == 0,
+        "%s", err.message);
     unsigned char *buf = malloc(PART); /* the writer's own first buffer */
     for (size_t off = 0; off < total; off += PART) {
         size_t n = total - off < PART ? total - off : PART;
@@ -106,8 +106,13 @@ START_TEST(test_parts_in_order)
 
     wk_s3_param params[] = {{"uploadId", id}};
     const char *headers[] = {"Content-Type: application/xml", NULL};
-    wk_s3_request req = {.method = "POST", .key = key, .params = params, .param_count = 1,
-                         .headers = headers, .body = body.p, .body_len = body.len};
+    wk_s3_request req = {.method = "POST",
+                         .key = key,
+                         .params = params,
+                         .param_count = 1,
+                         .headers = headers,
+                         .body = body.p,
+                         .body_len = body.len};
     wk_s3_response resp = {0};
     ck_assert_msg(wk_s3_send(client, &req, &resp, &err) == 0, "complete: %s", err.message);
     wk_s3_response_free(&resp);
@@ -135,14 +140,15 @@ START_TEST(test_part_failure)
     wk_s3_parts *parts = NULL;
     create_upload(id);
     abort_upload(id);
-    ck_assert_int_eq(wk_s3_parts_start(client, key, id, "could not store \"s3://b/k\"", 2, PART,
-                                       &parts, &err), 0);
+    ck_assert_int_eq(
+        wk_s3_parts_start(client, key, id, "could not store \"s3://b/k\"", 2, PART, &parts, &err),
+        0);
     unsigned char *buf = calloc(1, PART);
     ck_assert_int_eq(wk_s3_parts_queue(parts, buf, PART, &err), 0);
     ck_assert_int_eq(wk_s3_parts_finish(parts, &err), -1);
     ck_assert_int_eq(err.code, WK_ERR_IO);
-    ck_assert_msg(strstr(err.message, "s3://b/k") != NULL && strstr(err.message, "part 1"),
-                  "%s", err.message);
+    ck_assert_msg(strstr(err.message, "s3://b/k") != NULL && strstr(err.message, "part 1"), "%s",
+                  err.message);
     wk_error again = {0};
     ck_assert_int_eq(wk_s3_parts_failure(parts, &again), -1);
     ck_assert_str_eq(again.message, err.message);
@@ -162,8 +168,8 @@ START_TEST(test_free_while_busy)
     wk_error err = {0};
     wk_s3_parts *parts = NULL;
     create_upload(id);
-    ck_assert_int_eq(wk_s3_parts_start(client, key, id, "could not store \"t\"", 1, PART, &parts,
-                                       &err), 0);
+    ck_assert_int_eq(
+        wk_s3_parts_start(client, key, id, "could not store \"t\"", 1, PART, &parts, &err), 0);
     unsigned char *buf = calloc(1, PART);
     for (int i = 0; i < 2; i++) {
         ck_assert_int_eq(wk_s3_parts_queue(parts, buf, PART, &err), 0);

@@ -9,9 +9,9 @@
 
 START_TEST(test_paths)
 {
-    static const char *bad[] = {"",    "/a",  "a/../b", "a//b", "a/",  ".",    "..",
-                                "a\nb", "./a", "a/.",    "a/..", "//",  "a\x7f", "\x01",
-                                "..a", ".x/y", "a/.tmp"};
+    static const char *bad[] = {"",      "/a",   "a/../b", "a//b", "a/",    ".",
+                                "..",    "a\nb", "./a",    "a/.",  "a/..",  "//",
+                                "a\x7f", "\x01", "..a",    ".x/y", "a/.tmp"};
     static const char *good[] = {"a", "a/b", "wal/000000010000000000000001", "a..b", "a.", "x/y."};
     wk_error err = {0};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

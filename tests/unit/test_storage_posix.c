@@ -66,8 +66,7 @@ static void assert_text(const char *path, const char *expected)
     wk_error err = {0};
     unsigned char *buf = NULL;
     size_t len = 0;
-    ck_assert_msg(get_bytes(storage, path, &buf, &len, &err) == 0, "get %s: %s", path,
-                  err.message);
+    ck_assert_msg(get_bytes(storage, path, &buf, &len, &err) == 0, "get %s: %s", path, err.message);
     ck_assert_uint_eq(len, strlen(expected));
     ck_assert_str_eq((char *)buf, expected);
     free(buf);
@@ -451,8 +450,9 @@ END_TEST
 
 START_TEST(test_invalid_paths)
 {
-    static const char *bad[] = {"",    "/a",  "a/../b", "a//b", "a/",  ".",    "..",
-                                "a\nb", "./a", "a/.",    "a/..", "//",  "a\x7f", "\x01", "..a", ".x/y", "a/.tmp"};
+    static const char *bad[] = {"",      "/a",   "a/../b", "a//b", "a/",    ".",
+                                "..",    "a\nb", "./a",    "a/.",  "a/..",  "//",
+                                "a\x7f", "\x01", "..a",    ".x/y", "a/.tmp"};
     char long_path[1100];
     wk_error err = {0};
     wk_stage *sink = NULL;
@@ -598,7 +598,8 @@ START_TEST(test_retarget)
     wk_error err = {0};
     wk_stage *sink = NULL;
     ck_assert(wk_storage_can_retarget(storage));
-    ck_assert_int_eq(wk_storage_put_open(storage, "d/provisional", WK_PUT_NOREPLACE, &sink, &err), 0);
+    ck_assert_int_eq(wk_storage_put_open(storage, "d/provisional", WK_PUT_NOREPLACE, &sink, &err),
+                     0);
     ck_assert_int_eq(wk_stage_write(sink, "named late", 10, &err), 0);
     /* Another folder is refused and the sink stays usable. */
     ck_assert_int_eq(wk_storage_retarget(storage, sink, "e/final", &err), -1);

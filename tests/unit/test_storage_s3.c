@@ -27,10 +27,10 @@
 
 /* ---- live server ------------------------------------------------------------------ */
 
-static bool live;             /* the environment names a server */
-static char prefix[128];      /* of this test, inside the bucket */
-static wk_storage *storage;   /* on prefix, default part size */
-static wk_s3 *raw;            /* a client of its own, for checks behind the driver's back */
+static bool live;           /* the environment names a server */
+static char prefix[128];    /* of this test, inside the bucket */
+static wk_storage *storage; /* on prefix, default part size */
+static wk_s3 *raw;          /* a client of its own, for checks behind the driver's back */
 
 #define PART (256 * 1024)
 
@@ -82,7 +82,8 @@ static int raw_keys(const char *sub, char ***keys)
         pos = 0;
         if (more)
             ck_assert_int_eq(wk_s3_xml_next(resp.body, &pos, "NextContinuationToken", token,
-                                            sizeof(token), &err), 1);
+                                            sizeof(token), &err),
+                             1);
         wk_s3_response_free(&resp);
         if (!more)
             return n;
@@ -182,10 +183,10 @@ static void teardown_live(void)
     raw = NULL;
 }
 
-#define NEED_LIVE()                                                                            \
-    do {                                                                                       \
-        if (!live)                                                                             \
-            return;                                                                            \
+#define NEED_LIVE()                                                                                \
+    do {                                                                                           \
+        if (!live)                                                                                 \
+            return;                                                                                \
     } while (0)
 
 /* Bytes the last get_data passed into its sink, finished or not. */
@@ -574,9 +575,9 @@ static void fake_upload(const char *rel, size_t part_bytes, bool marker, unsigne
     hex[16] = '\0';
     snprintf(mkey, sizeof(mkey), "%s/.wk-uploads/%s.%s", prefix, rel, hex);
     self_identity(host, sizeof(host), boot, sizeof(boot), &real_start);
-    int n = snprintf(text, sizeof(text),
-                     "key=%s\nupload=%s\nhost=%s\nboot=%s\npid=%ld\nstart=%llu\n", key, id,
-                     host, boot, (long)getpid(), start != 0 ? start : real_start);
+    int n =
+        snprintf(text, sizeof(text), "key=%s\nupload=%s\nhost=%s\nboot=%s\npid=%ld\nstart=%llu\n",
+                 key, id, host, boot, (long)getpid(), start != 0 ? start : real_start);
     raw_send("PUT", mkey, NULL, 0, text, (size_t)n, &resp);
     wk_s3_response_free(&resp);
 }
@@ -616,10 +617,10 @@ START_TEST(test_orphans)
     temps t;
     uint64_t removed = 99;
 
-    fake_upload("d/orphan", 2048, true, 1, id);    /* its writer is gone (start differs) */
-    fake_upload("d/alive", 0, true, 0, id);        /* its writer is this process */
+    fake_upload("d/orphan", 2048, true, 1, id);      /* its writer is gone (start differs) */
+    fake_upload("d/alive", 0, true, 0, id);          /* its writer is this process */
     fake_upload("d/deep/nomarker", 0, false, 0, id); /* nobody knows: age decides */
-    fake_upload("other/x", 0, true, 1, id);        /* outside d */
+    fake_upload("other/x", 0, true, 1, id);          /* outside d */
     /* Markers whose upload is gone: of a dead writer here, of a writer elsewhere. */
     char ghost[300], ghost_text[600], host[256], boot[64];
     unsigned long long start;
@@ -627,8 +628,7 @@ START_TEST(test_orphans)
     self_identity(host, sizeof(host), boot, sizeof(boot), &start);
     snprintf(ghost, sizeof(ghost), "%s/.wk-uploads/d/ghost.0123456789abcdef", prefix);
     snprintf(ghost_text, sizeof(ghost_text),
-             "key=x\nupload=y\nhost=%s\nboot=%s\npid=%ld\nstart=1\n", host, boot,
-             (long)getpid());
+             "key=x\nupload=y\nhost=%s\nboot=%s\npid=%ld\nstart=1\n", host, boot, (long)getpid());
     raw_send("PUT", ghost, NULL, 0, ghost_text, strlen(ghost_text), &resp);
     wk_s3_response_free(&resp);
     snprintf(ghost, sizeof(ghost), "%s/.wk-uploads/d/sub/far.0123456789abcdef", prefix);
@@ -700,12 +700,13 @@ START_TEST(test_complete_aborts_earlier_attempts)
     NEED_LIVE();
     wk_error err = {0};
     char id_dead[256], id_alive[256];
-    fake_upload("k/obj", 2048, true, 1, id_dead);  /* an earlier, killed attempt */
-    fake_upload("k/obj", 0, true, 0, id_alive);    /* a live one (this process) stays */
-    fake_upload("k/objother", 0, false, 0, id_dead);  /* another key with the same prefix */
+    fake_upload("k/obj", 2048, true, 1, id_dead);    /* an earlier, killed attempt */
+    fake_upload("k/obj", 0, true, 0, id_alive);      /* a live one (this process) stays */
+    fake_upload("k/objother", 0, false, 0, id_dead); /* another key with the same prefix */
     wk_storage *st = open_storage(PART, 2);
     unsigned char *data = ts_pattern(PART * 2 + 5, 5);
-    ck_assert_msg(ts_storage_put(st, "k/obj", data, PART * 2 + 5, 0, 0, &err) == 0, "%s", err.message);
+    ck_assert_msg(ts_storage_put(st, "k/obj", data, PART * 2 + 5, 0, 0, &err) == 0, "%s",
+                  err.message);
     assert_content(st, "k/obj", data, PART * 2 + 5);
     char keys[8][512], ids[8][256];
     int n = raw_uploads(keys, ids, 8);
@@ -717,7 +718,6 @@ START_TEST(test_complete_aborts_earlier_attempts)
     free(data);
 }
 END_TEST
-
 
 /* ---- resumed reads, against a fake server ----------------------------------------- */
 
@@ -801,7 +801,8 @@ static void *fake_main(void *arg)
         } else if (n == 0 || f->scenario == RESUME_IGNORED) {
             snprintf(head, sizeof(head),
                      "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\nETag: \"e1\"\r\n"
-                     "Connection: close\r\n\r\n", f->len);
+                     "Connection: close\r\n\r\n",
+                     f->len);
             send_all(c, head, strlen(head));
             send_all(c, f->data, n == 0 ? cut : f->len);
         } else if (f->scenario == RESUME_CHANGED) {
@@ -809,7 +810,8 @@ static void *fake_main(void *arg)
                                "</Error>";
             snprintf(head, sizeof(head),
                      "HTTP/1.1 412 Precondition Failed\r\nContent-Length: %zu\r\n"
-                     "Content-Type: application/xml\r\nConnection: close\r\n\r\n", strlen(body));
+                     "Content-Type: application/xml\r\nConnection: close\r\n\r\n",
+                     strlen(body));
             send_all(c, head, strlen(head));
             send_all(c, body, strlen(body));
         } else {
@@ -818,8 +820,8 @@ static void *fake_main(void *arg)
             snprintf(head, sizeof(head),
                      "HTTP/1.1 206 Partial Content\r\nContent-Length: %zu\r\n"
                      "Content-Range: bytes %zu-%zu/%zu\r\nETag: \"e1\"\r\n"
-                     "Connection: close\r\n\r\n", f->len - cut, from, from + f->len - cut - 1,
-                     f->len);
+                     "Connection: close\r\n\r\n",
+                     f->len - cut, from, from + f->len - cut - 1, f->len);
             send_all(c, head, strlen(head));
             send_all(c, f->data + from, f->len - cut);
         }
@@ -893,8 +895,7 @@ START_TEST(test_get_resumes)
     char want[64];
 
     /* Broken after a third: resumed with a Range pinned to the first ETag. */
-    ck_assert_msg(fake_get(RESUME_OK, 5000, &f, data, len, &buf, &n, &err) == 0, "%s",
-                  err.message);
+    ck_assert_msg(fake_get(RESUME_OK, 5000, &f, data, len, &buf, &n, &err) == 0, "%s", err.message);
     ck_assert_uint_eq(n, len);
     ck_assert(memcmp(buf, data, len) == 0);
     free(buf);
@@ -951,7 +952,8 @@ static int fake_listing_status(const char *status, const char *body, int op, int
     listing l;
     snprintf(reply, sizeof(reply),
              "HTTP/1.1 %s\r\nContent-Length: %zu\r\nContent-Type: application/xml\r\n"
-             "Connection: close\r\n\r\n%s", status, strlen(body), body);
+             "Connection: close\r\n\r\n%s",
+             status, strlen(body), body);
     fake_start_reply(f, RESUME_OK, NULL, 0, reply);
     snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d", f->port);
     memset(&o, 0, sizeof(o));
@@ -1012,8 +1014,7 @@ START_TEST(test_retries_detail)
     const char *busy = "<Error><Code>SlowDown</Code></Error>";
     ck_assert_int_eq(fake_listing_status("503 Slow Down", busy, 0, 200, &f, &err), -1);
     ck_assert_msg(err.code == WK_ERR_TRANSIENT, "%s", err.message);
-    ck_assert_msg(strstr(err.message, "could not list \"s3://b/p/\"") != NULL, "%s",
-                  err.message);
+    ck_assert_msg(strstr(err.message, "could not list \"s3://b/p/\"") != NULL, "%s", err.message);
     ck_assert_msg(strstr(err.detail, "Gave up after") != NULL, "detail: %s", err.detail);
     ck_assert_int_ge(f.requests, 2);
 }

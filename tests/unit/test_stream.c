@@ -11,7 +11,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-
 #include "stream.h"
 #include "support.h"
 
@@ -65,7 +64,12 @@ static const char *data_path(void)
 }
 
 static const size_t awkward_sizes[] = {
-    0, 1, 2, WK_STREAM_BUFSIZE - 1, WK_STREAM_BUFSIZE, WK_STREAM_BUFSIZE + 1,
+    0,
+    1,
+    2,
+    WK_STREAM_BUFSIZE - 1,
+    WK_STREAM_BUFSIZE,
+    WK_STREAM_BUFSIZE + 1,
     3 * WK_STREAM_BUFSIZE + 7,
 };
 #define N_AWKWARD (sizeof(awkward_sizes) / sizeof(awkward_sizes[0]))

@@ -294,14 +294,14 @@ static const char *const tar_formats[] = {"ustar", "gnu", "pax"};
 static const size_t piece_sizes[] = {1, 511, 512, 513, 100000};
 
 #define BIG_SIZE ((1u << 20) + 1)
-#define LONG_COMPONENT                                                                     \
-    "a_file_name_well_over_one_hundred_characters_long_which_needs_a_gnu_long_name_or_pax_" \
+#define LONG_COMPONENT                                                                             \
+    "a_file_name_well_over_one_hundred_characters_long_which_needs_a_gnu_long_name_or_pax_"        \
     "header_0123456789_abcdefghijklmnopqrstuvwxyz_end"
-#define LONG_TARGET                                                                        \
-    "/nonexistent/tablespace/location/that/is/longer/than/one/hundred/characters/so/it/" \
+#define LONG_TARGET                                                                                \
+    "/nonexistent/tablespace/location/that/is/longer/than/one/hundred/characters/so/it/"           \
     "needs/a/long/link/entry/0123456789"
-#define DEEP_PATH                                                                          \
-    "deep/d0123456789/d0123456789/d0123456789/d0123456789/d0123456789/d0123456789/"        \
+#define DEEP_PATH                                                                                  \
+    "deep/d0123456789/d0123456789/d0123456789/d0123456789/d0123456789/d0123456789/"                \
     "d0123456789/d0123456789/d0123456789/d0123456789/file.txt"
 
 static void make_source_tree(const char *src, bool long_names)
@@ -432,8 +432,8 @@ START_TEST(test_real_tar)
                  archive);
     else
         snprintf(cmd, sizeof(cmd),
-                 TAR_PROGRAM " --format=%s -C '%s' -cf '%s' a deep empty tblspc_link", format,
-                 src, archive);
+                 TAR_PROGRAM " --format=%s -C '%s' -cf '%s' a deep empty tblspc_link", format, src,
+                 archive);
     ck_assert_msg(system(cmd) == 0, "%s failed", cmd);
 
     size_t len = 0;
@@ -728,8 +728,8 @@ END_TEST
 
 START_TEST(test_unsafe_names)
 {
-    static const char *const names[] = {"../x", "/etc/x", "a/../b", "..", "a/..", "./../x", "",
-                                        ".", "./", "x/../../x"};
+    static const char *const names[] = {"../x",   "/etc/x", "a/../b", "..", "a/..",
+                                        "./../x", "",       ".",      "./", "x/../../x"};
     static const char types[] = {'0', '5', '2'};
     char outside[400];
     path_in(outside, sizeof(outside), tmp_dir, "x");
@@ -1000,14 +1000,14 @@ END_TEST
 START_TEST(test_bad_pax)
 {
     static const char *const bad[] = {
-        "5 path=x\n",   /* length too short for the record */
-        "99 path=x\n",  /* past the end */
-        "abc",          /* no length */
-        "11 pathxxx\n", /* no '=' */
-        "9 path=x ",    /* no newline */
-        "11 size=1x\n", /* not a number */
+        "5 path=x\n",                     /* length too short for the record */
+        "99 path=x\n",                    /* past the end */
+        "abc",                            /* no length */
+        "11 pathxxx\n",                   /* no '=' */
+        "9 path=x ",                      /* no newline */
+        "11 size=1x\n",                   /* not a number */
         "29 size=99999999999999999999\n", /* too big */
-        "6 =xy\n",      /* empty key */
+        "6 =xy\n",                        /* empty key */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         tarbuf tb = {0};

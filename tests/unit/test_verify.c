@@ -23,7 +23,7 @@
 
 #define SEG ((uint32_t)1 << 20)
 #define SYSID UINT64_C(7212345678901234567)
-#define LSN(seg, off) ((wk_lsn)(seg) * SEG + (off))
+#define LSN(seg, off) ((wk_lsn)(seg)*SEG + (off))
 
 /* ---- helpers ---------------------------------------------------------------------- */
 
@@ -190,13 +190,12 @@ static char *describe(const wk_verify_report *r)
     return text;
 }
 
-#define assert_finding(r, kind, object)                                                      \
-    ck_assert_msg(find_finding((r), (kind), (object)) != NULL, "no %s finding for %s in:%s", \
-                  wk_verify_kind_name(kind), (object) != NULL ? (object) : "(any)",          \
-                  describe(r))
+#define assert_finding(r, kind, object)                                                            \
+    ck_assert_msg(find_finding((r), (kind), (object)) != NULL, "no %s finding for %s in:%s",       \
+                  wk_verify_kind_name(kind), (object) != NULL ? (object) : "(any)", describe(r))
 
-#define assert_clean(r)                                                                      \
-    ck_assert_msg((r)->problem_count == 0 && (r)->warning_count == 0, "expected nothing:%s", \
+#define assert_clean(r)                                                                            \
+    ck_assert_msg((r)->problem_count == 0 && (r)->warning_count == 0, "expected nothing:%s",       \
                   describe(r))
 
 /* A backup "b1" of one stream (base.tar) and its manifest, WAL from segment 2 to 3. */
@@ -243,10 +242,14 @@ static wk_backup_record put_backup(wk_repo *repo, const char *label)
 static void put_dump(wk_repo *repo, const char *label, char objects[2][256])
 {
     wk_dump_stream streams[2] = {{.name = "toc.dat"}, {.name = "3456.dat"}};
-    wk_dump_record r = {.format = WK_DUMP_DIRECTORY, .database = "app",
-                        .server_version = "15.18", .start_time = 1700000000,
-                        .end_time = 1700000060, .compress = WK_COMPRESS_ZSTD,
-                        .stream_count = 2, .streams = streams};
+    wk_dump_record r = {.format = WK_DUMP_DIRECTORY,
+                        .database = "app",
+                        .server_version = "15.18",
+                        .start_time = 1700000000,
+                        .end_time = 1700000060,
+                        .compress = WK_COMPRESS_ZSTD,
+                        .stream_count = 2,
+                        .streams = streams};
     wk_error err = {0};
     snprintf(r.label, sizeof(r.label), "%s", label);
     for (size_t i = 0; i < 2; i++) {
@@ -497,8 +500,8 @@ START_TEST(test_backup_record_mismatch)
     ck_assert_msg(r.problem_count == 2, "%s", describe(&r));
     assert_finding(&r, WK_VERIFY_CORRUPT, b.streams[0].object);
     assert_finding(&r, WK_VERIFY_CORRUPT, b.streams[1].object);
-    ck_assert_ptr_nonnull(strstr(find_finding(&r, WK_VERIFY_CORRUPT,
-                                              b.streams[1].object)->message, "fingerprint"));
+    ck_assert_ptr_nonnull(
+        strstr(find_finding(&r, WK_VERIFY_CORRUPT, b.streams[1].object)->message, "fingerprint"));
     wk_verify_report_free(&r);
 
     /* An unreadable record is a problem; the rest is still verified. */
@@ -562,8 +565,9 @@ START_TEST(test_history_good)
     push_history(repo, 2, "1\t0/5000000\tno recovery target specified\n");
     push_segment(repo, 2, 5);
     push_segment(repo, 2, 6);
-    push_history(repo, 3, "1\t0/5000000\tno recovery target specified\n"
-                          "2\t0/6800000\tno recovery target specified\n");
+    push_history(repo, 3,
+                 "1\t0/5000000\tno recovery target specified\n"
+                 "2\t0/6800000\tno recovery target specified\n");
     push_segment(repo, 3, 6);
     run_verify(repo, &r);
     assert_clean(&r);
@@ -584,8 +588,9 @@ START_TEST(test_history_problems)
     /* Timeline 4's history file disagrees with timeline 5's (5 says 4 came from 1 at
      * another point). */
     push_history(repo, 4, "1\t0/5000000\tno recovery target specified\n");
-    push_history(repo, 5, "1\t0/5800000\tno recovery target specified\n"
-                          "4\t0/6000000\tno recovery target specified\n");
+    push_history(repo, 5,
+                 "1\t0/5800000\tno recovery target specified\n"
+                 "4\t0/6000000\tno recovery target specified\n");
     /* Timeline 6's history file names no parent at all. */
     put_wal_object(repo, "wal", "00000006.history", "# nothing\n");
     run_verify(repo, &r);

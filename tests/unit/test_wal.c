@@ -40,8 +40,16 @@ START_TEST(test_seg_size_valid)
 {
     for (uint32_t s = MIB; s <= (UINT32_C(1) << 30); s <<= 1)
         ck_assert_msg(wk_wal_seg_size_valid(s), "size %u should be valid", s);
-    const uint32_t bad[] = {0, 1, 512 * 1024, MIB - 1, MIB + 1, 3 * MIB, 24 * MIB,
-                            (UINT32_C(1) << 30) + 1, UINT32_C(1) << 31, UINT32_MAX};
+    const uint32_t bad[] = {0,
+                            1,
+                            512 * 1024,
+                            MIB - 1,
+                            MIB + 1,
+                            3 * MIB,
+                            24 * MIB,
+                            (UINT32_C(1) << 30) + 1,
+                            UINT32_C(1) << 31,
+                            UINT32_MAX};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         ck_assert_msg(!wk_wal_seg_size_valid(bad[i]), "size %u should be invalid", bad[i]);
 }
@@ -52,9 +60,8 @@ START_TEST(test_name_segno_roundtrip_every_size)
     for (uint32_t size = MIB; size <= (UINT32_C(1) << 30); size <<= 1) {
         const uint64_t per = UINT64_C(0x100000000) / size;
         const uint64_t max_segno = UINT64_MAX / size; /* last segment an LSN can reach */
-        const uint64_t segnos[] = {0,       1,           per - 1,       per,      per + 1,
-                                   2 * per, 2 * per - 1, 0x123456789ULL, max_segno - 1,
-                                   max_segno};
+        const uint64_t segnos[] = {0,       1,           per - 1,        per,           per + 1,
+                                   2 * per, 2 * per - 1, 0x123456789ULL, max_segno - 1, max_segno};
         for (size_t i = 0; i < sizeof(segnos) / sizeof(segnos[0]); i++) {
             const uint64_t segno = segnos[i];
             char name[WK_WAL_NAME_LEN + 1];
@@ -149,8 +156,9 @@ START_TEST(test_last_segment_of_log_id)
     ck_assert_int_eq(wk_wal_parse_name("000000010000000000000100", &n, &err), 0);
     ck_assert_int_eq(wk_wal_name_check_size(&n, 16 * MIB, &err), -1);
     ck_assert_int_eq(err.code, WK_ERR_USAGE);
-    ck_assert_str_eq(err.message,
-                     "invalid WAL file name \"000000010000000000000100\" for segment size 16777216");
+    ck_assert_str_eq(
+        err.message,
+        "invalid WAL file name \"000000010000000000000100\" for segment size 16777216");
     /* ...but 1 MiB segments allow 000..FFF. */
     ck_assert_int_eq(wk_wal_name_check_size(&n, MIB, &err), 0);
 }
@@ -243,12 +251,12 @@ static const char *const invalid_names[] = {
     "000000010000000000000001/",
     "..",
     "000000010000000000000001/..",
-    "00000001000000000000000a",          /* lower case */
-    "0000000a0000000000000001",          /* lower-case timeline */
+    "00000001000000000000000a", /* lower case */
+    "0000000a0000000000000001", /* lower-case timeline */
     "0000000a.history",
     "000000010000000000000001.PARTIAL",
-    "00000001000000000000001",           /* 23 */
-    "0000000100000000000000011",         /* 25 */
+    "00000001000000000000001",   /* 23 */
+    "0000000100000000000000011", /* 25 */
     "000000010000000000000001\n",
     "000000010000000000000001 ",
     " 000000010000000000000001",
@@ -257,7 +265,7 @@ static const char *const invalid_names[] = {
     "000000010000000000000001.parital",
     "000000010000000000000001_partial",
     "000000010000000000000001.partial\n",
-    "000000000000000000000001",          /* tli 0 */
+    "000000000000000000000001", /* tli 0 */
     "000000000000000000000001.partial",
     "000000000000000000000001.00000028.backup",
     "00000000.history",
@@ -401,8 +409,7 @@ START_TEST(test_header_valid)
     ck_assert_uint_eq(h.block_size, 1024);
 
     /* Largest sizes: 1 GiB segments, 64 kB WAL blocks (--with-wal-blocksize=64). */
-    make_header(buf, 0xD093, 0x0002, 1, UINT64_C(0xFFFFFFFFC0000000), 1, UINT32_C(1) << 30,
-                65536);
+    make_header(buf, 0xD093, 0x0002, 1, UINT64_C(0xFFFFFFFFC0000000), 1, UINT32_C(1) << 30, 65536);
     ck_assert_int_eq(wk_wal_parse_header(buf, sizeof(buf), &h, &err), 0);
     ck_assert_int_eq(h.pg_version, 906);
     ck_assert_uint_eq(h.pageaddr, UINT64_C(0xFFFFFFFFC0000000));
@@ -427,8 +434,7 @@ START_TEST(test_magic_versions)
         ck_assert_int_eq(h.pg_version, known[i].version);
     }
     /* 9.5, 19 and neighbours of the known values are not ours. */
-    const uint16_t unknown[] = {0, 0xD087, 0xD094, 0xD108, 0xD111, 0xD117, 0xD119, 0x10D1,
-                                0xFFFF};
+    const uint16_t unknown[] = {0, 0xD087, 0xD094, 0xD108, 0xD111, 0xD117, 0xD119, 0x10D1, 0xFFFF};
     for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++)
         ck_assert_int_eq(wk_wal_magic_version(unknown[i]), 0);
 }
@@ -444,8 +450,8 @@ static void assert_header_corrupt(const uint8_t *buf, size_t len, const char *fr
     before = h;
     ck_assert_int_eq(wk_wal_parse_header(buf, len, &h, &err), -1);
     ck_assert_int_eq(err.code, WK_ERR_CORRUPT);
-    ck_assert_msg(strstr(err.message, fragment) != NULL, "message \"%s\" lacks \"%s\"",
-                  err.message, fragment);
+    ck_assert_msg(strstr(err.message, fragment) != NULL, "message \"%s\" lacks \"%s\"", err.message,
+                  fragment);
     ck_assert(memcmp(&h, &before, sizeof(h)) == 0);
     assert_one_line(&err);
 }
@@ -481,8 +487,9 @@ START_TEST(test_header_newer_release)
         ck_assert_int_eq(err.code, WK_ERR_CLUSTER);
         snprintf(magic, sizeof(magic), "%04X", newer[i]);
         ck_assert_msg(strstr(err.message, magic) != NULL, "%s", err.message);
-        ck_assert_msg(strstr(err.message, "newer than this walkeep supports (PostgreSQL 15 to 18)")
-                          != NULL, "%s", err.message);
+        ck_assert_msg(
+            strstr(err.message, "newer than this walkeep supports (PostgreSQL 15 to 18)") != NULL,
+            "%s", err.message);
         ck_assert_msg(strstr(err.hint, "install a walkeep release") != NULL, "%s", err.hint);
         assert_one_line(&err);
     }
@@ -631,8 +638,7 @@ START_TEST(test_header_golden_pg15)
     ck_assert_uint_eq(h.pageaddr, wk_wal_segno_to_lsn(wk_wal_name_segno(&n, MIB), MIB));
 
     /* 000000010000000000000001, 64 MiB segments. */
-    ck_assert_int_eq(wk_wal_parse_header(pg15_seg1_64mib, sizeof(pg15_seg1_64mib), &h, &err),
-                     0);
+    ck_assert_int_eq(wk_wal_parse_header(pg15_seg1_64mib, sizeof(pg15_seg1_64mib), &h, &err), 0);
     ck_assert_int_eq(h.pg_version, 15);
     ck_assert_uint_eq(h.system_identifier, UINT64_C(7712025305013887885));
     ck_assert_uint_eq(h.seg_size, 64 * MIB);
@@ -650,18 +656,21 @@ static const struct {
     uint64_t system_identifier;
     uint8_t bytes[40];
 } golden_newer[] = {
-    {16, 0xD113, UINT64_C(0x6B16E4292F0B8D24),
-     {0x13, 0xd1, 0x02, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00,
-      0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x24, 0x8d, 0x0b, 0x2f,
-      0x29, 0xe4, 0x16, 0x6b, 0x00, 0x00, 0x00, 0x01, 0x00, 0x20, 0x00, 0x00}},
-    {17, 0xD116, UINT64_C(0x6B16E429B6417D36),
-     {0x16, 0xd1, 0x02, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00,
-      0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x36, 0x7d, 0x41, 0xb6,
-      0x29, 0xe4, 0x16, 0x6b, 0x00, 0x00, 0x00, 0x01, 0x00, 0x20, 0x00, 0x00}},
-    {18, 0xD118, UINT64_C(0x6B16E42A4536AD48),
-     {0x18, 0xd1, 0x02, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00,
-      0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x48, 0xad, 0x36, 0x45,
-      0x2a, 0xe4, 0x16, 0x6b, 0x00, 0x00, 0x00, 0x01, 0x00, 0x20, 0x00, 0x00}},
+    {16, 0xD113, UINT64_C(0x6B16E4292F0B8D24), {0x13, 0xd1, 0x02, 0x00, 0x01, 0x00, 0x00, 0x00,
+                                                0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00,
+                                                0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+                                                0x24, 0x8d, 0x0b, 0x2f, 0x29, 0xe4, 0x16, 0x6b,
+                                                0x00, 0x00, 0x00, 0x01, 0x00, 0x20, 0x00, 0x00}},
+    {17, 0xD116, UINT64_C(0x6B16E429B6417D36), {0x16, 0xd1, 0x02, 0x00, 0x01, 0x00, 0x00, 0x00,
+                                                0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00,
+                                                0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+                                                0x36, 0x7d, 0x41, 0xb6, 0x29, 0xe4, 0x16, 0x6b,
+                                                0x00, 0x00, 0x00, 0x01, 0x00, 0x20, 0x00, 0x00}},
+    {18, 0xD118, UINT64_C(0x6B16E42A4536AD48), {0x18, 0xd1, 0x02, 0x00, 0x01, 0x00, 0x00, 0x00,
+                                                0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00,
+                                                0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+                                                0x48, 0xad, 0x36, 0x45, 0x2a, 0xe4, 0x16, 0x6b,
+                                                0x00, 0x00, 0x00, 0x01, 0x00, 0x20, 0x00, 0x00}},
 };
 
 START_TEST(test_header_golden_pg16_to_18)
@@ -735,11 +744,10 @@ END_TEST
 
 START_TEST(test_lsn_rejects)
 {
-    const char *bad[] = {"0/",         "/0",          "/",           "G/0",        "0/G",
-                         "1/2/3",      "",            " 0/1",        "0/1 ",       "0/1\n",
-                         "0 /1",       "0/ 1",        "0x1/0",       "1/0x0",      "+1/0",
-                         "-1/0",       "1",           "1:0",         "123456789/0", "0/123456789",
-                         "0/1\t",      "16/B374D848#"};
+    const char *bad[] = {
+        "0/",   "/0",    "/",           "G/0",         "0/G",   "1/2/3",       "",     " 0/1",
+        "0/1 ", "0/1\n", "0 /1",        "0/ 1",        "0x1/0", "1/0x0",       "+1/0", "-1/0",
+        "1",    "1:0",   "123456789/0", "0/123456789", "0/1\t", "16/B374D848#"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         wk_lsn v = 777;
         ck_assert_msg(wk_wal_parse_lsn(bad[i], &v) == -1, "accepted \"%s\"", bad[i]);
@@ -880,8 +888,8 @@ START_TEST(test_history_malformed)
         size_t count = 4242;
         wk_error err = {0};
 
-        ck_assert_msg(parse_history(bad[i], UINT32_MAX, &e, &count, &err) == -1,
-                      "accepted \"%s\"", bad[i]);
+        ck_assert_msg(parse_history(bad[i], UINT32_MAX, &e, &count, &err) == -1, "accepted \"%s\"",
+                      bad[i]);
         ck_assert_int_eq(err.code, WK_ERR_CORRUPT);
         ck_assert_ptr_eq(e, (wk_wal_history_entry *)&bad);
         ck_assert_uint_eq(count, 4242);
@@ -894,8 +902,9 @@ START_TEST(test_history_malformed)
     size_t count = 0;
     wk_error err = {0};
     ck_assert_int_eq(parse_history("1\t0/1\tok\n\n2\t0/zz\tbad\n", 3, &e, &count, &err), -1);
-    ck_assert_str_eq(err.message,
-                     "invalid timeline history file for timeline 3: line 3: \"2\\x090/zz\\x09bad\"");
+    ck_assert_str_eq(
+        err.message,
+        "invalid timeline history file for timeline 3: line 3: \"2\\x090/zz\\x09bad\"");
     ck_assert_ptr_null(e);
 
     /* NUL bytes are not text. */
