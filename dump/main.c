@@ -144,6 +144,79 @@ static int cmd_list(wk_repo *repo, bool json, wk_error *err)
     return 0;
 }
 
+/* create: pg_dump (or pg_dumpall --globals-only) into the repository; prints the label. */
+static int cmd_create(const wk_config *cfg, wk_repo **repo, const options *o, int jobs,
+                      wk_error *err)
+{
+    struct timespec start;
+    wk_dump_create_options copt = {.conninfo = cfg->pg_conninfo,
+                                   .bindir = cfg->pg_bindir,
+                                   .dbname = o->dbname,
+                                   .format = WK_DUMP_CUSTOM,
+                                   .jobs = jobs,
+                                   .label = o->label,
+                                   .progress = wk_cli_progress,
+                                   .progress_arg = &start};
+    wk_dump_record record = {0};
+    if (o->globals) {
+        if (o->format != NULL || o->dbname != NULL || o->jobs != NULL)
+            return wk_error_set(err, WK_ERR_USAGE,
+                                "--globals takes no --format, --dbname or --jobs");
+        copt.format = WK_DUMP_GLOBALS;
+    } else if (o->format != NULL && (wk_dump_parse_format(o->format, &copt.format) != 0 ||
+                                     copt.format == WK_DUMP_GLOBALS)) {
+        return wk_error_set(err, WK_ERR_USAGE, "--format takes plain, custom or directory");
+    }
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    int rc =
+        wk_repo_open(cfg, true, repo, err) != 0 || wk_dump_create(*repo, &copt, &record, err) != 0
+            ? -1
+            : 0;
+    wk_cli_progress_end();
+    if (rc != 0)
+        return -1;
+    wk_log(WK_LOG_INFO, "dump \"%s\" of \"%s\" (%s) complete: %llu bytes stored as %llu",
+           record.label, record.database, wk_dump_format_name(record.format),
+           (unsigned long long)record.bytes, (unsigned long long)record.stored_bytes);
+    printf("%s\n", record.label);
+    wk_dump_record_free(&record);
+    return 0;
+}
+
+/* restore and verify: the dump label, fed to psql / pg_restore or checked. */
+static int cmd_restore_or_verify(const wk_config *cfg, wk_repo **repo, int command,
+                                 const char *label, const options *o, int jobs, wk_error *err)
+{
+    struct timespec start;
+    wk_dump_restore_options ropt = {.conninfo = cfg->pg_conninfo,
+                                    .bindir = cfg->pg_bindir,
+                                    .dbname = o->dbname,
+                                    .create = o->create,
+                                    .clean = o->clean,
+                                    .tables = o->tables.items,
+                                    .table_count = o->tables.count,
+                                    .jobs = jobs};
+    if (wk_repo_open(cfg, false, repo, err) != 0)
+        return -1;
+    if (command == CMD_VERIFY) {
+        wk_dump_verify_result result;
+        if (wk_dump_verify(*repo, label, &ropt, &result, err) != 0)
+            return -1;
+        wk_log(WK_LOG_INFO, "dump \"%s\" is intact: %zu object%s, %llu bytes%s", label,
+               result.objects, result.objects == 1 ? "" : "s", (unsigned long long)result.bytes,
+               result.listed ? ", pg_restore --list succeeded" : "");
+        return 0;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    ropt.progress = wk_cli_progress;
+    ropt.progress_arg = &start;
+    int rc = wk_dump_restore(*repo, label, &ropt, err);
+    wk_cli_progress_end();
+    if (rc == 0)
+        wk_log(WK_LOG_INFO, "dump \"%s\" restored", label);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     wk_config cfg = {0};
@@ -151,8 +224,8 @@ int main(int argc, char **argv)
     wk_error err = {0};
     wk_repo *repo = NULL;
     options o = {0};
-    int status = 1, jobs = 1, command = -1;
-    const char *label_arg = NULL;
+    int rc = -1, jobs = 1, command = -1;
+    const char *label = NULL;
 
     int started = wk_cli_start(progname, usage, WK_LOG_INFO, argc, argv, &cfg, &args);
     if (started != 0)
@@ -160,88 +233,27 @@ int main(int argc, char **argv)
     /* A restore program that stops reading early must not kill us: the write fails with
      * EPIPE instead, and the rest of the stream is still checked. */
     signal(SIGPIPE, SIG_IGN);
-    if (parse_args(&args, &o, &command, &label_arg, &err) != 0) {
-        wk_cli_usage_error(progname, &err);
+    if (parse_args(&args, &o, &command, &label, &err) != 0)
+        goto out;
+    if (parse_jobs(o.jobs, &jobs) != 0) {
+        rc = 1; /* reported */
         goto out;
     }
-    if (parse_jobs(o.jobs, &jobs) != 0)
-        goto out;
-
-    wk_dump_restore_options ropt = {.conninfo = cfg.pg_conninfo,
-                                    .bindir = cfg.pg_bindir,
-                                    .dbname = o.dbname,
-                                    .create = o.create,
-                                    .clean = o.clean,
-                                    .tables = o.tables.items,
-                                    .table_count = o.tables.count,
-                                    .jobs = jobs};
-    struct timespec start;
-    if (command == CMD_CREATE) {
-        wk_dump_create_options copt = {.conninfo = cfg.pg_conninfo,
-                                       .bindir = cfg.pg_bindir,
-                                       .dbname = o.dbname,
-                                       .format = WK_DUMP_CUSTOM,
-                                       .jobs = jobs,
-                                       .label = o.label,
-                                       .progress = wk_cli_progress,
-                                       .progress_arg = &start};
-        wk_dump_record record = {0};
-        if (o.globals) {
-            if (o.format != NULL || o.dbname != NULL || o.jobs != NULL) {
-                wk_cli_bad_argument(progname, "--globals takes no --format, --dbname or --jobs");
-                goto out;
-            }
-            copt.format = WK_DUMP_GLOBALS;
-        } else if (o.format != NULL && (wk_dump_parse_format(o.format, &copt.format) != 0 ||
-                                        copt.format == WK_DUMP_GLOBALS)) {
-            wk_cli_bad_argument(progname, "--format takes plain, custom or directory");
-            goto out;
-        }
-        clock_gettime(CLOCK_MONOTONIC, &start);
-        int rc = wk_repo_open(&cfg, true, &repo, &err) != 0 ||
-                         wk_dump_create(repo, &copt, &record, &err) != 0
-                     ? -1
-                     : 0;
-        wk_cli_progress_end();
-        if (rc != 0)
-            goto report;
-        wk_log(WK_LOG_INFO, "dump \"%s\" of \"%s\" (%s) complete: %llu bytes stored as %llu",
-               record.label, record.database, wk_dump_format_name(record.format),
-               (unsigned long long)record.bytes, (unsigned long long)record.stored_bytes);
-        printf("%s\n", record.label);
-        wk_dump_record_free(&record);
-    } else if (command == CMD_LIST) {
-        if (wk_repo_open(&cfg, false, &repo, &err) != 0 || cmd_list(repo, o.json, &err) != 0)
-            goto report;
-    } else if (command == CMD_RESTORE) {
-        clock_gettime(CLOCK_MONOTONIC, &start);
-        ropt.progress = wk_cli_progress;
-        ropt.progress_arg = &start;
-        int rc = wk_repo_open(&cfg, false, &repo, &err) != 0 ||
-                         wk_dump_restore(repo, label_arg, &ropt, &err) != 0
-                     ? -1
-                     : 0;
-        wk_cli_progress_end();
-        if (rc != 0)
-            goto report;
-        wk_log(WK_LOG_INFO, "dump \"%s\" restored", label_arg);
-    } else {
-        wk_dump_verify_result result;
-        if (wk_repo_open(&cfg, false, &repo, &err) != 0 ||
-            wk_dump_verify(repo, label_arg, &ropt, &result, &err) != 0)
-            goto report;
-        wk_log(WK_LOG_INFO, "dump \"%s\" is intact: %zu object%s, %llu bytes%s", label_arg,
-               result.objects, result.objects == 1 ? "" : "s", (unsigned long long)result.bytes,
-               result.listed ? ", pg_restore --list succeeded" : "");
-    }
-    status = 0;
-    goto out;
-report:
-    wk_log_error(&err);
+    if (command == CMD_CREATE)
+        rc = cmd_create(&cfg, &repo, &o, jobs, &err);
+    else if (command == CMD_LIST)
+        rc = wk_repo_open(&cfg, false, &repo, &err) != 0 || cmd_list(repo, o.json, &err) != 0 ? -1
+                                                                                              : 0;
+    else
+        rc = cmd_restore_or_verify(&cfg, &repo, command, label, &o, jobs, &err);
 out:
+    if (rc < 0 && err.code == WK_ERR_USAGE)
+        wk_cli_usage_error(progname, &err);
+    else if (rc < 0)
+        wk_log_error(&err);
     wk_option_list_free(&o.tables);
     wk_repo_free(repo);
     wk_config_free(&cfg);
     wk_args_free(&args);
-    return status;
+    return rc == 0 ? 0 : 1;
 }

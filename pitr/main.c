@@ -80,6 +80,44 @@ static void report_stop(const char *pgdata)
     fclose(f);
 }
 
+/* The options: a recovery target, --start, --backup, and --tablespace-map OLD=NEW (each
+ * copied into *maps, which opt->maps then points at; freed by the caller, the from
+ * strings too). */
+static int parse_args(const wk_args *args, wk_restore_options *opt, bool *start_server,
+                      wk_tablespace_map **maps, wk_error *err)
+{
+    wk_option_list map_args = {0};
+    const wk_option table[] = {
+        {"", WK_OPTION_TARGET, &opt->target, 0, 0},
+        {"--start", WK_OPTION_FLAG, start_server, 0, 0},
+        {"--backup", WK_OPTION_STRING, &opt->backup_label, 0, 0},
+        {"--tablespace-map", WK_OPTION_LIST, &map_args, 0, 0},
+    };
+    int rc = wk_cli_parse_options(progname, args, 0, table, sizeof(table) / sizeof(table[0]), err);
+    if (rc == 0) {
+        *maps = calloc(map_args.count + 1, sizeof(**maps));
+        if (*maps == NULL)
+            rc = wk_error_set(err, WK_ERR_NOMEM, "out of memory");
+        opt->maps = *maps;
+    }
+    for (size_t i = 0; rc == 0 && i < map_args.count; i++) {
+        const char *v = map_args.items[i];
+        const char *eq = strchr(v, '=');
+        if (eq == NULL || v[0] != '/' || eq[1] != '/') {
+            rc = wk_error_set(err, WK_ERR_USAGE, "--tablespace-map takes OLD=NEW, both absolute");
+            break;
+        }
+        char *from = strndup(v, (size_t)(eq - v));
+        if (from == NULL) {
+            rc = wk_error_set(err, WK_ERR_NOMEM, "out of memory");
+            break;
+        }
+        (*maps)[opt->map_count++] = (wk_tablespace_map){.from = from, .to = eq + 1};
+    }
+    wk_option_list_free(&map_args);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     wk_config cfg = {0};
@@ -92,38 +130,14 @@ int main(int argc, char **argv)
     char restore_command[8192];
     struct timespec start;
     bool start_server = false;
-    wk_option_list map_args = {0};
     int status = 1;
 
     int started = wk_cli_start(progname, usage, WK_LOG_INFO, argc, argv, &cfg, &args);
     if (started != 0)
         return started > 0 ? 0 : 1;
-    const wk_option table[] = {
-        {"", WK_OPTION_TARGET, &opt.target, 0, 0},
-        {"--start", WK_OPTION_FLAG, &start_server, 0, 0},
-        {"--backup", WK_OPTION_STRING, &opt.backup_label, 0, 0},
-        {"--tablespace-map", WK_OPTION_LIST, &map_args, 0, 0},
-    };
-    if (wk_cli_parse_options(progname, &args, 0, table, sizeof(table) / sizeof(table[0]), &err) !=
-        0) {
+    if (parse_args(&args, &opt, &start_server, &maps, &err) != 0) {
         wk_cli_usage_error(progname, &err);
         goto out;
-    }
-    maps = calloc(map_args.count + 1, sizeof(*maps));
-    if (maps == NULL)
-        goto out;
-    opt.maps = maps;
-    for (size_t i = 0; i < map_args.count; i++) {
-        const char *v = map_args.items[i];
-        const char *eq = strchr(v, '=');
-        if (eq == NULL || v[0] != '/' || eq[1] != '/') {
-            wk_cli_bad_argument(progname, "--tablespace-map takes OLD=NEW, both absolute");
-            goto out;
-        }
-        char *from = strndup(v, (size_t)(eq - v));
-        if (from == NULL)
-            goto out;
-        maps[opt.map_count++] = (wk_tablespace_map){.from = from, .to = eq + 1};
     }
     if (cfg.pgdata == NULL) {
         wk_cli_bad_argument(progname, "no data directory given: pass --pgdata DIR");
@@ -175,7 +189,6 @@ out:
     for (size_t i = 0; maps != NULL && i < opt.map_count; i++)
         free((char *)maps[i].from);
     free(maps);
-    wk_option_list_free(&map_args);
     wk_restore_plan_free(&plan);
     wk_repo_free(repo);
     wk_config_free(&cfg);
