@@ -10,6 +10,7 @@
 #include "archive.h"
 #include "backup.h"
 #include "json.h"
+#include "record.h"
 
 #define GAPS_LISTED_MAX 1000
 
@@ -78,8 +79,8 @@ static void write_backup(wk_json_writer *w, FILE *text, const wk_backup_entry *e
     if (e->has_record) {
         wk_wal_format_lsn(start_lsn, sizeof(start_lsn), r->start_lsn);
         wk_wal_format_lsn(stop_lsn, sizeof(stop_lsn), r->stop_lsn);
-        wk_backup_format_time(r->start_time, start, sizeof(start));
-        wk_backup_format_time(r->stop_time, stop, sizeof(stop));
+        wk_record_format_time(r->start_time, start, sizeof(start));
+        wk_record_format_time(r->stop_time, stop, sizeof(stop));
         wk_json_kv_string(w, "start_time", start);
         wk_json_kv_string(w, "stop_time", stop);
         wk_json_kv_string(w, "start_lsn", start_lsn);
@@ -155,7 +156,7 @@ int wk_info_run(wk_repo *repo, bool json, wk_error *err)
     if (oldest != NULL && index.count > 0) {
         const wk_wal_timeline *newest = &index.timelines[index.count - 1];
         char when[40], lsn[32], last[WK_WAL_NAME_LEN + 1];
-        wk_backup_format_time(oldest->record.stop_time, when, sizeof(when));
+        wk_record_format_time(oldest->record.stop_time, when, sizeof(when));
         wk_wal_format_lsn(lsn, sizeof(lsn), oldest->record.stop_lsn);
         wk_json_kv_string(w, "earliest_time", when);
         wk_json_kv_string(w, "earliest_lsn", lsn);

@@ -10,6 +10,7 @@
 #include "backup.h"
 #include "cli.h"
 #include "dump.h"
+#include "record.h"
 
 static const char usage[] =
     "walkeep-dump keeps logical dumps of PostgreSQL databases in a walkeep repository.\n\n"
@@ -132,7 +133,7 @@ static int cmd_list(wk_repo *repo, bool json, wk_error *err)
                        "-");
                 continue;
             }
-            wk_backup_format_time(e->record.start_time, start, sizeof(start));
+            wk_record_format_time(e->record.start_time, start, sizeof(start));
             human(e->record.bytes, size, sizeof(size));
             human(e->record.stored_bytes, stored, sizeof(stored));
             printf("%-36s %-16s %-9s %-22s %10s %10s\n", e->label,

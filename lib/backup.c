@@ -41,80 +41,6 @@ void wk_backup_record_free(wk_backup_record *record)
 
 /* ---- times ---------------------------------------------------------------------- */
 
-void wk_backup_format_time(time_t t, char *buf, size_t size)
-{
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(buf, size, "%Y-%m-%d %H:%M:%S+00", &tm);
-}
-
-static bool valid_date(int year, int mon, int day, int hour, int min, int sec)
-{
-    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (mon < 1 || mon > 12 || day < 1 || hour > 23 || min > 59 || sec > 60 || hour < 0 ||
-        min < 0 || sec < 0)
-        return false;
-    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    return day <= days[mon - 1] + (mon == 2 && leap ? 1 : 0);
-}
-
-int wk_backup_parse_time(const char *text, time_t *out)
-{
-    struct tm tm = {0};
-    int year, mon, day, hour, min, sec, consumed = 0;
-    if (sscanf(text, "%4d-%2d-%2d%*1[ T]%2d:%2d:%2d%n", &year, &mon, &day, &hour, &min, &sec,
-               &consumed) != 6)
-        return -1;
-    const char *p = text + consumed;
-    if (*p == '.') /* fractions of a second are accepted and dropped */
-        while (*++p >= '0' && *p <= '9')
-            ;
-    long offset = 0;
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int sign = *p == '-' ? -1 : 1, oh = 0, om = 0, n = 0;
-        if (p[1] < '0' || p[1] > '9' || sscanf(p + 1, "%2d%n", &oh, &n) != 1)
-            return -1;
-        p += 1 + n;
-        if (*p == ':')
-            p++;
-        if (*p >= '0' && *p <= '9') {
-            if (sscanf(p, "%2d%n", &om, &n) != 1)
-                return -1;
-            p += n;
-        }
-        if (oh > 15 || om > 59) /* PostgreSQL's own limits for a time zone offset */
-            return -1;
-        offset = sign * (oh * 3600L + om * 60L);
-    } else if (*p == '\0') {
-        /* No offset: local time, as the server would read it with the same TimeZone. */
-        struct tm local = {.tm_year = year - 1900,
-                           .tm_mon = mon - 1,
-                           .tm_mday = day,
-                           .tm_hour = hour,
-                           .tm_min = min,
-                           .tm_sec = sec,
-                           .tm_isdst = -1};
-        if (!valid_date(year, mon, day, hour, min, sec))
-            return -1;
-        *out = mktime(&local);
-        return 0;
-    } else {
-        return -1;
-    }
-    if (*p != '\0' || !valid_date(year, mon, day, hour, min, sec))
-        return -1;
-    tm.tm_year = year - 1900;
-    tm.tm_mon = mon - 1;
-    tm.tm_mday = day;
-    tm.tm_hour = hour;
-    tm.tm_min = min;
-    tm.tm_sec = sec;
-    *out = timegm(&tm) - offset;
-    return 0;
-}
-
 /* ---- the record ----------------------------------------------------------------- */
 
 static void record_path(const char *label, char *buf, size_t size)
@@ -140,9 +66,9 @@ int wk_backup_record_write(wk_repo *repo, const wk_backup_record *r, wk_error *e
     wk_json_kv_string(w, "stop_lsn", lsn);
     wk_json_kv_uint(w, "start_timeline", r->start_tli);
     wk_json_kv_uint(w, "stop_timeline", r->stop_tli);
-    wk_backup_format_time(r->start_time, tbuf, sizeof(tbuf));
+    wk_record_format_time(r->start_time, tbuf, sizeof(tbuf));
     wk_json_kv_string(w, "start_time", tbuf);
-    wk_backup_format_time(r->stop_time, tbuf, sizeof(tbuf));
+    wk_record_format_time(r->stop_time, tbuf, sizeof(tbuf));
     wk_json_kv_string(w, "stop_time", tbuf);
     wk_json_kv_int(w, "pg_version", r->pg_version);
     wk_json_kv_uint(w, "system_identifier", r->system_identifier);
@@ -192,7 +118,7 @@ static int get_time(const wk_json *obj, const char *key, time_t *out, wk_error *
     const char *text;
     if (wk_json_get_string(obj, key, &text, err) != 0)
         return -1;
-    if (wk_backup_parse_time(text, out) != 0)
+    if (wk_record_parse_time(text, out) != 0)
         return wk_error_set(err, WK_ERR_CORRUPT, "invalid time in member \"%s\"", key);
     return 0;
 }

@@ -85,10 +85,4 @@ typedef struct wk_backup_entry {
 int wk_backup_list(wk_repo *repo, wk_backup_entry **out, size_t *count, wk_error *err);
 void wk_backup_list_free(wk_backup_entry *entries, size_t count);
 
-/* Formats a time as "2026-11-25 09:30:12+00" (what recovery_target_time accepts) and
- * parses that form and ISO 8601 ("2026-11-25T09:30:12Z", offsets +HH[:MM]); fractions
- * of a second are dropped; without an offset the time is local. */
-void wk_backup_format_time(time_t t, char *buf, size_t size);
-int wk_backup_parse_time(const char *text, time_t *out);
-
 #endif

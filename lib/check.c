@@ -22,6 +22,7 @@
 #include "pg.h"
 #include "pgversion.h"
 #include "storage.h"
+#include "record.h"
 
 #define MS_PER_S 1000
 
@@ -180,7 +181,7 @@ static void check_backup(const wk_check_facts *f, const wk_check_thresholds *t, 
         status = WK_CHECK_WARNING;
     format_age(age, sizeof(age), seconds);
     format_limit(limit, sizeof(limit), t->max_backup_age_ms);
-    wk_backup_format_time(f->backup_newest_stop, when, sizeof(when));
+    wk_record_format_time(f->backup_newest_stop, when, sizeof(when));
     wk_check_item *item = add_item(r, "backup", status,
                                    "newest complete backup finished %s ago (%s; limit %s), "
                                    "%zu complete",
@@ -222,13 +223,13 @@ static void check_archiver(const wk_check_facts *f, wk_check_report *r)
         return;
     }
     if (f->last_failed_time > 0 && f->last_failed_time > f->last_archived_time) {
-        wk_backup_format_time((time_t)f->last_failed_time, when, sizeof(when));
+        wk_record_format_time((time_t)f->last_failed_time, when, sizeof(when));
         item = add_item(r, "archiver", WK_CHECK_CRITICAL,
                         "archiving is failing: \"%s\" failed at %s, after the last success "
                         "(%" PRId64 " failures)",
                         f->last_failed_wal, when, f->failed_count);
     } else if (f->failed_count > 0) {
-        wk_backup_format_time((time_t)f->last_failed_time, when, sizeof(when));
+        wk_record_format_time((time_t)f->last_failed_time, when, sizeof(when));
         item = add_item(r, "archiver", WK_CHECK_WARNING,
                         "archiving recovered, but failed %" PRId64
                         " times (last \"%s\" at %s); clear with "

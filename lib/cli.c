@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "version.h"
+#include "record.h"
 
 int wk_cli_start(const char *progname, const char *usage, wk_log_level default_level, int argc,
                  char **argv, wk_config *cfg, wk_args *args)
@@ -86,7 +87,7 @@ int wk_cli_target_option(const wk_args *args, int *i, wk_restore_target *t, wk_e
     if ((m = option_value(args, i, "--target-time", &v, err)) != 0) {
         if (m < 0 || set_target(t, WK_TARGET_TIME, v, err) != 0)
             return -1;
-        if (wk_backup_parse_time(v, &t->time) != 0)
+        if (wk_record_parse_time(v, &t->time) != 0)
             return wk_error_set(err, WK_ERR_USAGE,
                                 "--target-time takes a time such as "
                                 "'2026-11-25 14:03:26+01'");

@@ -122,9 +122,9 @@ static void write_summary(wk_json_writer *w, const wk_dump_record *r)
     wk_json_kv_string(w, "database", r->database);
     wk_json_kv_string(w, "dump_format", wk_dump_format_name(r->format));
     wk_json_kv_string(w, "server_version", r->server_version);
-    wk_backup_format_time(r->start_time, tbuf, sizeof(tbuf));
+    wk_record_format_time(r->start_time, tbuf, sizeof(tbuf));
     wk_json_kv_string(w, "start_time", tbuf);
-    wk_backup_format_time(r->end_time, tbuf, sizeof(tbuf));
+    wk_record_format_time(r->end_time, tbuf, sizeof(tbuf));
     wk_json_kv_string(w, "end_time", tbuf);
     wk_json_kv_uint(w, "bytes", r->bytes);
     wk_json_kv_uint(w, "stored_bytes", r->stored_bytes);
@@ -162,7 +162,7 @@ static int get_time(const wk_json *obj, const char *key, time_t *out, wk_error *
     const char *text;
     if (wk_json_get_string(obj, key, &text, err) != 0)
         return -1;
-    if (wk_backup_parse_time(text, out) != 0)
+    if (wk_record_parse_time(text, out) != 0)
         return wk_error_set(err, WK_ERR_CORRUPT, "invalid time in member \"%s\"", key);
     return 0;
 }

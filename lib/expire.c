@@ -11,6 +11,7 @@
 #include "archive.h"
 #include "dump.h"
 #include "wal.h"
+#include "record.h"
 
 #define SECONDS_PER_DAY 86400
 
@@ -65,7 +66,7 @@ int wk_expire_label_time(const char *label, time_t *out)
             return -1;
     snprintf(text, sizeof(text), "%.4s-%.2s-%.2s %.2s:%.2s:%.2s+00", label, label + 4, label + 6,
              label + 9, label + 11, label + 13);
-    return wk_backup_parse_time(text, out);
+    return wk_record_parse_time(text, out);
 }
 
 /* ---- dumps ----------------------------------------------------------------------------- */

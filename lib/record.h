@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include <stdbool.h>
+#include <time.h>
 
 #include "error.h"
 #include "json.h"
@@ -49,5 +50,11 @@ void wk_record_stream_write(wk_json_writer *w, const wk_record_stream *s);
  * or mistyped member, or a fingerprint that is not one, is WK_ERR_CORRUPT. */
 int wk_record_stream_read(const wk_json *js, bool with_tablespace, wk_record_stream *out,
                           wk_error *err);
+
+/* Times in records and on command lines. Formats a time as "2026-11-25 09:30:12+00" (what recovery_target_time accepts) and
+ * parses that form and ISO 8601 ("2026-11-25T09:30:12Z", offsets +HH[:MM]); fractions
+ * of a second are dropped; without an offset the time is local. */
+void wk_record_format_time(time_t t, char *buf, size_t size);
+int wk_record_parse_time(const char *text, time_t *out);
 
 #endif

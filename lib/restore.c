@@ -18,6 +18,7 @@
 #include "file.h"
 #include "storage_posix.h"
 #include "tar.h"
+#include "record.h"
 
 /* ---- choosing the backup -------------------------------------------------------- */
 
@@ -79,7 +80,7 @@ static int choose_backup(wk_repo *repo, const wk_restore_options *opt, wk_backup
                      opt->backup_label);
         wk_error_hint(err, "\"walkeep info\" lists the backups");
     } else if (chosen == SIZE_MAX && t->kind == WK_TARGET_TIME) {
-        wk_backup_format_time(oldest->record.stop_time, when, sizeof(when));
+        wk_record_format_time(oldest->record.stop_time, when, sizeof(when));
         wk_error_set(err, WK_ERR_NOTFOUND,
                      "target time \"%s\" is before the end of the oldest "
                      "backup (\"%s\", which ended at %s)",
@@ -238,7 +239,7 @@ int wk_restore_plan_make(wk_repo *repo, const wk_restore_options *opt, wk_restor
     const wk_backup_record *b = &plan->backup;
     if (opt->target.kind == WK_TARGET_TIME && opt->target.time < b->stop_time) {
         char when[64];
-        wk_backup_format_time(b->stop_time, when, sizeof(when));
+        wk_record_format_time(b->stop_time, when, sizeof(when));
         wk_error_set(err, WK_ERR_NOTFOUND,
                      "target time \"%s\" is before the end of backup "
                      "\"%s\" (%s)",

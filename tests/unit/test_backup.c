@@ -16,6 +16,7 @@
 #include "archive.h"
 #include "backup.h"
 #include "support.h"
+#include "record.h"
 
 #define SEG ((uint32_t)1 << 20)
 #define SYSID UINT64_C(7212345678901234567)
@@ -171,6 +172,9 @@ static void assert_records_equal(const wk_backup_record *a, const wk_backup_reco
         assert_streams_equal(&a->streams[i], &b->streams[i]);
 }
 
+
+/* ---- the record ----------------------------------------------------------------------- */
+
 /* 2026-11-25 09:30:12 UTC, computed without the module. */
 static time_t base_time(void)
 {
@@ -178,199 +182,6 @@ static time_t base_time(void)
         .tm_year = 126, .tm_mon = 10, .tm_mday = 25, .tm_hour = 9, .tm_min = 30, .tm_sec = 12};
     return timegm(&tm);
 }
-
-static void assert_parses(const char *text, time_t want)
-{
-    time_t got = 0;
-    ck_assert_msg(wk_backup_parse_time(text, &got) == 0, "\"%s\" refused", text);
-    ck_assert_msg(got == want, "\"%s\": got %lld, want %lld (off by %lld s)", text, (long long)got,
-                  (long long)want, (long long)(got - want));
-}
-
-static void assert_refused(const char *text)
-{
-    time_t got = 12345;
-    ck_assert_msg(wk_backup_parse_time(text, &got) == -1, "\"%s\" accepted as %lld", text,
-                  (long long)got);
-}
-
-/* ---- times -------------------------------------------------------------------------- */
-
-START_TEST(test_format_time)
-{
-    char buf[40];
-    wk_backup_format_time(base_time(), buf, sizeof(buf));
-    ck_assert_str_eq(buf, "2026-11-25 09:30:12+00");
-    wk_backup_format_time(0, buf, sizeof(buf));
-    ck_assert_str_eq(buf, "1970-01-01 00:00:00+00");
-    /* A leap day and the last second of a year. */
-    struct tm tm = {
-        .tm_year = 128, .tm_mon = 1, .tm_mday = 29, .tm_hour = 23, .tm_min = 59, .tm_sec = 59};
-    wk_backup_format_time(timegm(&tm), buf, sizeof(buf));
-    ck_assert_str_eq(buf, "2028-02-29 23:59:59+00");
-    tm = (struct tm){
-        .tm_year = 126, .tm_mon = 11, .tm_mday = 31, .tm_hour = 23, .tm_min = 59, .tm_sec = 59};
-    wk_backup_format_time(timegm(&tm), buf, sizeof(buf));
-    ck_assert_str_eq(buf, "2026-12-31 23:59:59+00");
-}
-END_TEST
-
-START_TEST(test_time_round_trip)
-{
-    static const time_t times[] = {
-        0,          1,          59,         86399,     86400, 951782400 /* 2000-02-29 */,
-        1700000000, 1795599012, 2147483647, 4102444799};
-    char buf[40];
-    for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
-        wk_backup_format_time(times[i], buf, sizeof(buf));
-        assert_parses(buf, times[i]);
-    }
-    /* Every second of a minute crossing an hour, a day and a month. */
-    time_t t0 = base_time() - 3 * 86400 - 9 * 3600 - 30 * 60 - 42; /* Nov 22 23:59:30 */
-    for (time_t t = t0; t < t0 + 61; t++) {
-        wk_backup_format_time(t, buf, sizeof(buf));
-        assert_parses(buf, t);
-    }
-}
-END_TEST
-
-START_TEST(test_parse_time_forms)
-{
-    time_t base = base_time();
-    assert_parses("2026-11-25 09:30:12+00", base);
-    assert_parses("2026-11-25T09:30:12Z", base);
-    assert_parses("2026-11-25T09:30:12z", base);
-    assert_parses("2026-11-25 09:30:12Z", base);
-    assert_parses("2026-11-25T09:30:12+00:00", base);
-    assert_parses("2026-11-25 09:30:12-00", base);
-}
-END_TEST
-
-START_TEST(test_parse_time_offsets)
-{
-    time_t base = base_time();
-    assert_parses("2026-11-25 10:30:12+01", base);
-    assert_parses("2026-11-25T10:30:12+01:00", base);
-    assert_parses("2026-11-25 15:00:12+05:30", base);
-    assert_parses("2026-11-25T15:00:12+0530", base);
-    assert_parses("2026-11-25 01:30:12-08", base);
-    assert_parses("2026-11-25T01:30:12-08:00", base);
-    assert_parses("2026-11-25 05:00:12-04:30", base);
-    /* An offset that moves the date. */
-    assert_parses("2026-11-26 00:30:12+15", base);
-    assert_parses("2026-11-24 21:30:12-12", base);
-}
-END_TEST
-
-START_TEST(test_parse_time_fractions_dropped)
-{
-    time_t base = base_time();
-    assert_parses("2026-11-25 09:30:12.999999+00", base);
-    assert_parses("2026-11-25T09:30:12.5Z", base);
-    assert_parses("2026-11-25 09:30:12.000001+00", base);
-    assert_parses("2026-11-25 10:30:12.75+01:00", base);
-}
-END_TEST
-
-START_TEST(test_parse_time_local)
-{
-    /* New York in November is EST (UTC-5); a POSIX TZ rule needs no tz database. */
-    const char *old = getenv("TZ");
-    char *saved = old != NULL ? strdup(old) : NULL;
-    ck_assert_int_eq(setenv("TZ", "EST5EDT,M3.2.0,M11.1.0", 1), 0);
-    tzset();
-    struct tm local = {.tm_year = 126,
-                       .tm_mon = 10,
-                       .tm_mday = 25,
-                       .tm_hour = 9,
-                       .tm_min = 30,
-                       .tm_sec = 12,
-                       .tm_isdst = -1};
-    time_t want = mktime(&local);
-    ck_assert_int_eq((long long)want, (long long)(base_time() + 5 * 3600));
-    assert_parses("2026-11-25 09:30:12", want);
-    assert_parses("2026-11-25T09:30:12", want);
-    assert_parses("2026-11-25 09:30:12.25", want);
-    /* Summer time: UTC-4. */
-    local = (struct tm){.tm_year = 126, .tm_mon = 6, .tm_mday = 1, .tm_hour = 12, .tm_isdst = -1};
-    want = mktime(&local);
-    assert_parses("2026-07-01 12:00:00", want);
-    assert_parses("2026-07-01 16:00:00Z", want);
-    /* Another zone, the same text, another instant. */
-    ck_assert_int_eq(setenv("TZ", "UTC0", 1), 0);
-    tzset();
-    assert_parses("2026-11-25 09:30:12", base_time());
-    if (saved != NULL)
-        setenv("TZ", saved, 1);
-    else
-        unsetenv("TZ");
-    free(saved);
-    tzset();
-}
-END_TEST
-
-START_TEST(test_parse_time_invalid)
-{
-    static const char *const bad[] = {
-        "",
-        "yesterday",
-        "now",
-        "2026-11-25",
-        "2026-11-25 ",
-        "2026-11-25 09:30",
-        "2026-11-25 09:30:12+00 junk",
-        "2026-11-25 09:30:12+00x",
-        "2026-11-25 09:30:12Zjunk",
-        "2026-11-25 09:30:12 junk",
-        "2026-11-25 09:30:12 UTC",
-        "2026-11-25 09:30:12junk",
-        "2026-11-25 09:30:12.5junk",
-        "2026-11-25X09:30:12Z",
-        "2026/11/25 09:30:12+00",
-        "2026-13-25 09:30:12+00",
-        "2026-13-25 09:30:12",
-        "2026-00-25 09:30:12+00",
-        "2026-11-00 09:30:12+00",
-        "2026-11-32 09:30:12+00",
-        "2026-11-25 24:30:12+00",
-        "2026-11-25 09:60:12+00",
-        "2026-11-25 09:30:61+00",
-        "2026-11-25 09:30:12+",
-        "2026-11-25 09:30:12-",
-        "2026-11-25 09:30:12+ab",
-    };
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        assert_refused(bad[i]);
-}
-END_TEST
-
-/* PostgreSQL refuses a date that does not exist ("date/time field value out of range")
- * and so should the parser: pitr-restore would choose a backup for the normalised
- * instant (March 2) and then write recovery_target_time = '2026-02-30 ...', which the
- * server refuses at startup. */
-START_TEST(test_parse_time_impossible_date)
-{
-    assert_refused("2026-02-30 12:00:00+00");
-    assert_refused("2026-02-29 12:00:00+00"); /* 2026 is no leap year */
-    assert_refused("2026-11-31T09:30:12Z");
-    assert_refused("2026-04-31 00:00:00");
-    struct tm tm = {.tm_year = 128, .tm_mon = 1, .tm_mday = 29, .tm_hour = 12};
-    assert_parses("2028-02-29 12:00:00+00", timegm(&tm));
-}
-END_TEST
-
-/* Offsets beyond what any zone uses (PostgreSQL accepts up to 15:59) or with a second
- * sign are not times either. */
-START_TEST(test_parse_time_bad_offset)
-{
-    assert_refused("2026-11-25 09:30:12+99");
-    assert_refused("2026-11-25 09:30:12+05:99");
-    assert_refused("2026-11-25 09:30:12+-5");
-    assert_refused("2026-11-25 09:30:12-+5");
-}
-END_TEST
-
-/* ---- the record ----------------------------------------------------------------------- */
 
 static wk_backup_record full_record(void)
 {
@@ -791,17 +602,6 @@ static Suite *backup_suite(void)
 {
     Suite *s = suite_create("backup");
 
-    TCase *times = tcase_create("times");
-    tcase_add_test(times, test_format_time);
-    tcase_add_test(times, test_time_round_trip);
-    tcase_add_test(times, test_parse_time_forms);
-    tcase_add_test(times, test_parse_time_offsets);
-    tcase_add_test(times, test_parse_time_fractions_dropped);
-    tcase_add_test(times, test_parse_time_local);
-    tcase_add_test(times, test_parse_time_invalid);
-    tcase_add_test(times, test_parse_time_impossible_date);
-    tcase_add_test(times, test_parse_time_bad_offset);
-    suite_add_tcase(s, times);
 
     TCase *record = tcase_create("record");
     tcase_add_checked_fixture(record, setup, teardown);

@@ -21,6 +21,7 @@
 #include "backup.h"
 #include "restore.h"
 #include "support.h"
+#include "record.h"
 
 #define SEG ((uint32_t)1 << 20)
 #define SYSID UINT64_C(7212345678901234567)
@@ -429,7 +430,7 @@ static wk_repo *three_backups(void)
 static wk_restore_options time_target(time_t t, char *text, size_t size)
 {
     wk_restore_options opt = default_options();
-    wk_backup_format_time(t, text, size);
+    wk_record_format_time(t, text, size);
     opt.target.kind = WK_TARGET_TIME;
     opt.target.value = text;
     opt.target.time = t;
@@ -1144,7 +1145,7 @@ START_TEST(test_lay_down_target_settings)
         opt.target.timeline = cases[i].timeline;
         opt.target.action = cases[i].action;
         if (cases[i].kind == WK_TARGET_TIME)
-            ck_assert_int_eq(wk_backup_parse_time(cases[i].value, &opt.target.time), 0);
+            ck_assert_int_eq(wk_record_parse_time(cases[i].value, &opt.target.time), 0);
         if (cases[i].kind == WK_TARGET_LSN)
             ck_assert_int_eq(wk_wal_parse_lsn(cases[i].value, &opt.target.lsn), 0);
         lay_down_ok(repo, &opt);
