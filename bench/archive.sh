@@ -417,7 +417,7 @@ for ((i = 1; i <= N; i++)); do
     n=${segs[$i]##*/}
     while read -r name tool _; do
         if [[ $tool == walkeep ]]; then
-            f=$(find "$c16/repos/$name/wal" -type f -name "$n-*" | head -n 1)
+            f=$(find "$c16/repos/$name/wal" -type f -name "$n-*" ! -name "*-claim" | head -n 1)
         else
             f=$(find "$c16/repos/$name/repo/archive" -type f -name "$n-*" | head -n 1)
         fi

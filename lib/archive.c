@@ -17,6 +17,7 @@
 
 #include "crypt.h"
 #include "pgversion.h"
+#include "record.h"
 #include "storage_posix.h"
 
 #define HISTORY_MAX_BYTES (1024 * 1024)
@@ -38,22 +39,41 @@ typedef struct find_state {
     const char *dir;
 } find_state;
 
-/* Accepts "<name>-<32 hex><suffix>" entries; anything else in the folder is not ours. */
+wk_wal_entry wk_archive_parse_entry(const char *entry, char *name, wk_wal_object *obj)
+{
+    const char *dash = strrchr(entry, '-');
+    wk_wal_name parsed;
+    if (dash == NULL || (size_t)(dash - entry) >= WK_WAL_FILE_NAME_MAX)
+        return WK_WAL_ENTRY_OTHER;
+    snprintf(name, WK_WAL_FILE_NAME_MAX, "%.*s", (int)(dash - entry), entry);
+    if (wk_wal_parse_name(name, &parsed, NULL) != 0)
+        return WK_WAL_ENTRY_OTHER;
+    const char *rest = dash + 1;
+    if (strcmp(rest, "claim") == 0)
+        return WK_WAL_ENTRY_CLAIM;
+    char hex[WK_FINGERPRINT_HEX_LEN + 1];
+    if (strlen(rest) <= WK_FINGERPRINT_HEX_LEN)
+        return WK_WAL_ENTRY_OTHER;
+    memcpy(hex, rest, WK_FINGERPRINT_HEX_LEN);
+    hex[WK_FINGERPRINT_HEX_LEN] = '\0';
+    obj->path[0] = '\0';
+    if (wk_fingerprint_parse(hex, &obj->fingerprint) != 0 ||
+        wk_repo_parse_suffix(rest + WK_FINGERPRINT_HEX_LEN, &obj->alg, &obj->encrypted) != 0)
+        return WK_WAL_ENTRY_OTHER;
+    return WK_WAL_ENTRY_OBJECT;
+}
+
+/* Collects the objects of fs->prefix's WAL file name; anything else in the folder is
+ * not ours to restore (claims included). */
 static int find_entry(const char *entry, bool is_dir, uint64_t size, void *arg)
 {
     find_state *fs = arg;
-    (void)size;
-    if (is_dir || strncmp(entry, fs->prefix, fs->prefix_len) != 0)
-        return 0;
-    const char *rest = entry + fs->prefix_len;
-    char hex[WK_FINGERPRINT_HEX_LEN + 1];
+    char name[WK_WAL_FILE_NAME_MAX];
     wk_wal_object obj;
-    if (strlen(rest) <= WK_FINGERPRINT_HEX_LEN)
-        return 0;
-    memcpy(hex, rest, WK_FINGERPRINT_HEX_LEN);
-    hex[WK_FINGERPRINT_HEX_LEN] = '\0';
-    if (wk_fingerprint_parse(hex, &obj.fingerprint) != 0 ||
-        wk_repo_parse_suffix(rest + WK_FINGERPRINT_HEX_LEN, &obj.alg, &obj.encrypted) != 0)
+    (void)size;
+    if (is_dir || strncmp(entry, fs->prefix, fs->prefix_len) != 0 ||
+        wk_archive_parse_entry(entry, name, &obj) != WK_WAL_ENTRY_OBJECT ||
+        strlen(name) + 1 != fs->prefix_len)
         return 0;
     snprintf(obj.path, sizeof(obj.path), "%s/%s", fs->dir, entry);
     if (fs->matches > 0 && !wk_fingerprint_equal(&obj.fingerprint, &fs->found.fingerprint))
@@ -126,19 +146,12 @@ static int check_segment(int fd, const char *path, const wk_wal_name *parsed, ui
                             path, size, hdr.seg_size);
     if (wk_wal_name_check_size(parsed, hdr.seg_size, err) != 0)
         return -1;
-    wk_lsn expected = wk_wal_segno_to_lsn(wk_wal_name_segno(parsed, hdr.seg_size), hdr.seg_size);
-    if (hdr.pageaddr != expected) {
-        char want[32], got[32];
-        wk_wal_format_lsn(want, sizeof(want), expected);
-        wk_wal_format_lsn(got, sizeof(got), hdr.pageaddr);
+    char why[256];
+    if (!wk_wal_header_fits(&hdr, parsed, why, sizeof(why))) {
         wk_error_set(err, WK_ERR_CORRUPT, "file \"%s\" does not hold the WAL its name says", path);
-        wk_error_detail(err, "its first page is at %s, the segment starts at %s", got, want);
+        wk_error_detail(err, "%s", why);
         return -1;
     }
-    if (hdr.tli > parsed->tli)
-        return wk_error_set(err, WK_ERR_CORRUPT,
-                            "file \"%s\" holds timeline %" PRIu32 " data, above its name's", path,
-                            hdr.tli);
     memset(identity, 0, sizeof(*identity));
     identity->system_identifier = hdr.system_identifier;
     identity->seg_size = hdr.seg_size;
@@ -187,13 +200,28 @@ out:
     return rc;
 }
 
+/* The refusal of a file whose name holds other content (stored, or claimed). */
+static int conflict(wk_repo *repo, const char *name, const wk_fingerprint *stored,
+                    const wk_fingerprint *ours, const char *what, wk_error *err)
+{
+    char stored_hex[WK_FINGERPRINT_HEX_LEN + 1], ours_hex[WK_FINGERPRINT_HEX_LEN + 1];
+    wk_fingerprint_hex(stored, stored_hex);
+    wk_fingerprint_hex(ours, ours_hex);
+    wk_error_set(err, WK_ERR_CONFLICT, "WAL file \"%s\" is already archived with different content",
+                 name);
+    wk_error_detail(err, "%s fingerprint %s, this file's %s; the stored copy is kept", what,
+                    stored_hex, ours_hex);
+    wk_error_hint(err, "check that no other cluster archives into repository \"%s\"",
+                  repo->location);
+    return -1;
+}
+
 /* A file of this name is stored already: the same fingerprint is success (PostgreSQL
  * retries after crashes), another one a conflict that leaves the stored copy alone. */
 static int compare_with_stored(wk_repo *repo, int fd, const char *path, const char *name,
                                const wk_wal_object *existing, wk_push_result *result, wk_error *err)
 {
     wk_stream_summary summary;
-    char stored[WK_FINGERPRINT_HEX_LEN + 1], ours[WK_FINGERPRINT_HEX_LEN + 1];
     snprintf(result->object, sizeof(result->object), "%s", existing->path);
     if (wk_stream_fingerprint_fd(fd, &summary, err) != 0)
         return wk_error_prefix(err, "could not read file \"%s\"", path);
@@ -202,15 +230,50 @@ static int compare_with_stored(wk_repo *repo, int fd, const char *path, const ch
         result->already_archived = true;
         return 0;
     }
-    wk_fingerprint_hex(&existing->fingerprint, stored);
-    wk_fingerprint_hex(&summary.fingerprint, ours);
-    wk_error_set(err, WK_ERR_CONFLICT, "WAL file \"%s\" is already archived with different content",
-                 name);
-    wk_error_detail(err, "stored fingerprint %s, this file's %s; the stored copy is kept", stored,
-                    ours);
-    wk_error_hint(err, "check that no other cluster archives into repository \"%s\"",
-                  repo->location);
-    return -1;
+    return conflict(repo, name, &existing->fingerprint, &summary.fingerprint, "stored", err);
+}
+
+/* Claims WAL file name for the content of fingerprint fp, before its object is committed:
+ * <dir>/<name>-claim, created only where none exists (docs/format.md, "Claims"), holds the
+ * fingerprint of the one content that may be stored under the name. Whatever the timing
+ * of writers of different content, one claim is created and every other writer finds it
+ * and gets the conflict; a writer of the same content (a retry after a crash between
+ * claim and commit) finds its own claim and goes on. */
+static int claim(wk_repo *repo, const char *dir, const char *name, const wk_fingerprint *fp,
+                 wk_error *err)
+{
+    char path[WK_OBJECT_PATH_MAX], text[WK_FINGERPRINT_HEX_LEN + 2];
+    snprintf(path, sizeof(path), "%s/%s-claim", dir, name);
+    wk_fingerprint_hex(fp, text);
+    text[WK_FINGERPRINT_HEX_LEN] = '\n';
+    text[WK_FINGERPRINT_HEX_LEN + 1] = '\0';
+    if (wk_storage_put_bytes(repo->storage, path, WK_PUT_NOREPLACE, text,
+                             WK_FINGERPRINT_HEX_LEN + 1, err) == 0)
+        return 0;
+    if (err->code != WK_ERR_EXISTS)
+        return -1;
+    wk_error_clear(err);
+    uint8_t *stored = NULL;
+    size_t len = 0;
+    if (wk_record_read(repo->storage, path, &stored, &len, err) != 0)
+        return -1;
+    char hex[WK_FINGERPRINT_HEX_LEN + 1];
+    wk_fingerprint claimed;
+    bool valid = len == WK_FINGERPRINT_HEX_LEN + 1 && stored[WK_FINGERPRINT_HEX_LEN] == '\n';
+    if (valid) {
+        memcpy(hex, stored, WK_FINGERPRINT_HEX_LEN);
+        hex[WK_FINGERPRINT_HEX_LEN] = '\0';
+        valid = wk_fingerprint_parse(hex, &claimed) == 0;
+    }
+    free(stored);
+    if (!valid) {
+        wk_error_set(err, WK_ERR_CORRUPT, "claim \"%s\" of WAL file \"%s\" is damaged", path, name);
+        wk_error_hint(err, "run \"walkeep verify\"; nothing was stored under the name");
+        return -1;
+    }
+    if (wk_fingerprint_equal(&claimed, fp))
+        return 0;
+    return conflict(repo, name, &claimed, fp, "claimed", err);
 }
 
 /* Stores a file no object holds yet. The object is named after the fingerprint of its
@@ -258,6 +321,10 @@ static int store_new(wk_repo *repo, int fd, const char *path, const char *name,
         goto out;
     }
     result->bytes = summary.bytes;
+    if (claim(repo, dir, name, &summary.fingerprint, err) != 0) {
+        rc = -1;
+        goto out; /* wk_stage_free aborts the object: nothing of ours is visible */
+    }
     if (wk_stage_finish(sink, err) != 0) {
         if (err->code != WK_ERR_EXISTS)
             goto fail;
@@ -364,6 +431,9 @@ static int fetch_once(wk_repo *repo, const char *name, const char *dest, wk_fetc
         goto out;
     }
     chain = wk_stage_count_new(chain, &result->bytes, err);
+    /* What the object decodes to must be the file asked for, or %p never appears. */
+    chain =
+        wk_wal_check_stage_new(chain, name, obj.path, meta.system_identifier, meta.seg_size, err);
     if (chain != NULL)
         chain = wk_repo_decoder_new(repo, obj.alg, &obj.fingerprint, chain, err);
     if (chain != NULL)
@@ -479,12 +549,10 @@ static int index_entry(const char *entry, bool is_dir, uint64_t size, void *arg)
         snprintf(st->folders[st->folder_count++], sizeof(*st->folders), "%s", entry);
         return 0;
     }
-    const char *dash = strrchr(entry, '-');
-    if (is_dir || dash == NULL || (size_t)(dash - entry) >= sizeof(name))
-        return 0;
-    snprintf(name, sizeof(name), "%.*s", (int)(dash - entry), entry);
-    if (wk_wal_parse_name(name, &parsed, NULL) != 0)
-        return 0;
+    wk_wal_object obj;
+    if (is_dir || wk_archive_parse_entry(entry, name, &obj) != WK_WAL_ENTRY_OBJECT ||
+        wk_wal_parse_name(name, &parsed, NULL) != 0)
+        return 0; /* a claim, or not ours: only objects count as archived */
     if (parsed.kind == WK_WAL_HISTORY) {
         wk_wal_timeline *t = index_timeline(st->index, parsed.tli);
         if (t == NULL) {

@@ -36,6 +36,17 @@ typedef struct wk_fetch_result {
     char object[WK_OBJECT_PATH_MAX];
 } wk_fetch_result;
 
+/* What an entry of a wal/ folder is (docs/format.md, "WAL objects" and "Claims"). */
+typedef enum wk_wal_entry {
+    WK_WAL_ENTRY_OTHER,  /* not written by walkeep */
+    WK_WAL_ENTRY_OBJECT, /* "<WAL file name>-<32 hex fingerprint><suffix>" */
+    WK_WAL_ENTRY_CLAIM   /* "<WAL file name>-claim" */
+} wk_wal_entry;
+
+/* Parses entry: its WAL file name into name (WK_WAL_FILE_NAME_MAX bytes), and for an
+ * object its fingerprint and codec into *obj (path left empty). */
+wk_wal_entry wk_archive_parse_entry(const char *entry, char *name, wk_wal_object *obj);
+
 /* Folder holding the object of a parsed WAL name: "wal" for history files,
  * "wal/<timeline+log id>" for the rest. */
 void wk_archive_object_dir(const char *name, const wk_wal_name *parsed, char *buf, size_t size);

@@ -138,6 +138,7 @@ typedef struct wal_object {
     uint32_t tli;
     uint64_t segno;
     wk_wal_kind kind;
+    bool claim; /* the name's claim (docs/format.md, "Claims"), removed with its object */
     char *path;
 } wal_object;
 
@@ -170,12 +171,10 @@ static int collect_wal(const char *entry, bool is_dir, uint64_t size, void *arg)
         snprintf(l->folders[l->folder_count++], sizeof(*l->folders), "%s", entry);
         return 0;
     }
-    const char *dash = strrchr(entry, '-');
-    if (is_dir || dash == NULL || (size_t)(dash - entry) >= sizeof(name))
-        return 0;
-    snprintf(name, sizeof(name), "%.*s", (int)(dash - entry), entry);
-    if (wk_wal_parse_name(name, &parsed, NULL) != 0 || parsed.kind == WK_WAL_HISTORY ||
-        wk_wal_name_check_size(&parsed, l->seg_size, NULL) != 0)
+    wk_wal_object obj;
+    wk_wal_entry kind = is_dir ? WK_WAL_ENTRY_OTHER : wk_archive_parse_entry(entry, name, &obj);
+    if (kind == WK_WAL_ENTRY_OTHER || wk_wal_parse_name(name, &parsed, NULL) != 0 ||
+        parsed.kind == WK_WAL_HISTORY || wk_wal_name_check_size(&parsed, l->seg_size, NULL) != 0)
         return 0;
     /* Only objects filed where they belong: wal/<first 16 characters of the name>. */
     if (strncmp(name, l->folder + 4, 16) != 0)
@@ -197,6 +196,7 @@ static int collect_wal(const char *entry, bool is_dir, uint64_t size, void *arg)
     o->tli = parsed.tli;
     o->segno = wk_wal_name_segno(&parsed, l->seg_size);
     o->kind = parsed.kind;
+    o->claim = kind == WK_WAL_ENTRY_CLAIM;
     l->count++;
     return 0;
 }
@@ -274,6 +274,8 @@ static int plan_wal(wal_list *l, wk_expire_plan *plan, wk_error *err)
         cur->objects[cur->object_count++] = o->path;
         o->path = NULL; /* owned by the plan now */
         cur->last = o->segno;
+        if (o->claim)
+            continue;
         if (o->kind == WK_WAL_SEGMENT)
             cur->segments++;
         else if (o->kind == WK_WAL_PARTIAL)

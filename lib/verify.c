@@ -559,29 +559,24 @@ static int verify_wal_folder(verify_ctx *v, const char *dir, entry_list *folders
             }
             continue;
         }
-        /* <WAL file name>-<32 hex fingerprint><suffix> */
-        const char *dash = strrchr(e->name, '-');
-        const char *rest = dash == NULL ? NULL : dash + 1;
-        char hex[WK_FINGERPRINT_HEX_LEN + 1];
-        if (dash == NULL || (size_t)(dash - e->name) >= sizeof(name) ||
-            strlen(rest) <= WK_FINGERPRINT_HEX_LEN) {
+        /* <WAL file name>-<32 hex fingerprint><suffix>, or <WAL file name>-claim */
+        wk_wal_object obj;
+        wk_wal_entry kind = wk_archive_parse_entry(e->name, name, &obj);
+        if (kind == WK_WAL_ENTRY_OTHER || wk_wal_parse_name(name, &parsed, NULL) != 0) {
             add_finding(v, WK_VERIFY_UNEXPECTED, path, "file not written by walkeep");
             continue;
         }
-        snprintf(name, sizeof(name), "%.*s", (int)(dash - e->name), e->name);
-        memcpy(hex, rest, WK_FINGERPRINT_HEX_LEN);
-        hex[WK_FINGERPRINT_HEX_LEN] = '\0';
-        if (wk_wal_parse_name(name, &parsed, NULL) != 0 || wk_fingerprint_parse(hex, &fp) != 0 ||
-            wk_repo_parse_suffix(rest + WK_FINGERPRINT_HEX_LEN, &alg, &encrypted) != 0) {
-            add_finding(v, WK_VERIFY_UNEXPECTED, path, "file not written by walkeep");
-            continue;
-        }
+        fp = obj.fingerprint;
+        alg = obj.alg;
+        encrypted = obj.encrypted;
         wk_archive_object_dir(name, &parsed, want_dir, sizeof(want_dir));
         if (strcmp(want_dir, dir) != 0) {
             add_finding(v, WK_VERIFY_UNEXPECTED, path,
                         "WAL object outside its folder \"%s\": never restored", want_dir);
             continue;
         }
+        if (kind == WK_WAL_ENTRY_CLAIM)
+            continue; /* a name's claim (docs/format.md, "Claims") */
         /* Sorted, so the objects claiming one name are neighbours. */
         if (strcmp(prev_name, name) == 0) {
             if (!prev_conflict && !wk_fingerprint_equal(&prev_fp, &fp)) {

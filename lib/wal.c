@@ -4,6 +4,7 @@
 
 #include "pgversion.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -544,6 +545,12 @@ int wk_wal_parse_history(const char *text, size_t len, uint32_t tli, wk_wal_hist
                           "Timeline IDs must be less than the timeline of the history file.");
             goto out;
         }
+        if (n > 0 && e.switch_lsn < list[n - 1].switch_lsn) {
+            history_error(err, tli, lineno, line, (size_t)(line_end - line),
+                          "Switch points must not go backwards: a timeline branches off after "
+                          "its parent did.");
+            goto out;
+        }
         if (n == cap) {
             size_t new_cap = cap == 0 ? 8 : cap * 2;
             wk_wal_history_entry *grown = realloc(list, new_cap * sizeof(*grown));
@@ -565,4 +572,183 @@ int wk_wal_parse_history(const char *text, size_t len, uint32_t tli, wk_wal_hist
 out:
     free(list);
     return rc;
+}
+
+/* ---- proving what a WAL object holds --------------------------------------------- */
+
+bool wk_wal_header_fits(const wk_wal_header *hdr, const wk_wal_name *name, char *why, size_t size)
+{
+    if (wk_wal_name_check_size(name, hdr->seg_size, NULL) != 0) {
+        snprintf(why, size, "its segment size %" PRIu32 " does not allow the name", hdr->seg_size);
+        return false;
+    }
+    wk_lsn expected = wk_wal_segno_to_lsn(wk_wal_name_segno(name, hdr->seg_size), hdr->seg_size);
+    if (hdr->pageaddr != expected) {
+        char want[32], got[32];
+        wk_wal_format_lsn(want, sizeof(want), expected);
+        wk_wal_format_lsn(got, sizeof(got), hdr->pageaddr);
+        snprintf(why, size, "its first page is at %s, the segment starts at %s", got, want);
+        return false;
+    }
+    if (hdr->tli > name->tli) {
+        snprintf(why, size, "it holds timeline %" PRIu32 " data, above its name's", hdr->tli);
+        return false;
+    }
+    return true;
+}
+
+/* History and backup history files are small text (archive.c refuses larger ones). */
+#define CHECK_TEXT_MAX (1024 * 1024)
+
+typedef struct wal_check_stage {
+    wk_stage base;
+    wk_wal_name parsed;
+    char name[WK_WAL_FILE_NAME_MAX];
+    char *object;
+    uint64_t system_identifier;
+    uint32_t seg_size;
+    uint64_t bytes;
+    uint8_t head[WK_WAL_LONG_HEADER_SIZE];
+    char *text; /* history and backup files: the whole content */
+    bool failed;
+} wal_check_stage;
+
+static int check_failed(wal_check_stage *c, const char *why, wk_error *err)
+{
+    c->failed = true;
+    wk_error_set(err, WK_ERR_CORRUPT, "object \"%s\" does not hold WAL file \"%s\": %s", c->object,
+                 c->name, why);
+    wk_error_hint(err, "the object was moved or replaced under another name; run \"walkeep "
+                       "verify\" and restore the repository's objects from a copy");
+    return -1;
+}
+
+/* The segment's first page header, once its bytes are in. */
+static int check_head(wal_check_stage *c, wk_error *err)
+{
+    wk_wal_header hdr;
+    wk_error perr = {0};
+    char why[256];
+    if (wk_wal_parse_header(c->head, sizeof(c->head), &hdr, &perr) != 0)
+        return check_failed(c, perr.message, err);
+    if (!wk_wal_header_fits(&hdr, &c->parsed, why, sizeof(why)))
+        return check_failed(c, why, err);
+    if (hdr.system_identifier != c->system_identifier) {
+        snprintf(why, sizeof(why),
+                 "it is of system identifier %" PRIu64 ", the repository's is %" PRIu64,
+                 hdr.system_identifier, c->system_identifier);
+        return check_failed(c, why, err);
+    }
+    if (hdr.seg_size != c->seg_size) {
+        snprintf(why, sizeof(why), "its segment size is %" PRIu32 ", the repository's %" PRIu32,
+                 hdr.seg_size, c->seg_size);
+        return check_failed(c, why, err);
+    }
+    return 0;
+}
+
+static int check_write(wk_stage *stage, const void *buf, size_t len, wk_error *err)
+{
+    wal_check_stage *c = (wal_check_stage *)stage;
+    if (c->failed)
+        return wk_error_set(err, WK_ERR_INTERNAL, "write after a failed check");
+    bool segment = c->parsed.kind == WK_WAL_SEGMENT || c->parsed.kind == WK_WAL_PARTIAL;
+    if (segment && c->bytes < sizeof(c->head)) {
+        size_t n = sizeof(c->head) - (size_t)c->bytes;
+        if (n > len)
+            n = len;
+        memcpy(c->head + c->bytes, buf, n);
+        if (c->bytes + n == sizeof(c->head) && check_head(c, err) != 0)
+            return -1;
+    }
+    if (segment && c->bytes + len > c->seg_size) {
+        char why[128];
+        snprintf(why, sizeof(why), "it is longer than a segment of %" PRIu32 " bytes", c->seg_size);
+        return check_failed(c, why, err);
+    }
+    if (!segment) {
+        if (c->bytes + len > CHECK_TEXT_MAX)
+            return check_failed(c, "it is longer than a history file can be", err);
+        char *grown = realloc(c->text, (size_t)c->bytes + len + 1);
+        if (grown == NULL)
+            return wk_error_set(err, WK_ERR_NOMEM, "out of memory");
+        c->text = grown;
+        memcpy(c->text + c->bytes, buf, len);
+        c->text[c->bytes + len] = '\0';
+    }
+    c->bytes += len;
+    return wk_stage_write(c->base.next, buf, len, err);
+}
+
+static int check_finish(wk_stage *stage, wk_error *err)
+{
+    wal_check_stage *c = (wal_check_stage *)stage;
+    char why[256];
+    if (c->failed)
+        return wk_error_set(err, WK_ERR_INTERNAL, "finish after a failed check");
+    switch (c->parsed.kind) {
+    case WK_WAL_SEGMENT:
+    case WK_WAL_PARTIAL:
+        if (c->bytes != c->seg_size) {
+            snprintf(why, sizeof(why), "it has %" PRIu64 " bytes, a segment %" PRIu32, c->bytes,
+                     c->seg_size);
+            return check_failed(c, why, err);
+        }
+        break;
+    case WK_WAL_HISTORY: {
+        wk_wal_history_entry *entries = NULL;
+        size_t count = 0;
+        wk_error perr = {0};
+        int rc =
+            wk_wal_parse_history(c->text, (size_t)c->bytes, c->parsed.tli, &entries, &count, &perr);
+        free(entries);
+        if (rc != 0)
+            return check_failed(c, perr.message, err);
+        break;
+    }
+    case WK_WAL_BACKUP: {
+        /* "START WAL LOCATION: 0/2000028 (file 000000010000000000000002)" */
+        char want[64];
+        snprintf(want, sizeof(want), "(file %.24s)", c->name);
+        if (c->text == NULL || strstr(c->text, want) == NULL)
+            return check_failed(c, "it does not name its segment", err);
+        break;
+    }
+    }
+    return wk_stage_finish(c->base.next, err);
+}
+
+static void check_free(wk_stage *stage)
+{
+    wal_check_stage *c = (wal_check_stage *)stage;
+    wk_stage_free(c->base.next);
+    free(c->text);
+    free(c->object);
+    free(c);
+}
+
+static const wk_stage_ops check_ops = {check_write, check_finish, check_free};
+
+wk_stage *wk_wal_check_stage_new(wk_stage *next, const char *name, const char *object,
+                                 uint64_t system_identifier, uint32_t seg_size, wk_error *err)
+{
+    if (next == NULL)
+        return NULL;
+    wal_check_stage *c = calloc(1, sizeof(*c));
+    if (c == NULL || (c->object = strdup(object)) == NULL) {
+        free(c);
+        wk_stage_free(next);
+        wk_error_set(err, WK_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    c->base.ops = &check_ops;
+    c->base.next = next;
+    c->system_identifier = system_identifier;
+    c->seg_size = seg_size;
+    snprintf(c->name, sizeof(c->name), "%s", name);
+    if (wk_wal_parse_name(name, &c->parsed, err) != 0) {
+        check_free(&c->base);
+        return NULL;
+    }
+    return &c->base;
 }

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "stream.h"
 
 #define WK_WAL_SEG_MIN (1u << 20) /* 1 MiB */
 #define WK_WAL_SEG_MAX (1u << 30) /* 1 GiB */
@@ -92,5 +93,22 @@ typedef struct wk_wal_history_entry {
  * frees); *count may be 0 for an empty text. WK_ERR_CORRUPT on malformed text. */
 int wk_wal_parse_history(const char *text, size_t len, uint32_t tli, wk_wal_history_entry **entries,
                          size_t *count, wk_error *err);
+
+/* Whether a segment's first page header fits its file name: the segment size allows the
+ * name, the page address is the named segment's first byte, the timeline is not above the
+ * name's (pages copied at a timeline switch carry their parent's). When not, why (size
+ * bytes) says so in words. */
+bool wk_wal_header_fits(const wk_wal_header *hdr, const wk_wal_name *name, char *why, size_t size);
+
+/* A stage that passes the plaintext of WAL file `name` on to next while proving it is that
+ * file: a segment or partial segment must start with a page header that fits the name
+ * (wk_wal_header_fits) and is of system_identifier and seg_size, and have seg_size bytes;
+ * a history file must parse as the history of the name's timeline; a backup history file
+ * must name its segment. object names the object in messages. On a mismatch write or
+ * finish fails with WK_ERR_CORRUPT ("object \"<object>\" does not hold WAL file
+ * \"<name>\": <why>") and next is never finished, so a sink behind it commits nothing.
+ * Takes ownership of next (see stream.h). */
+wk_stage *wk_wal_check_stage_new(wk_stage *next, const char *name, const char *object,
+                                 uint64_t system_identifier, uint32_t seg_size, wk_error *err);
 
 #endif

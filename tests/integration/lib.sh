@@ -848,6 +848,13 @@ wk_repo_ls() {
     fi
 }
 
+# wk_repo_wal_objects REPO [SUBDIR]: the WAL objects below wal/SUBDIR of REPO, as wk_repo_ls
+# lists them, without the names' claims ("<WAL file name>-claim", docs/format.md).
+wk_repo_wal_objects() {
+    local repo=${1:?repository} sub=${2:-}
+    wk_repo_ls "$repo" "wal${sub:+/$sub}" | grep -v -- '-claim$' || true
+}
+
 # wk_repo_cat REPO PATH: the object's bytes to stdout.
 wk_repo_cat() {
     local repo=${1:?repository} path=${2:?object path}

@@ -18,9 +18,11 @@ as_pg() { wk_run_as_postgres "$@"; }
 # Objects of the segment named $1 in the repository (paths relative to it).
 objects_of() {
     local all
-    all=$(wk_repo_ls "$repo" wal) || return 1
+    all=$(wk_repo_wal_objects "$repo") || return 1
     grep -F -- "/$1-" <<<"$all" || true
 }
+# Objects of the segment named $2 in repository $1.
+objects_of_in() { wk_repo_wal_objects "$1" | grep -F -- "/$2-" || true; }
 # Object of a WAL name in the repository (empty when none).
 object_of() { objects_of "$1" | sed -n 1p; }
 # Any temporary or partial file left in a folder.
@@ -65,6 +67,50 @@ wk_assert_contains "$WK_ERR" "^walkeep-archive: error: .*already archived with d
     "conflicting push names the conflict"
 wk_assert_eq "$before" "$(wk_repo_cat "$repo" "$obj" | sha256sum)" "the stored copy is unchanged after a conflicting push"
 wk_assert_eq 1 "$(objects_of "$seg1" | grep -c . || true)" "still one object for the segment"
+
+# --- concurrent writers of different content: one winner --------------------------
+# Three walkeep-archive runs of one WAL name with different content, started together,
+# each round into a fresh repository: exactly one succeeds, the others get the conflict,
+# one object holds the name and fetch restores the winner's bytes (docs/format.md, Claims).
+RACE_ROUNDS=${WK_RACE_ROUNDS:-8}
+race_bad=0
+for round in $(seq 1 "$RACE_ROUNDS"); do
+    rrepo=$(wk_repo_new "race$round" "$work")
+    rconf=$work/race$round.conf
+    wk_repo_conf_write "$rconf" "$rrepo" "encrypt_key_file = $key"
+    as_pg "$WALKEEP" init --config "$rconf" --pgdata="$pg" >/dev/null 2>&1
+    pids=()
+    for w in 1 2 3; do
+        d=$work/race$round-$w
+        as_pg mkdir "$d"
+        as_pg cp "$segs/$seg1" "$d/$seg1"
+        printf '%s' "$w" | dd of="$d/$seg1" bs=1 seek=$((100000 + round)) conv=notrunc status=none
+        as_pg "$ARCHIVE" --config "$rconf" "$d/$seg1" >"$d.out" 2>&1 &
+        pids+=($!)
+    done
+    won=() conflicts=0 others=0
+    for w in 1 2 3; do
+        if wait "${pids[$((w - 1))]}"; then
+            won+=("$w")
+        elif grep -q "already archived with different content" "$work/race$round-$w.out"; then
+            conflicts=$((conflicts + 1))
+        else
+            others=$((others + 1))
+            sed 's/^/# /' "$work/race$round-$w.out" >&2
+        fi
+    done
+    n_objects=$(objects_of_in "$rrepo" "$seg1" | grep -c . || true)
+    if [[ ${#won[@]} -ne 1 || $conflicts -ne 2 || $others -ne 0 || $n_objects -ne 1 ]]; then
+        race_bad=$((race_bad + 1))
+        echo "# round $round: ${#won[@]} succeeded, $conflicts conflicts, $others other failures, $n_objects objects" >&2
+        continue
+    fi
+    (cd "$work" && as_pg "$FETCH" --config "$rconf" "$seg1" "$work/race$round.fetched") ||
+        race_bad=$((race_bad + 1))
+    cmp -s "$work/race$round.fetched" "$work/race$round-${won[0]}/$seg1" || race_bad=$((race_bad + 1))
+done
+wk_assert_eq 0 "$race_bad" \
+    "$RACE_ROUNDS rounds of 3 concurrent different-content pushes: one winner each, whose bytes fetch restores"
 
 # --- fetch: found, missing, corrupt, wrong key, standby --------------------------
 cwd=$(wk_tmpdir recovery)   # plays the data directory: no standby.signal
@@ -264,7 +310,7 @@ else
     kill "$strace_pid" 2>/dev/null || true
     wk_fail "could not find the push to kill"
 fi
-wk_assert_eq "" "$(wk_repo_ls "$krepo" wal | grep -F -- "/$seg1-" || true)" \
+wk_assert_eq "" "$(wk_repo_wal_objects "$krepo" | grep -F -- "/$seg1-" || true)" \
     "nothing visible after the killed push"
 wk_assert_status 1 "fetch after the killed push finds nothing" -- \
     fetch --config "$kconf" "$seg1" "$cwd/killed.out"

@@ -76,7 +76,7 @@ listing() {
 }
 # The 24-character WAL names of the segment objects in the repository, sorted.
 segments() {
-    wk_repo_ls "$repo" wal | awk -F/ 'NF >= 3 { print $NF }' |
+    wk_repo_wal_objects "$repo" | awk -F/ 'NF >= 3 { print $NF }' |
         sed -n 's/^\([0-9A-F]\{24\}\)-.*/\1/p' | LC_ALL=C sort -u
 }
 # The backups in the repository (posix: every folder in backups/), sorted.
@@ -88,7 +88,7 @@ backup_folders() {
     fi
 }
 # count_wal ERE: how many objects in wal/ have a name matching ERE.
-count_wal() { wk_repo_ls "$repo" wal | awk -F/ -v re="$1" '$NF ~ re { n++ } END { print n + 0 }'; }
+count_wal() { wk_repo_wal_objects "$repo" | awk -F/ -v re="$1" '$NF ~ re { n++ } END { print n + 0 }'; }
 # Start LSN of a backup from walkeep info --json.
 start_lsn() {
     walkeep info --json | python3 -c \

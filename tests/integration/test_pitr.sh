@@ -286,7 +286,7 @@ wk_assert_eq "complete $b1_start $b1_stop" \
 b1_stopseg=
 if [[ $b1_stop != "?" ]]; then
     b1_stopseg=$(wk_psql "$pg" "select pg_walfile_name('$b1_stop')")
-    if wk_repo_ls "$repo" wal | grep -qF -- "/$b1_stopseg-"; then
+    if wk_repo_wal_objects "$repo" | grep -qF -- "/$b1_stopseg-"; then
         wk_pass "when walkeep-basebackup returns, its stop segment $b1_stopseg is archived"
     else
         wk_fail "when walkeep-basebackup returns, its stop segment $b1_stopseg is archived" \
@@ -498,7 +498,7 @@ if ((have_b2)) && restore_and_start r_tl2 "$what" "" \
     wk_psql "$tl2" "drop table t_tl2" >/dev/null
     seg2=$(switch_and_wait "$tl2") || true
     wk_assert_eq 00000002 "${seg2:0:8}" "$what: timeline 2 segments are archived ($seg2)"
-    wal_top=$(wk_repo_ls "$repo" wal | awk -F/ 'NF == 2 { print $2 }')
+    wal_top=$(wk_repo_wal_objects "$repo" | awk -F/ 'NF == 2 { print $2 }')
     if grep -q '^00000002\.history' <<<"$wal_top"; then
         wk_pass "$what: 00000002.history is in the repository"
     else
@@ -558,7 +558,7 @@ if [[ -n $b1_stopseg && $s1 > $b1_stopseg && $s1 < $last_tl1 ]]; then
 else
     wk_fail "$what: $s1 lies strictly between the backup's stop segment ${b1_stopseg:-?} and $last_tl1"
 fi
-mapfile -t objs < <(wk_repo_ls "$repo_gap" wal | grep -F -- "/$s1-" || true)
+mapfile -t objs < <(wk_repo_wal_objects "$repo_gap" | grep -F -- "/$s1-" || true)
 wk_assert_eq 1 "${#objs[@]}" "$what: the repository holds one object for $s1"
 wk_repo_rm "$repo_gap" "${objs[@]}"
 d=$(wk_cluster_path r_gap)
@@ -577,6 +577,52 @@ wk_assert_status 0 "$what: a restore from the later backup $b2 to a later target
     pitr "$conf_gap" "$d" --target-time "$t6" --target-action=promote \
     --tablespace-map "$old_ts=$(wk_tmpdir ts-gap)"
 rm -rf -- "$d"
+
+# An object moved under another segment's name (the next segment's object renamed to
+# $s1's, its fingerprint and all): the pre-flight proof sees every name, but walkeep-fetch
+# proves what the object decodes to and refuses it, so PostgreSQL stops recovery with an
+# error instead of ending it early at the wrong point and promoting.
+what="8f. swapped segment"
+repo_swap=$(wk_repo_new repo-swap "$work")
+conf_swap=$work/walkeep-swap.conf
+wk_repo_copy "$repo" "$repo_swap"
+write_conf "$conf_swap" "$repo_swap"
+mapfile -t tl1_objs < <(wk_repo_wal_objects "$repo_swap" | awk -F/ 'NF == 3' |
+    grep -E '/00000001[0-9A-F]{16}-' || true)
+own=
+next_obj=
+for ((i = 0; i + 1 < ${#tl1_objs[@]}; i++)); do
+    if [[ ${tl1_objs[$i]} == */"$s1"-* ]]; then
+        own=${tl1_objs[$i]}
+        next_obj=${tl1_objs[$((i + 1))]}
+    fi
+done
+if [[ -n $own && -n $next_obj ]]; then
+    moved="${own%/*}/$s1-${next_obj##*-}"
+    wk_repo_cat "$repo_swap" "$next_obj" >"$work/swap.obj"
+    wk_repo_rm "$repo_swap" "$own"
+    wk_repo_put "$repo_swap" "$moved" <"$work/swap.obj"
+    echo "# moved $next_obj to $moved"
+    d=$(wk_cluster_path r_swap)
+    wk_assert_status 0 "$what: pitr-restore lays the backup down (every name is there)" -- \
+        pitr "$conf_swap" "$d" --target-time "$t_a" --target-action=promote
+    wk_cluster_adopt "$d"
+    wk_cluster_conf "$d" "${RESTORED_CONF[@]}"
+    if WK_START_TIMEOUT=$RECOVERY_TIMEOUT wk_cluster_start "$d" 2>/dev/null; then
+        wk_fail "$what: recovery stops at the swapped segment" "the server started and recovered"
+        wk_cluster_stop "$d" immediate || true
+    else
+        wk_pass "$what: recovery stops at the swapped segment (the server does not come up)"
+    fi
+    swap_log=$(wk_cluster_log "$d")
+    wk_assert_contains "$swap_log" "does not hold WAL file \"$s1\"" \
+        "$what: walkeep-fetch says the object is not $s1"
+    wk_assert_not_contains "$swap_log" "selected new timeline ID|archive recovery complete" \
+        "$what: PostgreSQL never ended recovery nor promoted"
+    rm -rf -- "$d"
+else
+    wk_fail "$what: $s1 and the segment after it are in the repository" "${#tl1_objs[@]} objects"
+fi
 
 # A target LSN beyond the end of the archive: the WAL cannot reach it.
 what="8e. beyond the archive"

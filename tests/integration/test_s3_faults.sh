@@ -50,7 +50,7 @@ gateway_start() {
 }
 
 # objects_of REPO SEGMENT: the repository objects holding SEGMENT.
-objects_of() { wk_repo_ls "$1" wal | grep -F "/$2-" || true; }
+objects_of() { wk_repo_wal_objects "$1" | grep -F "/$2-" || true; }
 
 # slow_pg CMD...: runs CMD as postgres with every send and receive on a socket delayed
 # by DELAY_US microseconds (strace fault injection), so that a test can act in the

@@ -106,7 +106,7 @@ assert_json "$work/clean.json" 'd["ok"] is True and d["problems"] == [] and d["g
     "--json: ok, no problems, no gaps, objects counted"
 
 # The WAL objects of timeline 1, sorted; the backup's objects.
-mapfile -t segments < <(wk_repo_ls "$repo" wal/0000000100000000 |
+mapfile -t segments < <(wk_repo_wal_objects "$repo" 0000000100000000 |
     awk -F/ '$NF ~ /^000000010000000000000.*-/ && $NF !~ /\.backup-/ && $NF !~ /\.partial-/')
 wk_assert_ge 6 "${#segments[@]}" "at least six segments archived"
 mapfile -t backup_objects < <(wk_repo_ls "$repo" backups/b1 | awk -F/ '$NF ~ /^base\.tar/')

@@ -3,6 +3,7 @@
  * written, history and backup files, fetch never leaving a partial or temporary file,
  * tampering, and objects claimed twice. */
 #include <check.h>
+#include <ftw.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -59,11 +60,37 @@ static wk_repo *open_repo(void)
     return open_repo_with(WK_COMPRESS_ZSTD, NULL);
 }
 
+static int claims_seen, objects_seen;
+
+static int count_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)ftw;
+    size_t n = strlen(path);
+    if (flag != FTW_F)
+        return 0;
+    if (n > 6 && strcmp(path + n - 6, "-claim") == 0)
+        claims_seen++;
+    else
+        objects_seen++;
+    return 0;
+}
+
+/* Objects under wal/ (claims apart, see count_claims). */
 static int count_objects(void)
 {
     char wal[400];
     snprintf(wal, sizeof(wal), "%s/wal", repo_dir);
-    return ts_count_files_under(wal);
+    claims_seen = objects_seen = 0;
+    nftw(wal, count_entry, 16, FTW_PHYS);
+    return objects_seen;
+}
+
+/* Claims ("<name>-claim") under wal/. */
+static int count_claims(void)
+{
+    count_objects();
+    return claims_seen;
 }
 
 static void fingerprint_hex_of(const void *data, size_t len, char hex[WK_FINGERPRINT_HEX_LEN + 1])
@@ -170,8 +197,14 @@ START_TEST(test_push_initialises_and_stores)
     ck_assert_uint_gt(res.stored_bytes, 0);
     char dir[400];
     snprintf(dir, sizeof(dir), "%s/wal/0000000100000000", repo_dir);
-    ck_assert_int_eq(ts_count_entries(dir), 1);
+    ck_assert_int_eq(ts_count_entries(dir), 2); /* the object and the name's claim */
     ck_assert_int_eq(count_objects(), 1);
+    char claim_file[700];
+    snprintf(claim_file, sizeof(claim_file), "%s/%s-claim", dir, name);
+    char *claimed = ts_read_file(claim_file, NULL);
+    ck_assert_uint_eq(strlen(claimed), WK_FINGERPRINT_HEX_LEN + 1);
+    ck_assert_int_eq(strncmp(claimed, hex, WK_FINGERPRINT_HEX_LEN), 0);
+    free(claimed);
 
     /* The repository took the segment's identity. */
     wk_repo_meta meta;
@@ -272,6 +305,169 @@ START_TEST(test_push_two_pass_without_retarget)
     assert_file_bytes(dest_path("RECOVERYXLOG"), data, len);
     free(data);
     wk_repo_free(repo);
+}
+END_TEST
+
+/* Writers of different content under one name, started at the same moment, many rounds:
+ * exactly one push succeeds each round, the others get the conflict, one object is stored
+ * per name and fetch restores the winner's bytes. */
+START_TEST(test_concurrent_different_content)
+{
+    enum { ROUNDS = 30, WRITERS = 3 };
+    /* Segment 1 first, so that the repository exists before the writers race. */
+    char name[64];
+    wk_push_result res;
+    wk_repo *first = open_repo();
+    free(push_segment(first, 1, 1, name, &res));
+    wk_repo_free(first);
+    for (int round = 0; round < ROUNDS; round++) {
+        char dirs[WRITERS][600], paths[WRITERS][700];
+        uint8_t *data[WRITERS];
+        int go[2];
+        pid_t pids[WRITERS];
+        ck_assert_int_eq(pipe(go), 0);
+        for (int w = 0; w < WRITERS; w++) {
+            snprintf(dirs[w], sizeof(dirs[w]), "%s/writer%d-%d", tmp_dir, round, w);
+            ck_assert_int_eq(mkdir(dirs[w], 0700), 0);
+            ts_segment spec =
+                default_spec(2 + (uint64_t)round, 100 + (unsigned)(round * WRITERS + w));
+            size_t len;
+            data[w] = ts_make_segment(dirs[w], &spec, name, paths[w], &len);
+            pids[w] = fork();
+            ck_assert_int_ge(pids[w], 0);
+            if (pids[w] == 0) {
+                char c;
+                close(go[1]);
+                wk_repo *repo = open_repo();
+                if (read(go[0], &c, 1) != 0)
+                    _exit(9);
+                wk_error err = {0};
+                wk_push_result r;
+                int rc = wk_archive_push(repo, paths[w], &r, &err);
+                _exit(rc == 0 ? 0 : err.code == WK_ERR_CONFLICT ? 2 : 1);
+            }
+        }
+        close(go[0]);
+        close(go[1]); /* every writer starts now */
+        int won = -1, conflicts = 0;
+        for (int w = 0; w < WRITERS; w++) {
+            int status;
+            ck_assert_int_eq(waitpid(pids[w], &status, 0), pids[w]);
+            ck_assert(WIFEXITED(status));
+            int code = WEXITSTATUS(status);
+            ck_assert_msg(code == 0 || code == 2, "round %d writer %d exited %d", round, w, code);
+            if (code == 0) {
+                ck_assert_msg(won < 0, "round %d: writers %d and %d both succeeded", round, won, w);
+                won = w;
+            } else {
+                conflicts++;
+            }
+        }
+        ck_assert_msg(won >= 0, "round %d: no writer succeeded", round);
+        ck_assert_int_eq(conflicts, WRITERS - 1);
+        /* What fetch restores is the winner's content. */
+        wk_repo *repo = open_repo();
+        char dest[700];
+        wk_fetch_result fr;
+        wk_error err = {0};
+        snprintf(dest, sizeof(dest), "%s/%s", dest_dir, name);
+        ck_assert_msg(wk_archive_fetch(repo, name, dest, 0, &fr, &err) == 0, "%s", err.message);
+        size_t got_len;
+        uint8_t *got = (uint8_t *)ts_read_file(dest, &got_len);
+        ck_assert_uint_eq(got_len, SEG);
+        ck_assert_int_eq(memcmp(got, data[won], SEG), 0);
+        free(got);
+        wk_repo_free(repo);
+        for (int w = 0; w < WRITERS; w++)
+            free(data[w]);
+    }
+    ck_assert_int_eq(count_objects(), 1 + ROUNDS);
+    ck_assert_int_eq(count_claims(), 1 + ROUNDS);
+}
+END_TEST
+
+/* A claim left by a writer killed between its claim and its commit: the same content is
+ * stored on the next push, other content is refused, and a damaged claim is an error. */
+START_TEST(test_claim_without_object)
+{
+    wk_error err = {0};
+    wk_repo *repo = open_repo();
+    char name[64], path[512], claim_path[700], hex[WK_FINGERPRINT_HEX_LEN + 1];
+    wk_push_result res;
+    free(push_segment(repo, 1, 1, name, &res));
+    ts_segment spec = default_spec(2, 2);
+    size_t len;
+    uint8_t *data = make_segment(&spec, name, path, &len);
+    fingerprint_hex_of(data, len, hex);
+    snprintf(claim_path, sizeof(claim_path), "%s/wal/%.16s/%s-claim", repo_dir, name, name);
+    char text[64];
+    snprintf(text, sizeof(text), "%s\n", hex);
+    ts_write_text(claim_path, text);
+    /* A claim alone is no archived segment: not found, not in the archive's index. */
+    wk_wal_object found;
+    ck_assert_int_eq(wk_archive_find(repo, name, &found, &err), -1);
+    ck_assert_int_eq(err.code, WK_ERR_NOTFOUND);
+    wk_wal_index index;
+    ck_assert_int_eq(wk_archive_index(repo, TS_SEG, &index, &err), 0);
+    ck_assert(wk_archive_index_has(&index, 1, 1));
+    ck_assert(!wk_archive_index_has(&index, 1, 2));
+    wk_archive_index_free(&index);
+    ck_assert_msg(wk_archive_push(repo, path, &res, &err) == 0, "%s", err.message);
+    ck_assert(!res.already_archived);
+    ck_assert_int_eq(count_objects(), 2);
+
+    /* Another content of segment 3 under a claim of the content above. */
+    free(data);
+    spec = default_spec(3, 3);
+    data = make_segment(&spec, name, path, &len);
+    snprintf(claim_path, sizeof(claim_path), "%s/wal/%.16s/%s-claim", repo_dir, name, name);
+    ts_write_text(claim_path, text);
+    ck_assert_int_eq(wk_archive_push(repo, path, &res, &err), -1);
+    ck_assert_int_eq(err.code, WK_ERR_CONFLICT);
+    ck_assert_msg(strstr(err.message, "already archived with different content") != NULL, "%s",
+                  err.message);
+    ck_assert_int_eq(count_objects(), 2);
+    ts_write_text(claim_path, "not a fingerprint\n");
+    ck_assert_int_eq(wk_archive_push(repo, path, &res, &err), -1);
+    ck_assert_int_eq(err.code, WK_ERR_CORRUPT);
+    ck_assert_int_eq(count_objects(), 2);
+    free(data);
+    wk_repo_free(repo);
+}
+END_TEST
+
+/* An object moved under another segment's name (plain and encrypted): fetch proves what
+ * it decoded is not the file asked for, fails as corrupt and leaves nothing at dest. */
+START_TEST(test_fetch_refuses_swapped_object)
+{
+    for (int encrypted = 0; encrypted < 2; encrypted++) {
+        wk_error err = {0};
+        if (encrypted)
+            ck_assert_int_eq(ts_tmpdir_remove(repo_dir), 0); /* a new, encrypted repository */
+        wk_repo *repo = open_repo_with(WK_COMPRESS_LZ4, encrypted ? key_path : NULL);
+        char name1[64], name2[64], file1[700], file2[700], moved[800], dest[700];
+        wk_push_result r1, r2;
+        uint64_t base = 10 + (uint64_t)encrypted * 10;
+        free(push_segment(repo, base, 1, name1, &r1));
+        free(push_segment(repo, base + 1, 2, name2, &r2));
+        repo_object_file(r1.object, file1, sizeof(file1));
+        repo_object_file(r2.object, file2, sizeof(file2));
+        /* Segment base + 1's object, renamed to segment base's, fingerprint and all. */
+        const char *dash = strrchr(file2, '-');
+        snprintf(moved, sizeof(moved), "%.*s%s%s", (int)(strrchr(file1, '/') - file1 + 1), file1,
+                 name1, dash);
+        ck_assert_int_eq(unlink(file1), 0);
+        ck_assert_int_eq(rename(file2, moved), 0);
+        snprintf(dest, sizeof(dest), "%s/%s", dest_dir, name1);
+        wk_fetch_result fr;
+        ck_assert_int_eq(wk_archive_fetch(repo, name1, dest, 0, &fr, &err), -1);
+        ck_assert_int_eq(err.code, WK_ERR_CORRUPT);
+        ck_assert_msg(strstr(err.message, "does not hold WAL file") != NULL, "%s", err.message);
+        ck_assert_msg(strstr(err.message, "its first page is at") != NULL, "%s", err.message);
+        ck_assert(!ts_path_exists(dest));
+        ck_assert_int_eq(ts_count_entries(dest_dir), 0);
+        wk_repo_free(repo);
+    }
 }
 END_TEST
 
@@ -1101,6 +1297,9 @@ static Suite *archive_suite(void)
     tcase_add_test(push, test_object_dir);
     tcase_add_test(push, test_push_initialises_and_stores);
     tcase_add_test(push, test_push_twice_already_archived);
+    tcase_add_test(push, test_concurrent_different_content);
+    tcase_add_test(push, test_claim_without_object);
+    tcase_add_test(push, test_fetch_refuses_swapped_object);
     tcase_add_test(push, test_push_conflict_keeps_stored_copy);
     tcase_add_test(push, test_push_wrong_size_refused);
     tcase_add_test(push, test_push_wrong_pageaddr_refused);

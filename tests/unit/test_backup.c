@@ -172,7 +172,6 @@ static void assert_records_equal(const wk_backup_record *a, const wk_backup_reco
         assert_streams_equal(&a->streams[i], &b->streams[i]);
 }
 
-
 /* ---- the record ----------------------------------------------------------------------- */
 
 /* 2026-11-25 09:30:12 UTC, computed without the module. */
@@ -601,7 +600,6 @@ END_TEST
 static Suite *backup_suite(void)
 {
     Suite *s = suite_create("backup");
-
 
     TCase *record = tcase_create("record");
     tcase_add_checked_fixture(record, setup, teardown);

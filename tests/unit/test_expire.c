@@ -524,7 +524,7 @@ START_TEST(test_wal_folders_below_cutoff_removed)
     wk_expire_plan plan;
     ck_assert_msg(wk_expire_plan_make(repo, &p, &plan, &err) == 0, "%s", err.message);
     ck_assert_uint_eq(plan.action_count, 2);
-    ck_assert_uint_eq(plan.actions[1].object_count, 3);
+    ck_assert_uint_eq(plan.actions[1].object_count, 6); /* 3 segments and their claims */
     char line[256];
     wk_expire_describe(&plan, &plan.actions[1], line, sizeof(line));
     ck_assert_str_eq(line, "WAL 000000010000000000000FFE .. 000000010000000100000000 (3 segments)");

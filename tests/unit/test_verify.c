@@ -107,7 +107,9 @@ static void find_object(const char *dir, const char *prefix, char *out, size_t s
     ck_assert_msg(d != NULL, "opendir %s: %s", full, strerror(errno));
     out[0] = '\0';
     for (struct dirent *de = readdir(d); de != NULL; de = readdir(d)) {
-        if (strncmp(de->d_name, prefix, strlen(prefix)) == 0) {
+        size_t n = strlen(de->d_name);
+        bool claim = n > 6 && strcmp(de->d_name + n - 6, "-claim") == 0;
+        if (strncmp(de->d_name, prefix, strlen(prefix)) == 0 && !claim) {
             ck_assert_msg(out[0] == '\0', "two objects start with %s", prefix);
             snprintf(out, size, "%s/%s", dir, de->d_name);
         }

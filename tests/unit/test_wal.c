@@ -973,6 +973,131 @@ START_TEST(test_history_many_entries)
 }
 END_TEST
 
+/* ---- the check stage: what an object decodes to is the file asked for ---------------- */
+
+/* Runs data through a check stage for name, written in pieces of step bytes; returns the
+ * stage's result (err filled), and whether the memory sink behind it got a whole object. */
+static int run_check(const char *name, const uint8_t *data, size_t len, size_t step,
+                     bool *committed, wk_error *err)
+{
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    wk_stage *chain = wk_stage_memory_new(64u << 20, &out, &out_len, err);
+    chain = wk_wal_check_stage_new(chain, name, "wal/x/obj", TS_SYSID, TS_SEG, err);
+    ck_assert_ptr_nonnull(chain);
+    int rc = 0;
+    for (size_t off = 0; off < len && rc == 0; off += step)
+        rc = wk_stage_write(chain, data + off, len - off < step ? len - off : step, err);
+    if (rc == 0)
+        rc = wk_stage_finish(chain, err);
+    *committed = out != NULL;
+    wk_stage_free(chain);
+    free(out);
+    return rc;
+}
+
+START_TEST(test_check_stage_segments)
+{
+    char dir[] = "/tmp/wk-walcheck-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    wk_error err = {0};
+    bool committed;
+    size_t len;
+    ts_segment spec = {.tli = 2, .segno = 5, .state = 1};
+    uint8_t *seg = ts_make_segment(dir, &spec, NULL, NULL, &len);
+    /* Its own name, in any write sizes, and as a .partial. */
+    size_t steps[] = {1, 7, 40, 8192, len};
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        ck_assert_msg(run_check("000000020000000000000005", seg, len, steps[i], &committed, &err) ==
+                          0,
+                      "%s", err.message);
+        ck_assert(committed);
+    }
+    ck_assert_int_eq(
+        run_check("000000020000000000000005.partial", seg, len, 4096, &committed, &err), 0);
+    /* Another segment's name, a lower timeline's name, another cluster, short, long. */
+    const struct {
+        const char *name;
+        const char *why;
+    } wrong[] = {
+        {"000000020000000000000006",
+         "its first page is at 0/500000, the segment starts at 0/600000"},
+        {"000000010000000000000005", "it holds timeline 2 data, above its name's"},
+    };
+    for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++) {
+        wk_error_clear(&err);
+        ck_assert_int_eq(run_check(wrong[i].name, seg, len, 65536, &committed, &err), -1);
+        ck_assert_int_eq(err.code, WK_ERR_CORRUPT);
+        ck_assert(!committed);
+        char want[300];
+        snprintf(want, sizeof(want), "object \"wal/x/obj\" does not hold WAL file \"%s\": %s",
+                 wrong[i].name, wrong[i].why);
+        ck_assert_str_eq(err.message, want);
+    }
+    /* A later timeline's name holds the parent's pages (copied at the switch): fine. */
+    ck_assert_int_eq(run_check("000000030000000000000005", seg, len, 65536, &committed, &err), 0);
+    ck_assert_int_eq(run_check("000000020000000000000005", seg, len - 1, 65536, &committed, &err),
+                     -1);
+    ck_assert_ptr_nonnull(strstr(err.message, "bytes, a segment"));
+    ck_assert(!committed);
+    ck_assert_int_eq(run_check("000000020000000000000005", seg, 20, 65536, &committed, &err), -1);
+    ck_assert(!committed);
+    free(seg);
+    spec.sysid = TS_SYSID + 1;
+    seg = ts_make_segment(dir, &spec, NULL, NULL, &len);
+    ck_assert_int_eq(run_check("000000020000000000000005", seg, len, 65536, &committed, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.message, "system identifier"));
+    ck_assert(!committed);
+    free(seg);
+    ts_tmpdir_remove(dir);
+}
+END_TEST
+
+START_TEST(test_check_stage_text_files)
+{
+    wk_error err = {0};
+    bool committed;
+    const char *h3 = "1\t0/3000000\tno recovery target specified\n"
+                     "2\t0/5000000\tno recovery target specified\n";
+    ck_assert_msg(
+        run_check("00000003.history", (const uint8_t *)h3, strlen(h3), 5, &committed, &err) == 0,
+        "%s", err.message);
+    ck_assert(committed);
+    /* Timeline 3's history under timeline 2's name (it names timeline 2 as a parent). */
+    ck_assert_int_eq(
+        run_check("00000002.history", (const uint8_t *)h3, strlen(h3), 64, &committed, &err), -1);
+    ck_assert_int_eq(err.code, WK_ERR_CORRUPT);
+    ck_assert(!committed);
+    const char *backup = "START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\n"
+                         "STOP WAL LOCATION: 0/2000100 (file 000000010000000000000002)\n";
+    ck_assert_int_eq(run_check("000000010000000000000002.00000028.backup", (const uint8_t *)backup,
+                               strlen(backup), 9, &committed, &err),
+                     0);
+    ck_assert_int_eq(run_check("000000010000000000000003.00000028.backup", (const uint8_t *)backup,
+                               strlen(backup), 9, &committed, &err),
+                     -1);
+    ck_assert_ptr_nonnull(strstr(err.message, "it does not name its segment"));
+    ck_assert(!committed);
+}
+END_TEST
+
+START_TEST(test_history_switch_points_forward)
+{
+    wk_error err = {0};
+    wk_wal_history_entry *e = NULL;
+    size_t n = 0;
+    const char *back = "1\t0/5000000\tx\n2\t0/3000000\ty\n";
+    ck_assert_int_eq(wk_wal_parse_history(back, strlen(back), 3, &e, &n, &err), -1);
+    ck_assert_int_eq(err.code, WK_ERR_CORRUPT);
+    ck_assert_ptr_nonnull(strstr(err.message, "Switch points must not go backwards") != NULL
+                              ? err.message
+                              : err.detail);
+    const char *same = "1\t0/3000000\tx\n2\t0/3000000\ty\n";
+    ck_assert_int_eq(wk_wal_parse_history(same, strlen(same), 3, &e, &n, &err), 0);
+    free(e);
+}
+END_TEST
+
 static Suite *wal_suite(void)
 {
     Suite *s = suite_create("wal");
@@ -1021,6 +1146,9 @@ static Suite *wal_suite(void)
     tcase_add_test(history, test_history_malformed);
     tcase_add_test(history, test_history_tli_order);
     tcase_add_test(history, test_history_many_entries);
+    tcase_add_test(history, test_history_switch_points_forward);
+    tcase_add_test(history, test_check_stage_segments);
+    tcase_add_test(history, test_check_stage_text_files);
     suite_add_tcase(s, history);
 
     return s;
