@@ -37,6 +37,7 @@ typedef struct find_state {
     bool conflict;
     wk_wal_object found;
     const char *dir;
+    char strange[WK_OBJECT_PATH_MAX]; /* an entry under the name walkeep did not write */
 } find_state;
 
 wk_wal_entry wk_archive_parse_entry(const char *entry, char *name, wk_wal_object *obj)
@@ -71,10 +72,17 @@ static int find_entry(const char *entry, bool is_dir, uint64_t size, void *arg)
     char name[WK_WAL_FILE_NAME_MAX];
     wk_wal_object obj;
     (void)size;
-    if (is_dir || strncmp(entry, fs->prefix, fs->prefix_len) != 0 ||
-        wk_archive_parse_entry(entry, name, &obj) != WK_WAL_ENTRY_OBJECT ||
-        strlen(name) + 1 != fs->prefix_len)
+    if (strncmp(entry, fs->prefix, fs->prefix_len) != 0)
         return 0;
+    wk_wal_entry kind = is_dir ? WK_WAL_ENTRY_OTHER : wk_archive_parse_entry(entry, name, &obj);
+    if (kind == WK_WAL_ENTRY_CLAIM)
+        return 0;
+    if (kind == WK_WAL_ENTRY_OTHER || strlen(name) + 1 != fs->prefix_len) {
+        /* A folder or an unknown suffix under the name: never "not found" from here. */
+        if (fs->strange[0] == '\0')
+            snprintf(fs->strange, sizeof(fs->strange), "%s/%s", fs->dir, entry);
+        return 0;
+    }
     snprintf(obj.path, sizeof(obj.path), "%s/%s", fs->dir, entry);
     if (fs->matches > 0 && !wk_fingerprint_equal(&obj.fingerprint, &fs->found.fingerprint))
         fs->conflict = true;
@@ -84,7 +92,40 @@ static int find_entry(const char *entry, bool is_dir, uint64_t size, void *arg)
     return 0;
 }
 
-int wk_archive_find(wk_repo *repo, const char *name, wk_wal_object *out, wk_error *err)
+static int any_entry(const char *entry, bool is_dir, uint64_t size, void *arg)
+{
+    (void)entry;
+    (void)is_dir;
+    (void)size;
+    *(bool *)arg = true;
+    return 1; /* one is enough */
+}
+
+/* "Not found" only when it is certain: the repository's wal/ holds something (an
+ * initialised repository that lost its wal/ folder, or a repo setting that names the wrong
+ * place, is an error, never an answer that ends recovery early). */
+static int not_found(wk_repo *repo, const char *name, wk_error *err)
+{
+    bool any = false;
+    if (wk_storage_list(repo->storage, "wal", "", any_entry, &any, err) != 0)
+        return wk_error_prefix(err, "could not look for WAL file \"%s\" in repository", name);
+    if (!any) {
+        wk_error_set(err, WK_ERR_CORRUPT,
+                     "repository \"%s\" holds no WAL at all (wal/ is empty "
+                     "or missing), so WAL file \"%s\" cannot be told missing",
+                     repo->location, name);
+        wk_error_hint(err, "check that the repo setting names the repository archive_command "
+                           "writes to; a repository that lost its wal/ folder cannot be recovered "
+                           "from");
+        return -1;
+    }
+    return wk_error_set(err, WK_ERR_NOTFOUND, "WAL file \"%s\" is not in the repository", name);
+}
+
+/* The one object of WAL file name: 0, or -1 with WK_ERR_NOTFOUND (certain only when
+ * certain is set: see not_found), WK_ERR_CONFLICT or another error. */
+static int find_object(wk_repo *repo, const char *name, bool certain, wk_wal_object *out,
+                       wk_error *err)
 {
     wk_wal_name parsed;
     char dir[64], prefix[WK_WAL_FILE_NAME_MAX + 2];
@@ -102,10 +143,25 @@ int wk_archive_find(wk_repo *repo, const char *name, wk_wal_object *out, wk_erro
                            "repository");
         return -1;
     }
+    if (fs.strange[0] != '\0') {
+        wk_error_set(err, WK_ERR_CORRUPT,
+                     "repository holds \"%s\" under the name of WAL file \"%s\", which walkeep "
+                     "did not write",
+                     fs.strange, name);
+        wk_error_hint(err, "run \"walkeep verify\"; move that entry out of the repository");
+        return -1;
+    }
+    if (fs.matches == 0 && certain)
+        return not_found(repo, name, err);
     if (fs.matches == 0)
         return wk_error_set(err, WK_ERR_NOTFOUND, "WAL file \"%s\" is not in the repository", name);
     *out = fs.found;
     return 0;
+}
+
+int wk_archive_find(wk_repo *repo, const char *name, wk_wal_object *out, wk_error *err)
+{
+    return find_object(repo, name, true, out, err);
 }
 
 static const char *base_name(const char *path)
@@ -381,7 +437,7 @@ int wk_archive_push(wk_repo *repo, const char *path, wk_push_result *result, wk_
     if (!is_segment && wk_wal_name_check_size(&parsed, meta.seg_size, err) != 0)
         goto out;
 
-    if (wk_archive_find(repo, name, &existing, err) == 0)
+    if (find_object(repo, name, false, &existing, err) == 0)
         rc = compare_with_stored(repo, fd, path, name, &existing, result, err);
     else if (err->code == WK_ERR_NOTFOUND)
         rc = store_new(repo, fd, path, name, &parsed, (uint64_t)st.st_size, result, err);
@@ -422,7 +478,12 @@ static int fetch_once(wk_repo *repo, const char *name, const char *dest, wk_fetc
         snprintf(folder, sizeof(folder), "/");
     else
         snprintf(folder, sizeof(folder), "%.*s", (int)(slash - dest), dest);
-    if (wk_storage_posix_open(folder, false, &dest_dir, err) != 0 ||
+    if (wk_storage_posix_open(folder, false, &dest_dir, err) == 0) {
+        /* Temporaries of earlier fetches killed mid-write: nothing else removes them. */
+        wk_error ignored = {0};
+        wk_storage_posix_clean_dead_writers(dest_dir, "", NULL, &ignored);
+    }
+    if (dest_dir == NULL ||
         wk_storage_put_open(dest_dir, base_name(dest), WK_PUT_NOSYNC, &chain, err) != 0) {
         /* The destination's folder missing is our failure, not a missing WAL file. */
         if (err->code == WK_ERR_NOTFOUND)
@@ -601,12 +662,14 @@ int wk_archive_index(wk_repo *repo, uint32_t seg_size, wk_wal_index *index, wk_e
         goto out;
     }
     if (index->count > 0)
-        qsort(index->timelines, index->count, sizeof(*index->timelines), compare_timeline);
+        if (index->count > 1)
+            qsort(index->timelines, index->count, sizeof(*index->timelines), compare_timeline);
     for (size_t i = 0; i < index->count; i++) {
         wk_wal_timeline *t = &index->timelines[i];
         if (t->count == 0)
             continue; /* a history file without segments */
-        qsort(t->segnos, t->count, sizeof(*t->segnos), compare_segno);
+        if (t->count > 1)
+            qsort(t->segnos, t->count, sizeof(*t->segnos), compare_segno);
         size_t kept = 0;
         for (size_t j = 0; j < t->count; j++)
             if (kept == 0 || t->segnos[kept - 1] != t->segnos[j])

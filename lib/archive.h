@@ -51,8 +51,10 @@ wk_wal_entry wk_archive_parse_entry(const char *entry, char *name, wk_wal_object
  * "wal/<timeline+log id>" for the rest. */
 void wk_archive_object_dir(const char *name, const wk_wal_name *parsed, char *buf, size_t size);
 
-/* Finds the object holding WAL file `name`. WK_ERR_NOTFOUND when there is none;
- * WK_ERR_CONFLICT when several objects with different content claim the name. */
+/* Finds the object holding WAL file `name`. WK_ERR_NOTFOUND only when that is certain:
+ * there is no object of the name, and the repository's wal/ holds something. WK_ERR_CORRUPT
+ * when wal/ is empty or missing, or when a folder or an entry walkeep did not write sits
+ * under the name; WK_ERR_CONFLICT when several objects with different content claim it. */
 int wk_archive_find(wk_repo *repo, const char *name, wk_wal_object *out, wk_error *err);
 
 /* Archives the WAL file at path (its base name must be a name PostgreSQL archives).

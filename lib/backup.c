@@ -270,7 +270,8 @@ int wk_backup_list(wk_repo *repo, wk_backup_entry **out, size_t *count, wk_error
             goto out;
         }
     }
-    qsort(entries, label_count, sizeof(*entries), compare_entries);
+    if (label_count > 1)
+        qsort(entries, label_count, sizeof(*entries), compare_entries);
     *out = entries;
     *count = label_count;
     rc = 0;
@@ -518,6 +519,9 @@ int wk_backup_take(wk_repo *repo, const wk_backup_options *opt, wk_backup_record
     memset(out, 0, sizeof(*out));
     r.start_time = time(NULL);
     if (opt->label != NULL) {
+        /* Checked whole: a label too long is refused, never cut. */
+        if (wk_repo_check_label("backup", opt->label, err) != 0)
+            return -1;
         snprintf(r.label, sizeof(r.label), "%s", opt->label);
     } else {
         struct tm tm;

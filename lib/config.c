@@ -4,12 +4,15 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define BUILTIN_DEFAULT_PATH "/etc/walkeep/walkeep.conf"
 #define ENV_PREFIX "WALKEEP_"
@@ -389,6 +392,11 @@ static int parse_line(char *line, const source *src, char **key, char **value, w
     return 0;
 }
 
+/* A configuration file is small text: more is a mistake (--config /dev/zero), not a
+ * configuration. */
+#define CONFIG_FILE_MAX (1024 * 1024)
+#define CONFIG_LINE_MAX 16384
+
 /* Reads path; explicit says whether the user named it (then it must exist). */
 static int load_file(wk_config *cfg, const char *path, int explicit, const char *named_by,
                      wk_error *err)
@@ -396,14 +404,35 @@ static int load_file(wk_config *cfg, const char *path, int explicit, const char 
     int rc = -1;
     char *line = NULL;
     size_t line_size = 0;
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
+    struct stat sb;
+    /* O_NONBLOCK: a FIFO under the name must be refused, not waited on. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
         int e = errno;
         if (!explicit && (e == ENOENT || e == ENOTDIR))
             return 0;
         wk_error_sys(err, WK_ERR_CONFIG, e, "could not open configuration file \"%s\"", path);
         if (named_by != NULL)
             wk_error_detail(err, "The file was named by %s.", named_by);
+        return -1;
+    }
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size > CONFIG_FILE_MAX) {
+        int e = errno;
+        if (fstat(fd, &sb) != 0)
+            wk_error_sys(err, WK_ERR_CONFIG, e, "could not read configuration file \"%s\"", path);
+        else if (!S_ISREG(sb.st_mode))
+            wk_error_set(err, WK_ERR_CONFIG, "configuration file \"%s\" is not a regular file",
+                         path);
+        else
+            wk_error_set(err, WK_ERR_CONFIG, "configuration file \"%s\" is larger than 1 MiB",
+                         path);
+        close(fd);
+        return -1;
+    }
+    FILE *f = fdopen(fd, "r");
+    if (f == NULL) {
+        wk_error_sys(err, WK_ERR_CONFIG, errno, "could not read configuration file \"%s\"", path);
+        close(fd);
         return -1;
     }
     if (set_string(&cfg->config_file, path, err) != 0)
@@ -422,6 +451,18 @@ static int load_file(wk_config *cfg, const char *path, int explicit, const char 
             break;
         }
         src.line++;
+        if ((size_t)n > CONFIG_LINE_MAX) {
+            wk_error_set(err, WK_ERR_CONFIG,
+                         "line %lu of configuration file \"%s\" is longer than %d bytes", src.line,
+                         path, CONFIG_LINE_MAX);
+            goto out;
+        }
+        if (memchr(line, '\0', (size_t)n) != NULL) {
+            wk_error_set(err, WK_ERR_CONFIG,
+                         "line %lu of configuration file \"%s\" contains a NUL byte", src.line,
+                         path);
+            goto out;
+        }
         char *key_text;
         char *value;
         if (parse_line(line, &src, &key_text, &value, err) != 0)

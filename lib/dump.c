@@ -341,7 +341,8 @@ int wk_dump_list(wk_repo *repo, wk_dump_entry **out, size_t *count, wk_error *er
         n++;
     }
     wk_error_clear(err);
-    qsort(entries, n, sizeof(*entries), compare_entries);
+    if (n > 1)
+        qsort(entries, n, sizeof(*entries), compare_entries);
     *out = entries;
     *count = n;
     rc = 0;
@@ -1046,7 +1047,8 @@ static int store_folder(wk_repo *repo, const char *folder, wk_progress *pr, wk_d
         }
         count++;
     }
-    qsort(names, count, sizeof(*names), compare_names);
+    if (count > 1)
+        qsort(names, count, sizeof(*names), compare_names);
     for (size_t i = 0; i < count; i++) {
         pending_stream p;
         char path[4096];

@@ -254,7 +254,8 @@ static uint64_t folder_end(const char *folder, uint32_t seg_size)
  * timeline; each range is one action, its objects oldest first. */
 static int plan_wal(wal_list *l, wk_expire_plan *plan, wk_error *err)
 {
-    qsort(l->objects, l->count, sizeof(*l->objects), compare_wal);
+    if (l->count > 1)
+        qsort(l->objects, l->count, sizeof(*l->objects), compare_wal);
     wk_expire_action *cur = NULL;
     for (size_t i = 0; i < l->count; i++) {
         wal_object *o = &l->objects[i];
@@ -354,7 +355,8 @@ static int plan_backups(wk_repo *repo, const wk_expire_policy *policy, wk_backup
     for (size_t i = 0; i < count; i++)
         if (entries[i].has_record)
             complete[n++] = &entries[i];
-    qsort(complete, n, sizeof(*complete), compare_backups);
+    if (n > 1)
+        qsort(complete, n, sizeof(*complete), compare_backups);
 
     /* Backups still waiting for their WAL after the newest usable one are kept and not
      * counted: until their WAL arrives they restore nothing. */
@@ -438,7 +440,8 @@ static int plan_dumps(const wk_expire_policy *policy, dump_list *l, wk_expire_pl
     for (size_t i = 0; i < l->count; i++)
         if (l->entries[i].has_record)
             complete[n++] = &l->entries[i];
-    qsort(complete, n, sizeof(*complete), compare_dumps);
+    if (n > 1)
+        qsort(complete, n, sizeof(*complete), compare_dumps);
     /* Dumps stand alone: no base is needed before the window, only what ended in it. */
     time_t window_start = policy->now - (time_t)policy->retention_dumps_days * SECONDS_PER_DAY;
     size_t count = (size_t)policy->retention_dumps;

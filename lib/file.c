@@ -6,13 +6,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "proc.h"
 
 /* path split into its folder ("." when none) and its last name. */
 typedef struct file_place {
@@ -50,9 +51,7 @@ static void remove_stale_temporaries(const file_place *p)
             continue;
         char *end;
         long pid = strtol(e + 1 + name_len + 5, &end, 10);
-        if (pid <= 0 || *end != '.' || pid == (long)getpid())
-            continue;
-        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+        if (*end != '.' || !wk_proc_is_gone(pid))
             continue;
         unlinkat(dirfd(d), e, 0);
     }

@@ -200,3 +200,23 @@ int wk_proc_capture(const wk_proc_spec *spec, char *out, size_t size, wk_error *
     }
     return wk_proc_wait(pid, wk_proc_name(spec->argv[0]), err);
 }
+
+bool wk_proc_is_gone(long pid)
+{
+    if (pid <= 0)
+        return false;
+    if (kill((pid_t)pid, 0) != 0)
+        return errno == ESRCH;
+    /* A zombie (exited, not reaped yet: an orphan under an init that reaps late) writes
+     * nothing any more: gone too. /proc/<pid>/stat: "pid (comm) S ...", comm may hold ')'. */
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return false;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *close_paren = strrchr(buf, ')');
+    return close_paren != NULL && close_paren[1] == ' ' && close_paren[2] == 'Z';
+}

@@ -4,6 +4,7 @@
 #ifndef WK_PROC_H
 #define WK_PROC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -45,5 +46,10 @@ int wk_proc_capture(const wk_proc_spec *spec, char *out, size_t size, wk_error *
 
 /* The base name of a program path, for messages ("/usr/bin/pg_dump" -> "pg_dump"). */
 const char *wk_proc_name(const char *path);
+
+/* Whether no process pid runs on this machine (kill(pid, 0) says ESRCH, or it is a zombie
+ * that exited and waits to be reaped): a file marked with that pid has no live writer.
+ * False for pid <= 0 and when it cannot be told. */
+bool wk_proc_is_gone(long pid);
 
 #endif

@@ -402,7 +402,11 @@ int wk_repo_parse_suffix(const char *suffix, wk_compress *alg, bool *encrypted)
 int wk_repo_check_label(const char *what, const char *label, wk_error *err)
 {
     size_t n = label != NULL ? strlen(label) : 0;
-    if (n == 0 || n >= WK_LABEL_MAX || label[0] == '.')
+    if (n >= WK_LABEL_MAX)
+        return wk_error_set(err, WK_ERR_USAGE,
+                            "invalid %s label \"%.80s...\": longer than %d characters", what, label,
+                            WK_LABEL_MAX - 1);
+    if (n == 0 || label[0] == '.')
         return wk_error_set(err, WK_ERR_USAGE, "invalid %s label \"%.80s\"", what,
                             label != NULL ? label : "");
     if (strspn(label, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != n)

@@ -704,7 +704,8 @@ static char *make_query(const wk_s3_param *params, size_t count)
             goto out;
         total += strlen(enc[i].name) + strlen(enc[i].value) + 2;
     }
-    qsort(enc, count, sizeof(*enc), param_cmp);
+    if (count > 1)
+        qsort(enc, count, sizeof(*enc), param_cmp);
     query = malloc(total);
     if (query == NULL)
         goto out;
@@ -817,7 +818,8 @@ static int call_headers(const wk_s3 *s3, const wk_s3_request *req, s3_call *c, w
     c->lines[c->line_count++] = c->host_line;
     c->lines[c->line_count++] = c->hash_line;
     c->lines[c->line_count++] = c->date_line;
-    qsort(c->lines, c->line_count, sizeof(*c->lines), header_cmp);
+    if (c->line_count > 1)
+        qsort(c->lines, c->line_count, sizeof(*c->lines), header_cmp);
     for (size_t i = 1; i < c->line_count; i++) {
         if (header_cmp(&c->lines[i - 1], &c->lines[i]) == 0)
             return wk_error_set(err, WK_ERR_USAGE, "S3 request header \"%.*s\" is given twice",

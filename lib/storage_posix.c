@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "proc.h"
+
 /* How much of an object's name goes into its temporary's name; the rest of the
  * temporary's name (".", ".tmp.", pid, counter) must still fit in NAME_MAX. */
 #define TMP_NAME_KEEP 200
@@ -561,6 +563,36 @@ static int posix_clean_temporaries(wk_storage *base, const char *dir, int64_t ma
             sb.st_mtime > limit)
             continue;
         if (unlinkat(dirfd(d), de->d_name, 0) == 0 && removed != NULL)
+            (*removed)++;
+    }
+    closedir(d);
+    return 0;
+}
+
+int wk_storage_posix_clean_dead_writers(wk_storage *base, const char *dir, uint64_t *removed,
+                                        wk_error *err)
+{
+    posix_storage *st = (posix_storage *)base;
+    int fd, opened = open_folder(st, dir, &fd, err);
+    if (opened != 0)
+        return opened < 0 ? -1 : 0;
+    DIR *d = fdopendir(fd);
+    if (d == NULL) {
+        close(fd);
+        return wk_error_sys(err, WK_ERR_IO, errno, "could not open folder \"%s\"",
+                            shown_folder(st, dir));
+    }
+    for (struct dirent *de = readdir(d); de != NULL; de = readdir(d)) {
+        /* ".<name>.tmp.<pid>.<n>": the pid is the last but one dot-separated field. */
+        const char *name = de->d_name;
+        if (!is_temporary_name(name))
+            continue;
+        const char *tmp = strstr(name, ".tmp.");
+        char *end;
+        long pid = strtol(tmp + 5, &end, 10);
+        if (*end != '.' || !wk_proc_is_gone(pid))
+            continue;
+        if (unlinkat(dirfd(d), name, 0) == 0 && removed != NULL)
             (*removed)++;
     }
     closedir(d);

@@ -124,6 +124,22 @@ wk_assert_eq "" "$(cat "$WK_ERR")" "a missing segment is quiet"
 wk_assert_status 1 "fetch of a missing history file exits 1" -- fetch --config "$conf" 00000007.history "$cwd/out"
 wk_assert_no_file "$cwd/out" "no file for a missing history file"
 
+# Fetches killed mid-write (SIGKILL at random moments) leave hidden temporaries beside
+# the destination; the next fetch into the folder removes those whose writer is gone.
+killdir=$(wk_tmpdir killed)
+for i in $(seq 1 25); do
+    (cd "$killdir" && as_pg "$FETCH" --config "$conf" "$seg1" "$killdir/victim-$i" >/dev/null 2>&1) &
+    sleep "0.00$((RANDOM % 10))"
+    pkill -KILL -f -- "$FETCH --config $conf $seg1 $killdir/victim-$i" 2>/dev/null || true
+    wait 2>/dev/null || true
+done
+killed_left=$(find "$killdir" -name '.*.tmp.*' | wc -l)
+echo "# $killed_left temporaries left by the killed fetches"
+wk_assert_status 0 "a fetch after killed ones succeeds" -- \
+    as_pg "$FETCH" --config "$conf" "$seg1" "$killdir/after"
+wk_assert_eq 0 "$(find "$killdir" -name '.*.tmp.*' | wc -l)" \
+    "the next fetch removed the temporaries of the killed ones ($killed_left were left)"
+
 wk_repo_cat "$repo" "$obj" >"$work/object.saved"
 wk_repo_flip "$repo" "$obj"
 wk_assert_status '>125' "fetch of a corrupt object is a hard error in archive recovery" -- \
@@ -297,6 +313,16 @@ else
     push_started() { [[ -n $(wk_repo_uploads "$krepo") ]]; }
 fi
 as_pg "$WALKEEP" init --config "$kconf" --pgdata="$pg" >/dev/null 2>&1
+wk_assert_status '>125' "fetch from an initialised repository without any WAL is an error, not \"missing\"" -- \
+    fetch --config "$kconf" "$seg1" "$cwd/killed.out"
+wk_assert_contains "$WK_ERR" "holds no WAL at all" "the error says the repository holds no WAL"
+wk_assert_no_file "$cwd/killed.out" "nothing at %p"
+# Some WAL first (a history file), so that a name without an object is certainly missing:
+# a repository that holds no WAL at all answers every fetch with an error.
+as_pg mkdir -p "$work/khist"
+printf '1\t0/3000000\tno recovery target specified\n' | as_pg tee "$work/khist/00000002.history" >/dev/null
+wk_assert_status 0 "a history file is archived into the repository first" -- \
+    as_pg "$ARCHIVE" --config "$kconf" "$work/khist/00000002.history"
 ASAN_OPTIONS=detect_leaks=0 runuser -u postgres -- strace -f -o /dev/null "${inject[@]}" \
     "$ARCHIVE" --config "$kconf" "$segs/$seg1" &
 strace_pid=$!

@@ -471,6 +471,74 @@ START_TEST(test_fetch_refuses_swapped_object)
 }
 END_TEST
 
+/* Fetch answers "not found" only when it is certain: a folder or an unknown suffix under
+ * the name, or a repository whose wal/ holds nothing, are errors. */
+START_TEST(test_fetch_not_found_only_when_certain)
+{
+    wk_error err = {0};
+    wk_repo *repo = open_repo();
+    char name[64], dest[700], path[800];
+    wk_wal_object obj;
+    /* An initialised repository without any WAL: wal/ missing. */
+    wk_repo_meta meta = {.system_identifier = TS_SYSID, .seg_size = TS_SEG, .pg_version = 15};
+    ck_assert_msg(wk_repo_open_meta(repo, &meta, &meta, NULL, &err) == 0, "%s", err.message);
+    ck_assert_int_eq(wk_archive_find(repo, "000000010000000000000001", &obj, &err), -1);
+    ck_assert_int_eq(err.code, WK_ERR_CORRUPT);
+    ck_assert_msg(strstr(err.message, "holds no WAL at all") != NULL, "%s", err.message);
+    /* Once WAL is there, a name without an object is certainly missing. */
+    wk_push_result res;
+    free(push_segment(repo, 1, 1, name, &res));
+    ck_assert_int_eq(wk_archive_find(repo, "000000010000000000000002", &obj, &err), -1);
+    ck_assert_int_eq(err.code, WK_ERR_NOTFOUND);
+    /* A folder under a name, and an object with a suffix walkeep does not write. */
+    snprintf(path, sizeof(path), "%s/wal/0000000100000000/000000010000000000000002-x", repo_dir);
+    ck_assert_int_eq(mkdir(path, 0700), 0);
+    ck_assert_int_eq(wk_archive_find(repo, "000000010000000000000002", &obj, &err), -1);
+    ck_assert_int_eq(err.code, WK_ERR_CORRUPT);
+    ck_assert_msg(strstr(err.message, "which walkeep did not write") != NULL, "%s", err.message);
+    snprintf(path, sizeof(path),
+             "%s/wal/0000000100000000/000000010000000000000003-"
+             "0123456789abcdef0123456789abcdef.gz",
+             repo_dir);
+    ts_write_text(path, "x");
+    ck_assert_int_eq(wk_archive_find(repo, "000000010000000000000003", &obj, &err), -1);
+    ck_assert_int_eq(err.code, WK_ERR_CORRUPT);
+    snprintf(dest, sizeof(dest), "%s/%s", dest_dir, "000000010000000000000003");
+    wk_fetch_result fr;
+    ck_assert_int_eq(wk_archive_fetch(repo, "000000010000000000000003", dest, 0, &fr, &err), -1);
+    ck_assert_int_eq(err.code, WK_ERR_CORRUPT);
+    ck_assert(!ts_path_exists(dest));
+    wk_repo_free(repo);
+}
+END_TEST
+
+/* A fetch killed mid-write leaves its hidden temporary beside the destination; the next
+ * fetch into the folder removes those whose writer is gone (and no others). */
+START_TEST(test_fetch_removes_dead_temporaries)
+{
+    wk_error err = {0};
+    wk_repo *repo = open_repo();
+    char name[64], dead[700], live[700];
+    wk_push_result res;
+    free(push_segment(repo, 1, 1, name, &res));
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0)
+        _exit(0);
+    ck_assert_int_eq(waitpid(child, NULL, 0), child);
+    snprintf(dead, sizeof(dead), "%s/.%s.tmp.%ld.0", dest_dir, name, (long)child);
+    snprintf(live, sizeof(live), "%s/.%s.tmp.%ld.0", dest_dir, name, (long)getppid());
+    ts_write_file(dead, "half", 4);
+    ts_write_file(live, "busy", 4);
+    wk_fetch_result fr;
+    ck_assert_msg(wk_archive_fetch(repo, name, dest_path("RECOVERYXLOG"), 0, &fr, &err) == 0, "%s",
+                  err.message);
+    ck_assert(!ts_path_exists(dead));
+    ck_assert(ts_path_exists(live));
+    wk_repo_free(repo);
+}
+END_TEST
+
 START_TEST(test_push_twice_already_archived)
 {
     wk_error err = {0};
@@ -1241,14 +1309,10 @@ START_TEST(test_find_ignores_foreign_entries)
     uint8_t *data = push_segment(repo, 1, 1, name, &res);
     char dir[400], p[600];
     snprintf(dir, sizeof(dir), "%s/wal/0000000100000000", repo_dir);
+    /* Entries that are not under the name's "<name>-" prefix are someone else's: ignored. */
     static const char *const foreign[] = {
         "README",
         "000000010000000000000001",
-        "000000010000000000000001-",
-        "000000010000000000000001-0123456789abcdef0123456789abcdef",
-        "000000010000000000000001-0123456789abcdef0123456789abcdef.gz",
-        "000000010000000000000001-0123456789ABCDEF0123456789ABCDEF.zst",
-        "000000010000000000000001-0123456789abcdef0123456789abcde.zst",
         "000000010000000000000001x0123456789abcdef0123456789abcdef.zst",
         "0000000100000000000000011-0123456789abcdef0123456789abcdef.zst",
         ".000000010000000000000001-0123456789abcdef0123456789abcdef.zst.tmp.1.1",
@@ -1257,15 +1321,34 @@ START_TEST(test_find_ignores_foreign_entries)
         snprintf(p, sizeof(p), "%s/%s", dir, foreign[i]);
         ts_write_file(p, "junk", 4);
     }
-    /* A folder shaped like an object. */
-    snprintf(p, sizeof(p), "%s/%s-fedcba9876543210fedcba9876543210.zst", dir, name);
-    ck_assert_int_eq(mkdir(p, 0700), 0);
     wk_wal_object obj;
     ck_assert_msg(wk_archive_find(repo, name, &obj, &err) == 0, "%s", err.message);
     ck_assert_str_eq(obj.path, res.object);
     wk_fetch_result fr;
     ck_assert_int_eq(wk_archive_fetch(repo, name, dest_path("x"), NO_RETRY, &fr, &err), 0);
     assert_file_bytes(dest_path("x"), data, SEG);
+    /* Under the name, anything walkeep did not write is an error, never ignored: a restore
+     * must not silently pick one copy among objects it cannot read. */
+    static const char *const strange[] = {
+        "000000010000000000000001-",
+        "000000010000000000000001-0123456789abcdef0123456789abcdef",
+        "000000010000000000000001-0123456789abcdef0123456789abcdef.gz",
+        "000000010000000000000001-0123456789ABCDEF0123456789ABCDEF.zst",
+        "000000010000000000000001-0123456789abcdef0123456789abcde.zst",
+    };
+    for (size_t i = 0; i < sizeof(strange) / sizeof(strange[0]); i++) {
+        snprintf(p, sizeof(p), "%s/%s", dir, strange[i]);
+        ts_write_file(p, "junk", 4);
+        ck_assert_int_eq(wk_archive_find(repo, name, &obj, &err), -1);
+        ck_assert_msg(err.code == WK_ERR_CORRUPT, "%s: %s", strange[i], err.message);
+        ck_assert_int_eq(unlink(p), 0);
+    }
+    /* A folder shaped like an object. */
+    snprintf(p, sizeof(p), "%s/%s-fedcba9876543210fedcba9876543210.zst", dir, name);
+    ck_assert_int_eq(mkdir(p, 0700), 0);
+    ck_assert_int_eq(wk_archive_find(repo, name, &obj, &err), -1);
+    ck_assert_int_eq(err.code, WK_ERR_CORRUPT);
+    ck_assert_int_eq(rmdir(p), 0);
     /* Nothing for segment 2 among all that. */
     ck_assert_int_eq(wk_archive_find(repo, "000000010000000000000002", &obj, &err), -1);
     ck_assert_int_eq(err.code, WK_ERR_NOTFOUND);
@@ -1281,8 +1364,9 @@ START_TEST(test_find_invalid_name)
     wk_wal_object obj;
     ck_assert_int_eq(wk_archive_find(repo, "../../etc/passwd", &obj, &err), -1);
     ck_assert_int_eq(err.code, WK_ERR_USAGE);
+    /* A repository without any WAL cannot tell a file missing. */
     ck_assert_int_eq(wk_archive_find(repo, "000000010000000000000001", &obj, &err), -1);
-    ck_assert_int_eq(err.code, WK_ERR_NOTFOUND);
+    ck_assert_int_eq(err.code, WK_ERR_CORRUPT);
     wk_repo_free(repo);
 }
 END_TEST
@@ -1300,6 +1384,8 @@ static Suite *archive_suite(void)
     tcase_add_test(push, test_concurrent_different_content);
     tcase_add_test(push, test_claim_without_object);
     tcase_add_test(push, test_fetch_refuses_swapped_object);
+    tcase_add_test(push, test_fetch_not_found_only_when_certain);
+    tcase_add_test(push, test_fetch_removes_dead_temporaries);
     tcase_add_test(push, test_push_conflict_keeps_stored_copy);
     tcase_add_test(push, test_push_wrong_size_refused);
     tcase_add_test(push, test_push_wrong_pageaddr_refused);

@@ -2,6 +2,8 @@
  * program that cannot be run, streams given to the child, one extra environment
  * variable for the child alone, and output captured (bounded, drained). */
 #include <check.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,6 +111,23 @@ START_TEST(test_capture)
 }
 END_TEST
 
+START_TEST(test_is_gone)
+{
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0)
+        _exit(0);
+    ck_assert(!wk_proc_is_gone((long)getpid()));
+    /* Exited but not reaped (a zombie): it writes nothing any more, so gone too. */
+    usleep(100000);
+    ck_assert(wk_proc_is_gone((long)child));
+    ck_assert_int_eq(waitpid(child, NULL, 0), child);
+    ck_assert(wk_proc_is_gone((long)child));
+    ck_assert(!wk_proc_is_gone(0));
+    ck_assert(!wk_proc_is_gone(-1));
+}
+END_TEST
+
 static Suite *proc_suite(void)
 {
     Suite *s = suite_create("proc");
@@ -117,6 +136,7 @@ static Suite *proc_suite(void)
     tcase_add_test(tc, test_cannot_run);
     tcase_add_test(tc, test_streams_and_environment);
     tcase_add_test(tc, test_capture);
+    tcase_add_test(tc, test_is_gone);
     suite_add_tcase(s, tc);
     return s;
 }

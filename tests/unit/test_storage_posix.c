@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -682,6 +683,37 @@ START_TEST(test_clean_temporaries)
 }
 END_TEST
 
+START_TEST(test_clean_dead_writers)
+{
+    wk_error err = {0};
+    char path[600];
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0)
+        _exit(0);
+    ck_assert_int_eq(waitpid(child, NULL, 0), child);
+    const char *names[] = {".000000010000000000000005.tmp.%ld.0", /* dead writer */
+                           ".000000010000000000000006.tmp.%ld.3", /* live writer (us) */
+                           "000000010000000000000007",            /* not a temporary */
+                           ".x.tmp.notapid.1"};
+    long pids[] = {(long)child, (long)getpid(), 0, 0};
+    for (size_t i = 0; i < 4; i++) {
+        char name[128];
+        snprintf(name, sizeof(name), names[i], pids[i]);
+        snprintf(path, sizeof(path), "%s/%s", repo_dir, name);
+        ts_write_file(path, "x", 1);
+    }
+    uint64_t removed = 0;
+    ck_assert_int_eq(wk_storage_posix_clean_dead_writers(storage, "", &removed, &err), 0);
+    ck_assert_uint_eq(removed, 1);
+    snprintf(path, sizeof(path), "%s/.000000010000000000000005.tmp.%ld.0", repo_dir, (long)child);
+    ck_assert(!ts_path_exists(path));
+    ck_assert_int_eq(ts_count_entries(repo_dir), 3);
+    /* A missing folder has nothing to clean. */
+    ck_assert_int_eq(wk_storage_posix_clean_dead_writers(storage, "missing", &removed, &err), 0);
+}
+END_TEST
+
 static Suite *storage_suite(void)
 {
     Suite *s = suite_create("storage_posix");
@@ -704,6 +736,7 @@ static Suite *storage_suite(void)
     tcase_add_test(tc, test_retarget);
     tcase_add_test(tc, test_put_bytes);
     tcase_add_test(tc, test_clean_temporaries);
+    tcase_add_test(tc, test_clean_dead_writers);
     suite_add_tcase(s, tc);
     return s;
 }
