@@ -317,6 +317,44 @@ START_TEST(test_missing_explicit_file)
 }
 END_TEST
 
+/* Files that are no configuration are refused at once: a FIFO (never waited on), a
+ * device, a huge file, an endless line, a NUL byte. */
+START_TEST(test_file_limits)
+{
+    wk_error err;
+    char path[300];
+    snprintf(path, sizeof(path), "%s/fifo.conf", tmpdir);
+    ck_assert_int_eq(mkfifo(path, 0600), 0);
+    load_fail(ARGV("--config", path), WK_ERR_CONFIG, &err);
+    ck_assert_ptr_nonnull(strstr(err.message, "is not a regular file"));
+    load_fail(ARGV("--config", "/dev/zero"), WK_ERR_CONFIG, &err);
+    ck_assert_ptr_nonnull(strstr(err.message, "is not a regular file"));
+
+    char *big = malloc(20000);
+    memset(big, 'x', 19999);
+    big[19999] = '\0';
+    snprintf(path, sizeof(path), "%s", write_file("long.conf", big));
+    load_fail(ARGV("--config", path), WK_ERR_CONFIG, &err);
+    ck_assert_ptr_nonnull(strstr(err.message, "line 1 of configuration file"));
+    ck_assert_ptr_nonnull(strstr(err.message, "is longer than 16384 bytes"));
+    free(big);
+
+    snprintf(path, sizeof(path), "%s/nul.conf", tmpdir);
+    ts_write_file(path, "log_level = info\n\0repo = /x\n", 29);
+    load_fail(ARGV("--config", path), WK_ERR_CONFIG, &err);
+    ck_assert_ptr_nonnull(strstr(err.message, "line 2 of configuration file"));
+    ck_assert_ptr_nonnull(strstr(err.message, "contains a NUL byte"));
+
+    snprintf(path, sizeof(path), "%s/huge.conf", tmpdir);
+    FILE *f = fopen(path, "w");
+    for (int i = 0; i < 70000; i++)
+        fputs("# a comment line\n", f);
+    fclose(f);
+    load_fail(ARGV("--config", path), WK_ERR_CONFIG, &err);
+    ck_assert_ptr_nonnull(strstr(err.message, "is larger than 1 MiB"));
+}
+END_TEST
+
 START_TEST(test_default_path)
 {
     wk_config cfg;
@@ -877,6 +915,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_log_level_set);
     tcase_add_test(tc, test_config_option_forms);
     tcase_add_test(tc, test_missing_explicit_file);
+    tcase_add_test(tc, test_file_limits);
     tcase_add_test(tc, test_default_path);
     tcase_add_test(tc, test_unknown_key);
     int nbad = (int)(sizeof(bad_values) / sizeof(bad_values[0]));

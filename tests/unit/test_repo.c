@@ -860,6 +860,26 @@ START_TEST(test_parse_suffix)
 }
 END_TEST
 
+START_TEST(test_check_label)
+{
+    wk_error err = {0};
+    char label[WK_LABEL_MAX + 10];
+    ck_assert_int_eq(wk_repo_check_label("backup", "before-upgrade_2.x", &err), 0);
+    memset(label, 'a', sizeof(label));
+    label[WK_LABEL_MAX - 1] = '\0';
+    ck_assert_int_eq(wk_repo_check_label("backup", label, &err), 0);
+    /* One character more is refused, never cut to fit. */
+    label[WK_LABEL_MAX - 1] = 'a';
+    label[WK_LABEL_MAX] = '\0';
+    ck_assert_int_eq(wk_repo_check_label("backup", label, &err), -1);
+    ck_assert_int_eq(err.code, WK_ERR_USAGE);
+    ck_assert_ptr_nonnull(strstr(err.message, "longer than"));
+    const char *bad[] = {"", ".hidden", "a/b", "a b", "a\nb"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        ck_assert_int_eq(wk_repo_check_label("dump", bad[i], &err), -1);
+}
+END_TEST
+
 static Suite *repo_suite(void)
 {
     Suite *s = suite_create("repo");
@@ -897,6 +917,7 @@ static Suite *repo_suite(void)
     tcase_add_test(pipeline, test_put_noreplace);
     tcase_add_test(pipeline, test_decode_failures);
     tcase_add_test(pipeline, test_parse_suffix);
+    tcase_add_test(pipeline, test_check_label);
     suite_add_tcase(s, pipeline);
 
     return s;
