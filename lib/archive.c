@@ -16,6 +16,7 @@
 #include <sodium.h>
 
 #include "crypt.h"
+#include "log.h"
 #include "pgversion.h"
 #include "record.h"
 #include "storage_posix.h"
@@ -272,8 +273,48 @@ static int conflict(wk_repo *repo, const char *name, const wk_fingerprint *store
     return -1;
 }
 
+/* Whether the stored object decodes whole to its fingerprint: 0, or -1 (err says why;
+ * WK_ERR_CORRUPT when it is damaged). */
+static int check_stored(wk_repo *repo, const wk_wal_object *obj, wk_error *err)
+{
+    wk_stage *chain = wk_stage_fingerprint_new(NULL, NULL, err);
+    if (chain != NULL)
+        chain = wk_repo_decoder_new(repo, obj->alg, &obj->fingerprint, chain, err);
+    if (chain == NULL)
+        return -1;
+    int rc = wk_storage_get(repo->storage, obj->path, chain, err) == 0 &&
+                     wk_stage_finish(chain, err) == 0
+                 ? 0
+                 : -1;
+    wk_stage_free(chain);
+    return rc;
+}
+
+/* Writes the file at fd over the damaged object at obj->path (same name, so the same
+ * content: replaced atomically, never removed first). */
+static int replace_stored(wk_repo *repo, int fd, const char *path, const wk_wal_object *obj,
+                          const wk_stream_summary *summary, wk_push_result *result, wk_error *err)
+{
+    wk_stage *sink = NULL;
+    int rc = -1;
+    if (lseek(fd, 0, SEEK_SET) != 0) {
+        wk_error_sys(err, WK_ERR_IO, errno, "could not read file \"%s\"", path);
+        return -1;
+    }
+    if (wk_repo_put_open(repo, obj->path, 0, &summary->fingerprint, NULL, &result->stored_bytes,
+                         &sink, err) == 0 &&
+        wk_stream_pump_fd(fd, sink, NULL, err) == 0 && wk_stage_finish(sink, err) == 0)
+        rc = 0;
+    else
+        wk_error_prefix(err, "could not replace the damaged object \"%s\"", obj->path);
+    wk_stage_free(sink);
+    return rc;
+}
+
 /* A file of this name is stored already: the same fingerprint is success (PostgreSQL
- * retries after crashes), another one a conflict that leaves the stored copy alone. */
+ * retries after crashes) once the stored object is proven sound (a damaged one is replaced
+ * by this good copy, with a warning, before PostgreSQL may recycle its own); another
+ * fingerprint is a conflict that leaves the stored copy alone. */
 static int compare_with_stored(wk_repo *repo, int fd, const char *path, const char *name,
                                const wk_wal_object *existing, wk_push_result *result, wk_error *err)
 {
@@ -282,11 +323,20 @@ static int compare_with_stored(wk_repo *repo, int fd, const char *path, const ch
     if (wk_stream_fingerprint_fd(fd, &summary, err) != 0)
         return wk_error_prefix(err, "could not read file \"%s\"", path);
     result->bytes = summary.bytes;
-    if (wk_fingerprint_equal(&existing->fingerprint, &summary.fingerprint)) {
+    if (!wk_fingerprint_equal(&existing->fingerprint, &summary.fingerprint))
+        return conflict(repo, name, &existing->fingerprint, &summary.fingerprint, "stored", err);
+    if (check_stored(repo, existing, err) == 0) {
         result->already_archived = true;
         return 0;
     }
-    return conflict(repo, name, &existing->fingerprint, &summary.fingerprint, "stored", err);
+    if (err->code != WK_ERR_CORRUPT)
+        return wk_error_prefix(err, "could not check the stored copy of \"%s\"", name);
+    wk_notice(WK_LOG_WARNING,
+              "the stored copy \"%s\" of WAL file \"%s\" is damaged (%s): "
+              "replacing it with this file's",
+              existing->path, name, err->message);
+    wk_error_clear(err);
+    return replace_stored(repo, fd, path, existing, &summary, result, err);
 }
 
 /* Claims WAL file name for the content of fingerprint fp, before its object is committed:

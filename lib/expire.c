@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -537,6 +538,48 @@ static int check_plan(const wk_expire_policy *policy, const wk_backup_entry *ent
     return 0;
 }
 
+/* What expire removes follows from segment numbers, which follow from the repository's
+ * segment size: a number it must not take on trust. The newest segment object is decoded
+ * and its own page header must name the repository's system and segment size
+ * (wk_wal_check_stage), or nothing is planned. */
+static int prove_segment_size(wk_repo *repo, const wk_repo_meta *meta, const wal_list *l,
+                              wk_error *err)
+{
+    const wal_object *newest = NULL;
+    for (size_t i = 0; i < l->count; i++) {
+        const wal_object *o = &l->objects[i];
+        if (o->kind == WK_WAL_SEGMENT && !o->claim &&
+            (newest == NULL || o->tli > newest->tli ||
+             (o->tli == newest->tli && o->segno > newest->segno)))
+            newest = o;
+    }
+    if (newest == NULL)
+        return 0;
+    char name[WK_WAL_FILE_NAME_MAX];
+    wk_wal_object obj;
+    const char *entry = strrchr(newest->path, '/') + 1;
+    if (wk_archive_parse_entry(entry, name, &obj) != WK_WAL_ENTRY_OBJECT)
+        return wk_error_set(err, WK_ERR_INTERNAL, "\"%s\" is no WAL object", newest->path);
+    wk_stage *chain = wk_stage_fingerprint_new(NULL, NULL, err);
+    chain = wk_wal_check_stage_new(chain, name, newest->path, meta->system_identifier,
+                                   meta->seg_size, err);
+    if (chain != NULL)
+        chain = wk_repo_decoder_new(repo, obj.alg, &obj.fingerprint, chain, err);
+    if (chain == NULL)
+        return -1;
+    int rc = 0;
+    if (wk_storage_get(repo->storage, newest->path, chain, err) != 0 ||
+        wk_stage_finish(chain, err) != 0) {
+        wk_error_prefix(err,
+                        "refusing to expire: the repository's metadata (segment size %" PRIu32
+                        ") could not be proven against its newest segment",
+                        meta->seg_size);
+        rc = -1;
+    }
+    wk_stage_free(chain);
+    return rc;
+}
+
 int wk_expire_plan_make(wk_repo *repo, const wk_expire_policy *policy, wk_expire_plan *plan,
                         wk_error *err)
 {
@@ -561,7 +604,8 @@ int wk_expire_plan_make(wk_repo *repo, const wk_expire_policy *policy, wk_expire
     if (plan_dumps(policy, &dumps, plan, err) != 0)
         goto out;
     if (plan->wal_cutoff_set) {
-        if (list_wal(repo, &wal, err) != 0 || plan_wal(&wal, plan, err) != 0)
+        if (list_wal(repo, &wal, err) != 0 || prove_segment_size(repo, &meta, &wal, err) != 0 ||
+            plan_wal(&wal, plan, err) != 0)
             goto out;
     }
     if (check_plan(policy, entries, count, plan, err) != 0)

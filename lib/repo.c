@@ -3,14 +3,17 @@
 #include "repo.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "codec.h"
+#include "pgversion.h"
 #include "storage_posix.h"
 #include "storage_s3.h"
+#include "wal.h"
 
 #define META_MAX_BYTES 4096
 
@@ -176,11 +179,17 @@ static int parse_meta_line(char *line, wk_repo_meta *meta, bool *seen_encryption
     if (strcmp(key, "format") == 0) {
         meta->format = (int)strtol(value, &end, 10);
     } else if (strcmp(key, "system_identifier") == 0) {
+        if (value[0] == '-')
+            return -1;
+        errno = 0;
         meta->system_identifier = strtoull(value, &end, 10);
+        if (errno == ERANGE)
+            return -1;
     } else if (strcmp(key, "pg_version") == 0) {
         meta->pg_version = (int)strtol(value, &end, 10);
     } else if (strcmp(key, "wal_segment_size") == 0) {
-        meta->seg_size = (uint32_t)strtoul(value, &end, 10);
+        unsigned long long v = value[0] == '-' ? 0 : strtoull(value, &end, 10);
+        meta->seg_size = v > UINT32_MAX ? 0 : (uint32_t)v;
     } else if (strcmp(key, "encryption") == 0) {
         if (strcmp(value, "none") == 0)
             meta->encrypted = false;
@@ -232,11 +241,16 @@ int wk_repo_read_meta(wk_repo *repo, wk_repo_meta *out, wk_error *err)
         }
     }
     if (meta.format != WK_REPO_FORMAT || !seen_encryption || meta.system_identifier == 0 ||
-        meta.seg_size == 0) {
+        !wk_wal_seg_size_valid(meta.seg_size) || !wk_pg_major_supported(meta.pg_version)) {
         wk_error_set(err, WK_ERR_CORRUPT,
-                     "repository metadata \"%s/%s\" is incomplete or of "
+                     "repository metadata \"%s/%s\" is incomplete, invalid or of "
                      "an unsupported format (format %d)",
                      repo->location, WK_REPO_META_PATH, meta.format);
+        wk_error_detail(err,
+                        "It must name format %d, a system identifier, a WAL segment size that "
+                        "is a power of two from 1 MiB to 1 GiB, a PostgreSQL major walkeep "
+                        "supports and the encryption.",
+                        WK_REPO_FORMAT);
         goto out;
     }
     *out = meta;

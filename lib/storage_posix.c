@@ -367,10 +367,20 @@ static int posix_get(wk_storage *base, const char *path, wk_stage *dest, wk_erro
 
     if (wk_storage_check_path(path, err) != 0)
         return -1;
-    fd = openat(st->root_fd, path, O_RDONLY | O_CLOEXEC);
+    /* An object is a regular file walkeep wrote: never a symbolic link (to anything) nor a
+     * FIFO someone put at its name. */
+    fd = openat(st->root_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0) {
         int e = errno;
-        wk_error_sys(err, read_error_code(e), e, "could not open file \"%s\"", path);
+        if (e == ELOOP)
+            wk_error_set(err, WK_ERR_CORRUPT, "\"%s\" is a symbolic link, not an object", path);
+        else
+            wk_error_sys(err, read_error_code(e), e, "could not open file \"%s\"", path);
+        goto out;
+    }
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        wk_error_set(err, WK_ERR_IO, "could not read \"%s\": not a regular file", path);
         goto out;
     }
     buf = malloc(WK_STREAM_BUFSIZE);

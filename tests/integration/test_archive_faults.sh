@@ -68,6 +68,17 @@ wk_assert_contains "$WK_ERR" "^walkeep-archive: error: .*already archived with d
 wk_assert_eq "$before" "$(wk_repo_cat "$repo" "$obj" | sha256sum)" "the stored copy is unchanged after a conflicting push"
 wk_assert_eq 1 "$(objects_of "$seg1" | grep -c . || true)" "still one object for the segment"
 
+# A damaged stored copy (truncated) is not "already archived": the re-push replaces it.
+wk_repo_cat "$repo" "$obj" >"$work/whole.obj"
+head -c 1000 "$work/whole.obj" >"$work/truncated.obj"
+wk_repo_put "$repo" "$obj" <"$work/truncated.obj"
+wk_assert_status 0 "re-push over a truncated stored copy succeeds" -- \
+    as_pg "$ARCHIVE" --config "$conf" "$segs/$seg1"
+wk_assert_contains "$WK_ERR" "warning: the stored copy .* is damaged" "the re-push warns about the damaged copy"
+wk_assert_eq "$(wc -c <"$work/whole.obj")" "$(wk_repo_cat "$repo" "$obj" | wc -c)" \
+    "the stored copy is whole again (fetch below restores it byte for byte)"
+before=$(wk_repo_cat "$repo" "$obj" | sha256sum)
+
 # --- concurrent writers of different content: one winner --------------------------
 # Three walkeep-archive runs of one WAL name with different content, started together,
 # each round into a fresh repository: exactly one succeeds, the others get the conflict,

@@ -539,6 +539,48 @@ START_TEST(test_fetch_removes_dead_temporaries)
 }
 END_TEST
 
+/* A re-push of a name whose stored object is damaged (truncated, or a symbolic link put
+ * in its place) replaces the object with the good copy instead of answering "already
+ * archived": PostgreSQL would then recycle the only good copy. */
+START_TEST(test_repush_repairs_damaged_object)
+{
+    wk_error err = {0};
+    wk_repo *repo = open_repo();
+    char name[64], path[512], file[700], other[700];
+    wk_push_result res;
+    uint8_t *data = push_segment(repo, 1, 1, name, &res);
+    snprintf(path, sizeof(path), "%s/%s", wal_dir, name);
+    repo_object_file(res.object, file, sizeof(file));
+    for (int round = 0; round < 2; round++) {
+        if (round == 0) {
+            ck_assert_int_eq(truncate(file, 100), 0);
+        } else {
+            snprintf(other, sizeof(other), "%s/elsewhere", tmp_dir);
+            ts_write_text(other, "not an object");
+            ck_assert_int_eq(unlink(file), 0);
+            ck_assert_int_eq(symlink(other, file), 0);
+        }
+        wk_fetch_result fr;
+        ck_assert_int_eq(wk_archive_fetch(repo, name, dest_path("bad"), 0, &fr, &err), -1);
+        ck_assert_int_eq(err.code, WK_ERR_CORRUPT);
+        wk_push_result again;
+        ck_assert_msg(wk_archive_push(repo, path, &again, &err) == 0, "%s", err.message);
+        ck_assert(!again.already_archived);
+        ck_assert_str_eq(again.object, res.object);
+        struct stat sb;
+        ck_assert_int_eq(lstat(file, &sb), 0);
+        ck_assert(S_ISREG(sb.st_mode));
+        ck_assert_msg(wk_archive_fetch(repo, name, dest_path("good"), 0, &fr, &err) == 0, "%s",
+                      err.message);
+        assert_file_bytes(dest_path("good"), data, SEG);
+        unlink(dest_path("good"));
+        ck_assert_int_eq(count_objects(), 1);
+    }
+    free(data);
+    wk_repo_free(repo);
+}
+END_TEST
+
 START_TEST(test_push_twice_already_archived)
 {
     wk_error err = {0};
@@ -1386,6 +1428,7 @@ static Suite *archive_suite(void)
     tcase_add_test(push, test_fetch_refuses_swapped_object);
     tcase_add_test(push, test_fetch_not_found_only_when_certain);
     tcase_add_test(push, test_fetch_removes_dead_temporaries);
+    tcase_add_test(push, test_repush_repairs_damaged_object);
     tcase_add_test(push, test_push_conflict_keeps_stored_copy);
     tcase_add_test(push, test_push_wrong_size_refused);
     tcase_add_test(push, test_push_wrong_pageaddr_refused);

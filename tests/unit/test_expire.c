@@ -512,6 +512,48 @@ START_TEST(test_history_partial_backup_files)
 }
 END_TEST
 
+/* Metadata that lies about the segment size (2 MiB, the segments are 1 MiB): expire proves
+ * the number against the newest segment's own header and plans nothing. */
+START_TEST(test_lying_segment_size_refused)
+{
+    wk_repo *repo = open_repo();
+    push_segments(repo, 1, 1, 12);
+    make_backup(repo, "b1", 1, 3, now - 2 * DAY);
+    make_backup(repo, "b2", 1, 9, now - 1 * DAY);
+    wk_repo_free(repo);
+    char path[400];
+    snprintf(path, sizeof(path), "%s/walkeep.repo", repo_dir);
+    char *meta = ts_read_file(path, NULL);
+    char *at = strstr(meta, "wal_segment_size = 1048576");
+    ck_assert_ptr_nonnull(at);
+    memcpy(at, "wal_segment_size = 2097152", 26);
+    ts_write_text(path, meta);
+    free(meta);
+    repo = open_repo();
+    wk_error err = {0};
+    wk_expire_policy p = policy_of(1, 0, 0, 0);
+    wk_expire_plan plan;
+    ck_assert_int_eq(wk_expire_plan_make(repo, &p, &plan, &err), -1);
+    ck_assert_int_eq(err.code, WK_ERR_CORRUPT);
+    ck_assert_msg(strstr(err.message, "refusing to expire") != NULL, "%s", err.message);
+    ck_assert_msg(strstr(err.message, "segment size") != NULL, "%s", err.message);
+    for (uint64_t seg = 1; seg <= 12; seg++)
+        ck_assert(seg_has(repo, 1, seg));
+    /* A size that is no power of two is refused when the metadata is read. */
+    wk_repo_free(repo);
+    meta = ts_read_file(path, NULL);
+    at = strstr(meta, "wal_segment_size = 2097152");
+    memcpy(at, "wal_segment_size = 3000000", 26);
+    ts_write_text(path, meta);
+    free(meta);
+    repo = open_repo();
+    ck_assert_int_eq(wk_expire_plan_make(repo, &p, &plan, &err), -1);
+    ck_assert_int_eq(err.code, WK_ERR_CORRUPT);
+    ck_assert_msg(strstr(err.message, "incomplete, invalid") != NULL, "%s", err.message);
+    wk_repo_free(repo);
+}
+END_TEST
+
 START_TEST(test_wal_folders_below_cutoff_removed)
 {
     wk_repo *repo = open_repo();
@@ -712,6 +754,7 @@ static Suite *expire_suite(void)
     tcase_add_test(tc, test_dry_run_changes_nothing);
     tcase_add_test(tc, test_history_partial_backup_files);
     tcase_add_test(tc, test_wal_folders_below_cutoff_removed);
+    tcase_add_test(tc, test_lying_segment_size_refused);
     tcase_add_test(tc, test_dumps);
     tcase_add_test(tc, test_interrupted_half_way);
     tcase_add_test(tc, test_label_time);
