@@ -1,5 +1,5 @@
 /* walkeep: repository administration and monitoring (keygen, init, info, check, verify,
- * expire, drill); program glue over lib/, each command's worker in admin/ or lib/. */
+ * expire, drill, key rotate); program glue over lib/, each command's worker in admin/ or lib/. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,6 +11,7 @@
 #include "info.h"
 #include "pgversion.h"
 #include "repo.h"
+#include "rotate.h"
 
 static const char usage[] =
     "walkeep administers a walkeep repository.\n\n"
@@ -32,7 +33,12 @@ static const char usage[] =
     "                monitoring: OK / WARNING / CRITICAL, exit 0 / 1 / 2 (3: unknown);\n"
     "                durations in PostgreSQL units (s, min, h, d)\n"
     "  drill [--backup L] [--target-...] [--sql FILE] [--json] [--keep] [--timeout D]\n"
-    "                restore into a temporary folder, start it, run checks, report\n\n"
+    "                restore into a temporary folder, start it, run checks, report\n"
+    "  key rotate --new-key-file FILE\n"
+    "                make FILE (from keygen) the repository's key: everything written\n"
+    "                from now on uses it and it alone reads the whole repository; no\n"
+    "                WAL or backup object is rewritten. Then point encrypt_key_file at\n"
+    "                FILE everywhere, and destroy the old key file\n\n"
     "Options:\n"
     "  --config FILE      configuration file (default $WALKEEP_CONFIG or\n"
     "                     /etc/walkeep/walkeep.conf)\n"
@@ -98,6 +104,46 @@ out:
     return rc;
 }
 
+static int cmd_key(const wk_config *cfg, const wk_args *args, wk_error *err)
+{
+    const char *new_key_file = NULL;
+    const wk_option options[] = {{"--new-key-file", WK_OPTION_STRING, &new_key_file, 0, 0}};
+    wk_error uerr = {0};
+    if (args->count < 2 || strcmp(args->items[1], "rotate") != 0)
+        return wk_cli_bad_argument(progname, "key takes a command: rotate --new-key-file FILE");
+    if (wk_cli_parse_options("key rotate", args, 2, options, 1, &uerr) != 0)
+        return wk_cli_usage_error(progname, &uerr);
+    if (new_key_file == NULL)
+        return wk_cli_bad_argument(progname, "key rotate needs --new-key-file FILE (make one with "
+                                             "walkeep keygen)");
+    wk_repo *repo = NULL;
+    wk_key *new_key = NULL;
+    wk_rotate_result result;
+    int rc = -1;
+    if (wk_repo_open(cfg, false, &repo, err) != 0 ||
+        wk_key_load(new_key_file, &new_key, err) != 0 ||
+        wk_rotate_key(repo, new_key, &result, err) != 0)
+        goto out;
+    if (result.sealed > 0)
+        wk_log(WK_LOG_INFO, "sealed %d records written before the repository had a key ring",
+               result.sealed);
+    if (result.ring.rewrapped == 0 && result.ring.removed == 0)
+        wk_log(WK_LOG_INFO, "the repository's key was already rotated to \"%s\"", new_key_file);
+    else
+        wk_log(WK_LOG_INFO,
+               "rotated repository \"%s\" to the key in \"%s\": %d keys now opened by it, %d "
+               "wrappings by the old key removed; set encrypt_key_file to \"%s\" everywhere "
+               "(archive_command and restore_command fail with the old key from now on), then "
+               "destroy the old key file",
+               repo->location, new_key_file, result.ring.rewrapped, result.ring.removed,
+               new_key_file);
+    rc = 0;
+out:
+    wk_key_free(new_key);
+    wk_repo_free(repo);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     wk_config cfg = {0};
@@ -131,6 +177,8 @@ int main(int argc, char **argv)
         return status < 0 ? 3 : status;
     } else if (strcmp(command, "drill") == 0)
         rc = wk_drill_command(&cfg, &args, &err);
+    else if (strcmp(command, "key") == 0)
+        rc = cmd_key(&cfg, &args, &err);
     else {
         char what[256];
         snprintf(what, sizeof(what), "unknown command \"%.200s\"", command);

@@ -279,7 +279,7 @@ static int check_stored(wk_repo *repo, const wk_wal_object *obj, wk_error *err)
 {
     wk_stage *chain = wk_stage_fingerprint_new(NULL, NULL, err);
     if (chain != NULL)
-        chain = wk_repo_decoder_new(repo, obj->alg, &obj->fingerprint, chain, err);
+        chain = wk_repo_decoder_new(repo, obj->path, obj->alg, &obj->fingerprint, chain, err);
     if (chain == NULL)
         return -1;
     int rc = wk_storage_get(repo->storage, obj->path, chain, err) == 0 &&
@@ -546,7 +546,7 @@ static int fetch_once(wk_repo *repo, const char *name, const char *dest, wk_fetc
     chain =
         wk_wal_check_stage_new(chain, name, obj.path, meta.system_identifier, meta.seg_size, err);
     if (chain != NULL)
-        chain = wk_repo_decoder_new(repo, obj.alg, &obj.fingerprint, chain, err);
+        chain = wk_repo_decoder_new(repo, obj.path, obj.alg, &obj.fingerprint, chain, err);
     if (chain != NULL)
         chain = wk_stage_count_new(chain, &result->stored_bytes, err);
     if (chain == NULL)
@@ -769,7 +769,7 @@ int wk_archive_read_small(wk_repo *repo, const char *name, char **text, size_t *
         return -1;
     wk_stage *chain = wk_stage_memory_new(HISTORY_MAX_BYTES, &buf, len, err);
     if (chain != NULL)
-        chain = wk_repo_decoder_new(repo, obj.alg, &obj.fingerprint, chain, err);
+        chain = wk_repo_decoder_new(repo, obj.path, obj.alg, &obj.fingerprint, chain, err);
     if (chain == NULL)
         return -1;
     if (wk_storage_get(repo->storage, obj.path, chain, err) != 0 ||

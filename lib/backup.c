@@ -96,7 +96,7 @@ int wk_backup_record_write(wk_repo *repo, const wk_backup_record *r, wk_error *e
     if (text == NULL)
         goto out;
     record_path(r->label, path, sizeof(path));
-    rc = wk_record_write(repo->storage, path, text, strlen(text), err);
+    rc = wk_repo_record_write(repo, path, text, strlen(text), err);
 out:
     free(text);
     wk_json_writer_free(w);
@@ -165,7 +165,7 @@ int wk_backup_record_read(wk_repo *repo, const char *label, wk_backup_record *ou
     const char *s;
     int rc = -1;
     record_path(label, path, sizeof(path));
-    if (wk_record_read(repo->storage, path, &text, &len, err) != 0)
+    if (wk_repo_record_read(repo, path, &text, &len, err) != 0)
         goto out;
     if (wk_json_parse((const char *)text, len, &doc, err) != 0)
         goto bad;

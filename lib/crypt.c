@@ -19,6 +19,9 @@
 #define MAGIC "WKEEPENC"
 #define MAGIC_LEN 8
 #define FORMAT_VERSION 1
+/* Version 2: the object's place in the repository is part of every chunk's additional
+ * data, so an object moved to another name fails authentication. */
+#define FORMAT_BOUND 2
 /* magic + version + key id: authenticated as additional data of every chunk */
 #define AD_LEN (MAGIC_LEN + 1 + WK_KEY_ID_BYTES)
 #define SS_HEADER_LEN crypto_secretstream_xchacha20poly1305_HEADERBYTES
@@ -49,6 +52,15 @@ int wk_crypt_init(wk_error *err)
 static void id_hex(const uint8_t id[WK_KEY_ID_BYTES], char out[2 * WK_KEY_ID_BYTES + 1])
 {
     sodium_bin2hex(out, 2 * WK_KEY_ID_BYTES + 1, id, WK_KEY_ID_BYTES);
+}
+
+/* The key's id from its bytes (docs/format.md, "Key id"). */
+static void set_id(wk_key *key)
+{
+    uint8_t id[crypto_generichash_BYTES_MIN];
+    crypto_generichash(id, sizeof(id), (const unsigned char *)KEY_ID_CONTEXT,
+                       strlen(KEY_ID_CONTEXT), key->key, sizeof(key->key));
+    memcpy(key->id, id, WK_KEY_ID_BYTES);
 }
 
 /* ---- key files ------------------------------------------------------------------ */
@@ -140,10 +152,7 @@ int wk_key_load(const char *path, wk_key **out, wk_error *err)
         wk_error_hint(err, "Create one with \"walkeep keygen\".");
         goto out;
     }
-    uint8_t id[crypto_generichash_BYTES_MIN];
-    crypto_generichash(id, sizeof(id), (const unsigned char *)KEY_ID_CONTEXT,
-                       strlen(KEY_ID_CONTEXT), key->key, sizeof(key->key));
-    memcpy(key->id, id, WK_KEY_ID_BYTES);
+    set_id(key);
     if (sodium_mprotect_readonly(key) != 0) {
         wk_error_sys(err, WK_ERR_INTERNAL, errno, "could not protect key memory");
         goto out;
@@ -171,11 +180,26 @@ void wk_key_id(const wk_key *key, uint8_t id[WK_KEY_ID_BYTES])
     memcpy(id, key->id, WK_KEY_ID_BYTES);
 }
 
-static void make_ad(const wk_key *key, uint8_t ad[AD_LEN])
+static void make_header_ad(const wk_key *key, uint8_t version, uint8_t ad[AD_LEN])
 {
     memcpy(ad, MAGIC, MAGIC_LEN);
-    ad[MAGIC_LEN] = FORMAT_VERSION;
+    ad[MAGIC_LEN] = version;
     memcpy(ad + MAGIC_LEN + 1, key->id, WK_KEY_ID_BYTES);
+}
+
+/* The additional data of every chunk: the header's first AD_LEN bytes and, in version 2,
+ * the object's place in the repository. malloc'd into *ad. */
+static int chunk_ad(const uint8_t header[AD_LEN], const char *place, uint8_t **ad, size_t *len,
+                    wk_error *err)
+{
+    size_t place_len = header[MAGIC_LEN] == FORMAT_BOUND ? strlen(place) : 0;
+    *ad = malloc(AD_LEN + place_len);
+    if (*ad == NULL)
+        return wk_error_set(err, WK_ERR_NOMEM, "out of memory");
+    memcpy(*ad, header, AD_LEN);
+    memcpy(*ad + AD_LEN, place, place_len);
+    *len = AD_LEN + place_len;
+    return 0;
 }
 
 /* ---- encrypt -------------------------------------------------------------------- */
@@ -190,6 +214,8 @@ typedef struct encrypt_stage {
     uint8_t *plain; /* CHUNK bytes */
     size_t fill;
     uint8_t *cipher; /* CT_CHUNK bytes */
+    uint8_t *ad;     /* additional data of every chunk (chunk_ad) */
+    size_t ad_len;
 } encrypt_stage;
 
 static int encrypt_send_header(encrypt_stage *es, wk_error *err)
@@ -206,7 +232,7 @@ static int encrypt_push(encrypt_stage *es, unsigned char tag, wk_error *err)
 {
     unsigned long long clen = 0;
     if (crypto_secretstream_xchacha20poly1305_push(es->state, es->cipher, &clen, es->plain,
-                                                   es->fill, es->header, AD_LEN, tag) != 0)
+                                                   es->fill, es->ad, es->ad_len, tag) != 0)
         return wk_error_set(err, WK_ERR_INTERNAL, "could not encrypt");
     es->fill = 0;
     return wk_stage_write(es->base.next, es->cipher, (size_t)clen, err);
@@ -254,12 +280,13 @@ static void encrypt_free(wk_stage *stage)
         free(es->plain);
     }
     free(es->cipher);
+    free(es->ad);
     free(es);
 }
 
 static const wk_stage_ops encrypt_ops = {encrypt_write, encrypt_finish, encrypt_free};
 
-wk_stage *wk_crypt_encrypt_new(wk_stage *next, const wk_key *key, wk_error *err)
+static wk_stage *encrypt_new(wk_stage *next, const wk_key *key, const char *place, wk_error *err)
 {
     encrypt_stage *es = NULL;
     if (wk_crypt_init(err) != 0) {
@@ -281,7 +308,9 @@ wk_stage *wk_crypt_encrypt_new(wk_stage *next, const wk_key *key, wk_error *err)
         wk_error_set(err, WK_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    make_ad(key, es->header);
+    make_header_ad(key, place != NULL ? FORMAT_BOUND : FORMAT_VERSION, es->header);
+    if (chunk_ad(es->header, place, &es->ad, &es->ad_len, err) != 0)
+        goto fail;
     if (crypto_secretstream_xchacha20poly1305_init_push(es->state, es->header + AD_LEN, key->key) !=
         0) {
         wk_error_set(err, WK_ERR_INTERNAL, "could not start encryption");
@@ -293,6 +322,17 @@ fail:
     return NULL;
 }
 
+wk_stage *wk_crypt_encrypt_new(wk_stage *next, const wk_key *key, wk_error *err)
+{
+    return encrypt_new(next, key, NULL, err);
+}
+
+wk_stage *wk_crypt_encrypt_bound_new(wk_stage *next, const wk_key *key, const char *place,
+                                     wk_error *err)
+{
+    return encrypt_new(next, key, place, err);
+}
+
 /* ---- decrypt -------------------------------------------------------------------- */
 
 /* Collects the header, checking each field as soon as it is there, then decrypts
@@ -300,7 +340,12 @@ fail:
  * left must be one shorter chunk carrying TAG_FINAL. */
 typedef struct decrypt_stage {
     wk_stage base;
-    const wk_key *key;
+    const wk_key *key;       /* the object's key, once its header named it */
+    wk_key_lookup_fn lookup; /* NULL: only key itself is accepted */
+    void *lookup_arg;
+    char *place; /* NULL: version 2 objects are refused */
+    uint8_t *ad; /* additional data of every chunk, once the header is in */
+    size_t ad_len;
     ss_state *state; /* sodium_malloc'd */
     uint8_t header[HEADER_LEN];
     size_t header_fill;
@@ -321,13 +366,20 @@ static int decrypt_check_header(decrypt_stage *ds, wk_error *err)
     size_t n = have < MAGIC_LEN ? have : MAGIC_LEN;
     if (memcmp(ds->header, MAGIC, n) != 0)
         return wk_error_set(err, WK_ERR_CORRUPT, "not a walkeep encrypted object");
-    if (have > MAGIC_LEN && ds->header[MAGIC_LEN] != FORMAT_VERSION)
+    if (have > MAGIC_LEN && ds->header[MAGIC_LEN] != FORMAT_VERSION &&
+        ds->header[MAGIC_LEN] != FORMAT_BOUND)
         return wk_error_set(err, WK_ERR_CORRUPT, "unsupported encryption format version %u",
                             (unsigned)ds->header[MAGIC_LEN]);
     if (have < AD_LEN)
         return 0;
     const uint8_t *id = ds->header + MAGIC_LEN + 1;
-    if (sodium_memcmp(id, ds->key->id, WK_KEY_ID_BYTES) != 0) {
+    if (ds->header[MAGIC_LEN] == FORMAT_BOUND && ds->place == NULL)
+        return wk_error_set(err, WK_ERR_INTERNAL,
+                            "a bound encrypted object read without its place");
+    if (ds->lookup != NULL) {
+        if (ds->lookup(ds->lookup_arg, id, &ds->key, err) != 0)
+            return -1;
+    } else if (sodium_memcmp(id, ds->key->id, WK_KEY_ID_BYTES) != 0) {
         char theirs[2 * WK_KEY_ID_BYTES + 1];
         char ours[2 * WK_KEY_ID_BYTES + 1];
         id_hex(id, theirs);
@@ -338,6 +390,8 @@ static int decrypt_check_header(decrypt_stage *ds, wk_error *err)
         wk_error_hint(err, "Set encrypt_key_file to the key this repository was written with.");
         return -1;
     }
+    if (ds->ad == NULL && chunk_ad(ds->header, ds->place, &ds->ad, &ds->ad_len, err) != 0)
+        return -1;
     if (have < HEADER_LEN)
         return 0;
     if (crypto_secretstream_xchacha20poly1305_init_pull(ds->state, ds->header + AD_LEN,
@@ -354,9 +408,15 @@ static int decrypt_pull(decrypt_stage *ds, unsigned char want_tag, wk_error *err
     if (ds->fill < ABYTES)
         return corrupt_truncated(err);
     if (crypto_secretstream_xchacha20poly1305_pull(ds->state, ds->plain, &mlen, &tag, ds->cipher,
-                                                   ds->fill, ds->header, AD_LEN) != 0)
+                                                   ds->fill, ds->ad, ds->ad_len) != 0) {
+        if (ds->header[MAGIC_LEN] == FORMAT_BOUND)
+            return wk_error_set(err, WK_ERR_CORRUPT,
+                                "encrypted data failed authentication (corrupt or tampered, or "
+                                "moved from another place than \"%s\")",
+                                ds->place);
         return wk_error_set(err, WK_ERR_CORRUPT,
                             "encrypted data failed authentication (corrupt or tampered)");
+    }
     ds->fill = 0;
     if (tag != want_tag) {
         /* Authentic but misplaced: a short chunk that is not final, or a full-size one
@@ -424,12 +484,15 @@ static void decrypt_free(wk_stage *stage)
         free(ds->plain);
     }
     free(ds->cipher);
+    free(ds->ad);
+    free(ds->place);
     free(ds);
 }
 
 static const wk_stage_ops decrypt_ops = {decrypt_write, decrypt_finish, decrypt_free};
 
-wk_stage *wk_crypt_decrypt_new(wk_stage *next, const wk_key *key, wk_error *err)
+static wk_stage *decrypt_new(wk_stage *next, const wk_key *key, wk_key_lookup_fn lookup,
+                             void *lookup_arg, const char *place, wk_error *err)
 {
     decrypt_stage *ds = NULL;
     if (wk_crypt_init(err) != 0) {
@@ -445,13 +508,115 @@ wk_stage *wk_crypt_decrypt_new(wk_stage *next, const wk_key *key, wk_error *err)
     ds->base.ops = &decrypt_ops;
     ds->base.next = next;
     ds->key = key;
+    ds->lookup = lookup;
+    ds->lookup_arg = lookup_arg;
+    ds->place = place != NULL ? strdup(place) : NULL;
     ds->state = sodium_malloc(sizeof(*ds->state));
     ds->cipher = malloc(CT_CHUNK);
     ds->plain = malloc(CHUNK);
-    if (ds->state == NULL || ds->cipher == NULL || ds->plain == NULL) {
+    if (ds->state == NULL || ds->cipher == NULL || ds->plain == NULL ||
+        (place != NULL && ds->place == NULL)) {
         decrypt_free(&ds->base);
         wk_error_set(err, WK_ERR_NOMEM, "out of memory");
         return NULL;
     }
     return &ds->base;
+}
+
+wk_stage *wk_crypt_decrypt_new(wk_stage *next, const wk_key *key, wk_error *err)
+{
+    return decrypt_new(next, key, NULL, NULL, NULL, err);
+}
+
+wk_stage *wk_crypt_decrypt_bound_new(wk_stage *next, wk_key_lookup_fn lookup, void *arg,
+                                     const char *place, wk_error *err)
+{
+    return decrypt_new(next, NULL, lookup, arg, place, err);
+}
+
+/* ---- data keys: generated, wrapped, derived ----------------------------------------- */
+
+static wk_key *key_alloc(wk_error *err)
+{
+    wk_key *key = sodium_malloc(sizeof(*key));
+    if (key == NULL)
+        wk_error_set(err, WK_ERR_NOMEM, "out of memory");
+    return key;
+}
+
+/* Makes key read-only and hands it out. */
+static int key_seal(wk_key *key, wk_key **out, wk_error *err)
+{
+    set_id(key);
+    if (sodium_mprotect_readonly(key) != 0) {
+        wk_key_free(key);
+        return wk_error_sys(err, WK_ERR_INTERNAL, errno, "could not protect key memory");
+    }
+    *out = key;
+    return 0;
+}
+
+int wk_key_generate(wk_key **out, wk_error *err)
+{
+    if (wk_crypt_init(err) != 0)
+        return -1;
+    wk_key *key = key_alloc(err);
+    if (key == NULL)
+        return -1;
+    randombytes_buf(key->key, sizeof(key->key));
+    return key_seal(key, out, err);
+}
+
+int wk_key_wrap(const wk_key *wrapper, const wk_key *key, const uint8_t *ad, size_t ad_len,
+                uint8_t out[WK_KEY_WRAPPED_BYTES], wk_error *err)
+{
+    unsigned long long clen = 0;
+    if (wk_crypt_init(err) != 0)
+        return -1;
+    randombytes_buf(out, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
+    if (crypto_aead_xchacha20poly1305_ietf_encrypt(
+            out + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, &clen, key->key, WK_KEY_BYTES, ad,
+            ad_len, NULL, out, wrapper->key) != 0 ||
+        clen != WK_KEY_BYTES + crypto_aead_xchacha20poly1305_ietf_ABYTES)
+        return wk_error_set(err, WK_ERR_INTERNAL, "could not wrap a key");
+    return 0;
+}
+
+int wk_key_unwrap(const wk_key *wrapper, const uint8_t in[WK_KEY_WRAPPED_BYTES], const uint8_t *ad,
+                  size_t ad_len, wk_key **out, wk_error *err)
+{
+    unsigned long long mlen = 0;
+    if (wk_crypt_init(err) != 0)
+        return -1;
+    wk_key *key = key_alloc(err);
+    if (key == NULL)
+        return -1;
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(
+            key->key, &mlen, NULL, in + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
+            WK_KEY_BYTES + crypto_aead_xchacha20poly1305_ietf_ABYTES, ad, ad_len, in,
+            wrapper->key) != 0 ||
+        mlen != WK_KEY_BYTES) {
+        wk_key_free(key);
+        return wk_error_set(err, WK_ERR_CORRUPT, "wrapped key failed authentication");
+    }
+    return key_seal(key, out, err);
+}
+
+int wk_key_mac(const wk_key *key, const char *context, const void *data, size_t len,
+               const void *more, size_t more_len, uint8_t out[WK_MAC_BYTES])
+{
+    uint8_t subkey[crypto_generichash_BYTES];
+    crypto_generichash_state st;
+    /* A subkey per purpose: the data key itself only ever keys the stream cipher. */
+    crypto_generichash(subkey, sizeof(subkey), (const unsigned char *)context, strlen(context),
+                       key->key, sizeof(key->key));
+    if (crypto_generichash_init(&st, subkey, sizeof(subkey), WK_MAC_BYTES) != 0)
+        return -1;
+    crypto_generichash_update(&st, data, len);
+    if (more != NULL)
+        crypto_generichash_update(&st, more, more_len);
+    crypto_generichash_final(&st, out, WK_MAC_BYTES);
+    sodium_memzero(subkey, sizeof(subkey));
+    sodium_memzero(&st, sizeof(st));
+    return 0;
 }

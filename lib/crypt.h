@@ -3,6 +3,7 @@
 #ifndef WK_CRYPT_H
 #define WK_CRYPT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "stream.h"
@@ -42,5 +43,45 @@ wk_stage *wk_crypt_encrypt_new(wk_stage *next, const wk_key *key, wk_error *err)
  * bad magic or version, a chunk that fails authentication, data after the FINAL
  * chunk, or (at finish) a stream that ended before it. */
 wk_stage *wk_crypt_decrypt_new(wk_stage *next, const wk_key *key, wk_error *err);
+
+/* ---- objects bound to their place, keys found by id ------------------------------- */
+
+/* Finds the key an encrypted object's header names: *key (owned by the lookup's owner,
+ * valid while the stage lives), or -1 with WK_ERR_KEY when none of the keys at hand is it. */
+typedef int (*wk_key_lookup_fn)(void *arg, const uint8_t id[WK_KEY_ID_BYTES], const wk_key **key,
+                                wk_error *err);
+
+/* As wk_crypt_encrypt_new, in format version 2: the object's place in the repository
+ * (place, e.g. "wal/000000010000000000000005") is authenticated with every chunk, so the
+ * object decrypts only where it was written (docs/format.md, "Encrypted object"). */
+wk_stage *wk_crypt_encrypt_bound_new(wk_stage *next, const wk_key *key, const char *place,
+                                     wk_error *err);
+
+/* Decrypts version 1 and version 2 objects: the key comes from lookup by the header's key id;
+ * a version 2 object must have been written for place, or it fails authentication
+ * (WK_ERR_CORRUPT naming the place). */
+wk_stage *wk_crypt_decrypt_bound_new(wk_stage *next, wk_key_lookup_fn lookup, void *arg,
+                                     const char *place, wk_error *err);
+
+/* A new random key (a data key), in guarded memory. */
+int wk_key_generate(wk_key **out, wk_error *err);
+
+/* A key wrapped by another (XChaCha20-Poly1305, random nonce first): 24 + 32 + 16 bytes. */
+#define WK_KEY_WRAPPED_BYTES 72
+
+/* Wraps key with wrapper, ad authenticated with it. */
+int wk_key_wrap(const wk_key *wrapper, const wk_key *key, const uint8_t *ad, size_t ad_len,
+                uint8_t out[WK_KEY_WRAPPED_BYTES], wk_error *err);
+
+/* Unwraps what wk_key_wrap made with the same wrapper and ad; WK_ERR_CORRUPT otherwise. */
+int wk_key_unwrap(const wk_key *wrapper, const uint8_t in[WK_KEY_WRAPPED_BYTES], const uint8_t *ad,
+                  size_t ad_len, wk_key **out, wk_error *err);
+
+#define WK_MAC_BYTES 32
+
+/* A MAC of data (and more, may be NULL) under a subkey of key for context (a fixed string
+ * naming the purpose): BLAKE2b-256 keyed with BLAKE2b-256(key, context). */
+int wk_key_mac(const wk_key *key, const char *context, const void *data, size_t len,
+               const void *more, size_t more_len, uint8_t out[WK_MAC_BYTES]);
 
 #endif

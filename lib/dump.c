@@ -150,7 +150,7 @@ int wk_dump_record_write(wk_repo *repo, const wk_dump_record *r, wk_error *err)
     if (text == NULL)
         goto out;
     record_path(r->label, path, sizeof(path));
-    rc = wk_record_write(repo->storage, path, text, strlen(text), err);
+    rc = wk_repo_record_write(repo, path, text, strlen(text), err);
 out:
     free(text);
     wk_json_writer_free(w);
@@ -213,7 +213,7 @@ int wk_dump_record_read(wk_repo *repo, const char *label, wk_dump_record *out, w
     if (wk_dump_check_label(label, err) != 0)
         return -1;
     record_path(label, path, sizeof(path));
-    if (wk_record_read(repo->storage, path, &text, &len, err) != 0)
+    if (wk_repo_record_read(repo, path, &text, &len, err) != 0)
         goto out;
     if (wk_json_parse((const char *)text, len, &doc, err) != 0)
         goto bad;
@@ -1261,7 +1261,7 @@ static int decode_stream(wk_repo *repo, const wk_dump_record *r, const wk_dump_s
     *bytes = 0;
     chain = wk_stage_progress_new(chain, pr, err);
     if (chain != NULL)
-        chain = wk_repo_decoder_new(repo, r->compress, &s->fingerprint, chain, err);
+        chain = wk_repo_decoder_new(repo, s->object, r->compress, &s->fingerprint, chain, err);
     if (chain == NULL)
         return -1;
     if (wk_storage_get(repo->storage, s->object, chain, err) != 0 ||

@@ -564,7 +564,7 @@ static int prove_segment_size(wk_repo *repo, const wk_repo_meta *meta, const wal
     chain = wk_wal_check_stage_new(chain, name, newest->path, meta->system_identifier,
                                    meta->seg_size, err);
     if (chain != NULL)
-        chain = wk_repo_decoder_new(repo, obj.alg, &obj.fingerprint, chain, err);
+        chain = wk_repo_decoder_new(repo, newest->path, obj.alg, &obj.fingerprint, chain, err);
     if (chain == NULL)
         return -1;
     int rc = 0;

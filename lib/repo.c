@@ -9,8 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "codec.h"
+#include "keyring.h"
 #include "pgversion.h"
+#include "record.h"
 #include "storage_posix.h"
 #include "storage_s3.h"
 #include "wal.h"
@@ -123,6 +127,8 @@ int wk_repo_open(const wk_config *cfg, bool create, wk_repo **out, wk_error *err
     if ((s3 ? open_s3(cfg, &repo->storage, err)
             : wk_storage_posix_open(cfg->repo, create, &repo->storage, err)) != 0)
         goto fail;
+    if (repo->key != NULL && wk_keyring_open(repo->storage, repo->key, &repo->ring, err) != 0)
+        goto fail;
     *out = repo;
     return 0;
 fail:
@@ -134,11 +140,15 @@ void wk_repo_free(wk_repo *repo)
 {
     if (repo == NULL)
         return;
+    wk_keyring_free(repo->ring);
     wk_storage_free(repo->storage);
     wk_key_free(repo->key);
     free(repo->location);
     free(repo);
 }
+
+static int check_seal(wk_repo *repo, const char *path, const uint8_t *bytes, size_t len,
+                      wk_error *err);
 
 static void hex_encode(const uint8_t *bytes, size_t len, char *out)
 {
@@ -226,6 +236,13 @@ int wk_repo_read_meta(wk_repo *repo, wk_repo_meta *out, wk_error *err)
         }
         goto out;
     }
+    /* Authenticated where the repository seals (a key that does not open its ring is
+     * refused afterwards by wk_repo_check_key, with both key ids). */
+    bool exists = false, opens = false;
+    if (repo->key != NULL && wk_keyring_state(repo->ring, &exists, &opens, err) != 0)
+        goto out;
+    if (exists && opens && check_seal(repo, WK_REPO_META_PATH, text, len, err) != 0)
+        goto out;
     wk_repo_meta meta = {0};
     bool seen_encryption = false;
     int lineno = 0;
@@ -278,11 +295,20 @@ static int write_meta(wk_repo *repo, const wk_repo_meta *meta, wk_error *err)
                  meta->format, meta->system_identifier, meta->pg_version, meta->seg_size,
                  meta->encrypted ? "xchacha20poly1305" : "none", meta->encrypted ? "key_id = " : "",
                  meta->encrypted ? key_hex : "", meta->encrypted ? "\n" : "");
+    /* Its MAC first (sealed repositories), as for records. A MAC already there (a writer
+     * that died before writing the metadata itself) must fit this very text. */
+    if (wk_repo_seal(repo, WK_REPO_META_PATH, text, (size_t)len, err) != 0) {
+        if (err->code != WK_ERR_EXISTS)
+            return -1;
+        wk_error_clear(err);
+        if (check_seal(repo, WK_REPO_META_PATH, (const uint8_t *)text, (size_t)len, err) != 0)
+            return -1;
+    }
     return wk_storage_put_bytes(repo->storage, WK_REPO_META_PATH, WK_PUT_NOREPLACE, text,
                                 (size_t)len, err);
 }
 
-int wk_repo_check_key(const wk_repo *repo, const wk_repo_meta *meta, wk_error *err)
+int wk_repo_check_key(wk_repo *repo, const wk_repo_meta *meta, wk_error *err)
 {
     if (meta->encrypted && repo->key == NULL) {
         wk_error_set(err, WK_ERR_KEY, "repository \"%s\" is encrypted but no key is configured",
@@ -297,12 +323,28 @@ int wk_repo_check_key(const wk_repo *repo, const wk_repo_meta *meta, wk_error *e
         return -1;
     }
     if (meta->encrypted) {
+        bool exists, opens;
+        if (wk_keyring_state(repo->ring, &exists, &opens, err) != 0)
+            return -1;
+        if (exists && opens)
+            return 0;
         uint8_t id[WK_KEY_ID_BYTES];
+        char want[2 * WK_KEY_ID_BYTES + 1], got[2 * WK_KEY_ID_BYTES + 1];
         wk_key_id(repo->key, id);
+        hex_encode(meta->key_id, WK_KEY_ID_BYTES, want);
+        hex_encode(id, WK_KEY_ID_BYTES, got);
+        if (exists) {
+            wk_error_set(err, WK_ERR_KEY, "the configured key does not open repository \"%s\"",
+                         repo->location);
+            wk_error_detail(err,
+                            "repository created with key id %s, configured key id %s; the "
+                            "configured key wraps none of its data keys",
+                            want, got);
+            wk_error_hint(err, "its key was rotated: set \"encrypt_key_file\" to the key it was "
+                               "rotated to");
+            return -1;
+        }
         if (memcmp(id, meta->key_id, sizeof(id)) != 0) {
-            char want[2 * WK_KEY_ID_BYTES + 1], got[2 * WK_KEY_ID_BYTES + 1];
-            hex_encode(meta->key_id, WK_KEY_ID_BYTES, want);
-            hex_encode(id, WK_KEY_ID_BYTES, got);
             wk_error_set(err, WK_ERR_KEY, "the configured key does not match repository \"%s\"",
                          repo->location);
             wk_error_detail(err, "repository key id %s, configured key id %s", want, got);
@@ -346,6 +388,13 @@ int wk_repo_open_meta(wk_repo *repo, const wk_repo_meta *identity, wk_repo_meta 
         memset(meta.key_id, 0, sizeof(meta.key_id));
         if (repo->key != NULL)
             wk_key_id(repo->key, meta.key_id);
+        /* A new encrypted repository starts with its key ring, before its metadata: a crash
+         * in between leaves a ring without metadata (the next writer completes it), never a
+         * repository that looks older than it is. */
+        const wk_key *first = NULL;
+        wk_error_clear(err);
+        if (repo->key != NULL && wk_keyring_writer_key(repo->ring, true, &first, err) != 0)
+            return -1;
         if (write_meta(repo, &meta, err) == 0) {
             if (created != NULL)
                 *created = true;
@@ -371,8 +420,19 @@ int wk_repo_put_open(wk_repo *repo, const char *path, int flags, const wk_finger
         return -1;
     if (stored_bytes != NULL)
         stage = wk_stage_count_new(stage, stored_bytes, err);
-    if (stage != NULL && repo->key != NULL)
-        stage = wk_crypt_encrypt_new(stage, repo->key, err);
+    if (stage != NULL && repo->key != NULL) {
+        bool sealed = false;
+        const wk_key *key = NULL;
+        char place[WK_STORAGE_PATH_MAX];
+        if (wk_repo_sealed(repo, &sealed, err) != 0 ||
+            (sealed && wk_keyring_writer_key(repo->ring, false, &key, err) != 0)) {
+            wk_stage_free(stage);
+            return -1;
+        }
+        wk_repo_place_of(path, place, sizeof(place));
+        stage = sealed ? wk_crypt_encrypt_bound_new(stage, key, place, err)
+                       : wk_crypt_encrypt_new(stage, repo->key, err);
+    }
     if (stage != NULL)
         stage = wk_codec_compress_new(stage, repo->compress, repo->compress_level, err);
     if (stage != NULL)
@@ -384,8 +444,15 @@ int wk_repo_put_open(wk_repo *repo, const char *path, int flags, const wk_finger
     return 0;
 }
 
-wk_stage *wk_repo_decoder_new(wk_repo *repo, wk_compress alg, const wk_fingerprint *expected,
-                              wk_stage *dest, wk_error *err)
+wk_stage *wk_repo_decrypt_new(wk_repo *repo, const char *path, wk_stage *dest, wk_error *err)
+{
+    char place[WK_STORAGE_PATH_MAX];
+    wk_repo_place_of(path, place, sizeof(place));
+    return wk_crypt_decrypt_bound_new(dest, wk_keyring_lookup, repo->ring, place, err);
+}
+
+wk_stage *wk_repo_decoder_new(wk_repo *repo, const char *path, wk_compress alg,
+                              const wk_fingerprint *expected, wk_stage *dest, wk_error *err)
 {
     wk_stage *stage = dest;
     if (expected != NULL)
@@ -395,8 +462,175 @@ wk_stage *wk_repo_decoder_new(wk_repo *repo, wk_compress alg, const wk_fingerpri
         stage = expected != NULL ? wk_codec_decompress_unchecked_new(stage, alg, err)
                                  : wk_codec_decompress_new(stage, alg, err);
     if (stage != NULL && repo->key != NULL)
-        stage = wk_crypt_decrypt_new(stage, repo->key, err);
+        stage = wk_repo_decrypt_new(repo, path, stage, err);
     return stage;
+}
+
+void wk_repo_place_of(const char *path, char *out, size_t size)
+{
+    snprintf(out, size, "%s", path);
+    char *slash = strrchr(out, '/');
+    char *name = slash != NULL ? slash + 1 : out;
+    /* The codec suffix: ".zst", ".lz4" or ".raw", then ".enc". */
+    size_t len = strlen(name);
+    if (len > 4 && strcmp(name + len - 4, ".enc") == 0)
+        name[len -= 4] = '\0';
+    if (len > 4 && (strcmp(name + len - 4, ".zst") == 0 || strcmp(name + len - 4, ".lz4") == 0 ||
+                    strcmp(name + len - 4, ".raw") == 0))
+        name[len -= 4] = '\0';
+    /* A WAL object's "-<32 hex fingerprint>". */
+    if (strncmp(out, "wal/", 4) == 0 && len > WK_FINGERPRINT_HEX_LEN + 1 &&
+        name[len - WK_FINGERPRINT_HEX_LEN - 1] == '-' &&
+        strspn(name + len - WK_FINGERPRINT_HEX_LEN, "0123456789abcdef") == WK_FINGERPRINT_HEX_LEN)
+        name[len - WK_FINGERPRINT_HEX_LEN - 1] = '\0';
+}
+
+int wk_repo_sealed(wk_repo *repo, bool *sealed, wk_error *err)
+{
+    bool exists = false, opens = false;
+    *sealed = false;
+    if (repo->key == NULL)
+        return 0;
+    if (wk_keyring_state(repo->ring, &exists, &opens, err) != 0)
+        return -1;
+    *sealed = exists;
+    return 0;
+}
+
+/* ---- sealed records ------------------------------------------------------------------ */
+
+#define SEAL_CONTEXT "walkeep record mac v1"
+#define SEAL_TAG "walkeep-mac 1 "
+/* "walkeep-mac 1 <16 hex key id> <64 hex mac>\n" */
+#define SEAL_LEN (sizeof(SEAL_TAG) - 1 + 2 * WK_KEY_ID_BYTES + 1 + 2 * WK_MAC_BYTES + 1)
+
+static int seal_path(const char *path, char *out, size_t size, wk_error *err)
+{
+    if ((size_t)snprintf(out, size, "%s.mac", path) >= size)
+        return wk_error_set(err, WK_ERR_INTERNAL, "path \"%s\" is too long", path);
+    return 0;
+}
+
+/* The MAC of a record: its path, a newline, its bytes. */
+static void record_mac(const wk_key *key, const char *path, const void *bytes, size_t len,
+                       uint8_t mac[WK_MAC_BYTES])
+{
+    size_t plen = strlen(path);
+    char head[WK_STORAGE_PATH_MAX + 1];
+    memcpy(head, path, plen);
+    head[plen] = '\n';
+    wk_key_mac(key, SEAL_CONTEXT, head, plen + 1, bytes, len, mac);
+}
+
+/* Writes "<path>.mac" for bytes with key (flags: storage put flags). */
+static int write_seal(wk_repo *repo, const wk_key *key, const char *path, const void *bytes,
+                      size_t len, int flags, wk_error *err)
+{
+    char mac_path[WK_STORAGE_PATH_MAX + 8], text[SEAL_LEN + 1];
+    uint8_t id[WK_KEY_ID_BYTES], mac[WK_MAC_BYTES];
+    if (seal_path(path, mac_path, sizeof(mac_path), err) != 0)
+        return -1;
+    wk_key_id(key, id);
+    record_mac(key, path, bytes, len, mac);
+    memcpy(text, SEAL_TAG, sizeof(SEAL_TAG) - 1);
+    char *p = text + sizeof(SEAL_TAG) - 1;
+    hex_encode(id, WK_KEY_ID_BYTES, p);
+    p[2 * WK_KEY_ID_BYTES] = ' ';
+    hex_encode(mac, WK_MAC_BYTES, p + 2 * WK_KEY_ID_BYTES + 1);
+    text[SEAL_LEN - 1] = '\n';
+    return wk_storage_put_bytes(repo->storage, mac_path, flags, text, SEAL_LEN, err);
+}
+
+int wk_repo_seal(wk_repo *repo, const char *path, const void *bytes, size_t len, wk_error *err)
+{
+    bool sealed;
+    const wk_key *key = NULL;
+    if (wk_repo_sealed(repo, &sealed, err) != 0)
+        return -1;
+    if (!sealed)
+        return 0;
+    if (wk_keyring_writer_key(repo->ring, false, &key, err) != 0)
+        return -1;
+    return write_seal(repo, key, path, bytes, len, WK_PUT_NOREPLACE, err);
+}
+
+int wk_repo_seal_with(wk_repo *repo, const wk_key *key, const char *path, const void *bytes,
+                      size_t len, wk_error *err)
+{
+    return write_seal(repo, key, path, bytes, len, 0, err);
+}
+
+/* Checks "<path>.mac" against the record's bytes. */
+static int check_seal(wk_repo *repo, const char *path, const uint8_t *bytes, size_t len,
+                      wk_error *err)
+{
+    char mac_path[WK_STORAGE_PATH_MAX + 8];
+    uint8_t *text = NULL, id[WK_KEY_ID_BYTES], want[WK_MAC_BYTES], got[WK_MAC_BYTES];
+    size_t text_len = 0;
+    const wk_key *key = NULL;
+    int rc = -1;
+    if (seal_path(path, mac_path, sizeof(mac_path), err) != 0)
+        return -1;
+    if (wk_record_read(repo->storage, mac_path, &text, &text_len, err) != 0) {
+        if (err->code == WK_ERR_NOTFOUND) {
+            wk_error_set(err, WK_ERR_CORRUPT, "record \"%s\" carries no MAC", path);
+            wk_error_hint(err,
+                          "this encrypted repository authenticates its records: someone "
+                          "removed \"%s\" or wrote the record; do not trust it",
+                          mac_path);
+        }
+        return -1;
+    }
+    char id_hex[2 * WK_KEY_ID_BYTES + 1] = "", mac_hex[2 * WK_MAC_BYTES + 1] = "";
+    if (text_len == SEAL_LEN) {
+        memcpy(id_hex, text + sizeof(SEAL_TAG) - 1, 2 * WK_KEY_ID_BYTES);
+        memcpy(mac_hex, text + sizeof(SEAL_TAG) + 2 * WK_KEY_ID_BYTES, 2 * WK_MAC_BYTES);
+    }
+    if (text_len != SEAL_LEN || memcmp(text, SEAL_TAG, sizeof(SEAL_TAG) - 1) != 0 ||
+        text[SEAL_LEN - 1] != '\n' || strspn(id_hex, "0123456789abcdef") != 2 * WK_KEY_ID_BYTES ||
+        strspn(mac_hex, "0123456789abcdef") != 2 * WK_MAC_BYTES ||
+        hex_decode(id_hex, id, WK_KEY_ID_BYTES) != 0 ||
+        hex_decode(mac_hex, want, WK_MAC_BYTES) != 0) {
+        wk_error_set(err, WK_ERR_CORRUPT, "the MAC of record \"%s\" is damaged", path);
+        goto out;
+    }
+    if (wk_keyring_lookup(repo->ring, id, &key, err) != 0)
+        goto out;
+    record_mac(key, path, bytes, len, got);
+    if (sodium_memcmp(got, want, WK_MAC_BYTES) != 0) {
+        wk_error_set(err, WK_ERR_CORRUPT, "record \"%s\" failed authentication", path);
+        wk_error_hint(err, "it was changed after walkeep wrote it: do not trust it; restore it "
+                           "from a copy of the repository");
+        goto out;
+    }
+    rc = 0;
+out:
+    free(text);
+    return rc;
+}
+
+int wk_repo_record_write(wk_repo *repo, const char *path, const char *text, size_t len,
+                         wk_error *err)
+{
+    /* The MAC first: a crash in between leaves a MAC without a record (nothing), never a
+     * record without its MAC. */
+    if (wk_repo_seal(repo, path, text, len, err) != 0)
+        return -1;
+    return wk_record_write(repo->storage, path, text, len, err);
+}
+
+int wk_repo_record_read(wk_repo *repo, const char *path, uint8_t **text, size_t *len, wk_error *err)
+{
+    bool sealed;
+    if (wk_record_read(repo->storage, path, text, len, err) != 0)
+        return -1;
+    if (wk_repo_sealed(repo, &sealed, err) != 0 ||
+        (sealed && check_seal(repo, path, *text, *len, err) != 0)) {
+        free(*text);
+        *text = NULL;
+        return -1;
+    }
+    return 0;
 }
 
 int wk_repo_parse_suffix(const char *suffix, wk_compress *alg, bool *encrypted)

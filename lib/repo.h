@@ -25,9 +25,12 @@ typedef struct wk_repo_meta {
     uint8_t key_id[WK_KEY_ID_BYTES]; /* meaningful when encrypted */
 } wk_repo_meta;
 
+typedef struct wk_keyring wk_keyring;
+
 typedef struct wk_repo {
     wk_storage *storage; /* owned */
     wk_key *key;         /* owned; NULL when the configuration names no key file */
+    wk_keyring *ring;    /* owned; the data keys (keyring.h), opened with the key */
     wk_compress compress;
     int compress_level;
     char *location;  /* the configured repo, for messages */
@@ -47,10 +50,11 @@ void wk_repo_free(wk_repo *repo);
  * initialised); WK_ERR_CORRUPT when it cannot be parsed. */
 int wk_repo_read_meta(wk_repo *repo, wk_repo_meta *out, wk_error *err);
 
-/* Checks that the configured key matches the metadata: an encrypted repository needs
- * the key it was created with (WK_ERR_KEY otherwise), and an unencrypted one refuses
- * a key (mixing would leave objects no single configuration can read). */
-int wk_repo_check_key(const wk_repo *repo, const wk_repo_meta *meta, wk_error *err);
+/* Checks that the configured key matches the metadata: an encrypted repository needs the
+ * key it was created with, or, once it has a key ring, a key that opens the ring (the key
+ * it was rotated to): WK_ERR_KEY otherwise. An unencrypted one refuses a key (mixing would
+ * leave objects no single configuration can read). */
+int wk_repo_check_key(wk_repo *repo, const wk_repo_meta *meta, wk_error *err);
 
 /* Checks that identity (system identifier, segment size) matches meta;
  * WK_ERR_CLUSTER names both otherwise. */
@@ -75,11 +79,40 @@ int wk_repo_put_open(wk_repo *repo, const char *path, int flags, const wk_finger
                      wk_stream_summary *summary, uint64_t *stored_bytes, wk_stage **sink,
                      wk_error *err);
 
-/* Builds the decode chain for an object stored with alg (decrypt when the repository
- * has a key, decompress, then check the plaintext fingerprint against *expected when
- * not NULL) in front of dest; takes ownership of dest. */
-wk_stage *wk_repo_decoder_new(wk_repo *repo, wk_compress alg, const wk_fingerprint *expected,
-                              wk_stage *dest, wk_error *err);
+/* Builds the decode chain for the object at path stored with alg (decrypt when the
+ * repository has a key, with the key its header names and its place checked, decompress,
+ * then check the plaintext fingerprint against *expected when not NULL) in front of dest;
+ * takes ownership of dest. */
+wk_stage *wk_repo_decoder_new(wk_repo *repo, const char *path, wk_compress alg,
+                              const wk_fingerprint *expected, wk_stage *dest, wk_error *err);
+
+/* The decrypt stage alone for the object at path (the repository has a key). */
+wk_stage *wk_repo_decrypt_new(wk_repo *repo, const char *path, wk_stage *dest, wk_error *err);
+
+/* The place an encrypted object is bound to: its path without the codec suffix and, for a
+ * WAL object, without "-<fingerprint>" ("wal/0000000100000000/000000010000000000000005"). */
+void wk_repo_place_of(const char *path, char *out, size_t size);
+
+/* Records (backup.json, dump.json) through their MAC: on an encrypted repository with a key
+ * ring, a record is stored after "<path>.mac" (docs/format.md, "Sealed records") and read
+ * only when that MAC, made with a data key, covers its path and bytes (WK_ERR_CORRUPT
+ * otherwise). Elsewhere these are wk_record_write / wk_record_read. */
+int wk_repo_record_write(wk_repo *repo, const char *path, const char *text, size_t len,
+                         wk_error *err);
+int wk_repo_record_read(wk_repo *repo, const char *path, uint8_t **text, size_t *len,
+                        wk_error *err);
+
+/* Writes "<path>.mac" for the bytes of the record at path (as wk_repo_record_write does). */
+int wk_repo_seal(wk_repo *repo, const char *path, const void *bytes, size_t len, wk_error *err);
+
+/* Writes "<path>.mac" for bytes with the data key key, replacing one that is there (for
+ * sealing the records of a repository that had no ring yet). */
+int wk_repo_seal_with(wk_repo *repo, const wk_key *key, const char *path, const void *bytes,
+                      size_t len, wk_error *err);
+
+/* Whether records and objects of this repository are authenticated by its key ring: false
+ * for an unencrypted repository and one written before walkeep had key rings. */
+int wk_repo_sealed(wk_repo *repo, bool *sealed, wk_error *err);
 
 #define WK_LABEL_MAX 64
 

@@ -403,7 +403,7 @@ static int lay_stream(wk_repo *repo, const wk_backup_record *b, const wk_backup_
     chain = wk_stage_progress_new(chain, ps, err);
     if (chain == NULL)
         goto out;
-    chain = wk_repo_decoder_new(repo, b->compress, &s->fingerprint, chain, err);
+    chain = wk_repo_decoder_new(repo, s->object, b->compress, &s->fingerprint, chain, err);
     if (chain == NULL)
         goto out;
     if (wk_storage_get(repo->storage, s->object, chain, err) != 0 ||

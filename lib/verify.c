@@ -332,7 +332,7 @@ static int decode_object(verify_ctx *v, const char *path, wk_compress alg, bool 
     if (chain != NULL)
         chain = wk_codec_decompress_new(chain, alg, err);
     if (chain != NULL && encrypted)
-        chain = wk_crypt_decrypt_new(chain, v->repo->key, err);
+        chain = wk_repo_decrypt_new(v->repo, path, chain, err);
     if (chain != NULL)
         chain = wk_stage_count_new(chain, &out->stored, err);
     if (chain != NULL)
@@ -783,7 +783,11 @@ static int check_unreferenced(verify_ctx *v, const char *dir, const char *record
         return -1;
     for (size_t i = 0; i < l.count; i++) {
         char path[WK_OBJECT_PATH_MAX + 64];
-        bool named = strcmp(l.items[i].name, record_name) == 0;
+        size_t rlen = strlen(record_name);
+        /* The record, its MAC ("<record>.mac"), and the objects it names. */
+        bool named = strcmp(l.items[i].name, record_name) == 0 ||
+                     (strncmp(l.items[i].name, record_name, rlen) == 0 &&
+                      strcmp(l.items[i].name + rlen, ".mac") == 0);
         snprintf(path, sizeof(path), "%s/%s", dir, l.items[i].name);
         for (size_t j = 0; !named && j < r->stream_count; j++)
             named = strcmp(r->streams[j].object, path) == 0;

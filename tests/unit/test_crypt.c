@@ -688,10 +688,10 @@ START_TEST(test_not_walkeep)
     ck_assert_int_eq(err.code, WK_ERR_CORRUPT);
     ck_assert_str_eq(err.message, "not a walkeep encrypted object");
 
-    uint8_t obj[64] = "WKEEPENC\002";
+    uint8_t obj[64] = "WKEEPENC\003";
     ck_assert_int_eq(run_stage(0, key, obj, sizeof(obj), 64, &out, &out_len, &err), -1);
     ck_assert_int_eq(err.code, WK_ERR_CORRUPT);
-    ck_assert_str_eq(err.message, "unsupported encryption format version 2");
+    ck_assert_str_eq(err.message, "unsupported encryption format version 3");
     wk_key_free(key);
 }
 END_TEST
@@ -835,6 +835,143 @@ END_TEST
 
 /* ---- main ----------------------------------------------------------------------- */
 
+/* ---- bound objects, lookups, wrapped keys, MACs ------------------------------------ */
+
+typedef struct lookup_ring {
+    const wk_key *keys[3];
+    int calls;
+} lookup_ring;
+
+static int ring_lookup(void *arg, const uint8_t id[WK_KEY_ID_BYTES], const wk_key **key,
+                       wk_error *err)
+{
+    lookup_ring *r = arg;
+    r->calls++;
+    for (int i = 0; i < 3 && r->keys[i] != NULL; i++) {
+        uint8_t have[WK_KEY_ID_BYTES];
+        wk_key_id(r->keys[i], have);
+        if (memcmp(have, id, WK_KEY_ID_BYTES) == 0) {
+            *key = r->keys[i];
+            return 0;
+        }
+    }
+    return wk_error_set(err, WK_ERR_KEY, "no such key");
+}
+
+/* Encrypts data bound to place_w, decrypts it for place_r through the lookup. */
+static int bound_round_trip(const wk_key *key, const char *place_w, const char *place_r,
+                            lookup_ring *ring, const uint8_t *data, size_t len, uint8_t **plain,
+                            size_t *plain_len, wk_error *err)
+{
+    uint8_t *obj = NULL;
+    size_t obj_len = 0;
+    wk_stage *s = wk_stage_memory_new(SIZE_MAX, &obj, &obj_len, err);
+    s = place_w != NULL ? wk_crypt_encrypt_bound_new(s, key, place_w, err)
+                        : wk_crypt_encrypt_new(s, key, err);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_int_eq(wk_stage_write(s, data, len, err), 0);
+    ck_assert_int_eq(wk_stage_finish(s, err), 0);
+    wk_stage_free(s);
+    ck_assert_uint_eq(obj_len, object_size(len));
+    ck_assert_int_eq(obj[8], place_w != NULL ? 2 : 1);
+    s = wk_stage_memory_new(SIZE_MAX, plain, plain_len, err);
+    s = wk_crypt_decrypt_bound_new(s, ring_lookup, ring, place_r, err);
+    ck_assert_ptr_nonnull(s);
+    int rc = -1;
+    for (size_t off = 0; off < obj_len; off += 1000)
+        if (wk_stage_write(s, obj + off, obj_len - off < 1000 ? obj_len - off : 1000, err) != 0)
+            goto out;
+    rc = wk_stage_finish(s, err);
+out:
+    wk_stage_free(s);
+    free(obj);
+    return rc;
+}
+
+START_TEST(test_bound_objects)
+{
+    wk_error err = {0};
+    wk_key *a = new_key("bound-a.key"), *b = new_key("bound-b.key");
+    size_t len = 3 * CHUNK + 7;
+    uint8_t *data = malloc(len);
+    fill_pattern(data, len, 5);
+    uint8_t *plain = NULL;
+    size_t plain_len = 0;
+    lookup_ring ring = {{b, a, NULL}, 0};
+    /* Its own place: decrypts, through the lookup (key a found among b and a). */
+    ck_assert_msg(bound_round_trip(a, "wal/000000010000000000000005",
+                                   "wal/000000010000000000000005", &ring, data, len, &plain,
+                                   &plain_len, &err) == 0,
+                  "%s", err.message);
+    ck_assert_uint_eq(plain_len, len);
+    ck_assert_int_eq(memcmp(plain, data, len), 0);
+    ck_assert_int_eq(ring.calls, 1);
+    free(plain);
+    plain = NULL;
+    /* Moved to another place: every chunk fails, the message names the place. */
+    ck_assert_int_eq(bound_round_trip(a, "wal/000000010000000000000005",
+                                      "wal/000000010000000000000006", &ring, data, len, &plain,
+                                      &plain_len, &err),
+                     -1);
+    ck_assert_int_eq(err.code, WK_ERR_CORRUPT);
+    ck_assert_ptr_nonnull(
+        strstr(err.message, "moved from another place than \"wal/000000010000000000000006\""));
+    free(plain);
+    plain = NULL;
+    /* A version 1 object still decrypts wherever it is read (it names no place). */
+    ck_assert_int_eq(
+        bound_round_trip(a, NULL, "anywhere", &ring, data, len, &plain, &plain_len, &err), 0);
+    free(plain);
+    plain = NULL;
+    /* A key the lookup does not have. */
+    lookup_ring only_b = {{b, NULL, NULL}, 0};
+    ck_assert_int_eq(bound_round_trip(a, "p", "p", &only_b, data, len, &plain, &plain_len, &err),
+                     -1);
+    ck_assert_int_eq(err.code, WK_ERR_KEY);
+    free(plain);
+    free(data);
+    wk_key_free(a);
+    wk_key_free(b);
+}
+END_TEST
+
+START_TEST(test_wrap_and_mac)
+{
+    wk_error err = {0};
+    wk_key *master = new_key("wrap-master.key"), *other = new_key("wrap-other.key");
+    wk_key *data_key = NULL, *back = NULL;
+    ck_assert_int_eq(wk_key_generate(&data_key, &err), 0);
+    uint8_t wrapped[WK_KEY_WRAPPED_BYTES];
+    const uint8_t ad[] = "header fields";
+    ck_assert_int_eq(wk_key_wrap(master, data_key, ad, sizeof(ad), wrapped, &err), 0);
+    ck_assert_int_eq(wk_key_unwrap(master, wrapped, ad, sizeof(ad), &back, &err), 0);
+    uint8_t id1[WK_KEY_ID_BYTES], id2[WK_KEY_ID_BYTES];
+    wk_key_id(data_key, id1);
+    wk_key_id(back, id2);
+    ck_assert_int_eq(memcmp(id1, id2, WK_KEY_ID_BYTES), 0);
+    uint8_t mac1[WK_MAC_BYTES], mac2[WK_MAC_BYTES];
+    ck_assert_int_eq(wk_key_mac(data_key, "ctx", "abc", 3, "d", 1, mac1), 0);
+    ck_assert_int_eq(wk_key_mac(back, "ctx", "abc", 3, "d", 1, mac2), 0);
+    ck_assert_int_eq(memcmp(mac1, mac2, WK_MAC_BYTES), 0);
+    ck_assert_int_eq(wk_key_mac(back, "ctx2", "abc", 3, "d", 1, mac2), 0);
+    ck_assert_int_ne(memcmp(mac1, mac2, WK_MAC_BYTES), 0);
+    ck_assert_int_eq(wk_key_mac(back, "ctx", "abc", 3, "e", 1, mac2), 0);
+    ck_assert_int_ne(memcmp(mac1, mac2, WK_MAC_BYTES), 0);
+    wk_key_free(back);
+    back = NULL;
+    /* Another wrapper, other ad, a flipped byte: refused. */
+    ck_assert_int_eq(wk_key_unwrap(other, wrapped, ad, sizeof(ad), &back, &err), -1);
+    ck_assert_int_eq(err.code, WK_ERR_CORRUPT);
+    ck_assert_int_eq(wk_key_unwrap(master, wrapped, ad, sizeof(ad) - 1, &back, &err), -1);
+    wrapped[40] ^= 1;
+    ck_assert_int_eq(wk_key_unwrap(master, wrapped, ad, sizeof(ad), &back, &err), -1);
+    ck_assert_ptr_null(back);
+    wk_key_free(data_key);
+    wk_key_free(master);
+    wk_key_free(other);
+}
+END_TEST
+
 static Suite *crypt_suite(void)
 {
     Suite *s = suite_create("crypt");
@@ -866,6 +1003,8 @@ static Suite *crypt_suite(void)
     tcase_add_test(tc, test_tag_rules);
     tcase_add_test(tc, test_wrong_key);
     tcase_add_test(tc, test_not_walkeep);
+    tcase_add_test(tc, test_bound_objects);
+    tcase_add_test(tc, test_wrap_and_mac);
     tcase_add_test(tc, test_tamper);
     tcase_add_loop_test(tc, test_truncation, 0, (int)trunc_size_count);
     tcase_add_loop_test(tc, test_appended, 0, (int)trunc_size_count);

@@ -536,7 +536,7 @@ static int get_object(wk_repo *repo, const char *path, wk_compress alg,
 {
     wk_stage *sink = wk_stage_memory_new(64 * MIB, out, out_len, err);
     ck_assert_ptr_nonnull(sink);
-    sink = wk_repo_decoder_new(repo, alg, expected, sink, err);
+    sink = wk_repo_decoder_new(repo, path, alg, expected, sink, err);
     if (sink == NULL)
         return -1;
     int rc = wk_storage_get(repo->storage, path, sink, err);
