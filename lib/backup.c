@@ -155,6 +155,43 @@ static int parse_stream(const wk_json *js, wk_backup_stream *s, wk_error *err)
     return 0;
 }
 
+int wk_backup_record_check(const wk_backup_record *r, const char *label, wk_error *err)
+{
+    char folder[WK_BACKUP_LABEL_MAX + 16];
+    bool base = false;
+    if (strcmp(r->label, label) != 0)
+        return wk_error_set(err, WK_ERR_CORRUPT,
+                            "the record names label \"%.64s\", not its folder's", r->label);
+    if (r->stop_lsn < r->start_lsn || r->stop_tli < r->start_tli || r->stop_time < r->start_time)
+        return wk_error_set(err, WK_ERR_CORRUPT, "the record stops before it starts");
+    if (!wk_pg_major_supported(r->pg_version) || r->system_identifier == 0)
+        return wk_error_set(err, WK_ERR_CORRUPT, "the record names PostgreSQL %d, system %" PRIu64,
+                            r->pg_version, r->system_identifier);
+    snprintf(folder, sizeof(folder), "backups/%s/", label);
+    for (size_t i = 0; i < r->stream_count; i++) {
+        const wk_backup_stream *s = &r->streams[i];
+        if (strncmp(s->object, folder, strlen(folder)) != 0 ||
+            strchr(s->object + strlen(folder), '/') != NULL)
+            return wk_error_set(err, WK_ERR_CORRUPT,
+                                "stream \"%.64s\" lies outside the backup's folder", s->name);
+        if (s->tablespace == 0 && s->location != NULL)
+            return wk_error_set(err, WK_ERR_CORRUPT,
+                                "stream \"%.64s\" has a location but no tablespace", s->name);
+        if (s->tablespace != 0 &&
+            (s->location == NULL || s->location[0] != '/' || strstr(s->location, "/../") != NULL ||
+             strcmp(s->location + strlen(s->location) - 3, "/..") == 0 ||
+             strcmp(s->location, "/") == 0))
+            return wk_error_set(err, WK_ERR_CORRUPT,
+                                "tablespace stream \"%.64s\" has no absolute location of its own",
+                                s->name);
+        if (strcmp(s->name, "base.tar") == 0)
+            base = true;
+    }
+    if (r->stream_count == 0 || !base)
+        return wk_error_set(err, WK_ERR_CORRUPT, "the record names no base archive (base.tar)");
+    return 0;
+}
+
 int wk_backup_record_read(wk_repo *repo, const char *label, wk_backup_record *out, wk_error *err)
 {
     char path[256];

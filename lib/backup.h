@@ -44,6 +44,12 @@ typedef struct wk_backup_record {
 
 void wk_backup_record_free(wk_backup_record *record); /* frees members; accepts NULL */
 
+/* Whether a record can be restored: it does not contradict itself (its label is label, its
+ * folder's; it has a base archive; every object lies in its own folder; a tablespace's
+ * location is an absolute path without ".."; the stop is not before the start; the major
+ * is one walkeep supports). WK_ERR_CORRUPT saying what otherwise. */
+int wk_backup_record_check(const wk_backup_record *record, const char *label, wk_error *err);
+
 typedef struct wk_backup_options {
     const char *conninfo; /* libpq string; NULL for libpq's defaults */
     const char *pgdata;   /* the cluster's data directory, if on this machine: its files

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,6 +93,10 @@ static int choose_backup(wk_repo *repo, const wk_restore_options *opt, wk_backup
                      "target LSN %s is before the end of the oldest "
                      "backup (\"%s\", which ended at %s)",
                      t->value, oldest->label, when);
+    } else if (wk_backup_record_check(&entries[chosen].record, entries[chosen].label, err) != 0) {
+        wk_error_prefix(err, "backup \"%s\" cannot be restored", entries[chosen].label);
+        wk_error_hint(err, "its record contradicts itself: do not restore it; run \"walkeep "
+                           "verify\"");
     } else {
         *out = entries[chosen].record;
         memset(&entries[chosen].record, 0, sizeof(entries[chosen].record));
@@ -237,6 +242,16 @@ int wk_restore_plan_make(wk_repo *repo, const wk_restore_options *opt, wk_restor
     if (choose_backup(repo, opt, &plan->backup, err) != 0)
         return -1;
     const wk_backup_record *b = &plan->backup;
+    if (b->system_identifier != meta.system_identifier || b->pg_version != meta.pg_version) {
+        wk_error_set(err, WK_ERR_CORRUPT,
+                     "backup \"%s\" is of system %" PRIu64 " (PostgreSQL %d), the repository of "
+                     "system %" PRIu64 " (PostgreSQL %d)",
+                     b->label, b->system_identifier, b->pg_version, meta.system_identifier,
+                     meta.pg_version);
+        wk_error_hint(err, "the record contradicts the repository: do not restore it; run "
+                           "\"walkeep verify\"");
+        return -1;
+    }
     if (opt->target.kind == WK_TARGET_TIME && opt->target.time < b->stop_time) {
         char when[64];
         wk_record_format_time(b->stop_time, when, sizeof(when));
@@ -610,6 +625,21 @@ static int sync_tree(const char *path, wk_error *err)
     return rc == 0 ? 0 : wk_error_sys(err, WK_ERR_IO, e, "could not sync \"%s\"", path);
 }
 
+/* What the base archive laid down must be a data directory. */
+static int check_data_directory(const char *pgdata, wk_error *err)
+{
+    static const char *const needed[] = {"PG_VERSION", "global/pg_control"};
+    for (size_t i = 0; i < sizeof(needed) / sizeof(needed[0]); i++) {
+        char path[PATH_MAX + 32];
+        struct stat sb;
+        snprintf(path, sizeof(path), "%s/%s", pgdata, needed[i]);
+        if (lstat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
+            return wk_error_set(err, WK_ERR_CORRUPT,
+                                "the base archive holds no %s: it is no data directory", needed[i]);
+    }
+    return 0;
+}
+
 int wk_restore_lay_down(wk_repo *repo, const wk_restore_options *opt, const wk_restore_plan *plan,
                         wk_error *err)
 {
@@ -657,7 +687,8 @@ int wk_restore_lay_down(wk_repo *repo, const wk_restore_options *opt, const wk_r
         if (lay_stream(repo, b, s, dest, &ps, err) != 0)
             goto fail;
     }
-    if (rewrite_tablespace_map(opt, err) != 0 || write_recovery_settings(opt, plan, err) != 0 ||
+    if (check_data_directory(opt->pgdata, err) != 0 || rewrite_tablespace_map(opt, err) != 0 ||
+        write_recovery_settings(opt, plan, err) != 0 ||
         write_file(opt->pgdata, "recovery.signal", "", err) != 0)
         goto fail;
     for (size_t i = 0; i < made; i++)

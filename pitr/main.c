@@ -170,6 +170,18 @@ int main(int argc, char **argv)
            plan.backup.label, start_lsn, stop_lsn, plan.backup.start_tli,
            (unsigned long long)plan.segments, plan.last_segment[0] ? plan.last_segment : "-",
            plan.target_tli);
+    /* Where files will go, said before anything is written. */
+    for (size_t i = 0; i < plan.backup.stream_count; i++) {
+        const wk_backup_stream *st = &plan.backup.streams[i];
+        if (st->location == NULL)
+            continue;
+        const char *to = st->location;
+        for (size_t m = 0; m < opt.map_count; m++)
+            if (strcmp(opt.maps[m].from, st->location) == 0)
+                to = opt.maps[m].to;
+        wk_log(WK_LOG_INFO, "tablespace %u goes to \"%s\"%s", st->tablespace, to,
+               to == st->location ? " (its location on the backed-up server)" : "");
+    }
     int rc = wk_restore_lay_down(repo, &opt, &plan, &err);
     wk_cli_progress_end();
     if (rc != 0)

@@ -1054,6 +1054,66 @@ static void lay_down_fails(wk_repo *repo, const wk_restore_options *opt, wk_errc
     wk_restore_plan_free(&plan);
 }
 
+/* Replaces the first `from` in the file at path by `to`; the test fails when there is none. */
+static void edit_file(const char *path, const char *from, const char *to)
+{
+    char *text = ts_read_file(path, NULL);
+    char *at = strstr(text, from);
+    ck_assert_msg(at != NULL, "\"%s\" not in %s", from, path);
+    size_t head = (size_t)(at - text), tail = strlen(at + strlen(from));
+    char *out = malloc(head + strlen(to) + tail + 1);
+    memcpy(out, text, head);
+    memcpy(out + head, to, strlen(to));
+    memcpy(out + head + strlen(to), at + strlen(from), tail + 1);
+    ts_write_text(path, out);
+    free(out);
+    free(text);
+}
+
+/* A record that contradicts itself or the repository is refused before anything is laid
+ * down (the repository here is unencrypted: nothing authenticates its records). */
+START_TEST(test_contradicting_records_refused)
+{
+    wk_repo *repo = restorable(WK_COMPRESS_ZSTD, true);
+    wk_restore_options opt = default_options();
+    wk_tablespace_map map = {.from = "/old", .to = ts_dir};
+    opt.maps = &map;
+    opt.map_count = 1;
+    wk_restore_plan plan;
+    plan_ok(repo, &opt, &plan);
+    wk_restore_plan_free(&plan);
+    char path[400];
+    snprintf(path, sizeof(path), "%s/backups/b1/backup.json", repo_dir);
+    char *original = ts_read_file(path, NULL);
+    const struct {
+        const char *from, *to, *says;
+    } edits[] = {
+        {"\"label\": \"b1\"", "\"label\": \"b9\"", "not its folder's"},
+        {"\"location\": \"/old\"", "\"location\": \"old\"", "no absolute location"},
+        {"\"location\": \"/old\"", "\"location\": \"/var/../etc\"", "no absolute location"},
+        {"\"object\": \"backups/b1/base.tar", "\"object\": \"backups/b2/base.tar",
+         "outside the backup's folder"},
+        {"\"name\": \"base.tar\"", "\"name\": \"other.tar\"", "no base archive"},
+        {"\"stop_timeline\": 1", "\"stop_timeline\": 0", "stops before it starts"},
+        {"\"pg_version\": 15", "\"pg_version\": 16", "(PostgreSQL 16), the repository of"},
+        {"\"system_identifier\": 7212345678901234567", "\"system_identifier\": 7212345678901234568",
+         "is of system 7212345678901234568"},
+    };
+    wk_error err;
+    for (size_t i = 0; i < sizeof(edits) / sizeof(edits[0]); i++) {
+        ts_write_text(path, original);
+        edit_file(path, edits[i].from, edits[i].to);
+        plan_fails(repo, &opt, WK_ERR_CORRUPT, &err);
+        ck_assert_msg(strstr(err.message, edits[i].says) != NULL, "edit %zu: %s", i, err.message);
+        ck_assert(!ts_path_exists(pgdata));
+        ck_assert(!ts_path_exists(ts_dir));
+    }
+    ts_write_text(path, original);
+    free(original);
+    wk_repo_free(repo);
+}
+END_TEST
+
 START_TEST(test_lay_down_new_folder)
 {
     wk_repo *repo = restorable(WK_COMPRESS_ZSTD, false);
@@ -1486,6 +1546,7 @@ static Suite *restore_suite(void)
     tcase_add_checked_fixture(lay, setup, teardown);
     tcase_set_timeout(lay, 60);
     tcase_add_test(lay, test_lay_down_new_folder);
+    tcase_add_test(lay, test_contradicting_records_refused);
     tcase_add_test(lay, test_lay_down_target_settings);
     tcase_add_test(lay, test_lay_down_quotes_backslashes);
     tcase_add_test(lay, test_lay_down_into_existing_empty_folder);
