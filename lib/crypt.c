@@ -197,7 +197,8 @@ static int chunk_ad(const uint8_t header[AD_LEN], const char *place, uint8_t **a
     if (*ad == NULL)
         return wk_error_set(err, WK_ERR_NOMEM, "out of memory");
     memcpy(*ad, header, AD_LEN);
-    memcpy(*ad + AD_LEN, place, place_len);
+    if (place_len > 0)
+        memcpy(*ad + AD_LEN, place, place_len);
     *len = AD_LEN + place_len;
     return 0;
 }

@@ -10,7 +10,7 @@ if ! command -v clang-format >/dev/null 2>&1; then
     echo "format.sh: error: clang-format is not installed (scripts/deps.sh installs it)" >&2
     exit 1
 fi
-mapfile -t files < <(find lib admin archive_cmd restore_cmd basebackup pitr dump tests/unit \
+mapfile -t files < <(find lib admin archive_cmd restore_cmd basebackup pitr dump tests/unit fuzz \
     -name '*.[ch]' | sort)
 differ=0
 for f in "${files[@]}"; do

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds walkeep with AddressSanitizer and UBSan, and runs every
 # test (Check unit suites, integration tests against real PostgreSQL 15, 16, 17 and 18 and
-# a real Ceph RADOS Gateway) through ctest.
+# a real Ceph RADOS Gateway) through ctest; then every libFuzzer harness for 30 seconds
+# (scripts/fuzz.sh; WALKEEP_FUZZ_SECONDS, 0 to skip; skipped when ctest arguments are given).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,3 +28,8 @@ cd "$build"
 # The longest tests are started first (ctest's cost data from an earlier run, else the
 # order of CMakeLists.txt).
 ctest --output-on-failure --timeout 1500 -j "${WALKEEP_TEST_JOBS:-4}" "$@"
+cd - >/dev/null
+fuzz_seconds=${WALKEEP_FUZZ_SECONDS:-30}
+if [[ $# -eq 0 && $fuzz_seconds -gt 0 ]]; then
+    scripts/fuzz.sh "$fuzz_seconds"
+fi
