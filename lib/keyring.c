@@ -111,6 +111,8 @@ static int collect_entry(const char *name, bool is_dir, uint64_t size, void *arg
     return 0;
 }
 
+static int unwrap_entry(wk_keyring *ring, ring_entry *e, const wk_key *wrapper, wk_error *err);
+
 static int load(wk_keyring *ring, wk_error *err)
 {
     if (ring->loaded)
@@ -119,6 +121,12 @@ static int load(wk_keyring *ring, wk_error *err)
         return wk_error_prefix(err, "could not read the repository's key ring");
     if (ring->nomem)
         return wk_error_set(err, WK_ERR_NOMEM, "out of memory");
+    /* Every key the configured key wraps, unwrapped now: a lookup runs in the middle of an
+     * object's transfer, where the storage client cannot take another request. */
+    for (size_t i = 0; i < ring->count; i++)
+        if (memcmp(ring->entries[i].wrapper, ring->master_id, WK_KEY_ID_BYTES) == 0 &&
+            unwrap_entry(ring, &ring->entries[i], ring->master, err) != 0)
+            return -1;
     ring->loaded = true;
     return 0;
 }

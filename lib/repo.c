@@ -447,6 +447,12 @@ int wk_repo_put_open(wk_repo *repo, const char *path, int flags, const wk_finger
 wk_stage *wk_repo_decrypt_new(wk_repo *repo, const char *path, wk_stage *dest, wk_error *err)
 {
     char place[WK_STORAGE_PATH_MAX];
+    bool exists, opens;
+    /* The ring is read now, before the object's transfer: its lookups then need no I/O. */
+    if (wk_keyring_state(repo->ring, &exists, &opens, err) != 0) {
+        wk_stage_free(dest);
+        return NULL;
+    }
     wk_repo_place_of(path, place, sizeof(place));
     return wk_crypt_decrypt_bound_new(dest, wk_keyring_lookup, repo->ring, place, err);
 }

@@ -566,9 +566,11 @@ static int verify_wal_folder(verify_ctx *v, const char *dir, entry_list *folders
             add_finding(v, WK_VERIFY_UNEXPECTED, path, "file not written by walkeep");
             continue;
         }
-        fp = obj.fingerprint;
-        alg = obj.alg;
-        encrypted = obj.encrypted;
+        if (kind == WK_WAL_ENTRY_OBJECT) {
+            fp = obj.fingerprint;
+            alg = obj.alg;
+            encrypted = obj.encrypted;
+        }
         wk_archive_object_dir(name, &parsed, want_dir, sizeof(want_dir));
         if (strcmp(want_dir, dir) != 0) {
             add_finding(v, WK_VERIFY_UNEXPECTED, path,
