@@ -552,10 +552,11 @@ static bool is_temporary_name(const char *name)
     return name[0] == '.' && strstr(name, ".tmp.") != NULL;
 }
 
-static int posix_clean_temporaries(wk_storage *base, const char *dir, int64_t max_age_seconds,
-                                   uint64_t *removed, wk_error *err)
+/* Removes the temporaries of folder dir that stale() says no live writer owns. */
+static int remove_stale(posix_storage *st, const char *dir,
+                        bool (*stale)(int dir_fd, const char *name, void *arg), void *arg,
+                        uint64_t *removed, wk_error *err)
 {
-    posix_storage *st = (posix_storage *)base;
     int fd, opened = open_folder(st, dir, &fd, err);
     if (opened != 0)
         return opened < 0 ? -1 : 0;
@@ -565,12 +566,8 @@ static int posix_clean_temporaries(wk_storage *base, const char *dir, int64_t ma
         return wk_error_sys(err, WK_ERR_IO, errno, "could not open folder \"%s\"",
                             shown_folder(st, dir));
     }
-    time_t limit = time(NULL) - (time_t)max_age_seconds;
     for (struct dirent *de = readdir(d); de != NULL; de = readdir(d)) {
-        struct stat sb;
-        if (!is_temporary_name(de->d_name) ||
-            fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(sb.st_mode) ||
-            sb.st_mtime > limit)
+        if (!is_temporary_name(de->d_name) || !stale(dirfd(d), de->d_name, arg))
             continue;
         if (unlinkat(dirfd(d), de->d_name, 0) == 0 && removed != NULL)
             (*removed)++;
@@ -579,34 +576,35 @@ static int posix_clean_temporaries(wk_storage *base, const char *dir, int64_t ma
     return 0;
 }
 
+/* Untouched since *limit: whoever wrote it is long gone. */
+static bool older_than(int dir_fd, const char *name, void *arg)
+{
+    struct stat sb;
+    return fstatat(dir_fd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(sb.st_mode) &&
+           sb.st_mtime <= *(const time_t *)arg;
+}
+
+/* ".<name>.tmp.<pid>.<n>" whose pid no longer runs. */
+static bool writer_gone(int dir_fd, const char *name, void *arg)
+{
+    (void)dir_fd;
+    (void)arg;
+    char *end;
+    long pid = strtol(strstr(name, ".tmp.") + 5, &end, 10);
+    return *end == '.' && wk_proc_is_gone(pid);
+}
+
+static int posix_clean_temporaries(wk_storage *base, const char *dir, int64_t max_age_seconds,
+                                   uint64_t *removed, wk_error *err)
+{
+    time_t limit = time(NULL) - (time_t)max_age_seconds;
+    return remove_stale((posix_storage *)base, dir, older_than, &limit, removed, err);
+}
+
 int wk_storage_posix_clean_dead_writers(wk_storage *base, const char *dir, uint64_t *removed,
                                         wk_error *err)
 {
-    posix_storage *st = (posix_storage *)base;
-    int fd, opened = open_folder(st, dir, &fd, err);
-    if (opened != 0)
-        return opened < 0 ? -1 : 0;
-    DIR *d = fdopendir(fd);
-    if (d == NULL) {
-        close(fd);
-        return wk_error_sys(err, WK_ERR_IO, errno, "could not open folder \"%s\"",
-                            shown_folder(st, dir));
-    }
-    for (struct dirent *de = readdir(d); de != NULL; de = readdir(d)) {
-        /* ".<name>.tmp.<pid>.<n>": the pid is the last but one dot-separated field. */
-        const char *name = de->d_name;
-        if (!is_temporary_name(name))
-            continue;
-        const char *tmp = strstr(name, ".tmp.");
-        char *end;
-        long pid = strtol(tmp + 5, &end, 10);
-        if (*end != '.' || !wk_proc_is_gone(pid))
-            continue;
-        if (unlinkat(dirfd(d), name, 0) == 0 && removed != NULL)
-            (*removed)++;
-    }
-    closedir(d);
-    return 0;
+    return remove_stale((posix_storage *)base, dir, writer_gone, NULL, removed, err);
 }
 
 #define TEMP_WALK_DEPTH 6
