@@ -544,10 +544,10 @@ static int verify_wal_folder(verify_ctx *v, const char *dir, entry_list *folders
     for (size_t i = 0; i < l.count && !v->nomem; i++) {
         const entry *e = &l.items[i];
         char path[WK_OBJECT_PATH_MAX], name[WK_WAL_FILE_NAME_MAX], want_dir[64];
-        wk_fingerprint fp;
+        wk_fingerprint fp = {{0}};
         wk_wal_name parsed;
-        wk_compress alg;
-        bool encrypted;
+        wk_compress alg = WK_COMPRESS_NONE;
+        bool encrypted = false;
         snprintf(path, sizeof(path), "%s/%s", dir, e->name);
         if (e->is_dir) {
             if (folders != NULL && strlen(e->name) == 16 &&
