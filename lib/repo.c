@@ -333,7 +333,8 @@ int wk_repo_check_key(wk_repo *repo, const wk_repo_meta *meta, wk_error *err)
         wk_key_id(repo->key, id);
         hex_encode(meta->key_id, WK_KEY_ID_BYTES, want);
         hex_encode(id, WK_KEY_ID_BYTES, got);
-        if (exists) {
+        if (exists && memcmp(id, meta->key_id, sizeof(id)) == 0) {
+            /* The key the repository was created with, rotated away since. */
             wk_error_set(err, WK_ERR_KEY, "the configured key does not open repository \"%s\"",
                          repo->location);
             wk_error_detail(err,

@@ -250,7 +250,7 @@ int wk_restore_plan_make(wk_repo *repo, const wk_restore_options *opt, wk_restor
                      meta.pg_version);
         wk_error_hint(err, "the record contradicts the repository: do not restore it; run "
                            "\"walkeep verify\"");
-        return -1;
+        goto out;
     }
     if (opt->target.kind == WK_TARGET_TIME && opt->target.time < b->stop_time) {
         char when[64];
