@@ -267,6 +267,9 @@ static void make_contents(void)
     ts_fill_pattern(ts_bytes, sizeof(ts_bytes), 3);
 }
 
+/* Set by a test: the next base archives lack global/pg_control (no data directory). */
+static bool base_without_control;
+
 static void base_tar(tarbuf *tb, bool tablespace)
 {
     make_contents();
@@ -281,7 +284,8 @@ static void base_tar(tarbuf *tb, bool tablespace)
     tar_dir(tb, "base/1/");
     tar_file(tb, "base/1/1259", data_bytes, sizeof(data_bytes));
     tar_dir(tb, "global/");
-    tar_file(tb, "global/pg_control", control_bytes, sizeof(control_bytes));
+    if (!base_without_control)
+        tar_file(tb, "global/pg_control", control_bytes, sizeof(control_bytes));
     tar_file(tb, "postgresql.auto.conf", auto_conf, strlen(auto_conf));
     tar_dir(tb, "pg_wal/");
     tar_dir(tb, "pg_stat/");
@@ -1072,6 +1076,22 @@ static void edit_file(const char *path, const char *from, const char *to)
 
 /* A record that contradicts itself or the repository is refused before anything is laid
  * down (the repository here is unencrypted: nothing authenticates its records). */
+/* A base archive that is no data directory: refused after laying it down, and what was
+ * laid down is removed again. */
+START_TEST(test_base_archive_without_pg_control)
+{
+    base_without_control = true;
+    wk_repo *repo = restorable(WK_COMPRESS_LZ4, false);
+    base_without_control = false;
+    wk_restore_options opt = default_options();
+    wk_error err;
+    lay_down_fails(repo, &opt, WK_ERR_CORRUPT, &err);
+    assert_message_has(&err, "holds no global/pg_control");
+    ck_assert_int_eq(ts_count_entries(pgdata), 0);
+    wk_repo_free(repo);
+}
+END_TEST
+
 START_TEST(test_contradicting_records_refused)
 {
     wk_repo *repo = restorable(WK_COMPRESS_ZSTD, true);
@@ -1547,6 +1567,7 @@ static Suite *restore_suite(void)
     tcase_set_timeout(lay, 60);
     tcase_add_test(lay, test_lay_down_new_folder);
     tcase_add_test(lay, test_contradicting_records_refused);
+    tcase_add_test(lay, test_base_archive_without_pg_control);
     tcase_add_test(lay, test_lay_down_target_settings);
     tcase_add_test(lay, test_lay_down_quotes_backslashes);
     tcase_add_test(lay, test_lay_down_into_existing_empty_folder);
