@@ -3,6 +3,7 @@
 #include "cli.h"
 
 #include <stdbool.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,8 +95,15 @@ int wk_cli_target_option(const wk_args *args, int *i, wk_restore_target *t, wk_e
     } else if ((m = option_value(args, i, "--target-xid", &v, err)) != 0) {
         if (m < 0 || set_target(t, WK_TARGET_XID, v, err) != 0)
             return -1;
-        if (v[0] == '\0' || strspn(v, "0123456789") != strlen(v))
-            return wk_error_set(err, WK_ERR_USAGE, "--target-xid takes a transaction id");
+        /* PostgreSQL takes a 64-bit number (txid_current()'s, epoch and all) and keeps its
+         * low 32 bits; 0 to 2 are never a transaction's. */
+        errno = 0;
+        unsigned long long xid = strtoull(v, NULL, 10);
+        if (v[0] == '\0' || strspn(v, "0123456789") != strlen(v) || errno == ERANGE ||
+            (xid & 0xFFFFFFFFu) < 3)
+            return wk_error_set(err, WK_ERR_USAGE,
+                                "--target-xid takes a transaction id (a whole number whose low "
+                                "32 bits are 3 or more, at most 18446744073709551615)");
     } else if ((m = option_value(args, i, "--target-lsn", &v, err)) != 0) {
         if (m < 0 || set_target(t, WK_TARGET_LSN, v, err) != 0)
             return -1;

@@ -227,6 +227,35 @@ out:
     return rc;
 }
 
+/* What goes into postgresql.auto.conf must be something PostgreSQL takes: checked before
+ * anything is written (the server would refuse it at start, after the whole backup was
+ * laid down). */
+static int check_settings(const wk_restore_options *opt, wk_error *err)
+{
+    const struct {
+        const char *what, *value;
+    } values[] = {{"restore_command", opt->restore_command},
+                  {"the recovery target", opt->target.value},
+                  {"--target-timeline", opt->target.timeline}};
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        if (values[i].value == NULL)
+            continue;
+        for (const unsigned char *p = (const unsigned char *)values[i].value; *p != '\0'; p++)
+            if (*p < 0x20 || *p == 0x7f)
+                return wk_error_set(err, WK_ERR_USAGE,
+                                    "%s holds a control character (a newline?), which "
+                                    "postgresql.auto.conf cannot hold",
+                                    values[i].what);
+    }
+    /* PostgreSQL's restore point names are shorter than 64 bytes (MAXFNAMELEN). */
+    if (opt->target.kind == WK_TARGET_NAME &&
+        (opt->target.value == NULL || opt->target.value[0] == '\0' ||
+         strlen(opt->target.value) > 63))
+        return wk_error_set(err, WK_ERR_USAGE,
+                            "--target-name takes the name of a restore point: 1 to 63 bytes");
+    return 0;
+}
+
 int wk_restore_plan_make(wk_repo *repo, const wk_restore_options *opt, wk_restore_plan *plan,
                          wk_error *err)
 {
@@ -237,7 +266,7 @@ int wk_restore_plan_make(wk_repo *repo, const wk_restore_options *opt, wk_restor
     int rc = -1;
 
     memset(plan, 0, sizeof(*plan));
-    if (wk_repo_open_meta(repo, NULL, &meta, NULL, err) != 0)
+    if (check_settings(opt, err) != 0 || wk_repo_open_meta(repo, NULL, &meta, NULL, err) != 0)
         return -1;
     if (choose_backup(repo, opt, &plan->backup, err) != 0)
         return -1;
@@ -501,19 +530,20 @@ static int append(char **buf, size_t *len, size_t *cap, const char *text)
 
 /* A postgresql.conf string literal: PostgreSQL reads backslash escapes in them, so
  * backslashes are doubled as well as single quotes (as ALTER SYSTEM writes them). */
-static void quote(const char *value, char *buf, size_t size)
+static int quote(const char *value, char *buf, size_t size, wk_error *err)
 {
     size_t j = 0;
-    if (size < 3)
-        return;
     buf[j++] = '\'';
-    for (const char *p = value; *p != '\0' && j + 4 < size; p++) {
+    for (const char *p = value; *p != '\0'; p++) {
+        if (j + 4 >= size)
+            return wk_error_set(err, WK_ERR_USAGE, "setting \"%.60s...\" is too long", value);
         if (*p == '\'' || *p == '\\')
             buf[j++] = *p;
         buf[j++] = *p;
     }
     buf[j++] = '\'';
     buf[j] = '\0';
+    return 0;
 }
 
 /* Rewrites postgresql.auto.conf: the backup's own lines stay, except stale recovery
@@ -541,7 +571,8 @@ static int write_recovery_settings(const wk_restore_options *opt, const wk_resto
     snprintf(line, sizeof(line), "# written by pitr-restore (walkeep): backup %s\n",
              plan->backup.label);
     ok = ok && append(&out, &len, &cap, line) == 0;
-    quote(opt->restore_command, quoted, sizeof(quoted));
+    if (quote(opt->restore_command, quoted, sizeof(quoted), err) != 0)
+        goto out;
     snprintf(line, sizeof(line), "restore_command = %s\n", quoted);
     ok = ok && append(&out, &len, &cap, line) == 0;
     static const char *const names[] = {[WK_TARGET_TIME] = "recovery_target_time",
@@ -551,7 +582,8 @@ static int write_recovery_settings(const wk_restore_options *opt, const wk_resto
     if (t->kind == WK_TARGET_IMMEDIATE) {
         ok = ok && append(&out, &len, &cap, "recovery_target = 'immediate'\n") == 0;
     } else if (t->kind != WK_TARGET_END) {
-        quote(t->value, quoted, sizeof(quoted));
+        if (quote(t->value, quoted, sizeof(quoted), err) != 0)
+            goto out;
         snprintf(line, sizeof(line), "%s = %s\n", names[t->kind], quoted);
         ok = ok && append(&out, &len, &cap, line) == 0;
     }

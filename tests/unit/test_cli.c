@@ -591,6 +591,24 @@ START_TEST(test_parse_options)
     ck_assert_int_eq(wk_cli_parse_options("drill", &d, 1, drill, 2, &err), -1);
     ck_assert_str_eq(err.message,
                      "invalid value for --timeout: \"0\" (a duration such as 90s, 30min, 48h, 7d)");
+    /* Transaction ids PostgreSQL takes: 64-bit, low 32 bits 3 or more. */
+    const char *xids[][2] = {{"--target-xid=3", "ok"},
+                             {"--target-xid=4294967299", "ok"},
+                             {"--target-xid=18446744073709551615", "ok"},
+                             {"--target-xid=18446744073709551616", "bad"},
+                             {"--target-xid=99999999999999999999999", "bad"},
+                             {"--target-xid=2", "bad"},
+                             {"--target-xid=4294967296", "bad"},
+                             {"--target-xid=-5", "bad"}};
+    for (size_t i = 0; i < sizeof(xids) / sizeof(xids[0]); i++) {
+        char *one[] = {"drill", (char *)xids[i][0], NULL};
+        wk_restore_target x = {0};
+        const wk_option only_target[] = {{"", WK_OPTION_TARGET, &x, 0, 0}};
+        d = args_of(one);
+        int rc = wk_cli_parse_options("drill", &d, 1, only_target, 1, &err);
+        ck_assert_msg(rc == (strcmp(xids[i][1], "ok") == 0 ? 0 : -1), "%s: %s", xids[i][0],
+                      err.message);
+    }
     char *two[] = {"drill", "--target-immediate", "--target-xid=5", NULL};
     d = args_of(two);
     ck_assert_int_eq(wk_cli_parse_options("drill", &d, 1, drill, 2, &err), -1);

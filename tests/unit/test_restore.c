@@ -1092,6 +1092,46 @@ START_TEST(test_base_archive_without_pg_control)
 }
 END_TEST
 
+/* Settings PostgreSQL would refuse at start are refused before anything is laid down. */
+START_TEST(test_settings_postgresql_refuses)
+{
+    wk_repo *repo = restorable(WK_COMPRESS_LZ4, false);
+    wk_error err;
+    char long_name[80];
+    memset(long_name, 'n', 64);
+    long_name[64] = '\0';
+    const struct {
+        wk_target_kind kind;
+        const char *value, *command, *says;
+    } cases[] = {
+        {WK_TARGET_NAME, long_name, NULL, "1 to 63 bytes"},
+        {WK_TARGET_NAME, "", NULL, "1 to 63 bytes"},
+        {WK_TARGET_NAME, "before\ndrop", NULL, "control character"},
+        {WK_TARGET_END, NULL, "walkeep-fetch --config '/etc/a\nb.conf' %f %p",
+         "restore_command holds"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        wk_restore_options opt = default_options();
+        opt.target.kind = cases[i].kind;
+        opt.target.value = cases[i].value;
+        if (cases[i].command != NULL)
+            opt.restore_command = cases[i].command;
+        plan_fails(repo, &opt, WK_ERR_USAGE, &err);
+        ck_assert_msg(strstr(err.message, cases[i].says) != NULL, "case %zu: %s", i, err.message);
+        ck_assert(!ts_path_exists(pgdata));
+    }
+    /* 63 bytes is a name PostgreSQL takes. */
+    long_name[63] = '\0';
+    wk_restore_options opt = default_options();
+    opt.target.kind = WK_TARGET_NAME;
+    opt.target.value = long_name;
+    wk_restore_plan plan;
+    plan_ok(repo, &opt, &plan);
+    wk_restore_plan_free(&plan);
+    wk_repo_free(repo);
+}
+END_TEST
+
 START_TEST(test_contradicting_records_refused)
 {
     wk_repo *repo = restorable(WK_COMPRESS_ZSTD, true);
@@ -1567,6 +1607,7 @@ static Suite *restore_suite(void)
     tcase_set_timeout(lay, 60);
     tcase_add_test(lay, test_lay_down_new_folder);
     tcase_add_test(lay, test_contradicting_records_refused);
+    tcase_add_test(lay, test_settings_postgresql_refuses);
     tcase_add_test(lay, test_base_archive_without_pg_control);
     tcase_add_test(lay, test_lay_down_target_settings);
     tcase_add_test(lay, test_lay_down_quotes_backslashes);
