@@ -634,6 +634,17 @@ wk_assert_status 1 "$what: a target LSN past the end of the archive (1/0) exits 
 assert_error_line "$what: one error line"
 assert_absent_or_empty "$d" "$what: the data dir is untouched"
 
+# Settings PostgreSQL would refuse at start: refused before anything is laid down.
+what="8g. settings PostgreSQL refuses"
+long_name=$(printf 'n%.0s' $(seq 1 64))
+for bad in "--target-name=$long_name" "--target-xid=18446744073709551616" $'--target-name=before\ndrop'; do
+    d=$(wk_cluster_path r_refused)
+    wk_assert_status 1 "$what: pitr-restore refuses ${bad:0:30}..." -- \
+        pitr "$conf" "$d" "$bad" --target-action=promote
+    assert_error_line "$what: one error line"
+    assert_absent_or_empty "$d" "$what: the data dir is untouched"
+done
+
 # A corrupt backup object: on another copy.
 what="8d. corrupt backup"
 repo_bad=$(wk_repo_new repo-bad "$work")
