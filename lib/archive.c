@@ -15,6 +15,7 @@
 
 #include <sodium.h>
 
+#include "cluster.h"
 #include "crypt.h"
 #include "log.h"
 #include "pgversion.h"
@@ -447,6 +448,26 @@ out:
     return rc;
 }
 
+/* The identity of the cluster whose pg_wal holds the file at path (archive_command's %p,
+ * "pg_wal/<name>" in the data directory): 0, or -1 when path is not in a data
+ * directory's pg_wal. */
+static int identity_of_data_directory(const char *path, wk_repo_meta *identity)
+{
+    char dir[PATH_MAX];
+    if (realpath(path, dir) == NULL)
+        return -1;
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL)
+        return -1;
+    *slash = '\0'; /* the folder holding the file */
+    slash = strrchr(dir, '/');
+    if (slash == NULL || strcmp(slash + 1, "pg_wal") != 0)
+        return -1;
+    *slash = '\0'; /* the data directory */
+    wk_error ignored = {0};
+    return wk_cluster_read_identity(dir[0] != '\0' ? dir : "/", identity, &ignored);
+}
+
 int wk_archive_push(wk_repo *repo, const char *path, wk_push_result *result, wk_error *err)
 {
     const char *name = base_name(path);
@@ -478,8 +499,16 @@ int wk_archive_push(wk_repo *repo, const char *path, wk_push_result *result, wk_
     } else if (check_text_file(fd, path, &parsed, (uint64_t)st.st_size, err) != 0) {
         goto out;
     }
-    if (wk_repo_open_meta(repo, is_segment ? &identity : NULL, &meta, &result->initialized_repo,
-                          err) != 0) {
+    int opened = wk_repo_open_meta(repo, is_segment ? &identity : NULL, &meta,
+                                   &result->initialized_repo, err);
+    if (opened != 0 && !is_segment && err->code == WK_ERR_NOTFOUND &&
+        identity_of_data_directory(path, &identity) == 0) {
+        /* A promoted server archives its history file before any segment: a new repository
+         * takes its identity from the data directory the file lies in. */
+        wk_error_clear(err);
+        opened = wk_repo_open_meta(repo, &identity, &meta, &result->initialized_repo, err);
+    }
+    if (opened != 0) {
         if (is_segment)
             wk_error_prefix(err, "refusing to archive \"%s\"", path);
         goto out;

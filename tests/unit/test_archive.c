@@ -583,6 +583,35 @@ START_TEST(test_repush_repairs_damaged_object)
 }
 END_TEST
 
+/* A promoted server archives its history file before any segment: a new repository takes
+ * its identity from the data directory (PG_VERSION, a segment of its pg_wal) instead of
+ * refusing the file forever. Outside a data directory's pg_wal the refusal stays. */
+START_TEST(test_history_initialises_new_repository)
+{
+    wk_error err = {0};
+    char path[600], other[600];
+    snprintf(path, sizeof(path), "%s/PG_VERSION", tmp_dir);
+    ts_write_text(path, "15\n");
+    ts_segment spec = default_spec(7, 1);
+    free(make_segment(&spec, NULL, NULL, NULL));
+    snprintf(other, sizeof(other), "%s/00000002.history", tmp_dir);
+    ts_write_text(other, "1\t0/7000000\tno recovery target specified\n");
+    wk_repo *repo = open_repo();
+    wk_push_result res;
+    ck_assert_int_eq(wk_archive_push(repo, other, &res, &err), -1);
+    ck_assert_int_eq(err.code, WK_ERR_NOTFOUND);
+    snprintf(path, sizeof(path), "%s/00000002.history", wal_dir);
+    ts_write_text(path, "1\t0/7000000\tno recovery target specified\n");
+    ck_assert_msg(wk_archive_push(repo, path, &res, &err) == 0, "%s", err.message);
+    ck_assert(res.initialized_repo);
+    wk_repo_meta meta;
+    ck_assert_int_eq(wk_repo_read_meta(repo, &meta, &err), 0);
+    ck_assert_uint_eq(meta.system_identifier, TS_SYSID);
+    ck_assert_uint_eq(meta.seg_size, TS_SEG);
+    wk_repo_free(repo);
+}
+END_TEST
+
 START_TEST(test_push_twice_already_archived)
 {
     wk_error err = {0};
@@ -1431,6 +1460,7 @@ static Suite *archive_suite(void)
     tcase_add_test(push, test_fetch_not_found_only_when_certain);
     tcase_add_test(push, test_fetch_removes_dead_temporaries);
     tcase_add_test(push, test_repush_repairs_damaged_object);
+    tcase_add_test(push, test_history_initialises_new_repository);
     tcase_add_test(push, test_push_conflict_keeps_stored_copy);
     tcase_add_test(push, test_push_wrong_size_refused);
     tcase_add_test(push, test_push_wrong_pageaddr_refused);
