@@ -14,6 +14,7 @@
 #include <libpq-fe.h>
 
 #include "archive.h"
+#include "file.h"
 #include "json.h"
 #include "log.h"
 #include "pg.h"
@@ -543,6 +544,62 @@ static int wait_for_stop_segment(wk_repo *repo, const wk_backup_record *r, uint3
     return -1;
 }
 
+/* Stores the history file of timeline tli, fetched with TIMELINE_HISTORY, through the
+ * archive worker (a file of that name under a scratch folder). */
+static int store_history(wk_repo *repo, PGconn *conn, uint32_t tli, wk_error *err)
+{
+    char query[64], dir[] = "/tmp/walkeep-history.XXXXXX", path[sizeof(dir) + 64];
+    snprintf(query, sizeof(query), "TIMELINE_HISTORY %u", tli);
+    PGresult *res = PQexec(conn, query);
+    int rc = -1;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 || PQnfields(res) != 2) {
+        wk_pg_error(err, WK_ERR_IO, "could not read the timeline history", PQerrorMessage(conn));
+        PQclear(res);
+        return -1;
+    }
+    const char *name = PQgetvalue(res, 0, 0);
+    wk_wal_name parsed;
+    size_t len = 0;
+    unsigned char *content = PQunescapeBytea((const unsigned char *)PQgetvalue(res, 0, 1), &len);
+    if (content == NULL || wk_wal_parse_name(name, &parsed, err) != 0 ||
+        parsed.kind != WK_WAL_HISTORY || mkdtemp(dir) == NULL) {
+        if (err->code == WK_ERR_NONE)
+            wk_error_set(err, WK_ERR_IO, "could not keep the history of timeline %u", tli);
+        goto out;
+    }
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    wk_push_result pushed;
+    if (wk_file_write(path, content, len, 0600, 0, err) == 0 &&
+        wk_archive_push(repo, path, &pushed, err) == 0) {
+        if (!pushed.already_archived)
+            wk_notice(WK_LOG_INFO, "stored %s, which the repository lacked", name);
+        rc = 0;
+    }
+    unlink(path);
+    rmdir(dir);
+out:
+    PQfreemem(content);
+    PQclear(res);
+    return rc;
+}
+
+/* The repository holds the history of the backup's timeline and its ancestors' (recovery
+ * needs it; a repository created after a failover or a restore never got it). */
+static void store_histories(wk_repo *repo, PGconn *conn, uint32_t tli)
+{
+    for (; tli >= 2; tli--) {
+        char name[32];
+        wk_wal_object obj;
+        wk_error err = {0};
+        snprintf(name, sizeof(name), "%08X.history", tli);
+        if (wk_archive_find(repo, name, &obj, &err) == 0)
+            continue;
+        wk_error_clear(&err);
+        if (store_history(repo, conn, tli, &err) != 0)
+            wk_notice(WK_LOG_WARNING, "could not store %s: %s", name, err.message);
+    }
+}
+
 int wk_backup_take(wk_repo *repo, const wk_backup_options *opt, wk_backup_record *out,
                    wk_error *err)
 {
@@ -639,6 +696,7 @@ int wk_backup_take(wk_repo *repo, const wk_backup_options *opt, wk_backup_record
         PQclear(res);
     }
     r.stop_time = time(NULL);
+    store_histories(repo, conn, r.stop_tli);
     if (wk_backup_record_write(repo, &r, err) != 0) {
         wk_error_prefix(err, "could not record backup \"%s\"", r.label);
         goto out;
