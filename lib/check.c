@@ -311,6 +311,25 @@ static void check_dump(const wk_check_facts *f, const wk_check_thresholds *t, wk
     add_value(item, "age_seconds", seconds);
 }
 
+static void check_history(const wk_check_facts *f, wk_check_report *r)
+{
+    if (!f->history_known)
+        return;
+    if (f->history_missing) {
+        wk_check_item *item = add_item(r, "history", WK_CHECK_WARNING,
+                                       "the current timeline's history (%08X.history) is not in "
+                                       "the repository: a restore cannot follow timeline %u; "
+                                       "take a base backup (it stores it)",
+                                       f->timeline, f->timeline);
+        add_value(item, "timeline", f->timeline);
+    } else {
+        wk_check_item *item =
+            add_item(r, "history", WK_CHECK_OK, "the history of timeline %u is in the repository",
+                     f->timeline);
+        add_value(item, "timeline", f->timeline);
+    }
+}
+
 static void check_switch(const wk_check_facts *f, wk_check_report *r)
 {
     if (!f->switch_requested)
@@ -335,6 +354,7 @@ void wk_check_evaluate(const wk_check_facts *facts, const wk_check_thresholds *t
     check_archiver(facts, out);
     check_wal(facts, t, out);
     check_ready(facts, t, out);
+    check_history(facts, out);
     check_dump(facts, t, out);
     check_switch(facts, out);
 }
@@ -786,6 +806,22 @@ static void gather_server(wk_repo *repo, const wk_check_options *o, wk_check_fac
         PQclear(res);
     } else {
         ready_from_pgdata(o, f, "pg_ls_archive_statusdir() needs superuser or pg_monitor");
+    }
+    res = one_row(conn, "SELECT timeline_id FROM pg_control_checkpoint()", why, sizeof(why),
+                  "could not read the timeline");
+    if (res != NULL) {
+        f->timeline = (uint32_t)strtoul(PQgetvalue(res, 0, 0), NULL, 10);
+        PQclear(res);
+    }
+    if (f->timeline >= 2 && repo != NULL && f->repo_ok) {
+        char name[32];
+        wk_wal_object obj;
+        wk_error e = {0};
+        snprintf(name, sizeof(name), "%08X.history", f->timeline);
+        if (wk_archive_find(repo, name, &obj, &e) == 0 || e.code == WK_ERR_NOTFOUND) {
+            f->history_known = true;
+            f->history_missing = e.code == WK_ERR_NOTFOUND;
+        }
     }
 out:
     PQfinish(conn);

@@ -78,6 +78,11 @@ typedef struct wk_check_facts {
     int64_t failed_count;
     char current_wal[WK_CHECK_WAL_NAME_MAX]; /* "" when unknown (e.g. in recovery) */
 
+    /* the current timeline's history (valid when history_known: timeline 2 or later) */
+    uint32_t timeline;
+    bool history_known;
+    bool history_missing;
+
     /* .ready backlog */
     bool ready_known;
     int64_t ready_count;

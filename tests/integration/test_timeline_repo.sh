@@ -44,10 +44,13 @@ history_objects() { wk_repo_wal_objects "$repo" | grep -E '^wal/00000002\.histor
 wk_assert_ne "" "$(history_objects)" "00000002.history is in the repository"
 
 # The history object gone (a repository created after the history was archived elsewhere):
-# a base backup stores it again.
+# walkeep check warns, and a base backup stores it again.
 mapfile -t gone < <(wk_repo_ls "$repo" wal | grep -E '^wal/00000002\.history-' || true)
 wk_repo_rm "$repo" "${gone[@]}"
 wk_assert_eq "" "$(history_objects)" "the history object was removed"
+wk_assert_status '!0' "walkeep check is not OK without the current timeline's history" -- \
+    as_pg timeout -k 10 120 "$WALKEEP" check --config "$conf"
+wk_assert_contains "$WK_OUT" "WARNING.*00000002.history" "check names the missing history"
 wk_psql "$pg" "CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g" >/dev/null
 wk_assert_status 0 "a base backup on timeline 2" -- \
     as_pg timeout -k 10 240 "$BASEBACKUP" --config "$conf" --label tl2

@@ -321,6 +321,24 @@ START_TEST(test_ready_backlog)
 }
 END_TEST
 
+/* On timeline 2 or later, the current timeline's history must be in the repository. */
+START_TEST(test_timeline_history)
+{
+    wk_check_thresholds t = defaults();
+    wk_check_facts f = healthy();
+    wk_check_report r;
+    wk_check_evaluate(&f, &t, &r);
+    ck_assert_ptr_null(find(&r, "history")); /* timeline 1: nothing to say */
+    f.timeline = 2;
+    f.history_known = true;
+    ck_assert_int_eq(status_of(&f, &t, "history"), WK_CHECK_OK);
+    f.history_missing = true;
+    ck_assert_int_eq(status_of(&f, &t, "history"), WK_CHECK_WARNING);
+    wk_check_evaluate(&f, &t, &r);
+    ck_assert_ptr_nonnull(strstr(find(&r, "history")->message, "00000002.history"));
+}
+END_TEST
+
 START_TEST(test_dump_and_switch)
 {
     wk_check_thresholds t = defaults();
@@ -569,6 +587,7 @@ static Suite *check_suite(void)
     tcase_add_test(verdicts, test_wal_age);
     tcase_add_test(verdicts, test_ready_backlog);
     tcase_add_test(verdicts, test_dump_and_switch);
+    tcase_add_test(verdicts, test_timeline_history);
     suite_add_tcase(s, verdicts);
 
     TCase *output = tcase_create("output");
