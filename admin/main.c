@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "archive.h"
 #include "cli.h"
 #include "cluster.h"
 #include "commands.h"
@@ -98,6 +99,16 @@ static int cmd_init(const wk_config *cfg, const wk_args *args, wk_error *err)
            "-byte WAL segments, %s)",
            created ? "initialized" : "already initialized:", repo->location, meta.system_identifier,
            meta.pg_version, meta.seg_size, meta.encrypted ? "encrypted" : "not encrypted");
+    /* A cluster past a failover or a restore: its timeline histories belong in the
+     * repository too (restores follow them), whether or not the archiver got to them. */
+    char waldir[4200];
+    int stored = 0;
+    snprintf(waldir, sizeof(waldir), "%s/pg_wal", cfg->pgdata);
+    if (wk_archive_push_histories(repo, waldir, &stored, err) != 0)
+        goto out;
+    if (stored > 0)
+        wk_log(WK_LOG_INFO, "stored %d timeline history file%s from \"%s\"", stored,
+               stored == 1 ? "" : "s", waldir);
     rc = 0;
 out:
     wk_repo_free(repo);

@@ -2,6 +2,7 @@
  * repository (idempotent by plaintext fingerprint) and back out, never partial. */
 #include "archive.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -814,5 +815,27 @@ int wk_archive_read_small(wk_repo *repo, const char *name, char **text, size_t *
 out:
     wk_stage_free(chain);
     free(buf);
+    return rc;
+}
+
+int wk_archive_push_histories(wk_repo *repo, const char *waldir, int *stored, wk_error *err)
+{
+    *stored = 0;
+    DIR *dir = opendir(waldir);
+    if (dir == NULL)
+        return wk_error_sys(err, WK_ERR_IO, errno, "could not open folder \"%s\"", waldir);
+    int rc = 0;
+    for (struct dirent *de = readdir(dir); de != NULL && rc == 0; de = readdir(dir)) {
+        wk_wal_name parsed;
+        if (wk_wal_parse_name(de->d_name, &parsed, NULL) != 0 || parsed.kind != WK_WAL_HISTORY)
+            continue;
+        char path[PATH_MAX + 300];
+        wk_push_result result;
+        snprintf(path, sizeof(path), "%s/%s", waldir, de->d_name);
+        rc = wk_archive_push(repo, path, &result, err);
+        if (rc == 0 && !result.already_archived)
+            (*stored)++;
+    }
+    closedir(dir);
     return rc;
 }

@@ -102,4 +102,8 @@ bool wk_archive_index_has(const wk_wal_index *index, uint32_t tli, uint64_t segn
  * buffer. WK_ERR_NOTFOUND when it is not archived. */
 int wk_archive_read_small(wk_repo *repo, const char *name, char **text, size_t *len, wk_error *err);
 
+/* Archives the timeline history files ("NNNNNNNN.history") in the folder waldir (a data
+ * directory's pg_wal) that the repository lacks; *stored counts those stored now. */
+int wk_archive_push_histories(wk_repo *repo, const char *waldir, int *stored, wk_error *err);
+
 #endif

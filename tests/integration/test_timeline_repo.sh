@@ -59,4 +59,12 @@ wk_assert_ne "" "$(history_objects)" "00000002.history is in the repository agai
 wk_assert_status 0 "walkeep verify finds no missing history" -- \
     as_pg timeout -k 10 120 "$WALKEEP" verify --config "$conf"
 
+# walkeep init on a repository that lacks the history stores it from pg_wal.
+mapfile -t gone < <(wk_repo_ls "$repo" wal | grep -E '^wal/00000002\.history-' || true)
+wk_repo_rm "$repo" "${gone[@]}"
+wk_assert_status 0 "walkeep init on the initialised repository" -- \
+    as_pg "$WALKEEP" init --config "$conf" --pgdata="$pg"
+wk_assert_contains "$WK_ERR" "stored 1 timeline history file" "init says it stored the history"
+wk_assert_ne "" "$(history_objects)" "00000002.history is in the repository once more"
+
 wk_done
