@@ -7,9 +7,11 @@
 #include "fuzz.h"
 #include "stream.h"
 
-static int lookup(void *arg, const uint8_t id[WK_KEY_ID_BYTES], const wk_key **key, wk_error *err)
+static int lookup(void *arg, int version, const uint8_t id[WK_KEY_ID_BYTES], const wk_key **key,
+                  wk_error *err)
 {
     (void)arg;
+    (void)version;
     (void)id;
     *key = fz_key();
     (void)err;

@@ -303,11 +303,19 @@ static int replace_stored(wk_repo *repo, int fd, const char *path, const wk_wal_
         wk_error_sys(err, WK_ERR_IO, errno, "could not read file \"%s\"", path);
         return -1;
     }
+    /* Written in the codec its name says, whatever the configured one is now. */
+    wk_compress compress = repo->compress;
+    int level = repo->compress_level;
+    repo->compress = obj->alg;
+    if (obj->alg != compress)
+        repo->compress_level = WK_COMPRESS_LEVEL_DEFAULT;
     if (wk_repo_put_open(repo, obj->path, 0, &summary->fingerprint, NULL, &result->stored_bytes,
                          &sink, err) == 0 &&
         wk_stream_pump_fd(fd, sink, NULL, err) == 0 && wk_stage_finish(sink, err) == 0)
         rc = 0;
-    else
+    repo->compress = compress;
+    repo->compress_level = level;
+    if (rc != 0)
         wk_error_prefix(err, "could not replace the damaged object \"%s\"", obj->path);
     wk_stage_free(sink);
     return rc;

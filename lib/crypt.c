@@ -378,7 +378,7 @@ static int decrypt_check_header(decrypt_stage *ds, wk_error *err)
         return wk_error_set(err, WK_ERR_INTERNAL,
                             "a bound encrypted object read without its place");
     if (ds->lookup != NULL) {
-        if (ds->lookup(ds->lookup_arg, id, &ds->key, err) != 0)
+        if (ds->lookup(ds->lookup_arg, ds->header[MAGIC_LEN], id, &ds->key, err) != 0)
             return -1;
     } else if (sodium_memcmp(id, ds->key->id, WK_KEY_ID_BYTES) != 0) {
         char theirs[2 * WK_KEY_ID_BYTES + 1];

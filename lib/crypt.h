@@ -46,10 +46,10 @@ wk_stage *wk_crypt_decrypt_new(wk_stage *next, const wk_key *key, wk_error *err)
 
 /* ---- objects bound to their place, keys found by id ------------------------------- */
 
-/* Finds the key an encrypted object's header names: *key (owned by the lookup's owner,
+/* Finds the key an encrypted object's header (of format version 1 or 2) names: *key (owned by the lookup's owner,
  * valid while the stage lives), or -1 with WK_ERR_KEY when none of the keys at hand is it. */
-typedef int (*wk_key_lookup_fn)(void *arg, const uint8_t id[WK_KEY_ID_BYTES], const wk_key **key,
-                                wk_error *err);
+typedef int (*wk_key_lookup_fn)(void *arg, int version, const uint8_t id[WK_KEY_ID_BYTES],
+                                const wk_key **key, wk_error *err);
 
 /* As wk_crypt_encrypt_new, in format version 2: the object's place in the repository
  * (place, e.g. "wal/000000010000000000000005") is authenticated with every chunk, so the

@@ -117,6 +117,9 @@ static int load(wk_keyring *ring, wk_error *err)
 {
     if (ring->loaded)
         return 0;
+    for (size_t i = 0; i < ring->count; i++) /* a failed load before: start afresh */
+        wk_key_free(ring->entries[i].key);
+    ring->count = 0;
     if (wk_storage_list(ring->st, WK_KEYRING_DIR, "", collect_entry, ring, err) != 0)
         return wk_error_prefix(err, "could not read the repository's key ring");
     if (ring->nomem)
@@ -157,6 +160,8 @@ static int unwrap_entry(wk_keyring *ring, ring_entry *e, const wk_key *wrapper, 
     if (sink == NULL)
         return -1;
     if (wk_storage_get(ring->st, e->path, sink, err) != 0 || wk_stage_finish(sink, err) != 0) {
+        if (err->code == WK_ERR_NOTFOUND)
+            err->code = WK_ERR_IO; /* removed meanwhile (a rotation): never "not initialised" */
         wk_error_prefix(err, "could not read key ring entry \"%s\"", e->path);
         goto out;
     }
@@ -197,6 +202,10 @@ static int store_entry(wk_keyring *ring, uint32_t seq, const wk_key *key, const 
     wk_key_id(wrapper, wid);
     hex_of(id, ihex);
     hex_of(wid, whex);
+    if (seq > 99999999)
+        return wk_error_set(err, WK_ERR_CORRUPT,
+                            "the key ring's sequence numbers are used up "
+                            "(a forged entry?)");
     ring_entry *e = add_entry(ring);
     if (e == NULL)
         return wk_error_set(err, WK_ERR_NOMEM, "out of memory");
@@ -318,11 +327,12 @@ int wk_keyring_create(wk_keyring *ring, const wk_key *first, wk_error *err)
     return unwrap_entry(ring, &ring->entries[ring->count - 1], ring->master, err);
 }
 
-int wk_keyring_lookup(void *arg, const uint8_t id[WK_KEY_ID_BYTES], const wk_key **key,
+int wk_keyring_lookup(void *arg, int version, const uint8_t id[WK_KEY_ID_BYTES], const wk_key **key,
                       wk_error *err)
 {
     wk_keyring *ring = arg;
-    if (sodium_memcmp(id, ring->master_id, WK_KEY_ID_BYTES) == 0) {
+    bool repository_key = version == 1;
+    if (repository_key && sodium_memcmp(id, ring->master_id, WK_KEY_ID_BYTES) == 0) {
         *key = ring->master;
         return 0;
     }
@@ -331,7 +341,8 @@ int wk_keyring_lookup(void *arg, const uint8_t id[WK_KEY_ID_BYTES], const wk_key
     for (size_t i = 0; i < ring->count; i++) {
         ring_entry *e = &ring->entries[i];
         if (memcmp(e->id, id, WK_KEY_ID_BYTES) != 0 ||
-            memcmp(e->wrapper, ring->master_id, WK_KEY_ID_BYTES) != 0)
+            memcmp(e->wrapper, ring->master_id, WK_KEY_ID_BYTES) != 0 ||
+            (e->seq == 0) != repository_key)
             continue;
         if (unwrap_entry(ring, e, ring->master, err) != 0)
             return -1;
@@ -349,8 +360,8 @@ int wk_keyring_lookup(void *arg, const uint8_t id[WK_KEY_ID_BYTES], const wk_key
     return -1;
 }
 
-int wk_keyring_rotate(wk_keyring *ring, const wk_key *new_master, wk_keyring_rotation *report,
-                      wk_error *err)
+int wk_keyring_rotate(wk_keyring *ring, const wk_key *new_master, bool keep_old_key,
+                      wk_keyring_rotation *report, wk_error *err)
 {
     uint8_t new_id[WK_KEY_ID_BYTES];
     memset(report, 0, sizeof(*report));
@@ -388,7 +399,7 @@ int wk_keyring_rotate(wk_keyring *ring, const wk_key *new_master, wk_keyring_rot
             return -1;
         report->rewrapped++;
     }
-    if (find(ring, 0, ring->master_id, new_id) == NULL) {
+    if (keep_old_key && find(ring, 0, ring->master_id, new_id) == NULL) {
         if (store_entry(ring, 0, ring->master, new_master, err) != 0)
             return -1;
         report->rewrapped++;
@@ -403,6 +414,24 @@ int wk_keyring_rotate(wk_keyring *ring, const wk_key *new_master, wk_keyring_rot
     wk_key_free(fresh);
     if (rc != 0)
         return -1;
+
+    /* Before anything the old key opens is removed: the new key must open every key the
+     * old one does, each unwrapped and checked (not taken on the name of its entry). */
+    wk_keyring *theirs = NULL;
+    if (wk_keyring_open(ring->st, new_master, &theirs, err) != 0)
+        return -1;
+    int checked = load(theirs, err);
+    for (size_t i = 0; checked == 0 && i < ring->count; i++) {
+        const ring_entry *e = &ring->entries[i];
+        if (memcmp(e->wrapper, ring->master_id, WK_KEY_ID_BYTES) == 0 &&
+            find(theirs, e->seq, e->id, new_id) == NULL)
+            checked =
+                wk_error_set(err, WK_ERR_CORRUPT,
+                             "the new key does not open key \"%s\": nothing removed", e->path);
+    }
+    wk_keyring_free(theirs);
+    if (checked != 0)
+        return wk_error_prefix(err, "refusing to finish the rotation");
 
     /* 3. The old key's wrappings go: from here on only the new key opens the ring. */
     for (size_t i = 0; i < ring->count; i++) {

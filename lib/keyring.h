@@ -37,10 +37,12 @@ int wk_keyring_writer_key(wk_keyring *ring, bool create, const wk_key **key, wk_
  * from then on the repository has a ring. */
 int wk_keyring_create(wk_keyring *ring, const wk_key *first, wk_error *err);
 
-/* wk_key_lookup_fn over the ring (arg is the ring): the configured key itself, or a key of
- * the ring it wraps; WK_ERR_KEY naming the id otherwise. */
-int wk_keyring_lookup(void *ring, const uint8_t id[WK_KEY_ID_BYTES], const wk_key **key,
-                      wk_error *err);
+/* wk_key_lookup_fn over the ring (arg is the ring). Format 1 objects were encrypted with a
+ * repository key: the configured key itself, or an earlier one it wraps (seq 0). Format 2
+ * objects and record MACs (version 2) use data keys (seq 1 and up) only, so a repository
+ * key rotated away can never authenticate anything new. WK_ERR_KEY naming the id otherwise. */
+int wk_keyring_lookup(void *ring, int version, const uint8_t id[WK_KEY_ID_BYTES],
+                      const wk_key **key, wk_error *err);
 
 /* What a rotation did. */
 typedef struct wk_keyring_rotation {
@@ -50,13 +52,13 @@ typedef struct wk_keyring_rotation {
     uint8_t new_data_key_id[WK_KEY_ID_BYTES];
 } wk_keyring_rotation;
 
-/* Rotates from the configured key to new_master: every key the configured key wraps (and
- * the configured key itself, for objects written before the ring) is wrapped by new_master
+/* Rotates from the configured key to new_master: every key the configured key wraps (and,
+ * with keep_old_key, the configured key itself, for objects written before the ring) is wrapped by new_master
  * too; then a new data key, wrapped only by new_master, becomes the writers' key; then the
  * wrappings by the old key are removed. At every point each object is readable with the old
  * key or with the new one (docs/format.md, "Rotation"). No object other than keys/ is
  * rewritten. Running it again after a crash completes it. */
-int wk_keyring_rotate(wk_keyring *ring, const wk_key *new_master, wk_keyring_rotation *report,
-                      wk_error *err);
+int wk_keyring_rotate(wk_keyring *ring, const wk_key *new_master, bool keep_old_key,
+                      wk_keyring_rotation *report, wk_error *err);
 
 #endif

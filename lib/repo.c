@@ -417,19 +417,18 @@ int wk_repo_put_open(wk_repo *repo, const char *path, int flags, const wk_finger
                      wk_error *err)
 {
     wk_stage *stage = NULL;
+    bool sealed = false;
+    const wk_key *key = NULL;
+    /* The ring is read before the upload opens (a client busy with it takes no request). */
+    if (repo->key != NULL && (wk_repo_sealed(repo, &sealed, err) != 0 ||
+                              (sealed && wk_keyring_writer_key(repo->ring, false, &key, err) != 0)))
+        return -1;
     if (wk_storage_put_open(repo->storage, path, flags, &stage, err) != 0)
         return -1;
     if (stored_bytes != NULL)
         stage = wk_stage_count_new(stage, stored_bytes, err);
     if (stage != NULL && repo->key != NULL) {
-        bool sealed = false;
-        const wk_key *key = NULL;
         char place[WK_STORAGE_PATH_MAX];
-        if (wk_repo_sealed(repo, &sealed, err) != 0 ||
-            (sealed && wk_keyring_writer_key(repo->ring, false, &key, err) != 0)) {
-            wk_stage_free(stage);
-            return -1;
-        }
         wk_repo_place_of(path, place, sizeof(place));
         stage = sealed ? wk_crypt_encrypt_bound_new(stage, key, place, err)
                        : wk_crypt_encrypt_new(stage, repo->key, err);
@@ -522,7 +521,7 @@ static int seal_path(const char *path, char *out, size_t size, wk_error *err)
 static void record_mac(const wk_key *key, const char *path, const void *bytes, size_t len,
                        uint8_t mac[WK_MAC_BYTES])
 {
-    size_t plen = strlen(path);
+    size_t plen = strnlen(path, WK_STORAGE_PATH_MAX - 1);
     char head[WK_STORAGE_PATH_MAX + 1];
     memcpy(head, path, plen);
     head[plen] = '\n';
@@ -601,7 +600,7 @@ static int check_seal(wk_repo *repo, const char *path, const uint8_t *bytes, siz
         wk_error_set(err, WK_ERR_CORRUPT, "the MAC of record \"%s\" is damaged", path);
         goto out;
     }
-    if (wk_keyring_lookup(repo->ring, id, &key, err) != 0)
+    if (wk_keyring_lookup(repo->ring, 2, id, &key, err) != 0)
         goto out;
     record_mac(key, path, bytes, len, got);
     if (sodium_memcmp(got, want, WK_MAC_BYTES) != 0) {

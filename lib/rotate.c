@@ -95,7 +95,13 @@ int wk_rotate_key(wk_repo *repo, const wk_key *new_key, wk_rotate_result *result
         if (rc != 0)
             return -1;
     }
-    if (wk_keyring_rotate(repo->ring, new_key, &result->ring, err) != 0)
+    /* The old key itself stays readable (wrapped by the new one, for format 1 objects) only
+     * when it can have encrypted objects directly: it is the key the repository was created
+     * with (a later key never encrypts an object itself). */
+    uint8_t id[WK_KEY_ID_BYTES];
+    wk_key_id(repo->key, id);
+    bool keep_old_key = !exists || memcmp(id, meta.key_id, sizeof(id)) == 0;
+    if (wk_keyring_rotate(repo->ring, new_key, keep_old_key, &result->ring, err) != 0)
         return -1;
     result->ring.created_ring = !exists;
     return 0;

@@ -842,10 +842,11 @@ typedef struct lookup_ring {
     int calls;
 } lookup_ring;
 
-static int ring_lookup(void *arg, const uint8_t id[WK_KEY_ID_BYTES], const wk_key **key,
-                       wk_error *err)
+static int ring_lookup(void *arg, int version, const uint8_t id[WK_KEY_ID_BYTES],
+                       const wk_key **key, wk_error *err)
 {
     lookup_ring *r = arg;
+    (void)version;
     r->calls++;
     for (int i = 0; i < 3 && r->keys[i] != NULL; i++) {
         uint8_t have[WK_KEY_ID_BYTES];
