@@ -11,6 +11,7 @@
 #include "backup.h"
 #include "json.h"
 #include "record.h"
+#include "window.h"
 
 #define GAPS_LISTED_MAX 1000
 
@@ -99,6 +100,78 @@ static void write_backup(wk_json_writer *w, FILE *text, const wk_backup_entry *e
     wk_json_end_object(w);
 }
 
+/* A time both ways: text as recovery_target_time takes it, and Unix microseconds. */
+static void write_time(wk_json_writer *w, const char *key, int64_t pg_time, char *text, size_t size)
+{
+    char us_key[64];
+    wk_window_format_time(pg_time, text, size);
+    wk_json_kv_string(w, key, text);
+    snprintf(us_key, sizeof(us_key), "%s_unix_us", key);
+    wk_json_kv_int(w, us_key, wk_walrec_time_to_unix_us(pg_time));
+}
+
+/* The window of timeline tli: from the end of the oldest usable backup it descends from
+ * to the last commit archived on the way, with the restore points on it. */
+static int write_window(wk_repo *repo, wk_json_writer *w, FILE *text, const wk_wal_index *index,
+                        const wk_backup_entry *entries, size_t count, uint32_t tli, wk_error *err)
+{
+    const wk_backup_entry *from = NULL;
+    wk_window_path path;
+    for (size_t i = 0; i < count && from == NULL; i++) {
+        if (!entries[i].has_record || !entries[i].wal_ready)
+            continue;
+        wk_error ignored = {0};
+        if (wk_window_path_make(repo, &entries[i].record, tli, index->seg_size, &path, &ignored) ==
+            0)
+            from = &entries[i];
+    }
+    if (from == NULL)
+        return 0; /* no backup leads there */
+    wk_window win;
+    if (wk_window_walk(repo, index, &from->record, &path, NULL, &win, NULL, err) != 0)
+        return wk_error_prefix(err, "could not read the recovery window of timeline %u", tli);
+    char start[64], end[64], lsn[32];
+    wk_json_begin_object(w);
+    wk_json_kv_uint(w, "timeline", tli);
+    wk_json_kv_string(w, "backup", from->label);
+    write_time(w, "from", win.consistent, start, sizeof(start));
+    if (win.has_commit)
+        write_time(w, "to", win.last_commit, end, sizeof(end));
+    else {
+        wk_json_key(w, "to");
+        wk_json_null(w);
+    }
+    wk_wal_format_lsn(lsn, sizeof(lsn), win.end_lsn);
+    wk_json_kv_string(w, "wal_end_lsn", lsn);
+    if (win.missing[0] != '\0')
+        wk_json_kv_string(w, "next_missing_segment", win.missing);
+    else {
+        wk_json_key(w, "next_missing_segment");
+        wk_json_null(w);
+    }
+    fprintf(text, "  timeline %u: from %s (end of backup %s) to %s; WAL to %s\n", tli, start,
+            from->label, win.has_commit ? end : "that (no commit archived after it)", lsn);
+    wk_json_key(w, "restore_points");
+    wk_json_begin_array(w);
+    for (size_t i = 0; i < win.point_count; i++) {
+        const wk_walrec_event *p = &win.points[i];
+        wk_json_begin_object(w);
+        wk_json_kv_string(w, "name", p->name);
+        write_time(w, "time", p->time, end, sizeof(end));
+        wk_wal_format_lsn(lsn, sizeof(lsn), p->lsn);
+        wk_json_kv_string(w, "lsn", lsn);
+        wk_json_kv_uint(w, "timeline", wk_window_path_tli_at(&path, p->lsn));
+        wk_json_kv_bool(w, "after_backup_end", p->lsn >= from->record.stop_lsn);
+        wk_json_end_object(w);
+        fprintf(text, "    restore point \"%s\" at %s (WAL %s)%s\n", p->name, end, lsn,
+                p->lsn >= from->record.stop_lsn ? "" : ", before the backup's end");
+    }
+    wk_json_end_array(w);
+    wk_json_end_object(w);
+    wk_window_free(&win);
+    return 0;
+}
+
 int wk_info_run(wk_repo *repo, bool json, wk_error *err)
 {
     wk_repo_meta meta;
@@ -176,6 +249,17 @@ int wk_info_run(wk_repo *repo, bool json, wk_error *err)
         fprintf(text, "recovery window: none (no complete backup with its WAL)\n");
     }
     wk_json_end_object(w);
+
+    /* Per timeline, as times: what a time, name or xid target can reach. */
+    wk_json_key(w, "recovery_windows");
+    wk_json_begin_array(w);
+    fprintf(text, "recovery windows (times of the last commit archived on the way):\n");
+    for (size_t i = 0; i < index.count; i++) {
+        const wk_wal_timeline *t = &index.timelines[i];
+        if (t->count > 0 && write_window(repo, w, text, &index, entries, count, t->tli, err) != 0)
+            goto out;
+    }
+    wk_json_end_array(w);
     wk_json_end_object(w);
     doc = wk_json_writer_finish(w, err);
     if (doc == NULL)

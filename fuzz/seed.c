@@ -105,6 +105,31 @@ static void wal_seeds(void)
     memcpy(h + 32, &seg, 4);
     memcpy(h + 36, &blck, 4);
     put("fuzz_wal", "header", h, sizeof(h));
+    /* The same page with a commit record after it (24-byte header, main data: the time),
+     * its CRC-32C right, for the record reader. */
+    uint8_t page[40 + 40] = {0};
+    memcpy(page, h, 40);
+    uint8_t *rec = page + 40;
+    uint32_t tot = 34, xid = 1234, crc = 0xFFFFFFFFu;
+    uint64_t when = UINT64_C(849997327853551);
+    memcpy(rec, &tot, 4);
+    memcpy(rec + 4, &xid, 4);
+    rec[17] = 1; /* RM_XACT_ID, info 0: commit */
+    rec[24] = 255;
+    rec[25] = 8;
+    memcpy(rec + 26, &when, 8);
+    for (int pass = 0; pass < 2; pass++) {
+        const uint8_t *p = pass == 0 ? rec + 24 : rec;
+        size_t n = pass == 0 ? 10 : 20;
+        while (n-- > 0) {
+            crc ^= *p++;
+            for (int k = 0; k < 8; k++)
+                crc = crc & 1 ? (crc >> 1) ^ 0x82F63B78u : crc >> 1;
+        }
+    }
+    crc ^= 0xFFFFFFFFu;
+    memcpy(rec + 20, &crc, 4);
+    put("fuzz_walrec", "commit", page, sizeof(page));
     put_text("fuzz_wal", "history",
              "1\t0/3000000\tno recovery target specified\n"
              "2\t0/5000000\tbefore 2026-11-25 09:30:12+00\n");

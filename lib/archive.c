@@ -43,9 +43,78 @@ typedef struct find_state {
     char strange[WK_OBJECT_PATH_MAX]; /* an entry under the name walkeep did not write */
 } find_state;
 
+void wk_archive_index_token(const wk_walrec_summary *index, char *buf, size_t size)
+{
+    int n = snprintf(buf, size, ".i");
+    if (index->xacts > 0)
+        n += snprintf(
+            buf + n, size - (size_t)n, "_t%016" PRIx64 "-%016" PRIx64 "_x%08" PRIx32 "-%08" PRIx32,
+            (uint64_t)index->time_min, (uint64_t)index->time_max, index->xid_min, index->xid_max);
+    if (index->points > 0)
+        n += snprintf(buf + n, size - (size_t)n, "_p%" PRIu32, index->points);
+    if (index->crossing)
+        snprintf(buf + n, size - (size_t)n, "_c");
+}
+
+/* n lower-case hex digits at p into *out. */
+static bool parse_hex(const char *p, int n, uint64_t *out)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++) {
+        char c = p[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0)
+            return false;
+        v = v << 4 | (uint64_t)d;
+    }
+    *out = v;
+    return true;
+}
+
+/* The time index after a fingerprint (wk_archive_index_token's form, fields in their
+ * order): returns where the suffix starts, NULL when it is not one. */
+static const char *parse_index_token(const char *p, wk_walrec_summary *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (strncmp(p, ".i", 2) != 0)
+        return NULL;
+    p += 2;
+    uint64_t a, b;
+    if (strncmp(p, "_t", 2) == 0) {
+        if (!parse_hex(p + 2, 16, &a) || p[18] != '-' || !parse_hex(p + 19, 16, &b))
+            return NULL;
+        out->time_min = (int64_t)a;
+        out->time_max = (int64_t)b;
+        p += 35;
+        if (strncmp(p, "_x", 2) != 0 || !parse_hex(p + 2, 8, &a) || p[10] != '-' ||
+            !parse_hex(p + 11, 8, &b))
+            return NULL;
+        out->xid_min = (uint32_t)a;
+        out->xid_max = (uint32_t)b;
+        out->xacts = 1; /* at least: the count is not kept */
+        p += 19;
+    }
+    if (strncmp(p, "_p", 2) == 0) {
+        char *end = NULL;
+        if (p[2] < '1' || p[2] > '9')
+            return NULL;
+        unsigned long v = strtoul(p + 2, &end, 10);
+        if (v > UINT32_MAX)
+            return NULL;
+        out->points = (uint32_t)v;
+        p = end;
+    }
+    if (strncmp(p, "_c", 2) == 0) {
+        out->crossing = true;
+        p += 2;
+    }
+    return p;
+}
+
 wk_wal_entry wk_archive_parse_entry(const char *entry, char *name, wk_wal_object *obj)
 {
-    const char *dash = strrchr(entry, '-');
+    /* WAL file names hold no dash; a time index has dashes of its own. */
+    const char *dash = strchr(entry, '-');
     wk_wal_name parsed;
     if (dash == NULL || (size_t)(dash - entry) >= WK_WAL_FILE_NAME_MAX)
         return WK_WAL_ENTRY_OTHER;
@@ -61,8 +130,20 @@ wk_wal_entry wk_archive_parse_entry(const char *entry, char *name, wk_wal_object
     memcpy(hex, rest, WK_FINGERPRINT_HEX_LEN);
     hex[WK_FINGERPRINT_HEX_LEN] = '\0';
     obj->path[0] = '\0';
+    const char *suffix = rest + WK_FINGERPRINT_HEX_LEN;
+    obj->indexed = false;
+    memset(&obj->index, 0, sizeof(obj->index));
+    if (strncmp(suffix, ".i", 2) == 0) {
+        /* Only segments carry a time index. */
+        if (parsed.kind != WK_WAL_SEGMENT && parsed.kind != WK_WAL_PARTIAL)
+            return WK_WAL_ENTRY_OTHER;
+        suffix = parse_index_token(suffix, &obj->index);
+        if (suffix == NULL)
+            return WK_WAL_ENTRY_OTHER;
+        obj->indexed = true;
+    }
     if (wk_fingerprint_parse(hex, &obj->fingerprint) != 0 ||
-        wk_repo_parse_suffix(rest + WK_FINGERPRINT_HEX_LEN, &obj->alg, &obj->encrypted) != 0)
+        wk_repo_parse_suffix(suffix, &obj->alg, &obj->encrypted) != 0)
         return WK_WAL_ENTRY_OTHER;
     return WK_WAL_ENTRY_OBJECT;
 }
@@ -392,42 +473,81 @@ static int claim(wk_repo *repo, const char *dir, const char *name, const wk_fing
     return conflict(repo, name, &claimed, fp, "claimed", err);
 }
 
+/* The first of two passes over a new file: its fingerprint, and (reader set) its records. */
+static int first_pass(int fd, wk_walrec_reader *reader, wk_stream_summary *summary, wk_error *err)
+{
+    wk_stage *chain = wk_stage_fingerprint_new(NULL, summary, err);
+    if (reader != NULL)
+        chain = wk_walrec_stage_new(chain, reader, err);
+    int rc = chain != NULL && wk_stream_pump_fd(fd, chain, NULL, err) == 0 &&
+                     wk_stage_finish(chain, err) == 0 && lseek(fd, 0, SEEK_SET) == 0
+                 ? 0
+                 : -1;
+    wk_stage_free(chain);
+    return rc;
+}
+
 /* Stores a file no object holds yet. The object is named after the fingerprint of its
- * plaintext. Where the storage can rename a sink before it commits, one pass computes
- * the fingerprint while compressing and names the object at the end; elsewhere a
- * first pass computes it, and the second checks it again before committing. */
+ * plaintext and, for a segment, the time index of its records (read in the same pass).
+ * Where the storage can rename a sink before it commits, one pass computes both while
+ * compressing and names the object at the end; elsewhere a first pass computes them, and
+ * the second checks the fingerprint again before committing. */
 static int store_new(wk_repo *repo, int fd, const char *path, const char *name,
                      const wk_wal_name *parsed, uint64_t size, wk_push_result *result,
                      wk_error *err)
 {
     bool one_pass = wk_storage_can_retarget(repo->storage);
     wk_stream_summary summary = {0};
-    wk_stage *sink = NULL;
-    char dir[64], hex[WK_FINGERPRINT_HEX_LEN + 1];
+    wk_stage *sink = NULL, *fingerprint = NULL;
+    wk_walrec_reader *reader = NULL;
+    char dir[64], hex[WK_FINGERPRINT_HEX_LEN + 1], token[128] = "";
     int rc = -1;
 
     wk_archive_object_dir(name, parsed, dir, sizeof(dir));
+    if (parsed->kind == WK_WAL_SEGMENT || parsed->kind == WK_WAL_PARTIAL) {
+        /* check_segment proved size to be the segment size. */
+        reader =
+            wk_walrec_new(wk_wal_name_segno(parsed, (uint32_t)size), (uint32_t)size, NULL, NULL);
+        if (reader == NULL) {
+            wk_error_set(err, WK_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+    }
     if (one_pass) {
         /* A provisional name in the right folder; the real one is set before commit. */
         snprintf(result->object, sizeof(result->object), "%s/%s", dir, name);
     } else {
-        if (wk_stream_fingerprint_fd(fd, &summary, err) != 0 || lseek(fd, 0, SEEK_SET) != 0) {
+        if (first_pass(fd, reader, &summary, err) != 0) {
             wk_error_prefix(err, "could not read file \"%s\"", path);
             goto out;
         }
         wk_fingerprint_hex(&summary.fingerprint, hex);
-        snprintf(result->object, sizeof(result->object), "%s/%s-%s%s", dir, name, hex,
+        if (reader != NULL) {
+            wk_walrec_summary index;
+            wk_walrec_summary_get(reader, &index);
+            wk_archive_index_token(&index, token, sizeof(token));
+        }
+        snprintf(result->object, sizeof(result->object), "%s/%s-%s%s%s", dir, name, hex, token,
                  repo->suffix);
     }
     if (wk_repo_put_open(repo, result->object, WK_PUT_NOREPLACE,
                          one_pass ? NULL : &summary.fingerprint, NULL, &result->stored_bytes, &sink,
-                         err) != 0 ||
-        wk_stream_pump_fd(fd, sink, NULL, err) != 0)
+                         err) != 0)
+        goto fail;
+    fingerprint = sink;
+    if (one_pass && reader != NULL && (sink = wk_walrec_stage_new(sink, reader, err)) == NULL)
+        goto fail;
+    if (wk_stream_pump_fd(fd, sink, NULL, err) != 0)
         goto fail;
     if (one_pass) {
-        wk_stage_fingerprint_peek(sink, &summary);
+        wk_stage_fingerprint_peek(fingerprint, &summary);
         wk_fingerprint_hex(&summary.fingerprint, hex);
-        snprintf(result->object, sizeof(result->object), "%s/%s-%s%s", dir, name, hex,
+        if (reader != NULL) {
+            wk_walrec_summary index;
+            wk_walrec_summary_get(reader, &index);
+            wk_archive_index_token(&index, token, sizeof(token));
+        }
+        snprintf(result->object, sizeof(result->object), "%s/%s-%s%s%s", dir, name, hex, token,
                  repo->suffix);
         if (wk_storage_retarget(repo->storage, wk_stage_sink_of(sink), result->object, err) != 0)
             goto fail;
@@ -454,6 +574,7 @@ fail:
     wk_error_prefix(err, "could not archive \"%s\"", path);
 out:
     wk_stage_free(sink);
+    wk_walrec_free(reader);
     return rc;
 }
 
@@ -665,7 +786,7 @@ typedef struct index_state {
     bool nomem;
 } index_state;
 
-static int add_segment(index_state *st, uint32_t tli, uint64_t segno)
+static int add_segment(index_state *st, uint32_t tli, uint64_t segno, const wk_wal_object *obj)
 {
     wk_wal_timeline *t = index_timeline(st->index, tli);
     if (t == NULL)
@@ -675,7 +796,12 @@ static int add_segment(index_state *st, uint32_t tli, uint64_t segno)
         if (grown == NULL)
             return -1;
         t->segnos = grown;
+        wk_wal_segment_index *more = realloc(t->indexes, (t->count + 64) * sizeof(*more));
+        if (more == NULL)
+            return -1;
+        t->indexes = more;
     }
+    t->indexes[t->count] = (wk_wal_segment_index){.indexed = obj->indexed, .index = obj->index};
     t->segnos[t->count++] = segno;
     return 0;
 }
@@ -710,7 +836,8 @@ static int index_entry(const char *entry, bool is_dir, uint64_t size, void *arg)
         }
         t->has_history = true;
     } else if (parsed.kind == WK_WAL_SEGMENT) {
-        if (add_segment(st, parsed.tli, wk_wal_name_segno(&parsed, st->index->seg_size)) != 0) {
+        if (add_segment(st, parsed.tli, wk_wal_name_segno(&parsed, st->index->seg_size), &obj) !=
+            0) {
             st->nomem = true;
             return 1;
         }
@@ -728,6 +855,42 @@ static int compare_timeline(const void *a, const void *b)
 {
     const wk_wal_timeline *x = a, *y = b;
     return x->tli < y->tli ? -1 : x->tli > y->tli;
+}
+
+/* A segment and its index, sorted together. */
+typedef struct listed_segment {
+    uint64_t segno;
+    wk_wal_segment_index index;
+} listed_segment;
+
+static int compare_listed(const void *a, const void *b)
+{
+    const listed_segment *x = a, *y = b;
+    if (x->segno != y->segno)
+        return x->segno < y->segno ? -1 : 1;
+    return (int)y->index.indexed - (int)x->index.indexed; /* an indexed copy first */
+}
+
+/* Sorts a timeline's segments, keeping one entry per segment (an indexed one where a
+ * segment was stored under both forms of name). */
+static int sort_segments(wk_wal_timeline *t)
+{
+    listed_segment *all = malloc(t->count * sizeof(*all));
+    if (all == NULL)
+        return -1;
+    for (size_t j = 0; j < t->count; j++)
+        all[j] = (listed_segment){t->segnos[j], t->indexes[j]};
+    qsort(all, t->count, sizeof(*all), compare_listed);
+    size_t kept = 0;
+    for (size_t j = 0; j < t->count; j++) {
+        if (kept > 0 && t->segnos[kept - 1] == all[j].segno)
+            continue;
+        t->segnos[kept] = all[j].segno;
+        t->indexes[kept++] = all[j].index;
+    }
+    t->count = kept;
+    free(all);
+    return 0;
 }
 
 int wk_archive_index(wk_repo *repo, uint32_t seg_size, wk_wal_index *index, wk_error *err)
@@ -756,13 +919,10 @@ int wk_archive_index(wk_repo *repo, uint32_t seg_size, wk_wal_index *index, wk_e
         wk_wal_timeline *t = &index->timelines[i];
         if (t->count == 0)
             continue; /* a history file without segments */
-        if (t->count > 1)
-            qsort(t->segnos, t->count, sizeof(*t->segnos), compare_segno);
-        size_t kept = 0;
-        for (size_t j = 0; j < t->count; j++)
-            if (kept == 0 || t->segnos[kept - 1] != t->segnos[j])
-                t->segnos[kept++] = t->segnos[j];
-        t->count = kept;
+        if (sort_segments(t) != 0) {
+            wk_error_set(err, WK_ERR_NOMEM, "out of memory");
+            goto out;
+        }
     }
     rc = 0;
 out:
@@ -776,8 +936,10 @@ void wk_archive_index_free(wk_wal_index *index)
 {
     if (index == NULL)
         return;
-    for (size_t i = 0; i < index->count; i++)
+    for (size_t i = 0; i < index->count; i++) {
         free(index->timelines[i].segnos);
+        free(index->timelines[i].indexes);
+    }
     free(index->timelines);
     index->timelines = NULL;
     index->count = 0;
@@ -796,6 +958,16 @@ bool wk_archive_index_has(const wk_wal_index *index, uint32_t tli, uint64_t segn
     const wk_wal_timeline *t = wk_archive_index_timeline(index, tli);
     return t != NULL && t->count > 0 &&
            bsearch(&segno, t->segnos, t->count, sizeof(segno), compare_segno) != NULL;
+}
+
+const wk_wal_segment_index *wk_archive_index_of(const wk_wal_index *index, uint32_t tli,
+                                                uint64_t segno)
+{
+    const wk_wal_timeline *t = wk_archive_index_timeline(index, tli);
+    if (t == NULL || t->count == 0 || t->indexes == NULL)
+        return NULL;
+    const uint64_t *found = bsearch(&segno, t->segnos, t->count, sizeof(segno), compare_segno);
+    return found == NULL ? NULL : &t->indexes[found - t->segnos];
 }
 
 int wk_archive_read_small(wk_repo *repo, const char *name, char **text, size_t *len, wk_error *err)

@@ -10,16 +10,23 @@
 #include "repo.h"
 #include "stream.h"
 #include "wal.h"
+#include "walrec.h"
 
 #define WK_OBJECT_PATH_MAX 256
 
-/* One stored WAL object: <dir>/<file name>-<fingerprint hex><suffix>. */
+/* One stored WAL object: <dir>/<file name>-<fingerprint hex>[<time index>]<suffix>. */
 typedef struct wk_wal_object {
     char path[WK_OBJECT_PATH_MAX];
     wk_fingerprint fingerprint;
     wk_compress alg;
     bool encrypted;
+    bool indexed;            /* the name carries the segment's time index */
+    wk_walrec_summary index; /* then: what its records hold (docs/format.md, "Time index") */
 } wk_wal_object;
+
+/* Writes the time index of a segment's name (".i", then "_t<first>-<last>",
+ * "_x<first>-<last>", "_p<count>", "_c" where they apply) into buf. */
+void wk_archive_index_token(const wk_walrec_summary *index, char *buf, size_t size);
 
 typedef struct wk_push_result {
     bool already_archived; /* an identical copy was already stored; nothing written */
@@ -77,12 +84,19 @@ int wk_archive_push(wk_repo *repo, const char *path, wk_push_result *result, wk_
 int wk_archive_fetch(wk_repo *repo, const char *name, const char *dest, int retry_timeout_ms,
                      wk_fetch_result *result, wk_error *err);
 
+/* What a listing tells of one segment's records (its object's name). */
+typedef struct wk_wal_segment_index {
+    bool indexed;            /* false: archived before time indexes (read it to know) */
+    wk_walrec_summary index; /* when indexed */
+} wk_wal_segment_index;
+
 /* The segments the repository holds, per timeline, sorted. */
 typedef struct wk_wal_timeline {
     uint32_t tli;
     bool has_history; /* <tli>.history is archived */
     size_t count;
-    uint64_t *segnos; /* sorted, no duplicates */
+    uint64_t *segnos;              /* sorted, no duplicates */
+    wk_wal_segment_index *indexes; /* wk_archive_index: one per segment, NULL elsewhere */
 } wk_wal_timeline;
 
 typedef struct wk_wal_index {
@@ -97,6 +111,9 @@ void wk_archive_index_free(wk_wal_index *index);
 /* The timeline's entry, NULL when the repository holds nothing of it. */
 const wk_wal_timeline *wk_archive_index_timeline(const wk_wal_index *index, uint32_t tli);
 bool wk_archive_index_has(const wk_wal_index *index, uint32_t tli, uint64_t segno);
+/* The listing's facts of a segment, NULL when it is not archived. */
+const wk_wal_segment_index *wk_archive_index_of(const wk_wal_index *index, uint32_t tli,
+                                                uint64_t segno);
 
 /* Reads a small archived file (a history file) whole into a malloc'd, NUL-terminated
  * buffer. WK_ERR_NOTFOUND when it is not archived. */

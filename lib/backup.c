@@ -22,6 +22,9 @@
 #include "readahead.h"
 #include "record.h"
 
+/* What a time zone name (TimeZone) is made of. */
+#define ZONE_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/_+-:<>."
+
 /* How far ahead of the server the data files are read: enough to cover a disk's latency
  * at the server's speed, little enough not to push anything out of the page cache. */
 #define READAHEAD_WINDOW (64u * 1024 * 1024)
@@ -71,6 +74,8 @@ int wk_backup_record_write(wk_repo *repo, const wk_backup_record *r, wk_error *e
     wk_json_kv_string(w, "start_time", tbuf);
     wk_record_format_time(r->stop_time, tbuf, sizeof(tbuf));
     wk_json_kv_string(w, "stop_time", tbuf);
+    if (r->timezone[0] != '\0')
+        wk_json_kv_string(w, "timezone", r->timezone);
     wk_json_kv_int(w, "pg_version", r->pg_version);
     wk_json_kv_uint(w, "system_identifier", r->system_identifier);
     wk_json_kv_uint(w, "bytes", r->bytes);
@@ -230,6 +235,14 @@ int wk_backup_record_read(wk_repo *repo, const char *label, wk_backup_record *ou
     if (wk_json_get_int(doc, "pg_version", &version, err) != 0)
         goto bad;
     r.pg_version = (int)version;
+    const char *zone = wk_json_string_of(wk_json_get(doc, "timezone"));
+    if (zone != NULL) {
+        if (strlen(zone) >= sizeof(r.timezone) || strspn(zone, ZONE_CHARS) != strlen(zone)) {
+            wk_error_set(err, WK_ERR_CORRUPT, "invalid member \"timezone\"");
+            goto bad;
+        }
+        snprintf(r.timezone, sizeof(r.timezone), "%s", zone);
+    }
     const wk_json *streams = wk_json_get(doc, "streams");
     if (streams == NULL || wk_json_type_of(streams) != WK_JSON_ARRAY) {
         wk_error_set(err, WK_ERR_CORRUPT, "missing or invalid member \"streams\"");
@@ -492,6 +505,19 @@ static void start_readahead(take_state *ts, const char *pgdata, uint64_t system_
     free(folders);
 }
 
+/* The server's TimeZone setting into zone ("" when it cannot be read or is not a name). */
+static void server_timezone(PGconn *conn, char *zone, size_t size)
+{
+    zone[0] = '\0';
+    PGresult *res = PQexec(conn, "SHOW timezone");
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        const char *v = PQgetvalue(res, 0, 0);
+        if (strlen(v) < size && strspn(v, ZONE_CHARS) == strlen(v))
+            snprintf(zone, size, "%s", v);
+    }
+    PQclear(res);
+}
+
 /* The cluster's identity as the repository records it. */
 static int identify(PGconn *conn, wk_repo_meta *identity, wk_error *err)
 {
@@ -626,6 +652,8 @@ int wk_backup_take(wk_repo *repo, const wk_backup_options *opt, wk_backup_record
         return -1;
     wk_pg_target target = {
         .conninfo = opt->conninfo, .application = "walkeep-basebackup", .replication = true};
+    /* The session's TimeZone must be the server's own (recorded below), not PGTZ's. */
+    unsetenv("PGTZ");
     PGconn *conn = wk_pg_connect(&target, err);
     if (conn == NULL)
         return -1;
@@ -634,6 +662,7 @@ int wk_backup_take(wk_repo *repo, const wk_backup_options *opt, wk_backup_record
         goto out;
     r.pg_version = identity.pg_version;
     r.system_identifier = identity.system_identifier;
+    server_timezone(conn, r.timezone, sizeof(r.timezone));
     r.compress = repo->compress;
     r.encrypted = repo->key != NULL;
 

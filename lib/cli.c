@@ -88,7 +88,8 @@ int wk_cli_target_option(const wk_args *args, int *i, wk_restore_target *t, wk_e
     if ((m = option_value(args, i, "--target-time", &v, err)) != 0) {
         if (m < 0 || set_target(t, WK_TARGET_TIME, v, err) != 0)
             return -1;
-        if (wk_record_parse_time(v, &t->time) != 0)
+        int64_t when;
+        if (wk_record_parse_time_in(v, "UTC", &when, NULL, NULL) != 0)
             return wk_error_set(err, WK_ERR_USAGE,
                                 "--target-time takes a time such as "
                                 "'2026-11-25 14:03:26+01'");
@@ -122,6 +123,16 @@ int wk_cli_target_option(const wk_args *args, int *i, wk_restore_target *t, wk_e
         if (m < 0)
             return -1;
         t->timeline = v;
+    } else if ((m = option_value(args, i, "--timezone", &v, err)) != 0) {
+        if (m < 0)
+            return -1;
+        if (!wk_record_zone_known(v))
+            return wk_error_set(err, WK_ERR_USAGE,
+                                "--timezone takes a time zone name such as Europe/Berlin (one of "
+                                "/usr/share/zoneinfo)");
+        t->zone = v;
+    } else if (strcmp(args->items[*i], "--target-beyond-archive") == 0) {
+        t->beyond_archive = true;
     } else if ((m = option_value(args, i, "--target-action", &v, err)) != 0) {
         if (m < 0)
             return -1;

@@ -2,9 +2,12 @@
  * storage layer (over storage and stream). */
 #include "record.h"
 
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 int wk_record_write(wk_storage *st, const char *path, const char *text, size_t len, wk_error *err)
@@ -102,20 +105,32 @@ static bool valid_date(int year, int mon, int day, int hour, int min, int sec)
     return day <= days[mon - 1] + (mon == 2 && leap ? 1 : 0);
 }
 
-int wk_record_parse_time(const char *text, time_t *out)
+/* The fields of a time as text; *has_offset tells whether it named its UTC offset. */
+typedef struct time_fields {
+    struct tm tm;   /* the wall-clock fields (tm_isdst -1) */
+    int64_t micros; /* fractions of a second, rounded down to microseconds */
+    bool has_offset;
+    long offset; /* seconds east of UTC, when has_offset */
+} time_fields;
+
+static int parse_fields(const char *text, time_fields *f)
 {
-    struct tm tm = {0};
     int year, mon, day, hour, min, sec, consumed = 0;
+    memset(f, 0, sizeof(*f));
     if (sscanf(text, "%4d-%2d-%2d%*1[ T]%2d:%2d:%2d%n", &year, &mon, &day, &hour, &min, &sec,
                &consumed) != 6)
         return -1;
     const char *p = text + consumed;
-    if (*p == '.') /* fractions of a second are accepted and dropped */
-        while (*++p >= '0' && *p <= '9')
-            ;
-    long offset = 0;
+    if (*p == '.') {
+        int64_t scale = 100000;
+        while (*++p >= '0' && *p <= '9') {
+            f->micros += (*p - '0') * scale;
+            scale /= 10;
+        }
+    }
     if (*p == 'Z' || *p == 'z') {
         p++;
+        f->has_offset = true;
     } else if (*p == '+' || *p == '-') {
         int sign = *p == '-' ? -1 : 1, oh = 0, om = 0, n = 0;
         if (p[1] < '0' || p[1] > '9' || sscanf(p + 1, "%2d%n", &oh, &n) != 1)
@@ -130,31 +145,119 @@ int wk_record_parse_time(const char *text, time_t *out)
         }
         if (oh > 15 || om > 59) /* PostgreSQL's own limits for a time zone offset */
             return -1;
-        offset = sign * (oh * 3600L + om * 60L);
-    } else if (*p == '\0') {
-        /* No offset: local time, as the server would read it with the same TimeZone. */
-        struct tm local = {.tm_year = year - 1900,
-                           .tm_mon = mon - 1,
-                           .tm_mday = day,
-                           .tm_hour = hour,
-                           .tm_min = min,
-                           .tm_sec = sec,
-                           .tm_isdst = -1};
-        if (!valid_date(year, mon, day, hour, min, sec))
-            return -1;
-        *out = mktime(&local);
-        return 0;
-    } else {
-        return -1;
+        f->has_offset = true;
+        f->offset = sign * (oh * 3600L + om * 60L);
     }
     if (*p != '\0' || !valid_date(year, mon, day, hour, min, sec))
         return -1;
-    tm.tm_year = year - 1900;
-    tm.tm_mon = mon - 1;
-    tm.tm_mday = day;
-    tm.tm_hour = hour;
-    tm.tm_min = min;
-    tm.tm_sec = sec;
-    *out = timegm(&tm) - offset;
+    f->tm = (struct tm){.tm_year = year - 1900,
+                        .tm_mon = mon - 1,
+                        .tm_mday = day,
+                        .tm_hour = hour,
+                        .tm_min = min,
+                        .tm_sec = sec,
+                        .tm_isdst = -1};
+    return 0;
+}
+
+int wk_record_parse_time(const char *text, time_t *out)
+{
+    time_fields f;
+    if (parse_fields(text, &f) != 0)
+        return -1;
+    if (!f.has_offset) {
+        /* No offset: local time, as the server would read it with the same TimeZone. */
+        *out = mktime(&f.tm);
+        return 0;
+    }
+    *out = timegm(&f.tm) - f.offset;
+    return 0;
+}
+
+/* The readings of wall-clock time want in the current TZ: standard and daylight-saving
+ * time, each valid when it reads back as the same wall clock. */
+static int local_readings(const struct tm *want, time_t reading[2], bool valid[2])
+{
+    for (int dst = 0; dst < 2; dst++) {
+        struct tm tm = *want, back;
+        tm.tm_isdst = dst;
+        reading[dst] = mktime(&tm);
+        valid[dst] = localtime_r(&reading[dst], &back) != NULL && back.tm_year == want->tm_year &&
+                     back.tm_mon == want->tm_mon && back.tm_mday == want->tm_mday &&
+                     back.tm_hour == want->tm_hour && back.tm_min == want->tm_min &&
+                     back.tm_sec == want->tm_sec;
+    }
+    return 0;
+}
+
+bool wk_record_zone_known(const char *zone)
+{
+    if (zone == NULL || zone[0] == '\0' || zone[0] == '/' || strstr(zone, "..") != NULL)
+        return false;
+    const char *dir = getenv("TZDIR");
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%s",
+             dir != NULL && dir[0] != '\0' ? dir : "/usr/share/zoneinfo", zone);
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int wk_record_parse_time_in(const char *text, const char *zone, int64_t *out, bool *zone_used,
+                            wk_error *err)
+{
+    time_fields f;
+    if (parse_fields(text, &f) != 0)
+        return wk_error_set(err, WK_ERR_USAGE,
+                            "\"%s\" is not a time such as '2026-11-25 14:03:26.5+01'", text);
+    if (zone_used != NULL)
+        *zone_used = !f.has_offset;
+    if (f.has_offset) {
+        *out = ((int64_t)timegm(&f.tm) - f.offset) * 1000000 + f.micros;
+        return 0;
+    }
+    if (zone == NULL)
+        return wk_error_set(err, WK_ERR_USAGE, "time \"%s\" names no UTC offset", text);
+    if (!wk_record_zone_known(zone))
+        return wk_error_set(err, WK_ERR_USAGE, "unknown time zone \"%s\"", zone);
+    /* The zone's rules: TZ for the length of the call, then what it was. */
+    const char *old = getenv("TZ");
+    char *saved = old != NULL ? strdup(old) : NULL;
+    time_t reading[2];
+    bool valid[2];
+    setenv("TZ", zone, 1);
+    tzset();
+    local_readings(&f.tm, reading, valid);
+    if (saved != NULL)
+        setenv("TZ", saved, 1);
+    else
+        unsetenv("TZ");
+    tzset();
+    free(saved);
+    char a[64], b[64];
+    wk_record_format_time(reading[0], a, sizeof(a));
+    wk_record_format_time(reading[1], b, sizeof(b));
+    if (valid[0] && valid[1] && reading[0] != reading[1]) {
+        wk_error_set(err, WK_ERR_USAGE,
+                     "time \"%s\" is ambiguous in time zone %s: the clocks were set back and "
+                     "showed it twice",
+                     text, zone);
+        wk_error_hint(err,
+                      "give it with its UTC offset: it is %s (standard time) or %s "
+                      "(daylight-saving time)",
+                      a, b);
+        return -1;
+    }
+    if (!valid[0] && !valid[1]) {
+        wk_error_set(err, WK_ERR_USAGE,
+                     "time \"%s\" does not exist in time zone %s: the clocks were set forward "
+                     "past it",
+                     text, zone);
+        wk_error_hint(err,
+                      "give it with its UTC offset: read as standard time it is %s, as "
+                      "daylight-saving time %s",
+                      a, b);
+        return -1;
+    }
+    *out = (int64_t)(valid[0] ? reading[0] : reading[1]) * 1000000 + f.micros;
     return 0;
 }

@@ -57,4 +57,15 @@ int wk_record_stream_read(const wk_json *js, bool with_tablespace, wk_record_str
 void wk_record_format_time(time_t t, char *buf, size_t size);
 int wk_record_parse_time(const char *text, time_t *out);
 
+/* Reads a time to the microsecond (Unix time in microseconds) as PostgreSQL reads it with
+ * TimeZone = zone: a time with a UTC offset as it says; one without in zone's rules (zone
+ * NULL: refused; *zone_used, when not NULL, says which). A wall-clock time that does not exist or is ambiguous in the zone
+ * (daylight-saving changes) is refused with both readings in the hint. WK_ERR_USAGE. */
+int wk_record_parse_time_in(const char *text, const char *zone, int64_t *out, bool *zone_used,
+                            wk_error *err);
+
+/* Whether zone names a zone of the system's time zone database (TZDIR, else
+ * /usr/share/zoneinfo). */
+bool wk_record_zone_known(const char *zone);
+
 #endif

@@ -484,11 +484,12 @@ void wk_repo_place_of(const char *path, char *out, size_t size)
     if (len > 4 && (strcmp(name + len - 4, ".zst") == 0 || strcmp(name + len - 4, ".lz4") == 0 ||
                     strcmp(name + len - 4, ".raw") == 0))
         name[len -= 4] = '\0';
-    /* A WAL object's "-<32 hex fingerprint>". */
-    if (strncmp(out, "wal/", 4) == 0 && len > WK_FINGERPRINT_HEX_LEN + 1 &&
-        name[len - WK_FINGERPRINT_HEX_LEN - 1] == '-' &&
-        strspn(name + len - WK_FINGERPRINT_HEX_LEN, "0123456789abcdef") == WK_FINGERPRINT_HEX_LEN)
-        name[len - WK_FINGERPRINT_HEX_LEN - 1] = '\0';
+    /* A WAL object's "-<32 hex fingerprint>" and time index (WAL file names hold no dash). */
+    char *dash = strchr(name, '-');
+    if (strncmp(out, "wal/", 4) == 0 && dash != NULL &&
+        strlen(dash + 1) >= WK_FINGERPRINT_HEX_LEN &&
+        strspn(dash + 1, "0123456789abcdef") >= WK_FINGERPRINT_HEX_LEN)
+        *dash = '\0';
 }
 
 int wk_repo_sealed(wk_repo *repo, bool *sealed, wk_error *err)

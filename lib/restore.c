@@ -26,7 +26,7 @@
 /* Index of the backup to restore among entries, SIZE_MAX if none fits. With
  * usable_only, backups whose WAL is not yet archived are passed over. */
 static size_t pick_backup(const wk_backup_entry *entries, size_t count,
-                          const wk_restore_options *opt, bool usable_only)
+                          const wk_restore_options *opt, int64_t target_time, bool usable_only)
 {
     const wk_restore_target *t = &opt->target;
     size_t chosen = SIZE_MAX;
@@ -38,7 +38,7 @@ static size_t pick_backup(const wk_backup_entry *entries, size_t count,
             if (strcmp(e->label, opt->backup_label) == 0)
                 chosen = i;
         } else if (t->kind == WK_TARGET_TIME) {
-            if (e->record.stop_time <= t->time)
+            if ((int64_t)e->record.stop_time * 1000000 <= target_time)
                 chosen = i;
         } else if (t->kind == WK_TARGET_LSN) {
             if (e->record.stop_lsn <= t->lsn)
@@ -53,25 +53,80 @@ static size_t pick_backup(const wk_backup_entry *entries, size_t count,
     return chosen;
 }
 
+/* "<value>" as it was read: "'<value>' (in <zone>: <UTC>)" or "'<value>'". */
+static void describe_time(const wk_restore_options *opt, const wk_restore_plan *plan, char *buf,
+                          size_t size)
+{
+    char utc[64];
+    wk_window_format_time(wk_walrec_time_from_unix_us(plan->target_time), utc, sizeof(utc));
+    if (plan->target_zone[0] != '\0')
+        snprintf(buf, size, "\"%s\" (in %s: %s)", opt->target.value, plan->target_zone, utc);
+    else
+        snprintf(buf, size, "\"%s\" (%s)", opt->target.value, utc);
+}
+
+/* Reads a time target: with its UTC offset, else in --timezone, else in the TimeZone the
+ * newest backup that recorded one ran with (what PostgreSQL would read it with). */
+static int read_target_time(const wk_restore_options *opt, const wk_backup_entry *entries,
+                            size_t count, wk_restore_plan *plan, wk_error *err)
+{
+    const char *zone = opt->target.zone;
+    for (size_t i = count; zone == NULL && i-- > 0;)
+        if (entries[i].has_record && entries[i].record.timezone[0] != '\0')
+            zone = entries[i].record.timezone;
+    bool zone_used = false;
+    wk_error perr = {0};
+    if (wk_record_parse_time_in(opt->target.value, NULL, &plan->target_time, &zone_used, &perr) ==
+            0 &&
+        !zone_used)
+        return 0;
+    if (zone == NULL) {
+        wk_error_set(err, WK_ERR_USAGE,
+                     "target time \"%s\" names no UTC offset, and no backup records the "
+                     "server's time zone",
+                     opt->target.value);
+        wk_error_hint(err,
+                      "give the time with its offset (e.g. '%s+00') or --timezone=ZONE, the "
+                      "server's TimeZone setting",
+                      opt->target.value);
+        return -1;
+    }
+    if (!wk_record_zone_known(zone)) {
+        wk_error_set(err, WK_ERR_USAGE,
+                     "target time \"%s\" names no UTC offset, and time zone \"%s\" is not in "
+                     "this machine's time zone database",
+                     opt->target.value, zone);
+        wk_error_hint(err, "give the time with its UTC offset, or --timezone=ZONE with a name "
+                           "such as Europe/Berlin");
+        return -1;
+    }
+    if (wk_record_parse_time_in(opt->target.value, zone, &plan->target_time, NULL, err) != 0)
+        return wk_error_prefix(err, "--target-time");
+    snprintf(plan->target_zone, sizeof(plan->target_zone), "%s", zone);
+    return 0;
+}
+
 /* Usable backups (recorded, WAL archived) come first; when none fits, a recorded one is
  * taken so that the WAL proof names exactly what is missing. */
-static int choose_backup(wk_repo *repo, const wk_restore_options *opt, wk_backup_record *out,
+static int choose_backup(wk_repo *repo, const wk_restore_options *opt, wk_restore_plan *plan,
                          wk_error *err)
 {
     wk_backup_entry *entries = NULL;
     size_t count = 0;
     const wk_restore_target *t = &opt->target;
-    char when[64];
+    char when[64], target[256];
     if (wk_backup_list(repo, &entries, &count, err) != 0)
         return -1;
-    size_t chosen = pick_backup(entries, count, opt, true);
+    int rc = -1;
+    if (t->kind == WK_TARGET_TIME && read_target_time(opt, entries, count, plan, err) != 0)
+        goto out;
+    size_t chosen = pick_backup(entries, count, opt, plan->target_time, true);
     if (chosen == SIZE_MAX)
-        chosen = pick_backup(entries, count, opt, false);
+        chosen = pick_backup(entries, count, opt, plan->target_time, false);
     const wk_backup_entry *oldest = NULL;
     for (size_t i = 0; i < count && oldest == NULL; i++)
         if (entries[i].has_record)
             oldest = &entries[i];
-    int rc = -1;
     if (oldest == NULL) {
         wk_error_set(err, WK_ERR_NOTFOUND, "repository \"%s\" holds no complete backup",
                      repo->location);
@@ -82,10 +137,11 @@ static int choose_backup(wk_repo *repo, const wk_restore_options *opt, wk_backup
         wk_error_hint(err, "\"walkeep info\" lists the backups");
     } else if (chosen == SIZE_MAX && t->kind == WK_TARGET_TIME) {
         wk_record_format_time(oldest->record.stop_time, when, sizeof(when));
+        describe_time(opt, plan, target, sizeof(target));
         wk_error_set(err, WK_ERR_NOTFOUND,
-                     "target time \"%s\" is before the end of the oldest "
-                     "backup (\"%s\", which ended at %s)",
-                     t->value, oldest->label, when);
+                     "target time %s is before the end of the oldest backup (\"%s\", which "
+                     "ended at %s)",
+                     target, oldest->label, when);
         wk_error_hint(err, "no backup can be restored to a point before it ended");
     } else if (chosen == SIZE_MAX) {
         wk_wal_format_lsn(when, sizeof(when), oldest->record.stop_lsn);
@@ -98,37 +154,16 @@ static int choose_backup(wk_repo *repo, const wk_restore_options *opt, wk_backup
         wk_error_hint(err, "its record contradicts itself: do not restore it; run \"walkeep "
                            "verify\"");
     } else {
-        *out = entries[chosen].record;
+        plan->backup = entries[chosen].record;
         memset(&entries[chosen].record, 0, sizeof(entries[chosen].record));
         rc = 0;
     }
+out:
     wk_backup_list_free(entries, count);
     return rc;
 }
 
 /* ---- proving the WAL ------------------------------------------------------------ */
-
-/* A stretch of WAL the restore needs: segments first..last of timeline tli. */
-typedef struct wal_span {
-    uint32_t tli;
-    uint64_t first, last; /* last < first: none needed */
-} wal_span;
-
-static int missing_segment(const wal_span *span, uint64_t segno, uint32_t seg_size,
-                           const wk_backup_record *b, wk_error *err)
-{
-    char name[WK_WAL_NAME_LEN + 1], last[WK_WAL_NAME_LEN + 1];
-    wk_wal_segment_name(name, span->tli, segno, seg_size);
-    wk_wal_segment_name(last, span->tli, span->last, seg_size);
-    wk_error_set(err, WK_ERR_NOTFOUND, "WAL segment %s is missing from the archive", name);
-    wk_error_detail(err,
-                    "restoring backup \"%s\" to the target needs every segment of "
-                    "timeline %u up to %s",
-                    b->label, span->tli, last);
-    wk_error_hint(err, "nothing was written; choose an earlier target, or restore the segment "
-                       "into the repository");
-    return -1;
-}
 
 /* The timeline to recover to, as recovery_target_timeline will pick it. */
 static int resolve_timeline(const wk_restore_options *opt, const wk_backup_record *b,
@@ -157,74 +192,173 @@ static int resolve_timeline(const wk_restore_options *opt, const wk_backup_recor
     return 0;
 }
 
-/* Builds the spans of WAL from the backup's start to the start of the target timeline
- * (the last span is left open: last = UINT64_MAX). A segment that holds a switch point
- * is read from the newer timeline, as PostgreSQL does. */
-static int build_spans(wk_repo *repo, const wk_backup_record *b, uint32_t target_tli,
-                       uint32_t seg_size, wal_span **spans, size_t *count, wk_error *err)
-{
-    wk_wal_history_entry *hist = NULL;
-    size_t hist_count = 0, n = 0;
-    char *text = NULL;
-    size_t len = 0;
-    int rc = -1;
-    wal_span *out = NULL;
-    uint64_t start = wk_wal_lsn_to_segno(b->start_lsn, seg_size);
+/* What recovery stops at, for the walk along the path. */
+typedef struct target_search {
+    const wk_restore_target *t;
+    int64_t time; /* PostgreSQL time */
+    bool exclusive;
+    uint32_t xid;
+} target_search;
 
-    if (target_tli != b->start_tli) {
-        char name[32];
-        snprintf(name, sizeof(name), "%08X.history", target_tli);
-        if (wk_archive_read_small(repo, name, &text, &len, err) != 0) {
-            if (err->code == WK_ERR_NOTFOUND)
-                wk_error_set(err, WK_ERR_NOTFOUND,
-                             "timeline history file %s is missing from "
-                             "the archive",
-                             name);
-            goto out;
-        }
-        if (wk_wal_parse_history(text, len, target_tli, &hist, &hist_count, err) != 0)
-            goto out;
+/* recovery_target_time: recovery stops before the first commit or abort later than the
+ * target (inclusive) or at it or later (exclusive). */
+static bool want_time(const wk_walrec_summary *s, void *arg)
+{
+    const target_search *ts = arg;
+    return s->xacts > 0 && (ts->exclusive ? s->time_max >= ts->time : s->time_max > ts->time);
+}
+
+static bool match_time(const wk_walrec_event *ev, void *arg)
+{
+    const target_search *ts = arg;
+    return ev->kind != WK_WALREC_RESTORE_POINT &&
+           (ts->exclusive ? ev->time >= ts->time : ev->time > ts->time);
+}
+
+/* recovery_target_xid: the commit or abort of that transaction. */
+static bool want_xid(const wk_walrec_summary *s, void *arg)
+{
+    const target_search *ts = arg;
+    return s->xacts > 0 && s->xid_min <= ts->xid && ts->xid <= s->xid_max;
+}
+
+static bool match_xid(const wk_walrec_event *ev, void *arg)
+{
+    const target_search *ts = arg;
+    return ev->kind != WK_WALREC_RESTORE_POINT && ev->xid == ts->xid;
+}
+
+/* recovery_target_name: the first restore point of that name (segments holding restore
+ * points are always read). */
+static bool want_nothing(const wk_walrec_summary *s, void *arg)
+{
+    (void)s;
+    (void)arg;
+    return false;
+}
+
+static bool match_name(const wk_walrec_event *ev, void *arg)
+{
+    const target_search *ts = arg;
+    return ev->kind == WK_WALREC_RESTORE_POINT && strcmp(ev->name, ts->t->value) == 0;
+}
+
+static int missing_segment(const wk_window *w, const wk_backup_record *b, uint32_t target_tli,
+                           wk_error *err)
+{
+    wk_error_set(err, WK_ERR_NOTFOUND, "WAL segment %s is missing from the archive", w->missing);
+    wk_error_detail(err,
+                    "restoring backup \"%s\" to the target needs every segment from its start "
+                    "on the way to timeline %u",
+                    b->label, target_tli);
+    wk_error_hint(err, "nothing was written; choose an earlier target, or restore the segment "
+                       "into the repository");
+    return -1;
+}
+
+/* Whether the archive holds a segment of a timeline of the path after segno. */
+static bool archived_after(const wk_wal_index *index, const wk_window_path *path, uint64_t segno)
+{
+    for (size_t k = 0; k < path->count; k++) {
+        const wk_wal_timeline *tl = wk_archive_index_timeline(index, path->steps[k].tli);
+        if (tl != NULL && tl->count > 0 && tl->segnos[tl->count - 1] > segno)
+            return true;
     }
-    out = calloc(hist_count + 1, sizeof(*out));
-    if (out == NULL) {
-        wk_error_set(err, WK_ERR_NOMEM, "out of memory");
-        goto out;
+    return false;
+}
+
+/* The window of a walk, for messages: "from <time> (end of backup "<label>") to <time>". */
+static void describe_window(const wk_window *w, const wk_backup_record *b, char *buf, size_t size)
+{
+    char from[64], to[128];
+    wk_window_format_time(w->consistent, from, sizeof(from));
+    if (w->has_commit)
+        wk_window_format_time(w->last_commit, to, sizeof(to));
+    else
+        snprintf(to, sizeof(to), "%s (no commit archived after it)", from);
+    snprintf(buf, size, "from %s (end of backup \"%s\") to %s", from, b->label, to);
+}
+
+/* The walk found what recovery stops at: it must lie after the backup's end (recovery
+ * checks targets from the backup's start, and one met before it is consistent is fatal). */
+static int check_stop(const wk_restore_options *opt, const wk_restore_plan *plan, wk_error *err)
+{
+    const wk_backup_record *b = &plan->backup;
+    const wk_walrec_event *ev = &plan->stop.event;
+    char when[64], lsn[32];
+    wk_window_format_time(ev->time, when, sizeof(when));
+    wk_wal_format_lsn(lsn, sizeof(lsn), ev->lsn);
+    if (opt->target.kind == WK_TARGET_XID && ev->kind == WK_WALREC_ABORT) {
+        wk_error_set(err, WK_ERR_USAGE,
+                     "transaction %s was rolled back (at %s, WAL %s), it did not commit",
+                     opt->target.value, when, lsn);
+        wk_error_hint(err, "nothing was written; --target-xid takes a transaction that "
+                           "committed");
+        return -1;
     }
-    size_t k = 0;
-    while (k < hist_count && hist[k].tli != b->start_tli)
-        k++;
-    if (target_tli != b->start_tli && k == hist_count) {
+    if (ev->lsn >= b->stop_lsn)
+        return 0;
+    if (opt->target.kind == WK_TARGET_TIME) {
+        char target[256];
+        describe_time(opt, plan, target, sizeof(target));
         wk_error_set(err, WK_ERR_NOTFOUND,
-                     "timeline %u does not descend from timeline %u of "
-                     "backup \"%s\"",
-                     target_tli, b->start_tli, b->label);
-        goto out;
+                     "target time %s is before backup \"%s\" became consistent: a "
+                     "transaction committed at %s (WAL %s), before the backup's end",
+                     target, b->label, when, lsn);
+    } else if (opt->target.kind == WK_TARGET_XID) {
+        wk_error_set(err, WK_ERR_NOTFOUND,
+                     "transaction %s committed before backup \"%s\" ended (at %s, WAL %s)",
+                     opt->target.value, b->label, when, lsn);
+    } else {
+        wk_error_set(err, WK_ERR_NOTFOUND,
+                     "restore point \"%s\" was created before backup \"%s\" ended (at %s, "
+                     "WAL %s)",
+                     opt->target.value, b->label, when, lsn);
     }
-    uint64_t first = start;
-    for (size_t i = k; i < hist_count; i++) {
-        uint64_t switch_seg = wk_wal_lsn_to_segno(hist[i].switch_lsn, seg_size);
-        if (i == k && hist[i].switch_lsn < b->stop_lsn) {
-            uint32_t child = i + 1 < hist_count ? hist[i + 1].tli : target_tli;
-            wk_error_set(err, WK_ERR_NOTFOUND,
-                         "timeline %u left timeline %u before backup "
-                         "\"%s\" ended",
-                         child, b->start_tli, b->label);
-            goto out;
-        }
-        out[n++] = (wal_span){.tli = hist[i].tli, .first = first, .last = switch_seg - 1};
-        if (switch_seg > first)
-            first = switch_seg;
+    wk_error_hint(err, "nothing was written; restore an older backup (--backup; \"walkeep "
+                       "info\" lists them) or choose a later target");
+    return -1;
+}
+
+/* The walk did not find what recovery would stop at. */
+static int target_not_found(const wk_restore_options *opt, const wk_restore_plan *plan,
+                            wk_error *err)
+{
+    const wk_backup_record *b = &plan->backup;
+    char window[320], target[256];
+    describe_window(&plan->window, b, window, sizeof(window));
+    if (opt->target.kind == WK_TARGET_TIME) {
+        describe_time(opt, plan, target, sizeof(target));
+        wk_error_set(err, WK_ERR_NOTFOUND,
+                     "target time %s is after the last commit archived on timeline %u", target,
+                     plan->target_tli);
+    } else if (opt->target.kind == WK_TARGET_XID) {
+        wk_error_set(err, WK_ERR_NOTFOUND,
+                     "transaction %s did not commit in the WAL archived after backup \"%s\" on "
+                     "the way to timeline %u",
+                     opt->target.value, b->label, plan->target_tli);
+    } else {
+        wk_error_set(err, WK_ERR_NOTFOUND,
+                     "no restore point \"%s\" in the WAL archived after backup \"%s\" on the way "
+                     "to timeline %u",
+                     opt->target.value, b->label, plan->target_tli);
     }
-    out[n++] = (wal_span){.tli = target_tli, .first = first, .last = UINT64_MAX};
-    *spans = out;
-    *count = n;
-    out = NULL;
-    rc = 0;
-out:
-    free(out);
-    free(hist);
-    free(text);
-    return rc;
+    if (plan->window.missing[0] != '\0')
+        wk_error_detail(err,
+                        "the recovery window runs %s; the archive's WAL ends before segment "
+                        "%s",
+                        window, plan->window.missing);
+    else
+        wk_error_detail(err, "the recovery window runs %s", window);
+    if (opt->target.kind == WK_TARGET_TIME)
+        wk_error_hint(err, "nothing was written; choose a time in the window, or pass "
+                           "--target-beyond-archive if WAL archived later will reach it");
+    else if (opt->target.kind == WK_TARGET_NAME)
+        wk_error_hint(err, "nothing was written; \"walkeep info\" lists the restore points");
+    else
+        wk_error_hint(err, "nothing was written; check the transaction id (txid_current() "
+                           "showed it) and the timeline");
+    return -1;
 }
 
 /* What goes into postgresql.auto.conf must be something PostgreSQL takes: checked before
@@ -261,14 +395,14 @@ int wk_restore_plan_make(wk_repo *repo, const wk_restore_options *opt, wk_restor
 {
     wk_repo_meta meta;
     wk_wal_index index = {0};
-    wal_span *spans = NULL;
-    size_t span_count = 0;
+    wk_window_path path;
     int rc = -1;
+    const wk_restore_target *t = &opt->target;
 
     memset(plan, 0, sizeof(*plan));
     if (check_settings(opt, err) != 0 || wk_repo_open_meta(repo, NULL, &meta, NULL, err) != 0)
         return -1;
-    if (choose_backup(repo, opt, &plan->backup, err) != 0)
+    if (choose_backup(repo, opt, plan, err) != 0)
         return -1;
     const wk_backup_record *b = &plan->backup;
     if (b->system_identifier != meta.system_identifier || b->pg_version != meta.pg_version) {
@@ -281,69 +415,96 @@ int wk_restore_plan_make(wk_repo *repo, const wk_restore_options *opt, wk_restor
                            "\"walkeep verify\"");
         goto out;
     }
-    if (opt->target.kind == WK_TARGET_TIME && opt->target.time < b->stop_time) {
-        char when[64];
+    if (t->kind == WK_TARGET_TIME && plan->target_time < (int64_t)b->stop_time * 1000000) {
+        char when[64], target[256];
         wk_record_format_time(b->stop_time, when, sizeof(when));
-        wk_error_set(err, WK_ERR_NOTFOUND,
-                     "target time \"%s\" is before the end of backup "
-                     "\"%s\" (%s)",
-                     opt->target.value, b->label, when);
+        describe_time(opt, plan, target, sizeof(target));
+        wk_error_set(err, WK_ERR_NOTFOUND, "target time %s is before the end of backup \"%s\" (%s)",
+                     target, b->label, when);
         goto out;
     }
-    if (opt->target.kind == WK_TARGET_LSN && opt->target.lsn < b->stop_lsn) {
+    if (t->kind == WK_TARGET_LSN && t->lsn < b->stop_lsn) {
         char stop[32];
         wk_wal_format_lsn(stop, sizeof(stop), b->stop_lsn);
         wk_error_set(err, WK_ERR_NOTFOUND,
                      "target LSN %s is before the end of backup \"%s\" "
                      "(%s)",
-                     opt->target.value, b->label, stop);
+                     t->value, b->label, stop);
         goto out;
     }
     if (wk_archive_index(repo, meta.seg_size, &index, err) != 0 ||
         resolve_timeline(opt, b, &index, &plan->target_tli, err) != 0 ||
-        build_spans(repo, b, plan->target_tli, meta.seg_size, &spans, &span_count, err) != 0)
+        wk_window_path_make(repo, b, plan->target_tli, meta.seg_size, &path, err) != 0)
         goto out;
-
-    /* Where the needed WAL ends on the target timeline. */
-    wal_span *final = &spans[span_count - 1];
-    uint64_t backup_end = wk_wal_lsn_to_segno(b->stop_lsn - 1, meta.seg_size);
-    if (opt->target.kind == WK_TARGET_LSN) {
-        final->last = wk_wal_lsn_to_segno(opt->target.lsn, meta.seg_size);
-    } else if (opt->target.kind == WK_TARGET_IMMEDIATE) {
-        final->last = backup_end;
-    } else {
-        /* Position unknown until replay: the archive must be whole up to its newest
-         * segment on the target timeline, or recovery would stop at the hole and promote
-         * too early. */
-        const wk_wal_timeline *t = wk_archive_index_timeline(&index, final->tli);
-        final->last = t != NULL && t->count > 0 ? t->segnos[t->count - 1] : final->first;
-        if (final->last < backup_end && final->tli == b->start_tli)
-            final->last = backup_end;
+    for (size_t k = 1; k < path.count; k++) {
+        const wk_wal_timeline *tl = wk_archive_index_timeline(&index, path.steps[k].tli);
+        if (tl == NULL || !tl->has_history) {
+            wk_error_set(err, WK_ERR_NOTFOUND,
+                         "timeline history file %08X.history is missing from the archive",
+                         path.steps[k].tli);
+            goto out;
+        }
     }
-    for (size_t i = 0; i < span_count; i++) {
-        const wal_span *s = &spans[i];
-        if (s->tli > 1 && i > 0) {
-            const wk_wal_timeline *t = wk_archive_index_timeline(&index, s->tli);
-            if (t == NULL || !t->has_history) {
-                wk_error_set(err, WK_ERR_NOTFOUND,
-                             "timeline history file %08X.history is "
-                             "missing from the archive",
-                             s->tli);
-                goto out;
-            }
-        }
-        for (uint64_t seg = s->first; s->last != UINT64_MAX && seg <= s->last; seg++) {
-            if (!wk_archive_index_has(&index, s->tli, seg)) {
-                missing_segment(s, seg, meta.seg_size, b, err);
-                goto out;
-            }
-            plan->segments++;
-            wk_wal_segment_name(plan->last_segment, s->tli, seg, meta.seg_size);
-        }
+
+    /* Walk the path as recovery will, to what it stops at. */
+    target_search ts = {.t = t,
+                        .time = wk_walrec_time_from_unix_us(plan->target_time),
+                        .exclusive = t->inclusive != NULL && strcmp(t->inclusive, "false") == 0};
+    wk_window_search search = {.arg = &ts};
+    if (t->kind == WK_TARGET_TIME) {
+        search.want = want_time;
+        search.match = match_time;
+    } else if (t->kind == WK_TARGET_XID) {
+        ts.xid = (uint32_t)strtoull(t->value, NULL, 0); /* PostgreSQL keeps the low 32 bits */
+        search.want = want_xid;
+        search.match = match_xid;
+    } else if (t->kind == WK_TARGET_NAME) {
+        search.want = want_nothing;
+        search.match = match_name;
+    } else if (t->kind == WK_TARGET_LSN) {
+        search.until = t->lsn;
+    } else if (t->kind == WK_TARGET_IMMEDIATE) {
+        search.until = b->stop_lsn - 1;
+    }
+    if (wk_window_walk(repo, &index, b, &path, &search, &plan->window, &plan->stop, err) != 0)
+        goto out;
+    const wk_window *w = &plan->window;
+    bool searching =
+        t->kind == WK_TARGET_TIME || t->kind == WK_TARGET_XID || t->kind == WK_TARGET_NAME;
+    if (searching && plan->stop.found && check_stop(opt, plan, err) != 0)
+        goto out;
+    if (w->end_lsn < b->stop_lsn) {
+        missing_segment(w, b, plan->target_tli, err);
+        goto out;
+    }
+    if (searching && !plan->stop.found && !(t->kind == WK_TARGET_TIME && t->beyond_archive)) {
+        /* A hole with WAL archived after it: the target may lie beyond, name the hole. */
+        if (w->missing[0] != '\0' && archived_after(&index, &path, w->last_segno))
+            missing_segment(w, b, plan->target_tli, err);
+        else
+            target_not_found(opt, plan, err);
+        goto out;
+    }
+    if (t->kind == WK_TARGET_LSN && w->end_lsn <= t->lsn) {
+        missing_segment(w, b, plan->target_tli, err);
+        goto out;
+    }
+    if (!plan->stop.found && (t->kind == WK_TARGET_END || t->kind == WK_TARGET_TIME) &&
+        w->missing[0] != '\0' && archived_after(&index, &path, w->last_segno)) {
+        /* Replay to the end: the archive must be whole up to its newest segment on the
+         * path, or recovery would stop at the hole and promote too early. */
+        missing_segment(w, b, plan->target_tli, err);
+        goto out;
+    }
+    plan->segments = w->segments;
+    wk_wal_segment_name(plan->last_segment, w->last_tli, w->last_segno, meta.seg_size);
+    if (plan->stop.found && plan->stop.segno > w->last_segno) {
+        /* The record recovery stops at ends in the next segment. */
+        plan->segments++;
+        wk_wal_segment_name(plan->last_segment, w->last_tli, plan->stop.segno, meta.seg_size);
     }
     rc = 0;
 out:
-    free(spans);
     wk_archive_index_free(&index);
     if (rc != 0)
         wk_restore_plan_free(plan);
@@ -352,8 +513,10 @@ out:
 
 void wk_restore_plan_free(wk_restore_plan *plan)
 {
-    if (plan != NULL)
+    if (plan != NULL) {
         wk_backup_record_free(&plan->backup);
+        wk_window_free(&plan->window);
+    }
 }
 
 /* ---- laying the backup down ----------------------------------------------------- */
@@ -582,7 +745,10 @@ static int write_recovery_settings(const wk_restore_options *opt, const wk_resto
     if (t->kind == WK_TARGET_IMMEDIATE) {
         ok = ok && append(&out, &len, &cap, "recovery_target = 'immediate'\n") == 0;
     } else if (t->kind != WK_TARGET_END) {
-        if (quote(t->value, quoted, sizeof(quoted), err) != 0)
+        /* A time as UTC: PostgreSQL reads it the same whatever its TimeZone. */
+        char utc[64];
+        wk_window_format_time(wk_walrec_time_from_unix_us(plan->target_time), utc, sizeof(utc));
+        if (quote(t->kind == WK_TARGET_TIME ? utc : t->value, quoted, sizeof(quoted), err) != 0)
             goto out;
         snprintf(line, sizeof(line), "%s = %s\n", names[t->kind], quoted);
         ok = ok && append(&out, &len, &cap, line) == 0;

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "error.h"
 #include "repo.h"
+#include "window.h"
 
 typedef enum wk_target_kind {
     WK_TARGET_END, /* no target: replay the whole archive */
@@ -25,7 +26,8 @@ typedef enum wk_target_kind {
 typedef struct wk_restore_target {
     wk_target_kind kind;
     const char *value;     /* as given: time, xid, LSN or restore point name */
-    time_t time;           /* WK_TARGET_TIME */
+    const char *zone;      /* --timezone: how a time without UTC offset is read */
+    bool beyond_archive;   /* a time target may lie after the last archived commit */
     wk_lsn lsn;            /* WK_TARGET_LSN */
     const char *inclusive; /* "true" / "false", NULL for PostgreSQL's default */
     const char *timeline;  /* "latest" (default), "current" or a number */
@@ -53,6 +55,13 @@ typedef struct wk_restore_plan {
     uint32_t target_tli;
     uint64_t segments;                      /* WAL segments proven present */
     char last_segment[WK_WAL_NAME_LEN + 1]; /* the last one needed */
+    /* A time target as read (Unix microseconds), and in which zone when it named no UTC
+     * offset ("" when it did); written into postgresql.auto.conf as UTC. */
+    int64_t target_time;
+    char target_zone[64];
+    /* Where recovery will stop (time, xid and name targets): the record it stops at. */
+    wk_window_stop stop;
+    wk_window window; /* the walk from the backup along the path (owned) */
 } wk_restore_plan;
 
 /* Writes the restore_command for a restored cluster into cmd: walkeep-fetch from the
@@ -61,13 +70,16 @@ typedef struct wk_restore_plan {
 int wk_restore_command_build(const wk_config *cfg, char *cmd, size_t size, wk_error *err);
 
 /* Chooses the backup, among the usable ones (recorded, WAL to the stop point archived)
- * when any fits: the named one, else the newest that ended before
- * the target (time and LSN targets), the oldest complete one (xid and name targets,
- * whose position is unknown until replay), or the newest (otherwise). Then proves that
- * the archive holds every segment from the backup's start along the timeline path to
- * the target (or to the end of the archive when the target's position is unknown),
- * and the history file of every timeline on it. A missing segment is WK_ERR_NOTFOUND
- * naming it. Reads only. */
+ * when any fits: the named one, else the newest that ended before the target (time and
+ * LSN targets), the oldest complete one (xid and name targets), or the newest
+ * (otherwise). A time without UTC offset is read in target.zone, else in the TimeZone
+ * the newest backup recorded. Then proves from the archive's time index that the target
+ * is reached: a time before a commit or abort archived after the backup's end, an xid
+ * that committed there, a restore point of that name there; and that the archive holds
+ * every segment recovery will read on the way (the copy of the newest timeline of the
+ * path that has one, as PostgreSQL chooses), and the history file of every timeline on
+ * it. Refusals are WK_ERR_NOTFOUND (a missing segment, a target outside the archive) or
+ * WK_ERR_USAGE. Reads only. */
 int wk_restore_plan_make(wk_repo *repo, const wk_restore_options *options, wk_restore_plan *plan,
                          wk_error *err);
 void wk_restore_plan_free(wk_restore_plan *plan);

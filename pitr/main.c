@@ -18,18 +18,24 @@ static const char usage[] =
     "Usage:\n"
     "  pitr-restore --pgdata DIR [TARGET] [OPTION]...\n\n"
     "Target (at most one; none means the end of the archive):\n"
-    "  --target-time=TIME      e.g. '2026-11-25 14:03:26+01' (no offset: local time)\n"
+    "  --target-time=TIME      e.g. '2026-11-25 14:03:26.5+01'; without an offset, the\n"
+    "                          server's time zone (recorded with the backup, or --timezone)\n"
     "  --target-xid=XID        --target-lsn=LSN      --target-name=RESTORE_POINT\n"
     "  --target-immediate      the end of the backup (the earliest consistent point)\n"
     "Options:\n"
     "  --target-inclusive=true|false   stop just after (default) or before the target\n"
     "  --target-timeline=latest|current|N   (default latest)\n"
     "  --target-action=promote|pause|shutdown   (default promote)\n"
+    "  --timezone=ZONE         read a time without offset in ZONE (e.g. Europe/Berlin)\n"
+    "  --target-beyond-archive accept a time after the last archived commit (WAL still to\n"
+    "                          be archived will reach it)\n"
     "  --backup=LABEL          restore this backup instead of choosing one\n"
     "  --tablespace-map=OLD=NEW  lay the tablespace kept in OLD down in NEW (repeatable)\n"
     "  --start                 start the server (pg_ctl) and wait until recovery ends\n"
     "  --config FILE, --KEY=VALUE, --help, --version\n\n"
-    "Nothing is written unless the archive holds every WAL segment the target needs.\n";
+    "Nothing is written unless the archive proves the target: a time before a commit\n"
+    "archived after the backup, an xid that committed, an existing restore point, and\n"
+    "every WAL segment on the way.\n";
 
 static const char *progname = "pitr-restore";
 
@@ -78,6 +84,46 @@ static void report_stop(const char *pgdata)
         }
     }
     fclose(f);
+}
+
+/* Says how a time target was read and where recovery will stop. */
+static void report_target(const wk_restore_options *opt, const wk_restore_plan *plan)
+{
+    char utc[64], when[64], lsn[32];
+    if (opt->target.kind == WK_TARGET_TIME) {
+        wk_window_format_time(wk_walrec_time_from_unix_us(plan->target_time), utc, sizeof(utc));
+        if (plan->target_zone[0] != '\0')
+            wk_log(WK_LOG_INFO, "target time %s in %s = %s", opt->target.value, plan->target_zone,
+                   utc);
+        else
+            wk_log(WK_LOG_INFO, "target time %s = %s", opt->target.value, utc);
+    }
+    if (!plan->stop.found) {
+        if (opt->target.kind == WK_TARGET_TIME)
+            wk_log(WK_LOG_WARNING,
+                   "no commit archived so far is later than the target: recovery reaches it "
+                   "only if WAL archived after now does (--target-beyond-archive)");
+        return;
+    }
+    const wk_walrec_event *ev = &plan->stop.event;
+    wk_window_format_time(ev->time, when, sizeof(when));
+    wk_wal_format_lsn(lsn, sizeof(lsn), ev->lsn);
+    bool exclusive = opt->target.inclusive != NULL && strcmp(opt->target.inclusive, "false") == 0;
+    if (opt->target.kind == WK_TARGET_TIME)
+        wk_log(WK_LOG_INFO,
+               "recovery will stop before transaction %u, which %s at %s (WAL %s, timeline %u)",
+               ev->xid, ev->kind == WK_WALREC_COMMIT ? "committed" : "aborted", when, lsn,
+               plan->stop.tli);
+    else if (opt->target.kind == WK_TARGET_XID)
+        wk_log(WK_LOG_INFO,
+               "recovery will stop %s transaction %u, which committed at %s (WAL %s, "
+               "timeline %u)",
+               exclusive ? "just before" : "just after", ev->xid, when, lsn, plan->stop.tli);
+    else
+        wk_log(WK_LOG_INFO,
+               "recovery will stop at restore point \"%s\", created at %s (WAL %s, "
+               "timeline %u)",
+               ev->name, when, lsn, plan->stop.tli);
 }
 
 /* The options: a recovery target, --start, --backup, and --tablespace-map OLD=NEW (each
@@ -161,6 +207,7 @@ int main(int argc, char **argv)
         (start_server &&
          wk_pg_program_check_major(cfg.pg_bindir, "pg_ctl", plan.backup.pg_version, &err) != 0))
         goto report;
+    report_target(&opt, &plan);
     char start_lsn[32], stop_lsn[32];
     wk_wal_format_lsn(start_lsn, sizeof(start_lsn), plan.backup.start_lsn);
     wk_wal_format_lsn(stop_lsn, sizeof(stop_lsn), plan.backup.stop_lsn);

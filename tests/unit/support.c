@@ -207,6 +207,160 @@ uint8_t *ts_make_segment(const char *dir, const ts_segment *spec, char *name, ch
     return buf;
 }
 
+/* ---- synthetic WAL records --------------------------------------------------------- */
+
+static uint32_t ts_crc32c(uint32_t crc, const uint8_t *p, size_t n)
+{
+    while (n-- > 0) {
+        crc ^= *p++;
+        for (int k = 0; k < 8; k++)
+            crc = crc & 1 ? (crc >> 1) ^ 0x82F63B78u : crc >> 1;
+    }
+    return crc;
+}
+
+typedef struct ts_wal_writer {
+    uint8_t *buf;
+    uint64_t start, end; /* WAL positions the buffer covers */
+    uint64_t pos;
+    uint32_t tli;
+} ts_wal_writer;
+
+/* The page header at w->pos (a page's start); rem: bytes of a record continued on it. */
+static void ts_wal_page_header(ts_wal_writer *w, uint32_t rem)
+{
+    bool is_long = w->pos % TS_SEG == 0;
+    uint8_t *h = w->buf + (w->pos - w->start);
+    ts_wal_header(h, 0xD110, (uint16_t)((is_long ? 0x0002 : 0) | (rem > 0 ? 0x0001 : 0)), w->tli,
+                  w->pos, TS_SYSID, TS_SEG, 8192);
+    ts_put32(h, 16, rem);
+    if (!is_long)
+        memset(h + 24, 0, 16);
+    w->pos += is_long ? 40 : 24;
+}
+
+/* Writes len bytes of a record at w->pos, page headers included; rem is what is left of
+ * the record from the first byte on (for xlp_rem_len). */
+static void ts_wal_put(ts_wal_writer *w, const uint8_t *p, size_t len, uint32_t rem)
+{
+    while (len > 0) {
+        ck_assert_msg(w->pos < w->end, "synthetic WAL longer than its segments");
+        uint64_t in_page = w->pos % 8192;
+        if (in_page == 0) {
+            ts_wal_page_header(w, rem);
+            continue;
+        }
+        size_t n = 8192 - in_page < len ? 8192 - in_page : len;
+        memcpy(w->buf + (w->pos - w->start), p, n);
+        w->pos += n;
+        p += n;
+        len -= n;
+        rem -= (uint32_t)n;
+    }
+}
+
+/* One record (rec: its bytes, header fields but xl_tot_len, xl_prev and xl_crc set). */
+static uint64_t ts_wal_emit(ts_wal_writer *w, uint8_t *rec, uint32_t tot, uint64_t *prev)
+{
+    static const uint8_t zero[8];
+    if (w->pos % 8192 == 0)
+        ts_wal_page_header(w, 0);
+    uint64_t lsn = w->pos;
+    ts_put32(rec, 0, tot);
+    ts_put64(rec, 8, *prev);
+    uint32_t crc = ts_crc32c(0xFFFFFFFFu, rec + 24, tot - 24);
+    ts_put32(rec, 20, ts_crc32c(crc, rec, 20) ^ 0xFFFFFFFFu);
+    ts_wal_put(w, rec, tot, tot);
+    *prev = lsn;
+    if (rec[17] == 0 && rec[16] == 0x40) /* a switch: the segment's rest is unused */
+        w->pos = (w->pos + TS_SEG - 1) / TS_SEG * TS_SEG;
+    else
+        ts_wal_put(w, zero, (8 - w->pos % 8) % 8, 0);
+    return lsn;
+}
+
+uint8_t *ts_wal_build(uint32_t tli, uint64_t first_segno, size_t count, ts_wal_record *records,
+                      size_t n)
+{
+    ts_wal_writer w = {.tli = tli, .start = first_segno * TS_SEG};
+    w.end = w.start + count * TS_SEG;
+    w.pos = w.start;
+    w.buf = calloc(count, TS_SEG);
+    ck_assert_ptr_nonnull(w.buf);
+    uint64_t prev = 0;
+    static uint8_t rec[100 + 65536];
+    for (size_t i = 0; i < n; i++) {
+        ts_wal_record *r = &records[i];
+        uint32_t data = 0;
+        memset(rec, 0, 24 + 80);
+        uint8_t *d = rec + 24;
+        if (r->kind == TS_WAL_SKIP_TO) {
+            /* Heap records of up to 4000 bytes until the position is near. */
+            r->lsn = w.pos;
+            while (w.pos + 4100 < r->size) {
+                memset(rec, 0, 24);
+                rec[17] = 10;
+                d[0] = 254;
+                ts_put32(d, 1, 4000);
+                memset(d + 5, 0x5A, 4000);
+                ts_wal_emit(&w, rec, 24 + 5 + 4000, &prev);
+            }
+            continue;
+        }
+        switch (r->kind) {
+        case TS_WAL_FILLER:
+            ck_assert_uint_le(r->size, 65536);
+            d[0] = 254;
+            ts_put32(d, 1, r->size);
+            memset(d + 5, 0x5A, r->size);
+            data = 5 + r->size;
+            rec[17] = 10;
+            break;
+        case TS_WAL_COMMIT:
+        case TS_WAL_ABORT:
+            d[0] = 255;
+            d[1] = 8;
+            ts_put64(d, 2, (uint64_t)r->time);
+            data = 10;
+            rec[17] = 1;
+            rec[16] = r->kind == TS_WAL_COMMIT ? 0x00 : 0x20;
+            ts_put32(rec, 4, r->xid);
+            break;
+        case TS_WAL_RESTORE_POINT:
+            d[0] = 255;
+            d[1] = 72;
+            ts_put64(d, 2, (uint64_t)r->time);
+            snprintf((char *)d + 10, 64, "%s", r->name);
+            data = 74;
+            rec[17] = 0;
+            rec[16] = 0x70;
+            break;
+        case TS_WAL_SWITCH:
+            rec[17] = 0;
+            rec[16] = 0x40;
+            break;
+        case TS_WAL_SKIP_TO:
+            break;
+        }
+        r->lsn = ts_wal_emit(&w, rec, 24 + data, &prev);
+    }
+    /* Page headers on the rest of the pages, as PostgreSQL initialises them. */
+    for (uint64_t page = (w.pos + 8191) / 8192 * 8192; page < w.end; page += 8192) {
+        w.pos = page;
+        ts_wal_page_header(&w, 0);
+    }
+    return w.buf;
+}
+
+void ts_wal_write_segment(const char *dir, const uint8_t *wal, uint32_t tli, uint64_t first_segno,
+                          size_t i, char *path)
+{
+    char name[WK_WAL_NAME_LEN + 1];
+    wk_wal_segment_name(name, tli, first_segno + i, TS_SEG);
+    ck_assert_int_lt(snprintf(path, 512, "%s/%s", dir, name), 512);
+    ts_write_file(path, wal + i * TS_SEG, TS_SEG);
+}
+
 /* ---- storage ---------------------------------------------------------------------- */
 
 int ts_storage_put(wk_storage *st, const char *path, const void *data, size_t len, size_t chunk,

@@ -98,6 +98,36 @@ typedef struct ts_segment {
 uint8_t *ts_make_segment(const char *dir, const ts_segment *spec, char *name, char *path,
                          size_t *len_out);
 
+/* One record of a synthetic WAL stream (ts_wal_build). */
+typedef enum ts_wal_kind {
+    TS_WAL_FILLER,        /* a heap record of `size` bytes of data */
+    TS_WAL_COMMIT,        /* xid, time */
+    TS_WAL_ABORT,         /* xid, time */
+    TS_WAL_RESTORE_POINT, /* name, time */
+    TS_WAL_SWITCH,        /* the rest of the segment is unused */
+    TS_WAL_SKIP_TO        /* no record: the next one starts at WAL position `size` */
+} ts_wal_kind;
+
+typedef struct ts_wal_record {
+    ts_wal_kind kind;
+    uint32_t size;
+    uint32_t xid;
+    int64_t time; /* PostgreSQL time */
+    const char *name;
+    uint64_t lsn; /* filled in: where the record starts */
+} ts_wal_record;
+
+/* Writes records as PostgreSQL 15 does (pages with headers, records continued across
+ * pages and segments, CRC-32C, xl_prev) from the start of segment first_segno of TS_SEG
+ * bytes, over count segments (zeroes after the last record; malloc'd, count * TS_SEG
+ * bytes). Each record's lsn is filled in. */
+uint8_t *ts_wal_build(uint32_t tli, uint64_t first_segno, size_t count, ts_wal_record *records,
+                      size_t n);
+
+/* Writes segment i of a ts_wal_build result into dir under its WAL name (path: 512 bytes). */
+void ts_wal_write_segment(const char *dir, const uint8_t *wal, uint32_t tli, uint64_t first_segno,
+                          size_t i, char *path);
+
 /* ---- storage ---------------------------------------------------------------------- */
 
 /* Stores len bytes at path through a storage writer, in writes of `chunk` bytes (0: one

@@ -185,7 +185,8 @@ START_TEST(test_push_initialises_and_stores)
 
     fingerprint_hex_of(data, len, hex);
     char expected[256];
-    snprintf(expected, sizeof(expected), "wal/0000000100000000/000000010000000000000001-%s.zst",
+    /* ".i": the time index of a segment without commits or restore points. */
+    snprintf(expected, sizeof(expected), "wal/0000000100000000/000000010000000000000001-%s.i.zst",
              hex);
     ck_assert_str_eq(res.object, expected);
 
@@ -293,7 +294,7 @@ START_TEST(test_push_two_pass_without_retarget)
     ck_assert_msg(wk_archive_push(repo, path, &res, &err) == 0, "%s", err.message);
     ck_assert(!res.already_archived);
     fingerprint_hex_of(data, len, hex);
-    snprintf(expected, sizeof(expected), "wal/0000000100000000/%s-%s.zst", name, hex);
+    snprintf(expected, sizeof(expected), "wal/0000000100000000/%s-%s.i.zst", name, hex);
     ck_assert_str_eq(res.object, expected);
     ck_assert_int_eq(count_objects(), 1);
 
@@ -1430,6 +1431,83 @@ START_TEST(test_find_ignores_foreign_entries)
 }
 END_TEST
 
+/* A segment's object carries its time index; a name without one (archived before) and
+ * one with it parse alike; a malformed index is not an object walkeep wrote. */
+START_TEST(test_time_index_in_name)
+{
+    wk_error err = {0};
+    wk_repo *repo = open_repo();
+    ts_wal_record recs[] = {
+        {TS_WAL_COMMIT, 0, 0x2d1, 0x0002e9d1c0a4b3f2, NULL, 0},
+        {TS_WAL_RESTORE_POINT, 0, 0, 0x0002e9d1c0a4b400, "nightly", 0},
+        {TS_WAL_ABORT, 0, 0x2f0, 0x0002e9d1c0f00011, NULL, 0},
+    };
+    uint8_t *wal = ts_wal_build(1, 1, 1, recs, 3);
+    char path[512];
+    ts_wal_write_segment(wal_dir, wal, 1, 1, 0, path);
+    wk_push_result res;
+    ck_assert_msg(wk_archive_push(repo, path, &res, &err) == 0, "%s", err.message);
+    ck_assert_msg(strstr(res.object,
+                         ".i_t0002e9d1c0a4b3f2-0002e9d1c0f00011_x000002d1-000002f0_p1.zst") != NULL,
+                  "%s", res.object);
+    char name[WK_WAL_FILE_NAME_MAX];
+    wk_wal_object obj;
+    const char *entry = strrchr(res.object, '/') + 1;
+    ck_assert_int_eq(wk_archive_parse_entry(entry, name, &obj), WK_WAL_ENTRY_OBJECT);
+    ck_assert_str_eq(name, "000000010000000000000001");
+    ck_assert(obj.indexed);
+    ck_assert_int_eq(obj.index.time_min, 0x0002e9d1c0a4b3f2);
+    ck_assert_int_eq(obj.index.time_max, 0x0002e9d1c0f00011);
+    ck_assert_uint_eq(obj.index.xid_min, 0x2d1);
+    ck_assert_uint_eq(obj.index.xid_max, 0x2f0);
+    ck_assert_uint_eq(obj.index.points, 1);
+    ck_assert(!obj.index.crossing);
+    /* Fetched back whole, the index is only in the name. */
+    wk_fetch_result fr;
+    ck_assert_int_eq(wk_archive_fetch(repo, name, dest_path("x"), NO_RETRY, &fr, &err), 0);
+    assert_file_bytes(dest_path("x"), wal, TS_SEG);
+    /* The listing carries it. */
+    wk_wal_index index;
+    ck_assert_int_eq(wk_archive_index(repo, TS_SEG, &index, &err), 0);
+    const wk_wal_segment_index *si = wk_archive_index_of(&index, 1, 1);
+    ck_assert_ptr_nonnull(si);
+    ck_assert(si->indexed);
+    ck_assert_uint_eq(si->index.points, 1);
+    wk_archive_index_free(&index);
+    /* Names of every form. */
+    static const struct {
+        const char *entry;
+        wk_wal_entry kind;
+        bool indexed;
+    } cases[] = {
+        {"000000010000000000000001-0123456789abcdef0123456789abcdef.zst", WK_WAL_ENTRY_OBJECT,
+         false},
+        {"000000010000000000000001-0123456789abcdef0123456789abcdef.i.lz4.enc", WK_WAL_ENTRY_OBJECT,
+         true},
+        {"000000010000000000000001-0123456789abcdef0123456789abcdef.i_p3_c.raw",
+         WK_WAL_ENTRY_OBJECT, true},
+        {"00000002.history-0123456789abcdef0123456789abcdef.zst", WK_WAL_ENTRY_OBJECT, false},
+        {"00000002.history-0123456789abcdef0123456789abcdef.i.zst", WK_WAL_ENTRY_OTHER, false},
+        {"000000010000000000000001-0123456789abcdef0123456789abcdef.i_t1-2.zst", WK_WAL_ENTRY_OTHER,
+         false},
+        {"000000010000000000000001-0123456789abcdef0123456789abcdef.i_p0.zst", WK_WAL_ENTRY_OTHER,
+         false},
+        {"000000010000000000000001-0123456789abcdef0123456789abcdef.i_c_p1.zst", WK_WAL_ENTRY_OTHER,
+         false},
+        {"000000010000000000000001-0123456789abcdef0123456789abcdef.ix.zst", WK_WAL_ENTRY_OTHER,
+         false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        wk_wal_entry kind = wk_archive_parse_entry(cases[i].entry, name, &obj);
+        ck_assert_msg(kind == cases[i].kind, "%s: %d", cases[i].entry, (int)kind);
+        if (kind == WK_WAL_ENTRY_OBJECT)
+            ck_assert_msg(obj.indexed == cases[i].indexed, "%s", cases[i].entry);
+    }
+    free(wal);
+    wk_repo_free(repo);
+}
+END_TEST
+
 START_TEST(test_find_invalid_name)
 {
     wk_error err = {0};
@@ -1501,6 +1579,7 @@ static Suite *archive_suite(void)
     tcase_add_test(find, test_push_two_pass_without_retarget);
     tcase_add_test(find, test_find_ignores_foreign_entries);
     tcase_add_test(find, test_find_invalid_name);
+    tcase_add_test(find, test_time_index_in_name);
     suite_add_tcase(s, find);
 
     return s;

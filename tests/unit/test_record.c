@@ -356,6 +356,43 @@ END_TEST
 
 /* Offsets beyond what any zone uses (PostgreSQL accepts up to 15:59) or with a second
  * sign are not times either. */
+/* Times as PostgreSQL reads them with TimeZone = zone: to the microsecond, offsets as
+ * given, wall-clock times in the zone's rules, daylight-saving gaps and repeats refused
+ * with both readings; TZ of the process never matters and is left as it was. */
+START_TEST(test_parse_time_in_zone)
+{
+    wk_error err = {0};
+    int64_t us;
+    bool zone_used;
+    setenv("TZ", "Asia/Tokyo", 1);
+    tzset();
+    ck_assert_int_eq(wk_record_parse_time_in("2026-02-08 12:00:00.000123+01", NULL, &us, &zone_used, &err), 0);
+    ck_assert(!zone_used);
+    ck_assert_int_eq(us, INT64_C(1770548400000123));
+    ck_assert_int_eq(wk_record_parse_time_in("2026-02-08 12:00:00", "Europe/Berlin", &us, &zone_used, &err), 0);
+    ck_assert(zone_used);
+    ck_assert_int_eq(us, INT64_C(1770548400000000));
+    ck_assert_int_eq(wk_record_parse_time_in("2026-07-08 12:00:00.5", "Europe/Berlin", &us, NULL, &err), 0);
+    ck_assert_int_eq(us, INT64_C(1783504800500000)); /* summer: +02 */
+    ck_assert_int_eq(wk_record_parse_time_in("2026-02-08 12:00:00", NULL, &us, NULL, &err), -1);
+    ck_assert_int_eq(err.code, WK_ERR_USAGE);
+    ck_assert_int_eq(wk_record_parse_time_in("2026-02-08 12:00:00", "Mars/Olympus", &us, NULL, &err), -1);
+    ck_assert_int_eq(wk_record_parse_time_in("2026-02-08 12:00:00", "../../etc/passwd", &us, NULL, &err), -1);
+    /* The hour skipped in spring, and the one shown twice in autumn. */
+    ck_assert_int_eq(wk_record_parse_time_in("2026-03-29 02:30:00", "Europe/Berlin", &us, NULL, &err), -1);
+    ck_assert_msg(strstr(err.message, "does not exist in time zone Europe/Berlin") != NULL, "%s", err.message);
+    ck_assert_msg(strstr(err.hint, "2026-03-29 01:30:00+00") != NULL && strstr(err.hint, "2026-03-29 00:30:00+00") != NULL, "%s", err.hint);
+    ck_assert_int_eq(wk_record_parse_time_in("2026-10-25 02:30:00", "Europe/Berlin", &us, NULL, &err), -1);
+    ck_assert_msg(strstr(err.message, "is ambiguous in time zone Europe/Berlin") != NULL, "%s", err.message);
+    ck_assert_msg(strstr(err.hint, "2026-10-25 01:30:00+00") != NULL && strstr(err.hint, "2026-10-25 00:30:00+00") != NULL, "%s", err.hint);
+    ck_assert_str_eq(getenv("TZ"), "Asia/Tokyo");
+    unsetenv("TZ");
+    tzset();
+    ck_assert(wk_record_zone_known("UTC"));
+    ck_assert(!wk_record_zone_known(""));
+}
+END_TEST
+
 START_TEST(test_parse_time_bad_offset)
 {
     assert_refused("2026-11-25 09:30:12+99");
@@ -378,6 +415,7 @@ static Suite *record_suite(void)
     tcase_add_test(times, test_parse_time_invalid);
     tcase_add_test(times, test_parse_time_impossible_date);
     tcase_add_test(times, test_parse_time_bad_offset);
+    tcase_add_test(times, test_parse_time_in_zone);
     suite_add_tcase(s, times);
     TCase *tc = tcase_create("record");
     tcase_add_checked_fixture(tc, setup, teardown);

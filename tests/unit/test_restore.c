@@ -73,12 +73,34 @@ static wk_repo *open_repo(void)
     return open_repo_with(WK_COMPRESS_ZSTD);
 }
 
-/* A synthetic WAL segment of timeline tli (PostgreSQL 15 long page header, patterned
- * bytes), pushed into the repository. */
+/* The time of the commits every synthetic segment ends with: later than every target. */
+#define LONG_POINT "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"
+#define FAR_COMMIT ((int64_t)(T0 + 100000000) * 1000000)
+
+/* A synthetic WAL segment of timeline tli pushed into the repository: records as
+ * PostgreSQL 15 writes them; from segment 3 on, ending (after every backup's stop point
+ * in it) with the commits and restore points the tests name as targets. */
 static void push_segment(wk_repo *repo, uint32_t tli, uint64_t segno)
 {
-    unsigned seed = (unsigned)(segno * 31 + tli); /* as ts_fill_pattern(seed) */
-    ts_push_segment(repo, wal_dir, tli, segno, seed * 2654435761u + 7, true);
+    int64_t far = wk_walrec_time_from_unix_us(FAR_COMMIT);
+    ts_wal_record recs[] = {
+        {TS_WAL_SKIP_TO, (uint32_t)((segno + 1) * TS_SEG - 6000), 0, 0, NULL, 0},
+        {TS_WAL_FILLER, (uint32_t)(segno * 8 + tli), 0, 0, NULL, 0}, /* contents differ */
+        {TS_WAL_COMMIT, 0, 99, far, NULL, 0},
+        {TS_WAL_COMMIT, 0, 1234, far + 1, NULL, 0},
+        {TS_WAL_RESTORE_POINT, 0, 0, far + 2, "before_drop", 0},
+        {TS_WAL_RESTORE_POINT, 0, 0, far + 3, "p", 0},
+        {TS_WAL_RESTORE_POINT, 0, 0, far + 4, "it's here", 0},
+        {TS_WAL_RESTORE_POINT, 0, 0, far + 5, "before\\nightly", 0},
+        {TS_WAL_RESTORE_POINT, 0, 0, far + 6, LONG_POINT, 0},
+    };
+    uint8_t *wal =
+        ts_wal_build(tli, segno, 1, recs, segno >= 3 ? sizeof(recs) / sizeof(recs[0]) : 2);
+    char path[512];
+    ts_wal_write_segment(wal_dir, wal, tli, segno, 0, path);
+    free(wal);
+    ts_push_file(repo, path);
+    unlink(path);
 }
 
 static void push_range(wk_repo *repo, uint32_t tli, uint64_t first, uint64_t last)
@@ -437,7 +459,7 @@ static wk_restore_options time_target(time_t t, char *text, size_t size)
     wk_record_format_time(t, text, size);
     opt.target.kind = WK_TARGET_TIME;
     opt.target.value = text;
-    opt.target.time = t;
+    opt.target.beyond_archive = true; /* choosing, not proving (test_wal_* prove) */
     return opt;
 }
 
@@ -685,15 +707,16 @@ START_TEST(test_wal_all_present)
     wk_repo *repo = one_backup();
     wk_restore_options opt = default_options();
     assert_plan(repo, &opt, 1, 5, "000000010000000000000006");
+    /* Targets found in the WAL: the proof ends with the segment holding them. */
     opt.target.kind = WK_TARGET_XID;
     opt.target.value = "1234";
-    assert_plan(repo, &opt, 1, 5, "000000010000000000000006");
+    assert_plan(repo, &opt, 1, 2, "000000010000000000000003");
     opt.target.kind = WK_TARGET_NAME;
     opt.target.value = "p";
-    assert_plan(repo, &opt, 1, 5, "000000010000000000000006");
+    assert_plan(repo, &opt, 1, 2, "000000010000000000000003");
     char text[64];
     opt = time_target(T0 + 1000, text, sizeof(text));
-    assert_plan(repo, &opt, 1, 5, "000000010000000000000006");
+    assert_plan(repo, &opt, 1, 2, "000000010000000000000003");
     /* Segments before the backup's start do not count. */
     push_segment(repo, 1, 1);
     opt = default_options();
@@ -713,8 +736,9 @@ START_TEST(test_wal_missing_segment_named)
         hide_segment(repo, 1, seg);
         opt.target.kind = WK_TARGET_END;
         assert_missing(repo, &opt, segment_name(1, seg));
+        /* A transaction not found before the hole may lie after it. */
         opt.target.kind = WK_TARGET_XID;
-        opt.target.value = "1234";
+        opt.target.value = "4321";
         assert_missing(repo, &opt, segment_name(1, seg));
         unhide_segment(repo, 1, seg);
     }
@@ -1264,8 +1288,7 @@ START_TEST(test_lay_down_target_settings)
         opt.target.inclusive = cases[i].inclusive;
         opt.target.timeline = cases[i].timeline;
         opt.target.action = cases[i].action;
-        if (cases[i].kind == WK_TARGET_TIME)
-            ck_assert_int_eq(wk_record_parse_time(cases[i].value, &opt.target.time), 0);
+        opt.target.beyond_archive = true;
         if (cases[i].kind == WK_TARGET_LSN)
             ck_assert_int_eq(wk_wal_parse_lsn(cases[i].value, &opt.target.lsn), 0);
         lay_down_ok(repo, &opt);
