@@ -38,6 +38,7 @@ static int print_json(const wk_verify_report *r, wk_error *err)
     wk_json_kv_bool(w, "ok", r->problem_count == 0);
     wk_json_kv_uint(w, "objects", r->objects);
     wk_json_kv_uint(w, "bytes", r->bytes);
+    wk_json_kv_uint(w, "indexed", r->indexed);
     write_findings(w, "problems", r->problems, r->problem_count);
     write_findings(w, "warnings", r->warnings, r->warning_count);
     wk_json_key(w, "gaps");
@@ -73,6 +74,9 @@ static void print_text(const wk_verify_report *r)
            r->problem_count, r->problem_count == 1 ? "" : "s");
     if (r->warning_count > 0)
         printf(", %zu warning%s", r->warning_count, r->warning_count == 1 ? "" : "s");
+    if (r->indexed > 0)
+        printf("; gave %" PRIu64 " segment%s archived before time indexes %s", r->indexed,
+               r->indexed == 1 ? "" : "s", r->indexed == 1 ? "its index" : "theirs");
     putchar('\n');
 }
 

@@ -34,6 +34,11 @@ static size_t pick_backup(const wk_backup_entry *entries, size_t count,
         const wk_backup_entry *e = &entries[i];
         if (!e->has_record || (usable_only && !e->wal_ready))
             continue;
+        /* Timelines only grow along a history: a backup of a later one never leads to an
+         * earlier one. */
+        if (t->timeline != NULL && strspn(t->timeline, "0123456789") == strlen(t->timeline) &&
+            strtoul(t->timeline, NULL, 10) < e->record.start_tli)
+            continue;
         if (opt->backup_label != NULL) {
             if (strcmp(e->label, opt->backup_label) == 0)
                 chosen = i;

@@ -312,8 +312,8 @@ typedef struct decoded {
  * text_limit > 0, the whole plaintext up to that size). Counts the object and its
  * stored bytes in the report whatever happens. */
 static int decode_object(verify_ctx *v, const char *path, wk_compress alg, bool encrypted,
-                         const wk_fingerprint *expected, size_t text_limit, decoded *out,
-                         wk_error *err)
+                         const wk_fingerprint *expected, size_t text_limit,
+                         wk_walrec_reader *records, decoded *out, wk_error *err)
 {
     wk_stage *chain;
     int rc = -1;
@@ -327,6 +327,8 @@ static int decode_object(verify_ctx *v, const char *path, wk_compress alg, bool 
         chain = wk_stage_memory_new(text_limit, &out->text, &out->text_len, err);
     else
         chain = head_sink_new(out->head, &out->head_len, err);
+    if (chain != NULL && records != NULL)
+        chain = wk_walrec_stage_new(chain, records, err);
     if (chain != NULL)
         chain = wk_stage_fingerprint_check_new(chain, expected, &out->summary, err);
     if (chain != NULL)
@@ -531,6 +533,51 @@ static void check_wal_content(verify_ctx *v, const char *path, const char *name,
     }
 }
 
+/* A sound segment's time index (docs/format.md, "Time index"): the one in its name must be
+ * what its records say; one archived before indexes gets it, under the indexed name (its
+ * stored bytes copied as they are: the place encrypted objects are bound to leaves the
+ * index out), the old name removed once the new one is durable. */
+static void check_time_index(verify_ctx *v, const char *dir, const char *path, const char *entry,
+                             const wk_wal_object *obj, wk_walrec_reader *records)
+{
+    wk_walrec_summary index;
+    char want[128], have[128], to[WK_OBJECT_PATH_MAX];
+    wk_walrec_summary_get(records, &index);
+    wk_archive_index_token(&index, want, sizeof(want));
+    if (obj->indexed) {
+        wk_archive_index_token(&obj->index, have, sizeof(have));
+        if (strcmp(want, have) != 0)
+            add_finding(v, WK_VERIFY_CORRUPT, path,
+                        "the time index in its name does not match its records (\"%s\"); "
+                        "restores would misjudge their targets",
+                        want);
+        return;
+    }
+    const char *dash = strchr(entry, '-');
+    size_t head = (size_t)(dash - entry) + 1 + WK_FINGERPRINT_HEX_LEN;
+    snprintf(to, sizeof(to), "%s/%.*s%s%s", dir, (int)head, entry, want, entry + head);
+    wk_stage *sink = NULL;
+    wk_error err = {0};
+    int rc = wk_storage_put_open(v->repo->storage, to, WK_PUT_NOREPLACE, &sink, &err);
+    if (rc == 0 && (wk_storage_get(v->repo->storage, path, sink, &err) != 0 ||
+                    wk_stage_finish(sink, &err) != 0))
+        rc = -1;
+    wk_stage_free(sink);
+    if (rc != 0 && err.code != WK_ERR_EXISTS) {
+        add_finding(v, WK_VERIFY_UNEXPECTED, path, "could not give it its time index: %s",
+                    err.message);
+        return;
+    }
+    wk_error_clear(&err);
+    if (wk_storage_remove(v->repo->storage, path, &err) != 0) {
+        add_finding(v, WK_VERIFY_UNEXPECTED, path,
+                    "its copy with a time index is stored, but it could not be removed: %s",
+                    err.message);
+        return;
+    }
+    v->report->indexed++;
+}
+
 /* One wal/ folder ("wal" itself, or "wal/<TTTTTTTTXXXXXXXX>"). In "wal", the
  * segment folders are appended to *folders. */
 static int verify_wal_folder(verify_ctx *v, const char *dir, entry_list *folders, wk_error *err)
@@ -600,13 +647,26 @@ static int verify_wal_folder(verify_ctx *v, const char *dir, entry_list *folders
         decoded d;
         wk_error oerr = {0};
         size_t limit = parsed.kind == WK_WAL_HISTORY ? HISTORY_MAX_BYTES : 0;
-        if (decode_object(v, path, alg, encrypted, &fp, limit, &d, &oerr) != 0) {
+        wk_walrec_reader *records = NULL;
+        if (parsed.kind == WK_WAL_SEGMENT || parsed.kind == WK_WAL_PARTIAL) {
+            records = wk_walrec_new(wk_wal_name_segno(&parsed, v->meta.seg_size), v->meta.seg_size,
+                                    NULL, NULL);
+            if (records == NULL) {
+                v->nomem = true;
+                break;
+            }
+        }
+        size_t problems = v->report->problem_count;
+        if (decode_object(v, path, alg, encrypted, &fp, limit, records, &d, &oerr) != 0) {
             add_error_finding(v, path, &oerr);
             if (parsed.kind == WK_WAL_HISTORY)
                 keep_history(v, parsed.tli, false, NULL, 0);
         } else {
             check_wal_content(v, path, name, &parsed, &d);
+            if (records != NULL && v->report->problem_count == problems)
+                check_time_index(v, dir, path, e->name, &obj, records);
         }
+        wk_walrec_free(records);
         free(d.text);
     }
     entry_list_free(&l);
@@ -758,7 +818,7 @@ static void verify_stream(verify_ctx *v, const char *what, const char *object,
                     "%s names an object without a walkeep encoding suffix", what);
         return;
     }
-    if (decode_object(v, object, alg, encrypted, fp, 0, &d, &err) != 0) {
+    if (decode_object(v, object, alg, encrypted, fp, 0, NULL, &d, &err) != 0) {
         if (err.code == WK_ERR_NOTFOUND)
             add_finding(v, WK_VERIFY_MISSING, object, "object named by %s is not in the repository",
                         what);

@@ -59,6 +59,7 @@ typedef struct wk_verify_gaps {
 typedef struct wk_verify_report {
     uint64_t objects; /* objects read and checked */
     uint64_t bytes;   /* stored bytes read */
+    uint64_t indexed; /* segments archived before time indexes, given theirs now */
     size_t problem_count;
     wk_verify_finding *problems;
     size_t warning_count;
@@ -81,7 +82,9 @@ typedef struct wk_verify_report {
  * stop_lsn - 1, on its timelines; holes per timeline; that each history file parses,
  * agrees with its parent's, and exists for every timeline above 1 that has segments.
  * Hidden ".tmp." files (a local repository only) and record-less backup or dump folders
- * are warnings. */
+ * are warnings. Each segment's records are read too: a time index in its name that does
+ * not match them is a problem; a segment archived before time indexes gets its index
+ * (its stored bytes copied under the indexed name, then the old name removed). */
 int wk_verify_run(wk_repo *repo, wk_verify_report *report, wk_error *err);
 
 /* wk_verify_run with progress: progress (may be NULL) is called as objects are read,

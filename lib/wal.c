@@ -341,27 +341,6 @@ int wk_wal_magic_version(uint16_t magic)
     return 0;
 }
 
-static uint16_t read_u16(const uint8_t *p)
-{
-    uint16_t v;
-    memcpy(&v, p, sizeof(v));
-    return v;
-}
-
-static uint32_t read_u32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, sizeof(v));
-    return v;
-}
-
-static uint64_t read_u64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, sizeof(v));
-    return v;
-}
-
 int wk_wal_parse_header(const uint8_t *buf, size_t len, wk_wal_header *out, wk_error *err)
 {
     wk_wal_header h;
@@ -374,13 +353,13 @@ int wk_wal_parse_header(const uint8_t *buf, size_t len, wk_wal_header *out, wk_e
                             buf == NULL ? (size_t)0 : len, WK_WAL_LONG_HEADER_SIZE);
 
     memset(&h, 0, sizeof(h));
-    h.magic = read_u16(buf + OFF_MAGIC);
-    info = read_u16(buf + OFF_INFO);
-    h.tli = read_u32(buf + OFF_TLI);
-    h.pageaddr = read_u64(buf + OFF_PAGEADDR);
-    h.system_identifier = read_u64(buf + OFF_SYSID);
-    h.seg_size = read_u32(buf + OFF_SEG_SIZE);
-    h.block_size = read_u32(buf + OFF_BLCKSZ);
+    h.magic = wk_wal_read16(buf + OFF_MAGIC);
+    info = wk_wal_read16(buf + OFF_INFO);
+    h.tli = wk_wal_read32(buf + OFF_TLI);
+    h.pageaddr = wk_wal_read64(buf + OFF_PAGEADDR);
+    h.system_identifier = wk_wal_read64(buf + OFF_SYSID);
+    h.seg_size = wk_wal_read32(buf + OFF_SEG_SIZE);
+    h.block_size = wk_wal_read32(buf + OFF_BLCKSZ);
     h.pg_version = wk_wal_magic_version(h.magic);
 
     if (h.pg_version == 0 && (h.magic & MAGIC_FAMILY_MASK) == MAGIC_FAMILY &&

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "error.h"
 #include "stream.h"
@@ -17,6 +18,29 @@
 #define WK_WAL_LONG_HEADER_SIZE 40
 
 typedef uint64_t wk_lsn;
+
+/* WAL's integers as the server wrote them (its byte order, which is this machine's: WAL
+ * is only ever read on the architecture that wrote it), at any alignment. */
+static inline uint16_t wk_wal_read16(const uint8_t *p)
+{
+    uint16_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+static inline uint32_t wk_wal_read32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+static inline uint64_t wk_wal_read64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
 
 typedef enum wk_wal_kind {
     WK_WAL_SEGMENT, /* 000000010000000000000001 */

@@ -497,6 +497,16 @@ wk_psql() {
         -h "$WK_TMP/pg$port" -p "$port" -d "$db" -c "$sql"
 }
 
+# wk_switch_and_wait DATADIR [TIMEOUT_S]: switches WAL and waits (90 s by default) until
+# the archiver has archived the segment the switch closed; prints its name.
+wk_switch_and_wait() {
+    local datadir=${1:?data dir} timeout=${2:-90} seg
+    seg=$(wk_psql "$datadir" "select $(wk_sql_walfile "pg_switch_wal()")") || return 1
+    wk_wait_for_sql "the archiving of $seg" "$timeout" "$datadir" \
+        "select coalesce(last_archived_wal, '') >= '$seg' from pg_stat_archiver" t || return 1
+    printf '%s\n' "$seg"
+}
+
 # ---------------------------------------------------------------------------
 # waiting
 

@@ -59,13 +59,7 @@ pitr() {
     shift
     wk_run_as_postgres timeout -k 10 "$RESTORE_TIMEOUT" "$pitr_bin" --config "$conf" --pgdata "$d" "$@"
 }
-switch_and_wait() {
-    local seg
-    seg=$(wk_psql "$pg" "select $(wk_sql_walfile "pg_switch_wal()")")
-    wk_wait_for_sql "the archiving of $seg" "$ARCHIVE_TIMEOUT" "$pg" \
-        "select coalesce(last_archived_wal, '') >= '$seg' from pg_stat_archiver" t || return 1
-    printf '%s\n' "$seg"
-}
+switch_and_wait() { wk_switch_and_wait "$pg" "$ARCHIVE_TIMEOUT"; }
 # Every file and folder of the repository with its size, sorted (s3: every object).
 listing() {
     if [[ $(wk_repo_kind) == posix ]]; then

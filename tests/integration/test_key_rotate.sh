@@ -26,12 +26,7 @@ conf=$work/walkeep.conf
 as_pg() { wk_run_as_postgres "$@"; }
 verify_with() { as_pg timeout -k 10 120 "$WALKEEP" verify --config "$conf" --encrypt-key-file="$1"; }
 
-switch_and_wait() {
-    local seg
-    seg=$(wk_psql "$1" "select $(wk_sql_walfile "pg_switch_wal()")")
-    wk_wait_for_sql "archiving of $seg" 90 "$1" \
-        "SELECT last_archived_wal >= '$seg' FROM pg_stat_archiver" t
-}
+switch_and_wait() { wk_switch_and_wait "$1" >/dev/null; }
 
 as_pg "$WALKEEP" keygen "$old_key" >/dev/null 2>&1
 as_pg "$WALKEEP" keygen "$new_key" >/dev/null 2>&1

@@ -106,13 +106,7 @@ label_start() {
 
 # switch_and_wait DATADIR: switches WAL and waits until the switched segment is
 # archived; prints its name.
-switch_and_wait() {
-    local seg
-    seg=$(wk_psql "$1" "select $(wk_sql_walfile "pg_switch_wal()")")
-    wk_wait_for_sql "the archiving of $seg" "$ARCHIVE_TIMEOUT" "$1" \
-        "select coalesce(last_archived_wal, '') >= '$seg' from pg_stat_archiver" t || return 1
-    printf '%s\n' "$seg"
-}
+switch_and_wait() { wk_switch_and_wait "$1" "$ARCHIVE_TIMEOUT"; }
 
 # assert_absent_or_empty DIR MSG
 assert_absent_or_empty() {

@@ -65,13 +65,7 @@ except Exception as e:
 PY
 }
 
-switch_and_wait() {
-    local seg
-    seg=$(wk_psql "$1" "select $(wk_sql_walfile "pg_switch_wal()")")
-    wk_wait_for_sql "the archiving of $seg" "$ARCHIVE_TIMEOUT" "$1" \
-        "select coalesce(last_archived_wal, '') >= '$seg' from pg_stat_archiver" t || return 1
-    printf '%s\n' "$seg"
-}
+switch_and_wait() { wk_switch_and_wait "$1" "$ARCHIVE_TIMEOUT"; }
 
 # restore_check WHAT CONF EXPECTED_ROWS [pitr-restore args...]: restores into a fresh
 # folder, starts it (archiving off, promote at the target), waits for the promotion and
@@ -264,9 +258,17 @@ if [[ $(wk_repo_kind) == posix ]]; then
     wk_assert_eq '["tick one", "tick two"]' "$(py "$work/legacy.json" '[p["name"] for p in w(1)["restore_points"]]')" \
         "names without index: the restore points are read from the WAL"
     printf '# info read %s segments without index in %s s\n' \
-        "$(find "$legacy/wal" -type f -name '0*[0-9A-F]-*' | wc -l)" "$((SECONDS - start))"
+        "$(find "$legacy/wal" -type f -name '0*[0-9A-F]-*' ! -name '*-claim' | wc -l)" "$((SECONDS - start))"
     restore_check "names without index: a restore point" "$legacy_conf" "$rows_tick_one" \
         --target-name="tick one"
+    # walkeep verify gives them their index: the names then equal the original ones.
+    legacy_segments=$(find "$legacy/wal" -type f -name '0*[0-9A-F]-[0-9a-f]*' ! -name '*-claim' | wc -l)
+    wk_assert_status 0 "walkeep verify on names without index" -- \
+        wk_run_as_postgres "$admin_bin" verify --json --config "$legacy_conf"
+    wk_assert_eq "$legacy_segments" "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["indexed"])' "$WK_OUT")" \
+        "walkeep verify gives every segment archived before time indexes its index"
+    wk_assert_eq "$(cd "$repo/wal" && find . -type f | sort)" "$(cd "$legacy/wal" && find . -type f | sort)" \
+        "the indexed names are the ones walkeep-archive gave"
 fi
 
 # ---------------------------------------------------------------------------
@@ -302,16 +304,26 @@ wk_psql "$copy" "select xmin::text || ' ' || (extract(epoch from pg_xact_commit_
     wk_bail "could not read timeline 2's commit timestamps"
 new2=$(wc -l <"$work/commits2")
 wk_assert_ge 5 "$new2" "timeline 2 has a history of its own"
+# A backup of timeline 2 taken while the server runs in America/Los_Angeles: zone-less
+# times are read in the newest backup's zone, here west of UTC while this run's TZ is east.
+wk_psql "$copy" "alter system set timezone = 'America/Los_Angeles'" >/dev/null
+wk_psql "$copy" "select pg_reload_conf()" >/dev/null
+copy_conf=$work/copy.conf
+wk_repo_conf_write "$copy_conf" "$repo" \
+    "pg_conninfo = $(wk_conf_quote "host=$(wk_cluster_sockdir "$copy") port=$(wk_cluster_port "$copy") dbname=postgres")" \
+    "pg_bindir = $WK_PGBIN"
+wk_assert_status 0 "walkeep-basebackup of timeline 2" -- \
+    wk_run_as_postgres timeout -k 10 240 "$basebackup_bin" --config "$copy_conf"
 k4=$((RANDOM % (new2 - 2) + 1))
 t4=$(sed -n "${k4}p" "$work/commits2" | cut -d' ' -f2)
-restore_check "a time on timeline 2 (latest)" "$conf" "$((rows_tick_two + k4))" \
-    --target-time="$(local_time "$t4" Asia/Tokyo)"
+TZ=Asia/Tokyo restore_check "a zone-less time on timeline 2 in the newest backup's zone (Los Angeles, TZ Tokyo)" \
+    "$conf" "$((rows_tick_two + k4))" --target-time="$(local_time "$t4" America/Los_Angeles)"
 restore_check "a restore point on timeline 2" "$conf" "$rows_tick_three" --target-name="tick three"
 # On timeline 1, past the branch: only with --target-timeline=1.
 k5=$((rows_tick_two + 1 + RANDOM % (total - rows_tick_two - 1)))
 t5=$(pick "$k5")
 restore_check "a time on timeline 1 after the branch (--target-timeline=1)" "$conf" "$k5" \
-    --target-time="$(local_time "$t5" Asia/Tokyo)" --target-timeline=1
+    --target-time="$(local_time "$t5" Asia/Tokyo)" --timezone=Asia/Tokyo --target-timeline=1
 info_json "$conf" "$work/info2.json"
 wk_assert_eq '["tick one", "tick two", "tick three"]' "$(py "$work/info2.json" '[p["name"] for p in w(2)["restore_points"]]')" \
     "info --json: timeline 2's window holds the restore points on its way"

@@ -32,12 +32,7 @@ verify() { # REPO [ARGS...]
 }
 
 # switch_and_wait DATADIR: ends the current segment and waits until it is archived.
-switch_and_wait() {
-    local seg
-    seg=$(wk_psql "$1" "select $(wk_sql_walfile "pg_switch_wal()")")
-    wk_wait_for_sql "archiving of $seg" 90 "$1" \
-        "SELECT last_archived_wal >= '$seg' FROM pg_stat_archiver" t
-}
+switch_and_wait() { wk_switch_and_wait "$1" >/dev/null; }
 
 # copy_repo NAME: a fresh copy of the repository; prints its location.
 copy_repo() {

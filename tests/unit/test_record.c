@@ -366,25 +366,38 @@ START_TEST(test_parse_time_in_zone)
     bool zone_used;
     setenv("TZ", "Asia/Tokyo", 1);
     tzset();
-    ck_assert_int_eq(wk_record_parse_time_in("2026-02-08 12:00:00.000123+01", NULL, &us, &zone_used, &err), 0);
+    ck_assert_int_eq(
+        wk_record_parse_time_in("2026-02-08 12:00:00.000123+01", NULL, &us, &zone_used, &err), 0);
     ck_assert(!zone_used);
     ck_assert_int_eq(us, INT64_C(1770548400000123));
-    ck_assert_int_eq(wk_record_parse_time_in("2026-02-08 12:00:00", "Europe/Berlin", &us, &zone_used, &err), 0);
+    ck_assert_int_eq(
+        wk_record_parse_time_in("2026-02-08 12:00:00", "Europe/Berlin", &us, &zone_used, &err), 0);
     ck_assert(zone_used);
     ck_assert_int_eq(us, INT64_C(1770548400000000));
-    ck_assert_int_eq(wk_record_parse_time_in("2026-07-08 12:00:00.5", "Europe/Berlin", &us, NULL, &err), 0);
+    ck_assert_int_eq(
+        wk_record_parse_time_in("2026-07-08 12:00:00.5", "Europe/Berlin", &us, NULL, &err), 0);
     ck_assert_int_eq(us, INT64_C(1783504800500000)); /* summer: +02 */
     ck_assert_int_eq(wk_record_parse_time_in("2026-02-08 12:00:00", NULL, &us, NULL, &err), -1);
     ck_assert_int_eq(err.code, WK_ERR_USAGE);
-    ck_assert_int_eq(wk_record_parse_time_in("2026-02-08 12:00:00", "Mars/Olympus", &us, NULL, &err), -1);
-    ck_assert_int_eq(wk_record_parse_time_in("2026-02-08 12:00:00", "../../etc/passwd", &us, NULL, &err), -1);
+    ck_assert_int_eq(
+        wk_record_parse_time_in("2026-02-08 12:00:00", "Mars/Olympus", &us, NULL, &err), -1);
+    ck_assert_int_eq(
+        wk_record_parse_time_in("2026-02-08 12:00:00", "../../etc/passwd", &us, NULL, &err), -1);
     /* The hour skipped in spring, and the one shown twice in autumn. */
-    ck_assert_int_eq(wk_record_parse_time_in("2026-03-29 02:30:00", "Europe/Berlin", &us, NULL, &err), -1);
-    ck_assert_msg(strstr(err.message, "does not exist in time zone Europe/Berlin") != NULL, "%s", err.message);
-    ck_assert_msg(strstr(err.hint, "2026-03-29 01:30:00+00") != NULL && strstr(err.hint, "2026-03-29 00:30:00+00") != NULL, "%s", err.hint);
-    ck_assert_int_eq(wk_record_parse_time_in("2026-10-25 02:30:00", "Europe/Berlin", &us, NULL, &err), -1);
-    ck_assert_msg(strstr(err.message, "is ambiguous in time zone Europe/Berlin") != NULL, "%s", err.message);
-    ck_assert_msg(strstr(err.hint, "2026-10-25 01:30:00+00") != NULL && strstr(err.hint, "2026-10-25 00:30:00+00") != NULL, "%s", err.hint);
+    ck_assert_int_eq(
+        wk_record_parse_time_in("2026-03-29 02:30:00", "Europe/Berlin", &us, NULL, &err), -1);
+    ck_assert_msg(strstr(err.message, "does not exist in time zone Europe/Berlin") != NULL, "%s",
+                  err.message);
+    ck_assert_msg(strstr(err.hint, "2026-03-29 01:30:00+00") != NULL &&
+                      strstr(err.hint, "2026-03-29 00:30:00+00") != NULL,
+                  "%s", err.hint);
+    ck_assert_int_eq(
+        wk_record_parse_time_in("2026-10-25 02:30:00", "Europe/Berlin", &us, NULL, &err), -1);
+    ck_assert_msg(strstr(err.message, "is ambiguous in time zone Europe/Berlin") != NULL, "%s",
+                  err.message);
+    ck_assert_msg(strstr(err.hint, "2026-10-25 01:30:00+00") != NULL &&
+                      strstr(err.hint, "2026-10-25 00:30:00+00") != NULL,
+                  "%s", err.hint);
     ck_assert_str_eq(getenv("TZ"), "Asia/Tokyo");
     unsetenv("TZ");
     tzset();

@@ -219,7 +219,8 @@ START_TEST(test_walk_across_a_switch)
     ck_assert_uint_eq(w.last_tli, 1);
     ck_assert_uint_eq(w.end_lsn, branch);
     ck_assert_str_eq(w.missing, "000000020000000000000004");
-    ck_assert_int_eq(w.last_commit, PGT(30)); /* timeline 1's commit after the branch is not on the way */
+    ck_assert_int_eq(w.last_commit,
+                     PGT(30)); /* timeline 1's commit after the branch is not on the way */
     wk_window_free(&w);
 
     /* A target before the branch is reached through timeline 1's copy. */
