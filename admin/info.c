@@ -128,12 +128,18 @@ static int write_window(wk_repo *repo, wk_json_writer *w, FILE *text, const wk_w
     if (from == NULL)
         return 0; /* no backup leads there */
     wk_window win;
-    if (wk_window_walk(repo, index, &from->record, &path, NULL, &win, NULL, err) != 0)
-        return wk_error_prefix(err, "could not read the recovery window of timeline %u", tli);
     char start[64], end[64], lsn[32];
     wk_json_begin_object(w);
     wk_json_kv_uint(w, "timeline", tli);
     wk_json_kv_string(w, "backup", from->label);
+    if (wk_window_walk(repo, index, &from->record, &path, NULL, &win, NULL, err) != 0) {
+        /* Said here and reported after the rest was printed. */
+        wk_error_prefix(err, "could not read the recovery window of timeline %u", tli);
+        wk_json_kv_string(w, "error", err->message);
+        wk_json_end_object(w);
+        fprintf(text, "  timeline %u: window unknown: %s\n", tli, err->message);
+        return -1;
+    }
     write_time(w, "from", win.consistent, start, sizeof(start));
     if (win.has_commit)
         write_time(w, "to", win.last_commit, end, sizeof(end));
@@ -178,6 +184,7 @@ int wk_info_run(wk_repo *repo, bool json, wk_error *err)
     wk_backup_entry *entries = NULL;
     size_t count = 0;
     wk_wal_index index = {0};
+    wk_error window_err = {0}; /* a window that could not be read, reported last */
     char *body = NULL, *doc = NULL;
     size_t body_len = 0;
     int rc = -1;
@@ -256,8 +263,11 @@ int wk_info_run(wk_repo *repo, bool json, wk_error *err)
     fprintf(text, "recovery windows (times of the last commit archived on the way):\n");
     for (size_t i = 0; i < index.count; i++) {
         const wk_wal_timeline *t = &index.timelines[i];
-        if (t->count > 0 && write_window(repo, w, text, &index, entries, count, t->tli, err) != 0)
-            goto out;
+        wk_error one = {0};
+        if (t->count > 0 &&
+            write_window(repo, w, text, &index, entries, count, t->tli, &one) != 0 &&
+            window_err.code == WK_ERR_NONE)
+            window_err = one;
     }
     wk_json_end_array(w);
     wk_json_end_object(w);
@@ -268,6 +278,10 @@ int wk_info_run(wk_repo *repo, bool json, wk_error *err)
     text = NULL;
     fputs(json ? doc : body, stdout);
     rc = fflush(stdout) == 0 ? 0 : wk_error_set(err, WK_ERR_IO, "could not write the output");
+    if (rc == 0 && window_err.code != WK_ERR_NONE) {
+        *err = window_err; /* everything else was printed */
+        rc = -1;
+    }
 out:
     if (text != NULL)
         fclose(text);

@@ -88,8 +88,7 @@ int wk_cli_target_option(const wk_args *args, int *i, wk_restore_target *t, wk_e
     if ((m = option_value(args, i, "--target-time", &v, err)) != 0) {
         if (m < 0 || set_target(t, WK_TARGET_TIME, v, err) != 0)
             return -1;
-        int64_t when;
-        if (wk_record_parse_time_in(v, "UTC", &when, NULL, NULL) != 0)
+        if (!wk_record_time_valid(v))
             return wk_error_set(err, WK_ERR_USAGE,
                                 "--target-time takes a time such as "
                                 "'2026-11-25 14:03:26+01'");

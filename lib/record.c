@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 int wk_record_write(wk_storage *st, const char *path, const char *text, size_t len, wk_error *err)
@@ -174,20 +173,42 @@ int wk_record_parse_time(const char *text, time_t *out)
     return 0;
 }
 
-/* The readings of wall-clock time want in the current TZ: standard and daylight-saving
- * time, each valid when it reads back as the same wall clock. */
-static int local_readings(const struct tm *want, time_t reading[2], bool valid[2])
+/* The readings of wall-clock time want in the current TZ: one for each UTC offset in force
+ * within two days of it (a daylight-saving change, or a zone moving its standard time),
+ * each kept when it reads back as the same wall clock. readings[] gets them, distinct and
+ * in order; offsets[] the offsets before and after the time (equal when none changed). */
+static size_t local_readings(const struct tm *want, time_t readings[2], long offsets[2])
 {
-    for (int dst = 0; dst < 2; dst++) {
-        struct tm tm = *want, back;
-        tm.tm_isdst = dst;
-        reading[dst] = mktime(&tm);
-        valid[dst] = localtime_r(&reading[dst], &back) != NULL && back.tm_year == want->tm_year &&
-                     back.tm_mon == want->tm_mon && back.tm_mday == want->tm_mday &&
-                     back.tm_hour == want->tm_hour && back.tm_min == want->tm_min &&
-                     back.tm_sec == want->tm_sec;
+    struct tm wall = *want;
+    time_t naive = timegm(&wall); /* the wall clock read as UTC */
+    size_t n = 0;
+    for (int day = -2; day <= 2; day++) {
+        struct tm at;
+        time_t probe = naive + day * 86400;
+        if (localtime_r(&probe, &at) == NULL)
+            continue;
+        if (day == -2)
+            offsets[0] = at.tm_gmtoff;
+        if (day == 2)
+            offsets[1] = at.tm_gmtoff;
+        time_t t = naive - at.tm_gmtoff;
+        struct tm back;
+        if (localtime_r(&t, &back) == NULL || back.tm_year != want->tm_year ||
+            back.tm_mon != want->tm_mon || back.tm_mday != want->tm_mday ||
+            back.tm_hour != want->tm_hour || back.tm_min != want->tm_min ||
+            back.tm_sec != want->tm_sec)
+            continue;
+        if (n > 0 && readings[n - 1] == t)
+            continue;
+        if (n == 1 && readings[0] > t) {
+            readings[1] = readings[0];
+            readings[0] = t;
+            n = 2;
+        } else if (n < 2 && (n == 0 || readings[0] != t)) {
+            readings[n++] = t;
+        }
     }
-    return 0;
+    return n;
 }
 
 bool wk_record_zone_known(const char *zone)
@@ -198,8 +219,20 @@ bool wk_record_zone_known(const char *zone)
     char path[PATH_MAX];
     snprintf(path, sizeof(path), "%s/%s",
              dir != NULL && dir[0] != '\0' ? dir : "/usr/share/zoneinfo", zone);
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+    /* A compiled zone file (what glibc reads; another file would silently mean UTC). */
+    FILE *f = fopen(path, "rbe");
+    char magic[4] = {0};
+    bool known = f != NULL && fread(magic, 1, sizeof(magic), f) == sizeof(magic) &&
+                 memcmp(magic, "TZif", 4) == 0;
+    if (f != NULL)
+        fclose(f);
+    return known;
+}
+
+bool wk_record_time_valid(const char *text)
+{
+    time_fields f;
+    return parse_fields(text, &f) == 0;
 }
 
 int wk_record_parse_time_in(const char *text, const char *zone, int64_t *out, bool *zone_used,
@@ -222,11 +255,11 @@ int wk_record_parse_time_in(const char *text, const char *zone, int64_t *out, bo
     /* The zone's rules: TZ for the length of the call, then what it was. */
     const char *old = getenv("TZ");
     char *saved = old != NULL ? strdup(old) : NULL;
-    time_t reading[2];
-    bool valid[2];
+    time_t readings[2];
+    long offsets[2] = {0, 0};
     setenv("TZ", zone, 1);
     tzset();
-    local_readings(&f.tm, reading, valid);
+    size_t n = local_readings(&f.tm, readings, offsets);
     if (saved != NULL)
         setenv("TZ", saved, 1);
     else
@@ -234,30 +267,32 @@ int wk_record_parse_time_in(const char *text, const char *zone, int64_t *out, bo
     tzset();
     free(saved);
     char a[64], b[64];
-    wk_record_format_time(reading[0], a, sizeof(a));
-    wk_record_format_time(reading[1], b, sizeof(b));
-    if (valid[0] && valid[1] && reading[0] != reading[1]) {
+    if (n == 2) {
+        wk_record_format_time(readings[0], a, sizeof(a));
+        wk_record_format_time(readings[1], b, sizeof(b));
         wk_error_set(err, WK_ERR_USAGE,
                      "time \"%s\" is ambiguous in time zone %s: the clocks were set back and "
                      "showed it twice",
                      text, zone);
         wk_error_hint(err,
-                      "give it with its UTC offset: it is %s (standard time) or %s "
-                      "(daylight-saving time)",
+                      "give it with its UTC offset: it is %s (the first time) or %s (the "
+                      "second)",
                       a, b);
         return -1;
     }
-    if (!valid[0] && !valid[1]) {
+    if (n == 0) {
+        wk_record_format_time(timegm(&f.tm) - offsets[0], a, sizeof(a));
+        wk_record_format_time(timegm(&f.tm) - offsets[1], b, sizeof(b));
         wk_error_set(err, WK_ERR_USAGE,
                      "time \"%s\" does not exist in time zone %s: the clocks were set forward "
                      "past it",
                      text, zone);
         wk_error_hint(err,
-                      "give it with its UTC offset: read as standard time it is %s, as "
-                      "daylight-saving time %s",
+                      "give it with its UTC offset: read with the offset before the change it "
+                      "is %s, with the one after %s",
                       a, b);
         return -1;
     }
-    *out = (int64_t)(valid[0] ? reading[0] : reading[1]) * 1000000 + f.micros;
+    *out = (int64_t)readings[0] * 1000000 + f.micros;
     return 0;
 }

@@ -68,4 +68,7 @@ int wk_record_parse_time_in(const char *text, const char *zone, int64_t *out, bo
  * /usr/share/zoneinfo). */
 bool wk_record_zone_known(const char *zone);
 
+/* Whether text is a time wk_record_parse_time_in reads (in some zone). */
+bool wk_record_time_valid(const char *text);
+
 #endif

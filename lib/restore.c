@@ -261,13 +261,22 @@ static int missing_segment(const wk_window *w, const wk_backup_record *b, uint32
     return -1;
 }
 
-/* Whether the archive holds a segment of a timeline of the path after segno. */
+/* Whether the archive holds a segment of the path after segno: of a timeline of it, up to
+ * the one holding its switch point (an older timeline's later segments are another
+ * history, such as the old primary's after a failover). */
 static bool archived_after(const wk_wal_index *index, const wk_window_path *path, uint64_t segno)
 {
     for (size_t k = 0; k < path->count; k++) {
         const wk_wal_timeline *tl = wk_archive_index_timeline(index, path->steps[k].tli);
-        if (tl != NULL && tl->count > 0 && tl->segnos[tl->count - 1] > segno)
-            return true;
+        uint64_t last_on_path = path->steps[k].end == UINT64_MAX
+                                    ? UINT64_MAX
+                                    : wk_wal_lsn_to_segno(path->steps[k].end, index->seg_size);
+        for (size_t i = tl != NULL ? tl->count : 0; i-- > 0;) {
+            if (tl->segnos[i] <= segno)
+                break;
+            if (tl->segnos[i] <= last_on_path)
+                return true;
+        }
     }
     return false;
 }

@@ -357,9 +357,11 @@ static int record_read(wk_walrec_reader *r, wk_error *err)
         uint8_t op = info & XLOG_XACT_OPMASK;
         bool commit = op == XLOG_XACT_COMMIT || op == XLOG_XACT_COMMIT_PREPARED;
         ev.kind = commit ? WK_WALREC_COMMIT : WK_WALREC_ABORT;
+        /* A prepared transaction's own id is in its xinfo (the header's is the session's
+         * that ran COMMIT PREPARED): 0, no transaction's, when it cannot be read. */
         if ((op == XLOG_XACT_COMMIT_PREPARED || op == XLOG_XACT_ABORT_PREPARED) &&
-            (info & XLOG_XACT_HAS_INFO))
-            twophase_xid(r, m, m_have, commit, &ev.xid);
+            ((info & XLOG_XACT_HAS_INFO) == 0 || !twophase_xid(r, m, m_have, commit, &ev.xid)))
+            ev.xid = 0;
         wk_walrec_summary *s = &r->summary;
         if (s->xacts == 0 || ev.time < s->time_min)
             s->time_min = ev.time;
@@ -394,12 +396,17 @@ static bool of_interest(uint8_t rmid, uint8_t info, bool *is_switch)
 /* The record is over at r->pos. */
 static int record_done(wk_walrec_reader *r, wk_error *err)
 {
+    /* The next record's xl_prev names the last record completed: one dropped unfinished
+     * (an overwritten contrecord) never becomes it. */
+    if (r->known) {
+        r->prev_known = true;
+        r->prev_lsn = r->rec_lsn;
+    }
     if (r->known && r->keep && record_read(r, err) != 0)
         return -1;
     if (r->known && r->is_switch) {
         end_segment(r); /* the rest of the segment is unused */
         r->prev_known = true;
-        r->prev_lsn = r->rec_lsn;
         return 0;
     }
     r->hdr_have = 0;
@@ -417,8 +424,6 @@ static int header_done(wk_walrec_reader *r, wk_error *err)
         end_segment(r); /* zeroes (the end of the WAL written), or not a record of this WAL */
         return 0;
     }
-    r->prev_known = true;
-    r->prev_lsn = r->rec_lsn;
     r->known = true;
     r->keep = of_interest(r->hdr[REC_RMID], r->hdr[REC_INFO], &r->is_switch);
     r->body_len = tot_len - RECORD_HEADER;

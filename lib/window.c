@@ -250,6 +250,9 @@ int wk_window_walk(wk_repo *repo, const wk_wal_index *index, const wk_backup_rec
     out->consistent = wk_walrec_time_from_unix_us((int64_t)b->stop_time * 1000000);
     uint64_t stop_seg = wk_wal_lsn_to_segno(b->stop_lsn - 1, st.seg_size);
     bool found = false;
+    /* Times and restore points are wanted by the window (no search) and by searches; a walk
+     * that only proves segments (an LSN, the end) reads no WAL. */
+    bool times = search == NULL || search->match != NULL;
 
     for (uint64_t segno = wk_wal_lsn_to_segno(b->start_lsn, st.seg_size); !found; segno++) {
         wk_lsn seg_start = wk_wal_segno_to_lsn(segno, st.seg_size);
@@ -269,7 +272,7 @@ int wk_window_walk(wk_repo *repo, const wk_wal_index *index, const wk_backup_rec
         out->last_segno = segno;
         out->last_tli = tli;
         out->end_lsn = cut ? limit : seg_end;
-        if (idx != NULL && !must_read(idx, cut, segno == stop_seg, search)) {
+        if (idx != NULL && (!times || !must_read(idx, cut, segno == stop_seg, search))) {
             if (idx->index.xacts > 0 && segno < stop_seg && idx->index.time_max > out->consistent)
                 out->consistent = idx->index.time_max;
             if (idx->index.xacts > 0 && segno > stop_seg &&

@@ -68,7 +68,8 @@ typedef struct wk_window_stop {
  * newest timeline of the path that has one, as PostgreSQL chooses), until one is missing
  * or search matched. Reads the time index of object names, and the WAL itself where the
  * index is missing (segments archived before it), a record crosses a segment's end, or
- * restore point names are needed. */
+ * restore point names are needed; a search without match (segments only) reads no WAL,
+ * and then *out has no times or restore points. */
 int wk_window_walk(wk_repo *repo, const wk_wal_index *index, const wk_backup_record *b,
                    const wk_window_path *path, const wk_window_search *search, wk_window *out,
                    wk_window_stop *stop_at, wk_error *err);

@@ -231,11 +231,11 @@ refused "an xid that never committed" 'transaction 4000000000 did not commit' --
 refused "an xid that rolled back" "transaction $aborted_xid was rolled back" --target-xid="$aborted_xid"
 refused "a time in the daylight-saving gap" 'does not exist in time zone America/New_York' \
     --target-time='2026-03-08 02:30:00' --timezone=America/New_York
-wk_assert_contains "$WK_ERR" 'standard time it is 2026-03-08 07:30:00\+00.*daylight-saving time 2026-03-08 06:30:00\+00' \
+wk_assert_contains "$WK_ERR" 'before the change it is 2026-03-08 07:30:00\+00, with the one after 2026-03-08 06:30:00\+00' \
     "the gap refusal gives both readings"
 refused "a time in the repeated hour" 'is ambiguous in time zone America/New_York' \
     --target-time='2026-11-01 01:30:00' --timezone=America/New_York
-wk_assert_contains "$WK_ERR" '2026-11-01 06:30:00\+00 .*2026-11-01 05:30:00\+00' \
+wk_assert_contains "$WK_ERR" 'it is 2026-11-01 05:30:00\+00 \(the first time\) or 2026-11-01 06:30:00\+00' \
     "the ambiguity refusal gives both readings"
 
 # ---------------------------------------------------------------------------

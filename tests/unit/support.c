@@ -352,6 +352,21 @@ uint8_t *ts_wal_build(uint32_t tli, uint64_t first_segno, size_t count, ts_wal_r
     return w.buf;
 }
 
+size_t ts_wal_commit_record(uint8_t *rec, uint32_t xid, int64_t time, uint64_t prev)
+{
+    memset(rec, 0, 40);
+    ts_put32(rec, 0, 34);
+    ts_put32(rec, 4, xid);
+    ts_put64(rec, 8, prev);
+    rec[17] = 1;
+    rec[24] = 255;
+    rec[25] = 8;
+    ts_put64(rec, 26, (uint64_t)time);
+    uint32_t crc = ts_crc32c(0xFFFFFFFFu, rec + 24, 10);
+    ts_put32(rec, 20, ts_crc32c(crc, rec, 20) ^ 0xFFFFFFFFu);
+    return 34;
+}
+
 void ts_wal_write_segment(const char *dir, const uint8_t *wal, uint32_t tli, uint64_t first_segno,
                           size_t i, char *path)
 {

@@ -124,6 +124,10 @@ typedef struct ts_wal_record {
 uint8_t *ts_wal_build(uint32_t tli, uint64_t first_segno, size_t count, ts_wal_record *records,
                       size_t n);
 
+/* Writes a commit record of xid at time with xl_prev prev into rec (at least 40 bytes),
+ * CRC and all; returns its length (34). */
+size_t ts_wal_commit_record(uint8_t *rec, uint32_t xid, int64_t time, uint64_t prev);
+
 /* Writes segment i of a ts_wal_build result into dir under its WAL name (path: 512 bytes). */
 void ts_wal_write_segment(const char *dir, const uint8_t *wal, uint32_t tli, uint64_t first_segno,
                           size_t i, char *path);

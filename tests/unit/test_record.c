@@ -398,11 +398,22 @@ START_TEST(test_parse_time_in_zone)
     ck_assert_msg(strstr(err.hint, "2026-10-25 01:30:00+00") != NULL &&
                       strstr(err.hint, "2026-10-25 00:30:00+00") != NULL,
                   "%s", err.hint);
+    /* A zone moving its standard time back (Moscow, 2014: +04 to +03, no daylight saving). */
+    ck_assert_int_eq(
+        wk_record_parse_time_in("2014-10-26 01:30:00", "Europe/Moscow", &us, NULL, &err), -1);
+    ck_assert_msg(strstr(err.message, "is ambiguous") != NULL, "%s", err.message);
+    ck_assert_msg(
+        strstr(err.hint, "2014-10-25 21:30:00+00 (the first time) or 2014-10-25 22:30:00+00") !=
+            NULL,
+        "%s", err.hint);
     ck_assert_str_eq(getenv("TZ"), "Asia/Tokyo");
     unsetenv("TZ");
     tzset();
     ck_assert(wk_record_zone_known("UTC"));
     ck_assert(!wk_record_zone_known(""));
+    ck_assert(!wk_record_zone_known("zone.tab")); /* a file of the database, not a zone */
+    ck_assert(wk_record_time_valid("2026-02-08 12:00:00"));
+    ck_assert(!wk_record_time_valid("2026-02-30 12:00:00"));
 }
 END_TEST
 

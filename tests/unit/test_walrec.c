@@ -182,6 +182,32 @@ START_TEST(test_recycled_page_ends_records)
 }
 END_TEST
 
+/* A record torn by a crash (PostgreSQL 15 and later write the next page with
+ * XLP_FIRST_IS_OVERWRITE_CONTRECORD and go on with a record linked to the last whole one):
+ * the torn record is dropped and what follows is read. */
+START_TEST(test_overwritten_contrecord)
+{
+    ts_wal_record recs[] = {
+        {TS_WAL_COMMIT, 0, 5, T(1), NULL, 0},
+        {TS_WAL_FILLER, 9000, 0, 0, NULL, 0},
+    };
+    uint8_t *wal = ts_wal_build(1, 4, 1, recs, 2);
+    uint64_t start = 4 * (uint64_t)TS_SEG;
+    uint64_t page = (recs[1].lsn / 8192 + 1) * 8192;
+    uint8_t *h = wal + (page - start);
+    ts_put16(h, 2, 0x0008); /* XLP_FIRST_IS_OVERWRITE_CONTRECORD */
+    ts_put32(h, 16, 0);
+    ts_wal_commit_record(h + 24, 77, T(2), recs[0].lsn);
+    seen s;
+    read_wal(wal, TS_SEG, 4, 4096, &s, NULL);
+    ck_assert_uint_eq(s.count, 2);
+    ck_assert_uint_eq(s.events[0].xid, 5);
+    ck_assert_uint_eq(s.events[1].xid, 77);
+    ck_assert_uint_eq(s.events[1].lsn, page + 24);
+    free(wal);
+}
+END_TEST
+
 START_TEST(test_damaged_or_random_bytes_are_no_records)
 {
     ts_wal_record recs[] = {
@@ -254,6 +280,7 @@ static Suite *walrec_suite(void)
     tcase_add_test(tc, test_record_across_segments);
     tcase_add_test(tc, test_switch_ends_segment);
     tcase_add_test(tc, test_recycled_page_ends_records);
+    tcase_add_test(tc, test_overwritten_contrecord);
     tcase_add_test(tc, test_damaged_or_random_bytes_are_no_records);
     tcase_add_test(tc, test_stage_passes_bytes);
     tcase_add_test(tc, test_times);

@@ -126,7 +126,7 @@ START_TEST(test_walk_without_index)
 {
     wk_repo *repo = open_repo();
     push_wal(repo, 1, 2, 3, history, HISTORY_N);
-    char dir[400], from[700], to[700];
+    char dir[400], from[1200], to[1200];
     snprintf(dir, sizeof(dir), "%s/wal/0000000100000000", repo_dir);
     char names[16][300];
     size_t n = 0;
