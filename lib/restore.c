@@ -30,14 +30,18 @@ static size_t pick_backup(const wk_backup_entry *entries, size_t count,
 {
     const wk_restore_target *t = &opt->target;
     size_t chosen = SIZE_MAX;
+    /* A numbered target timeline (an invalid one is refused later). */
+    char *end = NULL;
+    unsigned long tli_limit = t->timeline != NULL ? strtoul(t->timeline, &end, 0) : 0;
+    if (t->timeline == NULL || end == t->timeline || *end != '\0')
+        tli_limit = 0;
     for (size_t i = 0; i < count; i++) {
         const wk_backup_entry *e = &entries[i];
         if (!e->has_record || (usable_only && !e->wal_ready))
             continue;
         /* Timelines only grow along a history: a backup of a later one never leads to an
          * earlier one. */
-        if (t->timeline != NULL && strspn(t->timeline, "0123456789") == strlen(t->timeline) &&
-            strtoul(t->timeline, NULL, 10) < e->record.start_tli)
+        if (tli_limit != 0 && tli_limit < e->record.start_tli)
             continue;
         if (opt->backup_label != NULL) {
             if (strcmp(e->label, opt->backup_label) == 0)

@@ -830,6 +830,23 @@ static wk_repo *timeline_base(void)
     return repo;
 }
 
+/* After a failover the old primary went on archiving timeline 1 past the switch point:
+ * those segments are another history, not a hole on the way to timeline 2. */
+START_TEST(test_tl_old_timeline_past_switch_is_no_hole)
+{
+    wk_repo *repo = timeline_base();
+    push_range(repo, 1, 2, 12);
+    push_history(repo, 2, "1\t0/600000\tno recovery target specified\n");
+    push_range(repo, 2, 6, 8);
+    wk_restore_options opt = default_options();
+    assert_plan(repo, &opt, 2, 7, "000000020000000000000008");
+    /* A real hole on timeline 2 still is one. */
+    push_segment(repo, 2, 10);
+    assert_missing(repo, &opt, "000000020000000000000009");
+    wk_repo_free(repo);
+}
+END_TEST
+
 START_TEST(test_tl_switch_at_boundary)
 {
     wk_error err;
@@ -1617,6 +1634,7 @@ static Suite *restore_suite(void)
     tcase_add_checked_fixture(tl, setup, teardown);
     tcase_set_timeout(tl, 60);
     tcase_add_test(tl, test_tl_switch_at_boundary);
+    tcase_add_test(tl, test_tl_old_timeline_past_switch_is_no_hole);
     tcase_add_test(tl, test_tl_switch_inside_segment);
     tcase_add_test(tl, test_tl_two_switches);
     tcase_add_test(tl, test_tl_missing_history);
