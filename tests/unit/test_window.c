@@ -138,7 +138,7 @@ START_TEST(test_walk_without_index)
     closedir(d);
     for (size_t i = 0; i < n; i++) {
         const char *index = strstr(names[i], ".i");
-        snprintf(from, sizeof(from), "%s/%s", dir, names[i]);
+        snprintf(from, sizeof(from), "%s/%.299s", dir, names[i]);
         snprintf(to, sizeof(to), "%s/%.*s.zst", dir, (int)(index - names[i]), names[i]);
         ck_assert_int_eq(rename(from, to), 0);
     }
