@@ -15,7 +15,10 @@ work=$(wk_tmpdir work)
 repo=$(wk_repo_new repo "$work")
 conf=$work/walkeep.conf
 as_pg() { wk_run_as_postgres "$@"; }
-dump() { as_pg "$DUMP" --config "$conf" "$@"; }
+# walkeep-dump stages in $TMPDIR: its own folder here, so that what it leaves is ours alone
+# (other tests run side by side).
+staging=$(wk_tmpdir staging)
+dump() { as_pg env TMPDIR="$staging" "$DUMP" --config "$conf" "$@"; }
 
 pg=$(wk_cluster_init primary)
 port=$(wk_cluster_port "$pg")
@@ -99,7 +102,7 @@ wk_assert_eq 1 "$(objects dumps/globals '^globals[.]sql[.]')" "the globals dump 
 ndir=$(objects dumps/src-dir/dir '')
 wk_assert_ge 4 "$ndir" "the directory dump is stored file by file ($ndir objects)"
 wk_assert_eq 1 "$(objects dumps/src-dir/dir '^toc[.]dat[.]')" "including toc.dat"
-wk_assert_eq 0 "$(find /tmp -maxdepth 1 -name 'walkeep-dump.*' -newer "$conf" | wc -l)" \
+wk_assert_eq 0 "$(find "$staging" -mindepth 1 -maxdepth 1 -name 'walkeep-dump.*' | wc -l)" \
     "the staging folder is removed"
 wk_repo_cat "$repo" dumps/src-dir/dump.json >"$work/src-dir.json" || true
 record_ok=$(python3 - "$work/src-dir.json" <<'EOF'
