@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "support.h"
 #include "walrec.h"
@@ -240,15 +239,13 @@ START_TEST(test_damaged_or_random_bytes_are_no_records)
     for (unsigned seed = 1; seed < 20; seed++) {
         ts_segment spec = {.segno = 4, .state = seed};
         size_t len;
-        char dir[] = "/tmp/test_walrec_XXXXXX";
-        ck_assert_ptr_nonnull(mkdtemp(dir));
-        char path[512];
+        char dir[256], path[512];
+        ts_tmpdir_make(dir, sizeof(dir), "/tmp/test_walrec_XXXXXX");
         uint8_t *bytes = ts_make_segment(dir, &spec, NULL, path, &len);
         wk_walrec_summary sum;
         read_wal(bytes, len, 4, 65536, &s, &sum);
         ck_assert_uint_eq(s.count, 0);
-        unlink(path);
-        rmdir(dir);
+        ts_tmpdir_remove(dir);
         free(bytes);
     }
 }
