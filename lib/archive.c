@@ -487,6 +487,21 @@ static int first_pass(int fd, wk_walrec_reader *reader, wk_stream_summary *summa
     return rc;
 }
 
+/* The name of a new object: "<dir>/<name>-<fingerprint>[<time index>]<suffix>" into out
+ * (WK_OBJECT_PATH_MAX bytes); the index from reader, which has read the whole segment. */
+static void object_name(const wk_repo *repo, const char *dir, const char *name,
+                        const wk_fingerprint *fp, const wk_walrec_reader *reader, char *out)
+{
+    char hex[WK_FINGERPRINT_HEX_LEN + 1], token[128] = "";
+    wk_fingerprint_hex(fp, hex);
+    if (reader != NULL) {
+        wk_walrec_summary index;
+        wk_walrec_summary_get(reader, &index);
+        wk_archive_index_token(&index, token, sizeof(token));
+    }
+    snprintf(out, WK_OBJECT_PATH_MAX, "%s/%s-%s%s%s", dir, name, hex, token, repo->suffix);
+}
+
 /* Stores a file no object holds yet. The object is named after the fingerprint of its
  * plaintext and, for a segment, the time index of its records (read in the same pass).
  * Where the storage can rename a sink before it commits, one pass computes both while
@@ -500,7 +515,7 @@ static int store_new(wk_repo *repo, int fd, const char *path, const char *name,
     wk_stream_summary summary = {0};
     wk_stage *sink = NULL, *fingerprint = NULL;
     wk_walrec_reader *reader = NULL;
-    char dir[64], hex[WK_FINGERPRINT_HEX_LEN + 1], token[128] = "";
+    char dir[64];
     int rc = -1;
 
     wk_archive_object_dir(name, parsed, dir, sizeof(dir));
@@ -521,14 +536,7 @@ static int store_new(wk_repo *repo, int fd, const char *path, const char *name,
             wk_error_prefix(err, "could not read file \"%s\"", path);
             goto out;
         }
-        wk_fingerprint_hex(&summary.fingerprint, hex);
-        if (reader != NULL) {
-            wk_walrec_summary index;
-            wk_walrec_summary_get(reader, &index);
-            wk_archive_index_token(&index, token, sizeof(token));
-        }
-        snprintf(result->object, sizeof(result->object), "%s/%s-%s%s%s", dir, name, hex, token,
-                 repo->suffix);
+        object_name(repo, dir, name, &summary.fingerprint, reader, result->object);
     }
     if (wk_repo_put_open(repo, result->object, WK_PUT_NOREPLACE,
                          one_pass ? NULL : &summary.fingerprint, NULL, &result->stored_bytes, &sink,
@@ -541,14 +549,7 @@ static int store_new(wk_repo *repo, int fd, const char *path, const char *name,
         goto fail;
     if (one_pass) {
         wk_stage_fingerprint_peek(fingerprint, &summary);
-        wk_fingerprint_hex(&summary.fingerprint, hex);
-        if (reader != NULL) {
-            wk_walrec_summary index;
-            wk_walrec_summary_get(reader, &index);
-            wk_archive_index_token(&index, token, sizeof(token));
-        }
-        snprintf(result->object, sizeof(result->object), "%s/%s-%s%s%s", dir, name, hex, token,
-                 repo->suffix);
+        object_name(repo, dir, name, &summary.fingerprint, reader, result->object);
         if (wk_storage_retarget(repo->storage, wk_stage_sink_of(sink), result->object, err) != 0)
             goto fail;
     }
