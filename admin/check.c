@@ -2,10 +2,12 @@
  * worker in lib/check.c: one "STATUS: check: what" line per check (or --json), the
  * node-exporter textfile with --prometheus, exit 0 OK / 1 WARNING / 2 CRITICAL; -1 (exit
  * 3, UNKNOWN) for usage and configuration errors and when the output cannot be written. */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "cli.h"
@@ -28,6 +30,7 @@ int wk_check_command(const wk_config *cfg, const wk_args *args, wk_error *err)
     int rc = -1;
 
     wk_check_thresholds_default(&t);
+    t.shrink_percent = cfg->check_shrink_percent;
     options.timeout_ms = 60 * 1000;
     const wk_option table[] = {
         {"--json", WK_OPTION_FLAG, &json, 0, 0},
@@ -77,9 +80,25 @@ int wk_check_command(const wk_config *cfg, const wk_args *args, wk_error *err)
     }
     if (prometheus != NULL) {
         metrics = wk_check_prometheus(facts, &report, err);
-        if (metrics == NULL ||
-            wk_file_write(prometheus, metrics, strlen(metrics), 0644, 0, err) != 0)
+        if (metrics == NULL)
             goto out;
+        if (wk_file_write(prometheus, metrics, strlen(metrics), 0644, 0, err) != 0) {
+            int e = err->sys_errno;
+            if (e != EACCES && e != EPERM && e != EROFS && e != ENOENT && e != ENOTDIR)
+                goto out; /* a full disk, an I/O error: the message says it */
+            char folder[4096], me[64];
+            const char *slash = strrchr(prometheus, '/');
+            if (slash == NULL)
+                snprintf(folder, sizeof(folder), ".");
+            else
+                snprintf(folder, sizeof(folder), "%.*s",
+                         (int)(slash == prometheus ? 1 : slash - prometheus), prometheus);
+            wk_error_hint(err,
+                          "--prometheus writes through a temporary file beside it: the folder "
+                          "\"%s\" must exist and be writable by user \"%s\"",
+                          folder, wk_file_user_name(geteuid(), me, sizeof(me)));
+            goto out;
+        }
     }
     rc = (int)report.status;
 out:

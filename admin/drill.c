@@ -102,6 +102,7 @@ int wk_drill_command(const wk_config *cfg, const wk_args *args, wk_error *err)
         {"--keep", WK_OPTION_FLAG, &opt.keep, 0, 0},
         {"--backup", WK_OPTION_STRING, &opt.backup_label, 0, 0},
         {"--sql", WK_OPTION_STRING, &sql_file, 0, 0},
+        {"--dbname", WK_OPTION_STRING, &opt.sql_dbname, 0, 0},
         {"--timeout", WK_OPTION_DURATION, &opt.timeout_ms, 1, 0},
     };
     if (wk_cli_parse_options("drill", args, 1, table, sizeof(table) / sizeof(table[0]), err) != 0) {
@@ -112,6 +113,11 @@ int wk_drill_command(const wk_config *cfg, const wk_args *args, wk_error *err)
     if (opt.target.action != NULL) {
         wk_cli_bad_argument(progname, "drill does not take \"--target-action\": it always "
                                       "promotes");
+        goto out;
+    }
+    if (opt.sql_dbname != NULL && sql_file == NULL) {
+        wk_cli_bad_argument(progname, "--dbname names the database of the --sql queries: "
+                                      "give --sql too");
         goto out;
     }
     if (geteuid() == 0) {
@@ -142,7 +148,8 @@ int wk_drill_command(const wk_config *cfg, const wk_args *args, wk_error *err)
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
     int ran = wk_drill_run(repo, &opt, &report, err);
-    wk_cli_progress_end();
+    /* The bar is the restore's: whole only when the drill got past it. */
+    wk_cli_progress_finish(ran == 0 && wk_drill_report_failed(&report) == NULL);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     if (ran != 0)

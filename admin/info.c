@@ -1,5 +1,6 @@
-/* walkeep info: what the repository holds: each backup with its status, the WAL per
- * timeline as ranges with gaps, and the window one can restore to. */
+/* walkeep info: what the repository holds: each backup with its story (type, status,
+ * size, duration, the WAL it needs), the WAL per timeline as ranges with gaps, and the
+ * window one can restore to. */
 #include "info.h"
 
 #include <inttypes.h>
@@ -9,7 +10,9 @@
 
 #include "archive.h"
 #include "backup.h"
+#include "cli.h"
 #include "json.h"
+#include "log.h"
 #include "record.h"
 #include "window.h"
 
@@ -70,29 +73,56 @@ static void write_timeline(wk_json_writer *w, FILE *text, const wk_wal_timeline 
     wk_json_end_object(w);
 }
 
-static void write_backup(wk_json_writer *w, FILE *text, const wk_backup_entry *e)
+/* A backup's story: what it is (its type: "full"; incrementals will come), how it ended,
+ * its size as read and as stored, how long it took, and the WAL it needs to become
+ * consistent: from its start to its stop (times, LSNs, segments). Text: a first line,
+ * then the WAL's two ends aligned below it:
+ *   20261207T224119Z  full  complete  24.1 MiB (stored 3.2 MiB) in 1 min 5 s
+ *     WAL from 2026-12-07 22:41:19+00  LSN 0/2000028  000000010000000000000002
+ *           to 2026-12-07 22:42:24+00  LSN 0/3000100  000000010000000000000003 */
+static void write_backup(wk_json_writer *w, FILE *text, const wk_backup_entry *e, uint32_t seg_size)
 {
     char start_lsn[32] = "", stop_lsn[32] = "", start[40] = "", stop[40] = "";
+    char first[WK_WAL_NAME_LEN + 1], last[WK_WAL_NAME_LEN + 1];
+    char size[32], stored[32], took[32];
     const wk_backup_record *r = &e->record;
     wk_json_begin_object(w);
     wk_json_kv_string(w, "label", e->label);
     wk_json_kv_string(w, "status", backup_status(e));
     if (e->has_record) {
+        /* The segment holding the start point to the one holding the last byte before
+         * the stop point (as verify and the backup's readiness count them). */
+        uint64_t first_seg = wk_wal_lsn_to_segno(r->start_lsn, seg_size);
+        uint64_t last_seg =
+            r->stop_lsn > r->start_lsn ? wk_wal_lsn_to_segno(r->stop_lsn - 1, seg_size) : first_seg;
+        int64_t seconds =
+            r->stop_time >= r->start_time ? (int64_t)(r->stop_time - r->start_time) : 0;
         wk_wal_format_lsn(start_lsn, sizeof(start_lsn), r->start_lsn);
         wk_wal_format_lsn(stop_lsn, sizeof(stop_lsn), r->stop_lsn);
         wk_record_format_time(r->start_time, start, sizeof(start));
         wk_record_format_time(r->stop_time, stop, sizeof(stop));
+        segment_name(first, r->start_tli, first_seg, seg_size);
+        segment_name(last, r->stop_tli, last_seg, seg_size);
+        wk_json_kv_string(w, "type", "full");
         wk_json_kv_string(w, "start_time", start);
         wk_json_kv_string(w, "stop_time", stop);
+        wk_json_kv_int(w, "duration_seconds", seconds);
         wk_json_kv_string(w, "start_lsn", start_lsn);
         wk_json_kv_string(w, "stop_lsn", stop_lsn);
         wk_json_kv_uint(w, "timeline", r->start_tli);
+        wk_json_kv_uint(w, "stop_timeline", r->stop_tli);
+        wk_json_kv_string(w, "wal_start_segment", first);
+        wk_json_kv_string(w, "wal_stop_segment", last);
+        wk_json_kv_uint(w, "wal_segments", last_seg - first_seg + 1);
         wk_json_kv_uint(w, "bytes", r->bytes);
         wk_json_kv_uint(w, "stored_bytes", r->stored_bytes);
         wk_json_kv_int(w, "pg_version", r->pg_version);
-        fprintf(text, "  %s  %-15s %s .. %s  LSN %s .. %s  timeline %u  %.1f MiB (stored %.1f)\n",
-                e->label, backup_status(e), start, stop, start_lsn, stop_lsn, r->start_tli,
-                (double)r->bytes / 1048576.0, (double)r->stored_bytes / 1048576.0);
+        fprintf(text, "  %s  full  %s  %s (stored %s) in %s\n", e->label, backup_status(e),
+                wk_log_format_size(size, sizeof(size), r->bytes),
+                wk_log_format_size(stored, sizeof(stored), r->stored_bytes),
+                wk_cli_format_duration(took, sizeof(took), (double)seconds));
+        fprintf(text, "    WAL from %s  LSN %s  %s\n", start, start_lsn, first);
+        fprintf(text, "          to %s  LSN %s  %s\n", stop, stop_lsn, last);
     } else {
         fprintf(text, "  %s  %s (no record: interrupted, never used)\n", e->label,
                 backup_status(e));
@@ -205,17 +235,18 @@ int wk_info_run(wk_repo *repo, bool json, wk_error *err)
     wk_json_kv_int(w, "pg_version", meta.pg_version);
     wk_json_kv_uint(w, "wal_segment_size", meta.seg_size);
     wk_json_kv_bool(w, "encrypted", meta.encrypted);
+    char seg[32];
     fprintf(text,
-            "repository %s: system identifier %" PRIu64 ", PostgreSQL %d, %" PRIu32
-            "-byte segments, %s\n",
-            repo->location, meta.system_identifier, meta.pg_version, meta.seg_size,
+            "repository %s: system identifier %" PRIu64 ", PostgreSQL %d, %s WAL segments, %s\n",
+            repo->location, meta.system_identifier, meta.pg_version,
+            wk_log_format_size(seg, sizeof(seg), meta.seg_size),
             meta.encrypted ? "encrypted" : "not encrypted");
 
     fprintf(text, "backups:%s\n", count == 0 ? " none" : "");
     wk_json_key(w, "backups");
     wk_json_begin_array(w);
     for (size_t i = 0; i < count; i++)
-        write_backup(w, text, &entries[i]);
+        write_backup(w, text, &entries[i], meta.seg_size);
     wk_json_end_array(w);
 
     fprintf(text, "WAL:%s\n", index.count == 0 ? " none" : "");

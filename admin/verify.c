@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "json.h"
+#include "log.h"
 #include "repo.h"
 #include "verify.h"
 
@@ -25,6 +26,8 @@ static void write_findings(wk_json_writer *w, const char *key, const wk_verify_f
         wk_json_kv_string(w, "kind", wk_verify_kind_name(list[i].kind));
         wk_json_kv_string(w, "object", list[i].object);
         wk_json_kv_string(w, "message", list[i].message);
+        if (list[i].hint != NULL)
+            wk_json_kv_string(w, "hint", list[i].hint);
         wk_json_end_object(w);
     }
     wk_json_end_array(w);
@@ -62,16 +65,24 @@ static int print_json(const wk_verify_report *r, wk_error *err)
     return 0;
 }
 
+/* "<kind>: <object>: <message>", and its hint indented on the next line. */
+static void print_finding(const char *prefix, const wk_verify_finding *f)
+{
+    printf("%s%s: %s: %s\n", prefix, wk_verify_kind_name(f->kind), f->object, f->message);
+    if (f->hint != NULL)
+        printf("  hint: %s\n", f->hint);
+}
+
 static void print_text(const wk_verify_report *r)
 {
+    char size[32];
     for (size_t i = 0; i < r->problem_count; i++)
-        printf("%s: %s: %s\n", wk_verify_kind_name(r->problems[i].kind), r->problems[i].object,
-               r->problems[i].message);
+        print_finding("", &r->problems[i]);
     for (size_t i = 0; i < r->warning_count; i++)
-        printf("warning: %s: %s: %s\n", wk_verify_kind_name(r->warnings[i].kind),
-               r->warnings[i].object, r->warnings[i].message);
-    printf("verified %" PRIu64 " objects (%" PRIu64 " bytes): %zu problem%s", r->objects, r->bytes,
-           r->problem_count, r->problem_count == 1 ? "" : "s");
+        print_finding("warning: ", &r->warnings[i]);
+    printf("verified %" PRIu64 " objects (%s): %zu problem%s", r->objects,
+           wk_log_format_size(size, sizeof(size), r->bytes), r->problem_count,
+           r->problem_count == 1 ? "" : "s");
     if (r->warning_count > 0)
         printf(", %zu warning%s", r->warning_count, r->warning_count == 1 ? "" : "s");
     if (r->indexed > 0)
@@ -96,7 +107,7 @@ int wk_verify_command(const wk_config *cfg, const wk_args *args, wk_error *err)
                          wk_verify_run_progress(repo, wk_cli_progress, &start, &report, err) != 0
                      ? -1
                      : 0;
-    wk_cli_progress_end();
+    wk_cli_progress_finish(walked == 0);
     if (walked != 0)
         goto out;
     if (json) {

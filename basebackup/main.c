@@ -71,15 +71,17 @@ int main(int argc, char **argv)
     if (wk_repo_open(&cfg, true, &repo, &err) != 0)
         goto report;
     int rc = wk_backup_take(repo, &options, &record, &err);
-    wk_cli_progress_end();
+    wk_cli_progress_finish(rc == 0);
     if (rc != 0 && record.label[0] == '\0')
         goto report;
     char start_lsn[32], stop_lsn[32];
     wk_wal_format_lsn(start_lsn, sizeof(start_lsn), record.start_lsn);
     wk_wal_format_lsn(stop_lsn, sizeof(stop_lsn), record.stop_lsn);
-    wk_log(WK_LOG_INFO, "backup \"%s\" %s: %s to %s on timeline %u, %llu bytes stored as %llu",
-           record.label, rc == 0 ? "complete" : "taken", start_lsn, stop_lsn, record.stop_tli,
-           (unsigned long long)record.bytes, (unsigned long long)record.stored_bytes);
+    char size[32], stored[32];
+    wk_log(WK_LOG_INFO, "backup \"%s\" %s: %s to %s on timeline %u, %s stored as %s", record.label,
+           rc == 0 ? "complete" : "taken", start_lsn, stop_lsn, record.stop_tli,
+           wk_log_format_size(size, sizeof(size), record.bytes),
+           wk_log_format_size(stored, sizeof(stored), record.stored_bytes));
     if (rc != 0)
         goto report;
     printf("%s\n", record.label);

@@ -18,6 +18,7 @@ static const char usage[] =
     "  walkeep-dump create [--dbname=DB] [--format=plain|custom|directory] [--jobs=N]\n"
     "                      [--label=LABEL]\n"
     "  walkeep-dump create --globals [--label=LABEL]\n"
+    "  walkeep-dump create --all [--format=plain|custom|directory] [--jobs=N]\n"
     "  walkeep-dump list [--json]\n"
     "  walkeep-dump restore LABEL [--dbname=DB] [--create] [--clean] [--table=T]...\n"
     "                      [--jobs=N]\n"
@@ -25,12 +26,25 @@ static const char usage[] =
     "Commands:\n"
     "  create    run pg_dump (custom format by default) and store its output as it is\n"
     "            produced; --globals stores pg_dumpall --globals-only (roles,\n"
-    "            tablespaces); prints the label (default: start time and database)\n"
+    "            tablespaces); --all: the globals, then each database of the\n"
+    "            configuration key dump_databases (default: every database that takes\n"
+    "            connections, templates excepted), one dump each, going on after a\n"
+    "            failure and failing at the end; prints each label (default: start time\n"
+    "            and database)\n"
     "  list      the dumps, oldest first; --json: {\"dumps\": [...]}\n"
     "  restore   feed the dump to psql (plain, globals) or pg_restore (custom,\n"
-    "            directory); --table needs a custom or directory dump. Without\n"
-    "            --dbname it restores into the database the dump was taken from\n"
-    "            (with --create: pg_restore connects to pg_conninfo's database)\n"
+    "            directory) connected to --dbname, else to the database the dump\n"
+    "            was taken from. Options:\n"
+    "            --create  create the database first (from template0): --dbname's,\n"
+    "                      else the dump's own (custom and directory dumps: with\n"
+    "                      its properties, by pg_restore --create). An existing\n"
+    "                      database is refused; a failed restore drops the\n"
+    "                      database it created\n"
+    "            --clean   with --create: replace an existing database (dropped only\n"
+    "                      once the restore into a new one worked); without (custom,\n"
+    "                      directory): drop each object before restoring it\n"
+    "            --table=T restore only table T (repeatable; custom, directory)\n"
+    "            --jobs=N  pg_restore -j N (custom, directory; not one transaction)\n"
     "  verify    decode every object, check its fingerprint and size, and run\n"
     "            pg_restore --list over custom and directory dumps\n\n"
     "Options:\n"
@@ -44,7 +58,7 @@ static const char *progname = "walkeep-dump";
 
 typedef struct options {
     const char *dbname, *format, *label, *jobs;
-    bool globals, create, clean, json;
+    bool globals, all, create, clean, json;
     wk_option_list tables;
 } options;
 
@@ -70,6 +84,7 @@ static int parse_args(const wk_args *args, options *o, int *command, const char 
         {"--jobs", WK_OPTION_STRING, &o->jobs, 0, ON(CMD_CREATE) | ON(CMD_RESTORE)},
         {"--table", WK_OPTION_LIST, &o->tables, 0, ON(CMD_RESTORE)},
         {"--globals", WK_OPTION_FLAG, &o->globals, 0, ON(CMD_CREATE)},
+        {"--all", WK_OPTION_FLAG, &o->all, 0, ON(CMD_CREATE)},
         {"--create", WK_OPTION_FLAG, &o->create, 0, ON(CMD_RESTORE)},
         {"--clean", WK_OPTION_FLAG, &o->clean, 0, ON(CMD_RESTORE)},
         {"--json", WK_OPTION_FLAG, &o->json, 0, ON(CMD_LIST)},
@@ -91,21 +106,6 @@ static int parse_jobs(const char *text, int *out)
         return wk_cli_bad_argument(progname, "--jobs takes a number from 1 to 1024");
     *out = (int)v;
     return 0;
-}
-
-static void human(uint64_t n, char *buf, size_t size)
-{
-    static const char *const units[] = {"B", "kB", "MB", "GB", "TB"};
-    double v = (double)n;
-    size_t u = 0;
-    while (v >= 1024 && u + 1 < sizeof(units) / sizeof(units[0])) {
-        v /= 1024;
-        u++;
-    }
-    if (u == 0)
-        snprintf(buf, size, "%llu B", (unsigned long long)n);
-    else
-        snprintf(buf, size, "%.1f %s", v, units[u]);
 }
 
 static int cmd_list(wk_repo *repo, bool json, wk_error *err)
@@ -134,8 +134,8 @@ static int cmd_list(wk_repo *repo, bool json, wk_error *err)
                 continue;
             }
             wk_record_format_time(e->record.start_time, start, sizeof(start));
-            human(e->record.bytes, size, sizeof(size));
-            human(e->record.stored_bytes, stored, sizeof(stored));
+            wk_log_format_size(size, sizeof(size), e->record.bytes);
+            wk_log_format_size(stored, sizeof(stored), e->record.stored_bytes);
             printf("%-36s %-16s %-9s %-22s %10s %10s\n", e->label,
                    e->record.format == WK_DUMP_GLOBALS ? "-" : e->record.database,
                    wk_dump_format_name(e->record.format), start, size, stored);
@@ -145,20 +145,80 @@ static int cmd_list(wk_repo *repo, bool json, wk_error *err)
     return 0;
 }
 
+/* One dump into the repository; prints its label. */
+static int create_one(wk_repo *repo, wk_dump_create_options *copt, wk_error *err)
+{
+    struct timespec start;
+    wk_dump_record record = {0};
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    copt->progress = wk_cli_progress;
+    copt->progress_arg = &start;
+    int rc = wk_dump_create(repo, copt, &record, err);
+    wk_cli_progress_finish(rc == 0);
+    if (rc != 0)
+        return -1;
+    char size[32], stored[32];
+    wk_log(WK_LOG_INFO, "dump \"%s\" of \"%s\" (%s) complete: %s stored as %s", record.label,
+           record.database, wk_dump_format_name(record.format),
+           wk_log_format_size(size, sizeof(size), record.bytes),
+           wk_log_format_size(stored, sizeof(stored), record.stored_bytes));
+    printf("%s\n", record.label);
+    fflush(stdout);
+    wk_dump_record_free(&record);
+    return 0;
+}
+
+/* --all: the globals, then every database of dump_databases; a failure is reported and
+ * the others still dumped, so that one bad database does not cost the others' dumps. */
+static int create_all(const wk_config *cfg, wk_repo *repo, wk_dump_create_options copt,
+                      wk_error *err)
+{
+    char **names = NULL, failed[512] = "";
+    size_t count = 0, failures = 0, used = 0;
+    if (wk_dump_database_names(cfg->pg_conninfo, cfg->dump_databases, &names, &count, err) != 0)
+        return -1;
+    for (size_t i = 0; i <= count; i++) {
+        wk_dump_create_options one = copt;
+        wk_error one_err = {0};
+        if (i == 0) {
+            one.format = WK_DUMP_GLOBALS;
+            one.jobs = 1;
+        } else {
+            one.dbname = names[i - 1];
+        }
+        if (create_one(repo, &one, &one_err) == 0)
+            continue;
+        wk_log_error(&one_err);
+        failures++;
+        if (used < sizeof(failed))
+            used += (size_t)snprintf(failed + used, sizeof(failed) - used, "%s%s",
+                                     failures == 1 ? "" : ", ", i == 0 ? "globals" : names[i - 1]);
+    }
+    wk_dump_names_free(names, count);
+    if (failures == 0)
+        return 0;
+    if (used >= sizeof(failed)) /* cut: say so */
+        memcpy(failed + sizeof(failed) - 4, "...", 4);
+    wk_error_set(err, WK_ERR_IO, "%zu of %zu dumps failed: %s", failures, count + 1, failed);
+    wk_error_hint(err, "the errors above say why; the other dumps are stored");
+    return -1;
+}
+
 /* create: pg_dump (or pg_dumpall --globals-only) into the repository; prints the label. */
 static int cmd_create(const wk_config *cfg, wk_repo **repo, const options *o, int jobs,
                       wk_error *err)
 {
-    struct timespec start;
     wk_dump_create_options copt = {.conninfo = cfg->pg_conninfo,
                                    .bindir = cfg->pg_bindir,
                                    .dbname = o->dbname,
                                    .format = WK_DUMP_CUSTOM,
                                    .jobs = jobs,
-                                   .label = o->label,
-                                   .progress = wk_cli_progress,
-                                   .progress_arg = &start};
-    wk_dump_record record = {0};
+                                   .label = o->label};
+    if (o->globals && o->all)
+        return wk_error_set(err, WK_ERR_USAGE, "--globals and --all do not go together");
+    if (o->all && (o->dbname != NULL || o->label != NULL))
+        return wk_error_set(err, WK_ERR_USAGE,
+                            "--all takes no --dbname or --label (each dump has its own label)");
     if (o->globals) {
         if (o->format != NULL || o->dbname != NULL || o->jobs != NULL)
             return wk_error_set(err, WK_ERR_USAGE,
@@ -168,20 +228,9 @@ static int cmd_create(const wk_config *cfg, wk_repo **repo, const options *o, in
                                      copt.format == WK_DUMP_GLOBALS)) {
         return wk_error_set(err, WK_ERR_USAGE, "--format takes plain, custom or directory");
     }
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    int rc =
-        wk_repo_open(cfg, true, repo, err) != 0 || wk_dump_create(*repo, &copt, &record, err) != 0
-            ? -1
-            : 0;
-    wk_cli_progress_end();
-    if (rc != 0)
+    if (wk_repo_open(cfg, true, repo, err) != 0)
         return -1;
-    wk_log(WK_LOG_INFO, "dump \"%s\" of \"%s\" (%s) complete: %llu bytes stored as %llu",
-           record.label, record.database, wk_dump_format_name(record.format),
-           (unsigned long long)record.bytes, (unsigned long long)record.stored_bytes);
-    printf("%s\n", record.label);
-    wk_dump_record_free(&record);
-    return 0;
+    return o->all ? create_all(cfg, *repo, copt, err) : create_one(*repo, &copt, err);
 }
 
 /* restore and verify: the dump label, fed to psql / pg_restore or checked. */
@@ -203,8 +252,9 @@ static int cmd_restore_or_verify(const wk_config *cfg, wk_repo **repo, int comma
         wk_dump_verify_result result;
         if (wk_dump_verify(*repo, label, &ropt, &result, err) != 0)
             return -1;
-        wk_log(WK_LOG_INFO, "dump \"%s\" is intact: %zu object%s, %llu bytes%s", label,
-               result.objects, result.objects == 1 ? "" : "s", (unsigned long long)result.bytes,
+        char size[32];
+        wk_log(WK_LOG_INFO, "dump \"%s\" is intact: %zu object%s, %s%s", label, result.objects,
+               result.objects == 1 ? "" : "s", wk_log_format_size(size, sizeof(size), result.bytes),
                result.listed ? ", pg_restore --list succeeded" : "");
         return 0;
     }
@@ -212,7 +262,7 @@ static int cmd_restore_or_verify(const wk_config *cfg, wk_repo **repo, int comma
     ropt.progress = wk_cli_progress;
     ropt.progress_arg = &start;
     int rc = wk_dump_restore(*repo, label, &ropt, err);
-    wk_cli_progress_end();
+    wk_cli_progress_finish(rc == 0);
     if (rc == 0)
         wk_log(WK_LOG_INFO, "dump \"%s\" restored", label);
     return rc;

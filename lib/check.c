@@ -50,6 +50,7 @@ void wk_check_thresholds_default(wk_check_thresholds *t)
     t->max_wal_age_ms = INT64_C(3600) * MS_PER_S;
     t->max_dump_age_ms = INT64_C(48) * 3600 * MS_PER_S;
     t->max_ready = 10;
+    t->shrink_percent = 50;
 }
 
 /* ---- verdicts ------------------------------------------------------------------------ */
@@ -161,6 +162,25 @@ static void check_postgresql(const wk_check_facts *f, wk_check_report *r)
     add_value(item, "version_num", f->server_version_num);
 }
 
+/* Whether newest is under percent % of previous (an emptied table, a wrong database). */
+static bool shrank(uint64_t newest, uint64_t previous, int percent)
+{
+    return percent > 0 && previous > 0 &&
+           (long double)newest * 100.0L < (long double)previous * (long double)percent;
+}
+
+/* "; WHAT is only 31% of the one before (1.2 MiB, before 3.9 MiB)". */
+static void describe_shrink(char *buf, size_t size, const char *what, uint64_t newest,
+                            uint64_t previous)
+{
+    char now_text[32], before_text[32];
+    wk_log_format_size(now_text, sizeof(now_text), newest);
+    wk_log_format_size(before_text, sizeof(before_text), previous);
+    snprintf(buf, size, "; %s is only %u%% of the one before (%s, before %s)", what,
+             (unsigned)((long double)newest * 100.0L / (long double)previous), now_text,
+             before_text);
+}
+
 static void check_backup(const wk_check_facts *f, const wk_check_thresholds *t, wk_check_report *r)
 {
     char age[32], limit[32], when[40];
@@ -182,10 +202,17 @@ static void check_backup(const wk_check_facts *f, const wk_check_thresholds *t, 
     format_age(age, sizeof(age), seconds);
     format_limit(limit, sizeof(limit), t->max_backup_age_ms);
     wk_record_format_time(f->backup_newest_stop, when, sizeof(when));
+    char shrink[160] = "";
+    if (f->backup_has_previous &&
+        shrank(f->backup_newest_bytes, f->backup_previous_bytes, t->shrink_percent)) {
+        status = wk_check_worse(status, WK_CHECK_WARNING);
+        describe_shrink(shrink, sizeof(shrink), "it", f->backup_newest_bytes,
+                        f->backup_previous_bytes);
+    }
     wk_check_item *item = add_item(r, "backup", status,
                                    "newest complete backup finished %s ago (%s; limit %s), "
-                                   "%zu complete",
-                                   age, when, limit, f->backups_complete);
+                                   "%zu complete%s",
+                                   age, when, limit, f->backups_complete, shrink);
     add_value(item, "age_seconds", seconds);
     add_value(item, "bytes", (int64_t)f->backup_newest_bytes);
     add_value(item, "complete", (int64_t)f->backups_complete);
@@ -304,11 +331,44 @@ static void check_dump(const wk_check_facts *f, const wk_check_thresholds *t, wk
     int64_t seconds = age_of(f->now, (double)f->dump_newest_end);
     format_age(age, sizeof(age), seconds);
     format_limit(limit, sizeof(limit), t->max_dump_age_ms);
+    /* The group that shrank most, named; how many shrank. */
+    size_t shrunk = 0, worst = 0;
+    for (size_t i = 0; i < f->dump_group_count; i++) {
+        const wk_check_dump_group *g = &f->dump_groups[i];
+        if (!g->has_previous || !shrank(g->newest_bytes, g->previous_bytes, t->shrink_percent))
+            continue;
+        const wk_check_dump_group *w = &f->dump_groups[worst];
+        if (shrunk == 0 || (long double)g->newest_bytes * w->previous_bytes <
+                               (long double)w->newest_bytes * g->previous_bytes)
+            worst = i;
+        shrunk++;
+    }
+    char shrink[WK_CHECK_DATABASE_MAX + 300] = "", what[WK_CHECK_DATABASE_MAX + 60];
+    if (shrunk > 0) {
+        const wk_check_dump_group *w = &f->dump_groups[worst];
+        if (w->globals)
+            snprintf(what, sizeof(what), "the newest globals dump");
+        else
+            snprintf(what, sizeof(what), "the newest %s dump of \"%s\"", w->format, w->database);
+        describe_shrink(shrink, sizeof(shrink), what, w->newest_bytes, w->previous_bytes);
+        if (shrunk > 1) {
+            size_t used = strlen(shrink);
+            snprintf(shrink + used, sizeof(shrink) - used, " and %zu more shrank", shrunk - 1);
+        }
+    }
+    if (f->dump_groups_full) {
+        size_t used = strlen(shrink);
+        snprintf(shrink + used, sizeof(shrink) - used,
+                 "; the sizes of the first %d databases and formats only are compared",
+                 WK_CHECK_DUMP_GROUPS_MAX);
+    }
+    wk_check_status status =
+        seconds * MS_PER_S > t->max_dump_age_ms || shrunk > 0 ? WK_CHECK_WARNING : WK_CHECK_OK;
     wk_check_item *item = add_item(
-        r, "dump", seconds * MS_PER_S > t->max_dump_age_ms ? WK_CHECK_WARNING : WK_CHECK_OK,
-        "newest dump finished %s ago (limit %s), %zu in the repository", age, limit,
-        f->dumps_complete);
+        r, "dump", status, "newest dump finished %s ago (limit %s), %zu in the repository%s", age,
+        limit, f->dumps_complete, shrink);
     add_value(item, "age_seconds", seconds);
+    add_value(item, "shrunk", (int64_t)shrunk);
 }
 
 static void check_history(const wk_check_facts *f, wk_check_report *r)
@@ -407,6 +467,63 @@ static void metric(FILE *f, const char *name, const char *type, const char *help
     fprintf(f, "# HELP %s %s\n# TYPE %s %s\n%s %" PRId64 "\n", name, help, name, type, name, value);
 }
 
+/* The label set of a dump group: {database="shop",format="custom"} or {globals="1"}, the
+ * name escaped as the text format wants (backslash, double quote, newline). */
+static void group_labels(FILE *f, const wk_check_dump_group *g)
+{
+    if (g->globals) {
+        fputs("{globals=\"1\"}", f);
+        return;
+    }
+    fputs("{database=\"", f);
+    for (const char *p = g->database; *p != '\0'; p++) {
+        if (*p == '\\' || *p == '"')
+            fputc('\\', f);
+        if (*p == '\n')
+            fputs("\\n", f);
+        else
+            fputc(*p, f);
+    }
+    fprintf(f, "\",format=\"%s\"}", g->format);
+}
+
+/* Per database and format (and for the globals): the newest dump's age, its size and
+ * its ratio to the one before, for alerts on a database no longer dumped or a dump that
+ * shrank. */
+static void dump_metrics(FILE *f, const wk_check_facts *fa)
+{
+    fputs("# HELP walkeep_dump_age_seconds Seconds since the newest logical dump of each "
+          "database finished.\n"
+          "# TYPE walkeep_dump_age_seconds gauge\n",
+          f);
+    for (size_t i = 0; i < fa->dump_group_count; i++) {
+        fputs("walkeep_dump_age_seconds", f);
+        group_labels(f, &fa->dump_groups[i]);
+        fprintf(f, " %" PRId64 "\n", age_of(fa->now, (double)fa->dump_groups[i].newest_end));
+    }
+    fputs("# HELP walkeep_dump_newest_size_bytes Size of the newest logical dump of each "
+          "database (plaintext bytes).\n"
+          "# TYPE walkeep_dump_newest_size_bytes gauge\n",
+          f);
+    for (size_t i = 0; i < fa->dump_group_count; i++) {
+        fputs("walkeep_dump_newest_size_bytes", f);
+        group_labels(f, &fa->dump_groups[i]);
+        fprintf(f, " %" PRIu64 "\n", fa->dump_groups[i].newest_bytes);
+    }
+    fputs("# HELP walkeep_dump_newest_size_ratio Size of the newest logical dump of each "
+          "database divided by the size of the one before it.\n"
+          "# TYPE walkeep_dump_newest_size_ratio gauge\n",
+          f);
+    for (size_t i = 0; i < fa->dump_group_count; i++) {
+        const wk_check_dump_group *g = &fa->dump_groups[i];
+        if (!g->has_previous || g->previous_bytes == 0)
+            continue;
+        fputs("walkeep_dump_newest_size_ratio", f);
+        group_labels(f, g);
+        fprintf(f, " %.4f\n", (double)g->newest_bytes / (double)g->previous_bytes);
+    }
+}
+
 char *wk_check_prometheus(const wk_check_facts *fa, const wk_check_report *report, wk_error *err)
 {
     char *text = NULL;
@@ -456,10 +573,20 @@ char *wk_check_prometheus(const wk_check_facts *fa, const wk_check_report *repor
     if (fa->repo_bytes_known)
         metric(f, "walkeep_repository_size_bytes", "gauge",
                "Sum of the sizes of every object in the repository.", (int64_t)fa->repo_bytes);
-    if (fa->repo_ok && fa->dumps_complete > 0)
+    if (fa->repo_ok && fa->backup_has_previous && fa->backup_previous_bytes > 0) {
+        fprintf(f,
+                "# HELP walkeep_backup_newest_size_ratio Size of the newest complete base "
+                "backup divided by the size of the one before it.\n"
+                "# TYPE walkeep_backup_newest_size_ratio gauge\n"
+                "walkeep_backup_newest_size_ratio %.4f\n",
+                (double)fa->backup_newest_bytes / (double)fa->backup_previous_bytes);
+    }
+    if (fa->repo_ok && fa->dumps_complete > 0) {
         metric(f, "walkeep_dump_newest_age_seconds", "gauge",
                "Seconds since the newest logical dump finished.",
                age_of(fa->now, (double)fa->dump_newest_end));
+        dump_metrics(f, fa);
+    }
     if (fclose(f) != 0) {
         free(text);
         wk_error_set(err, WK_ERR_NOMEM, "out of memory");
@@ -578,6 +705,36 @@ static void copy_text(char *dst, size_t size, const char *src)
     dst[strcspn(dst, "\n")] = '\0';
 }
 
+/* Keeps the newest two sizes of the dump's group (its database, or the globals). */
+static void note_dump_size(wk_check_facts *f, const wk_dump_record *d)
+{
+    bool globals = d->format == WK_DUMP_GLOBALS;
+    const char *database = globals ? "" : d->database, *format = wk_dump_format_name(d->format);
+    wk_check_dump_group *g = NULL;
+    for (size_t i = 0; i < f->dump_group_count && g == NULL; i++)
+        if (f->dump_groups[i].globals == globals &&
+            strcmp(f->dump_groups[i].database, database) == 0 &&
+            strcmp(f->dump_groups[i].format, format) == 0)
+            g = &f->dump_groups[i];
+    if (g == NULL) {
+        if (f->dump_group_count == WK_CHECK_DUMP_GROUPS_MAX) {
+            f->dump_groups_full = true;
+            return;
+        }
+        g = &f->dump_groups[f->dump_group_count++];
+        g->globals = globals;
+        snprintf(g->database, sizeof(g->database), "%s", database);
+        snprintf(g->format, sizeof(g->format), "%s", format);
+        g->newest_bytes = d->bytes;
+        g->newest_end = d->end_time;
+        return;
+    }
+    g->previous_bytes = g->newest_bytes;
+    g->has_previous = true;
+    g->newest_bytes = d->bytes;
+    g->newest_end = d->end_time;
+}
+
 static void gather_repository(wk_repo *repo, const wk_check_options *o, wk_check_facts *f)
 {
     wk_repo_meta meta;
@@ -585,6 +742,7 @@ static void gather_repository(wk_repo *repo, const wk_check_options *o, wk_check
     wk_backup_entry *backups = NULL;
     wk_dump_entry *dumps = NULL;
     size_t nbackups = 0, ndumps = 0;
+    time_t previous_stop = 0;
     (void)o;
     if (wk_repo_open_meta(repo, NULL, &meta, NULL, &e) != 0) {
         copy_text(f->repo_error, sizeof(f->repo_error), e.message);
@@ -602,8 +760,17 @@ static void gather_repository(wk_repo *repo, const wk_check_options *o, wk_check
         if (f->backups_complete == 0 || b->record.stop_time < f->backup_oldest_stop)
             f->backup_oldest_stop = b->record.stop_time;
         if (f->backups_complete == 0 || b->record.stop_time >= f->backup_newest_stop) {
+            if (f->backups_complete > 0) {
+                f->backup_previous_bytes = f->backup_newest_bytes;
+                previous_stop = f->backup_newest_stop;
+                f->backup_has_previous = true;
+            }
             f->backup_newest_stop = b->record.stop_time;
             f->backup_newest_bytes = b->record.bytes;
+        } else if (!f->backup_has_previous || b->record.stop_time >= previous_stop) {
+            f->backup_previous_bytes = b->record.bytes;
+            previous_stop = b->record.stop_time;
+            f->backup_has_previous = true;
         }
         f->backups_complete++;
     }
@@ -618,6 +785,7 @@ static void gather_repository(wk_repo *repo, const wk_check_options *o, wk_check
         if (f->dumps_complete == 0 || dumps[i].record.end_time > f->dump_newest_end)
             f->dump_newest_end = dumps[i].record.end_time;
         f->dumps_complete++;
+        note_dump_size(f, &dumps[i].record); /* oldest first: each is the newest so far */
     }
     wk_dump_list_free(dumps, ndumps);
     f->repo_ok = true;

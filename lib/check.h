@@ -34,6 +34,8 @@ typedef struct wk_check_thresholds {
     int64_t max_wal_age_ms;    /* WARNING above, when WAL waits to be archived; 1 h */
     int64_t max_dump_age_ms;   /* WARNING above; 48 h */
     int64_t max_ready;         /* .ready files: WARNING above, CRITICAL above 10x; 10 */
+    int shrink_percent;        /* WARNING when the newest backup, or a database's newest dump, is
+                         * under this percentage of the one before; 50; 0: never */
 } wk_check_thresholds;
 
 /* Fills the defaults above. */
@@ -41,6 +43,18 @@ void wk_check_thresholds_default(wk_check_thresholds *t);
 
 #define WK_CHECK_TEXT_MAX 512
 #define WK_CHECK_WAL_NAME_MAX 64
+#define WK_CHECK_DATABASE_MAX 128 /* as a dump record's */
+#define WK_CHECK_DUMP_GROUPS_MAX 256
+
+/* The newest two complete dumps of one database in one format, or of the globals. */
+typedef struct wk_check_dump_group {
+    bool globals;
+    char database[WK_CHECK_DATABASE_MAX]; /* "" for globals */
+    char format[16];                      /* "custom", "plain", "directory", "globals" */
+    time_t newest_end;
+    uint64_t newest_bytes, previous_bytes;
+    bool has_previous;
+} wk_check_dump_group;
 
 /* What was observed. Times are unix seconds; a flag says whether each group is known. */
 typedef struct wk_check_facts {
@@ -65,6 +79,8 @@ typedef struct wk_check_facts {
     size_t backups_complete;
     time_t backup_newest_stop; /* valid when backups_complete > 0 */
     uint64_t backup_newest_bytes;
+    bool backup_has_previous;       /* a second complete backup: */
+    uint64_t backup_previous_bytes; /* the size of the one before the newest */
     time_t backup_oldest_stop;
 
     /* the archiver (valid when server_ok) */
@@ -92,6 +108,11 @@ typedef struct wk_check_facts {
     bool dumps_expected; /* retention_dumps* configured */
     size_t dumps_complete;
     time_t dump_newest_end; /* valid when dumps_complete > 0 */
+    /* the newest two complete dumps of each database per format, and of the globals
+     * (the first WK_CHECK_DUMP_GROUPS_MAX, in the order met) */
+    size_t dump_group_count;
+    wk_check_dump_group dump_groups[WK_CHECK_DUMP_GROUPS_MAX];
+    bool dump_groups_full; /* more groups than that: the rest are not compared */
 
     /* --switch-wal */
     bool switch_requested;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -145,32 +146,6 @@ int wk_cli_target_option(const wk_args *args, int *i, wk_restore_target *t, wk_e
     return 1;
 }
 
-/* Edit distance between a and b (insertions, deletions, substitutions), at most 63
- * characters of each compared; larger when longer. */
-static size_t edit_distance(const char *a, size_t la, const char *b, size_t lb)
-{
-    size_t row[64];
-    if (la > 63 || lb > 63)
-        return 64;
-    for (size_t j = 0; j <= lb; j++)
-        row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t up = row[j];
-            size_t best = diag + (a[i - 1] == b[j - 1] ? 0 : 1);
-            if (up + 1 < best)
-                best = up + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
-
 /* The option whose name is closest to item's name part (before any '='), when it is a
  * typo away: at most 2 edits, and fewer than a third of the name. NULL otherwise. */
 static const char *closest_option(const char *item, const wk_option *options, size_t count)
@@ -181,9 +156,8 @@ static const char *closest_option(const char *item, const wk_option *options, si
     for (size_t k = 0; k < count; k++) {
         if (options[k].kind == WK_OPTION_TARGET)
             continue;
-        size_t n = strlen(options[k].name);
-        size_t d = edit_distance(item, len, options[k].name, n);
-        if (d < best_distance && d * 3 < n) {
+        size_t d = wk_error_typo_distance(item, len, options[k].name);
+        if (d < best_distance) {
             best = options[k].name;
             best_distance = d;
         }
@@ -372,42 +346,132 @@ int wk_cli_parse_command(const wk_args *args, const wk_command *commands, size_t
     return 0;
 }
 
-#define PROGRESS_BAR_WIDTH 20
-#define PROGRESS_INTERVAL 0.1 /* seconds between redraws */
+/* ---- progress ------------------------------------------------------------------------ */
 
-static void format_left(char *buf, size_t size, double seconds)
+#define PROGRESS_BAR_WIDTH 20
+#define PROGRESS_BAR_MIN 8
+#define PROGRESS_INTERVAL 0.1 /* seconds between redraws */
+#define PROGRESS_COLUMNS 80   /* when the terminal's width cannot be read */
+
+const char *wk_cli_format_duration(char *buf, size_t size, double seconds)
 {
-    unsigned long long s = (unsigned long long)(seconds + 0.5);
+    unsigned long long s = seconds > 0 ? (unsigned long long)(seconds + 0.5) : 0;
     if (s < 60)
         snprintf(buf, size, "%llu s", s);
     else if (s < 3600)
         snprintf(buf, size, "%llu min %llu s", s / 60, s % 60);
     else
         snprintf(buf, size, "%llu h %llu min", s / 3600, s / 60 % 60);
+    return buf;
 }
 
-int wk_cli_format_progress(char *buf, size_t size, uint64_t done, uint64_t total, double seconds)
+/* The pieces of a line; a variant leaves some out. */
+typedef struct progress_parts {
+    bool known;       /* the total is known: bar and percentage */
+    unsigned percent; /* known only */
+    uint64_t done, total;
+    char sizes[80];     /* "123.4 MiB / 256.0 MiB", or "123.4 MiB" when unknown */
+    char done_only[32]; /* "123.4 MiB" */
+    char rate[40];      /* "85.2 MiB/s" */
+    char left[48];      /* "2 s left" */
+} progress_parts;
+
+/* One variant into buf: bar marks 0 for none; sizes 2 both, 1 done only, 0 none.
+ * Returns its length. */
+static size_t compose(char *buf, size_t size, const progress_parts *p, unsigned bar, int sizes,
+                      bool rate, bool left)
 {
-    const double mib = 1048576.0;
+    char line[256];
+    size_t n = 0;
+    if (p->known) {
+        if (bar > 0) {
+            unsigned filled = (unsigned)((double)p->done * bar / (double)p->total + 0.5);
+            line[n++] = '[';
+            for (unsigned i = 0; i < bar; i++)
+                line[n++] = i < filled ? '#' : '-';
+            line[n++] = ']';
+        }
+        n += (size_t)snprintf(line + n, sizeof(line) - n, " %3u%%", p->percent);
+    }
+    if (sizes > 0)
+        n += (size_t)snprintf(line + n, sizeof(line) - n, "  %s",
+                              sizes == 2 ? p->sizes : p->done_only);
+    if (rate)
+        n += (size_t)snprintf(line + n, sizeof(line) - n, "  %s", p->rate);
+    if (left && p->known)
+        n += (size_t)snprintf(line + n, sizeof(line) - n, "  %s left", p->left);
+    if (n >= sizeof(line))
+        n = sizeof(line) - 1;
+    if (size > 0)
+        snprintf(buf, size, "%s", line);
+    return n;
+}
+
+int wk_cli_format_progress(char *buf, size_t size, unsigned columns, uint64_t done, uint64_t total,
+                           double seconds)
+{
+    size_t limit = columns == 0 ? (size_t)-1 : columns - 1;
     double rate = seconds > 0 ? (double)done / seconds : 0;
-    if (total == 0)
-        return snprintf(buf, size, "  %.1f MiB  %.1f MiB/s", (double)done / mib, rate / mib);
-    uint64_t shown = done < total ? done : total;
-    unsigned percent = (unsigned)((double)shown * 100.0 / (double)total);
-    unsigned filled = (unsigned)((double)shown * PROGRESS_BAR_WIDTH / (double)total + 0.5);
-    if (shown < total && percent > 99)
-        percent = 99;
-    char bar[PROGRESS_BAR_WIDTH + 1];
-    for (unsigned i = 0; i < PROGRESS_BAR_WIDTH; i++)
-        bar[i] = i < filled ? '#' : '-';
-    bar[PROGRESS_BAR_WIDTH] = '\0';
-    char left[48] = "?";
-    if (shown >= total)
-        snprintf(left, sizeof(left), "0 s");
-    else if (rate > 0)
-        format_left(left, sizeof(left), (double)(total - shown) / rate);
-    return snprintf(buf, size, "[%s] %3u%%  %.1f / %.1f MiB  %.1f MiB/s  %s left", bar, percent,
-                    (double)done / mib, (double)total / mib, rate / mib, left);
+    progress_parts p = {.known = total > 0, .done = done, .total = total};
+    char rate_size[32], total_size[32];
+    wk_log_format_size(rate_size, sizeof(rate_size), (uint64_t)(rate + 0.5));
+    snprintf(p.rate, sizeof(p.rate), "%s/s", rate_size);
+    wk_log_format_size(p.done_only, sizeof(p.done_only), done);
+    if (!p.known) {
+        snprintf(p.sizes, sizeof(p.sizes), "%s", p.done_only);
+    } else {
+        /* A short estimate (a server's): the total is at least what was done, and that
+         * is shown, as pg_basebackup does. */
+        if (done > total)
+            p.total = done;
+        p.percent = (unsigned)((double)done * 100.0 / (double)p.total);
+        if (done < p.total && p.percent > 99)
+            p.percent = 99;
+        snprintf(p.sizes, sizeof(p.sizes), "%s / %s", p.done_only,
+                 wk_log_format_size(total_size, sizeof(total_size), p.total));
+        snprintf(p.left, sizeof(p.left), "0 s");
+        if (done < p.total && rate <= 0)
+            snprintf(p.left, sizeof(p.left), "?");
+        else if (done < p.total)
+            wk_cli_format_duration(p.left, sizeof(p.left), (double)(p.total - done) / rate);
+    }
+    /* The variants, widest first; the first that fits is drawn. The rate goes first,
+     * then the bar shortens (down to PROGRESS_BAR_MIN marks) to keep the time left,
+     * then that goes too; a bar that cannot be shown leaves the counter alone. */
+    size_t n = 0;
+    if (p.known) {
+        static const struct {
+            bool rate, left, shorter;
+        } variants[] = {{true, true, false},
+                        {false, true, false},
+                        {false, true, true},
+                        {false, false, false},
+                        {false, false, true}};
+        for (size_t i = 0; i < sizeof(variants) / sizeof(variants[0]); i++) {
+            n = compose(buf, size, &p, PROGRESS_BAR_WIDTH, 2, variants[i].rate, variants[i].left);
+            if (n <= limit && !variants[i].shorter)
+                return (int)n;
+            size_t rest = n - (PROGRESS_BAR_WIDTH + 2); /* the line without its bar */
+            if (variants[i].shorter && limit >= rest + PROGRESS_BAR_MIN + 2)
+                return (int)compose(buf, size, &p, (unsigned)(limit - rest - 2), 2,
+                                    variants[i].rate, variants[i].left);
+        }
+        n = compose(buf, size, &p, 0, 2, false, false);
+        if (n > limit)
+            n = compose(buf, size, &p, 0, 1, false, false);
+        if (n > limit)
+            n = compose(buf, size, &p, 0, 0, false, false);
+    } else {
+        n = compose(buf, size, &p, 0, 2, true, false);
+        if (n > limit)
+            n = compose(buf, size, &p, 0, 2, false, false);
+    }
+    if (n > limit) { /* cut: never wider than the terminal */
+        n = limit;
+        if (size > n)
+            buf[n] = '\0';
+    }
+    return (int)n;
 }
 
 /* What was last drawn or skipped; the programs run one long command at a time. */
@@ -415,23 +479,32 @@ static bool progress_shown, progress_pending;
 static struct timespec progress_last;
 static uint64_t drawn_done, drawn_total;
 static uint64_t pending_done, pending_total;
-static struct timespec pending_start;
+static struct timespec progress_start;
 
 static double seconds_between(const struct timespec *from, const struct timespec *to)
 {
     return (double)(to->tv_sec - from->tv_sec) + (double)(to->tv_nsec - from->tv_nsec) / 1e9;
 }
 
-/* One write(2) per redraw: "\r", the line, and erase to the end of the line. */
-static void draw(uint64_t done, uint64_t total, const struct timespec *start,
-                 const struct timespec *now)
+/* The width of the terminal on fd, read now (so a resized window is followed without a
+ * SIGWINCH handler). */
+static unsigned terminal_columns(int fd)
 {
-    char line[256];
-    int n = wk_cli_format_progress(line + 1, sizeof(line) - 5, done, total,
-                                   seconds_between(start, now));
+    struct winsize ws;
+    if (ioctl(fd, TIOCGWINSZ, &ws) != 0 || ws.ws_col == 0)
+        return PROGRESS_COLUMNS;
+    return ws.ws_col;
+}
+
+/* One write(2) per redraw: "\r", the line, and erase to the end of the line. */
+static void draw(uint64_t done, uint64_t total, const struct timespec *now)
+{
+    char line[512];
+    int n = wk_cli_format_progress(line + 1, sizeof(line) - 4, terminal_columns(STDERR_FILENO),
+                                   done, total, seconds_between(&progress_start, now));
     if (n < 0)
         return;
-    size_t len = 1 + ((size_t)n < sizeof(line) - 6 ? (size_t)n : sizeof(line) - 6);
+    size_t len = 1 + ((size_t)n < sizeof(line) - 5 ? (size_t)n : sizeof(line) - 5);
     line[0] = '\r';
     memcpy(line + len, "\033[K", 3);
     len += 3;
@@ -451,7 +524,8 @@ void wk_cli_progress(uint64_t done, uint64_t total, void *start_time)
     if (!isatty(STDERR_FILENO))
         return;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    bool final = total > 0 && done >= total;
+    progress_start = *start;
+    bool final = total > 0 && done == total;
     if (progress_shown && done == drawn_done && total == drawn_total) {
         progress_pending = false; /* on the screen already */
         return;
@@ -459,21 +533,26 @@ void wk_cli_progress(uint64_t done, uint64_t total, void *start_time)
     if (progress_shown && !final && seconds_between(&progress_last, &now) < PROGRESS_INTERVAL) {
         pending_done = done;
         pending_total = total;
-        pending_start = *start;
         progress_pending = true;
         return;
     }
-    draw(done, total, start, &now);
+    draw(done, total, &now);
 }
 
-void wk_cli_progress_end(void)
+void wk_cli_progress_finish(bool ok)
 {
-    if (progress_pending && isatty(STDERR_FILENO)) {
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        draw(pending_done, pending_total, &pending_start, &now);
-    }
-    if (progress_shown) {
+    if (!progress_shown)
+        return;
+    if (isatty(STDERR_FILENO)) {
+        uint64_t done = progress_pending ? pending_done : drawn_done;
+        uint64_t total = progress_pending ? pending_total : drawn_total;
+        if (ok && total > 0)
+            total = done; /* finished: what was done is the total */
+        if (progress_pending || done != drawn_done || total != drawn_total) {
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            draw(done, total, &now);
+        }
         ssize_t w = write(STDERR_FILENO, "\n", 1);
         (void)w;
     }

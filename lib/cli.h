@@ -3,6 +3,7 @@
 #ifndef WK_CLI_H
 #define WK_CLI_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,22 +26,41 @@ int wk_cli_bad_argument(const char *progname, const char *what);
 /* The same for a usage error already in err (adds the --help hint); returns -1. */
 int wk_cli_usage_error(const char *progname, wk_error *err);
 
+/* A duration written for people: "0 s", "59 s", "1 min 40 s",
+ * "2 h 0 min" (rounded to the second; below 0 is 0). Into buf (size bytes, always
+ * NUL-terminated when size > 0); returns buf, for use as a printf argument. */
+const char *wk_cli_format_duration(char *buf, size_t size, double seconds);
+
 /* Formats one progress line (no "\r", no newline) into buf (size bytes, always
- * NUL-terminated when size > 0): with a known total
- *     "[##########----------]  48%  123.4 / 256.0 MiB  85.2 MiB/s  2 s left"
- * and with total == 0 (unknown) "  123.4 MiB  85.2 MiB/s". seconds is the time elapsed
- * since the start; at 0 or below the rate is 0.0 and the time left "?". Returns the
- * length snprintf would have written. */
-int wk_cli_format_progress(char *buf, size_t size, uint64_t done, uint64_t total, double seconds);
+ * NUL-terminated when size > 0), at most columns - 1 characters wide (the last column
+ * is left free: a terminal wraps when it is written); columns 0 is no limit. Sizes are
+ * written by wk_log_format_size. With a known total, in full:
+ *     "[##########----------]  48%  123.4 MiB / 256.0 MiB  85.2 MiB/s  2 s left"
+ * a narrower line drops the rate, then shortens the bar (down to 8 marks) to keep the
+ * time left, then drops that (the bar as long as fits again), then falls back to a
+ * counter without a bar ("  48%  123.4 MiB / 256.0 MiB", "  48%  123.4 MiB", "  48%").
+ * With total == 0 (unknown): "  123.4 MiB  85.2 MiB/s", then "  123.4 MiB". What still
+ * does not fit is cut. done above total (a short estimate) shows done as the total
+ * (100%, as pg_basebackup does); below it, never more than 99%. seconds is the time
+ * elapsed since the start; at 0 or below the rate is 0 and the time left "?". Returns
+ * the length of the line chosen (buf holds it when it is below size). */
+int wk_cli_format_progress(char *buf, size_t size, unsigned columns, uint64_t done, uint64_t total,
+                           double seconds);
 
 /* Progress on stderr for long commands, only when stderr is a terminal (otherwise
- * nothing at all is written): a "\r" line formatted as above, redrawn at most ten times
- * a second (a call that reaches the total always draws). start_time points at the
- * struct timespec (CLOCK_MONOTONIC) the work started at; the signature fits the
- * progress callbacks of the core modules. wk_cli_progress_end draws the last state
- * if it was skipped and ends the line; it does nothing when nothing was drawn. */
+ * nothing at all is written): a "\r" line formatted as above for the terminal's width
+ * (read from stderr at every redraw, so a resized window is followed; 80 when it cannot
+ * be read), redrawn at most ten times a second (a call that reaches the total always
+ * draws). start_time points at the struct timespec (CLOCK_MONOTONIC) the work started
+ * at; the signature fits the progress callbacks of the core modules. */
 void wk_cli_progress(uint64_t done, uint64_t total, void *start_time);
-void wk_cli_progress_end(void);
+
+/* Ends the progress line, after the work: when it succeeded (ok), the line is drawn once
+ * more as finished, with what was done as the total (100% and the final size, however
+ * far off an estimate was; a line whose total was never known keeps its form); when it
+ * failed, the last state is drawn if it was skipped, as it was. Then the line ends with
+ * a newline. Does nothing when nothing was drawn. */
+void wk_cli_progress_finish(bool ok);
 
 /* Parses the recovery-target option at args->items[*i], if it is one: --target-time,
  * --target-xid, --target-lsn, --target-name (each as --opt=VALUE or --opt VALUE, then *i

@@ -72,6 +72,17 @@ static const uint8_t zstd_magic[4] = {0x28, 0xb5, 0x2f, 0xfd};
 
 /* WK_COMPRESS_LEVEL_DEFAULT is accepted for every algorithm, so that this function
  * accepts exactly what wk_codec_compress_new accepts. */
+const char *wk_codec_levels_text(void)
+{
+/* Two steps, so that the macros expand before they become text. */
+#define WK_TEXT(x) #x
+#define WK_NUMBER(x) WK_TEXT(x)
+    return "lz4 takes 0 to " WK_NUMBER(LZ4_LEVEL_MAX) ", zstd " WK_NUMBER(
+        ZSTD_LEVEL_MIN) " to " WK_NUMBER(ZSTD_LEVEL_MAX) ", none only 0";
+#undef WK_NUMBER
+#undef WK_TEXT
+}
+
 int wk_codec_level_valid(wk_compress alg, int level)
 {
     if (level == WK_COMPRESS_LEVEL_DEFAULT)
@@ -720,12 +731,7 @@ wk_stage *wk_codec_compress_new(wk_stage *next, wk_compress alg, int level, wk_e
         wk_stage_free(next);
         wk_error_set(err, WK_ERR_CONFIG, "invalid compression level %d for \"%s\"", level,
                      alg_name(alg));
-        if (alg == WK_COMPRESS_NONE)
-            wk_error_detail(err, "Compression \"none\" takes only level 0.");
-        else
-            wk_error_detail(err, "Valid levels for \"%s\" are %d to %d.", alg_name(alg),
-                            alg == WK_COMPRESS_LZ4 ? 0 : ZSTD_LEVEL_MIN,
-                            alg == WK_COMPRESS_LZ4 ? LZ4_LEVEL_MAX : ZSTD_LEVEL_MAX);
+        wk_error_hint(err, "%s", wk_codec_levels_text());
         return NULL;
     }
     switch (alg) {

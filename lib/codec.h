@@ -37,6 +37,9 @@ wk_stage *wk_codec_decompress_unchecked_new(wk_stage *next, wk_compress alg, wk_
 /* Valid level range for alg (lz4: 0..12, zstd: 1..19, none: 0..0). */
 int wk_codec_level_valid(wk_compress alg, int level);
 
+/* The ranges as every message states them: "lz4 takes 0 to 12, zstd 1 to 19, none only 0". */
+const char *wk_codec_levels_text(void);
+
 /* File-name extension of an object compressed with alg: "lz4", "zst", "raw". */
 const char *wk_codec_extension(wk_compress alg);
 /* Reverse of wk_codec_extension; returns 0 or -1. */

@@ -7,12 +7,15 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "file.h"
 
 #define BUILTIN_DEFAULT_PATH "/etc/walkeep/walkeep.conf"
 #define ENV_PREFIX "WALKEEP_"
@@ -43,7 +46,7 @@ typedef struct key_def {
 static const key_def keys[] = {
     {"repo", KEY_STRING, FIELD(repo), 0, 0, 0},
     {"compress", KEY_COMPRESS, FIELD(compress), 0, 0, 0},
-    {"compress_level", KEY_INT, FIELD(compress_level), -7, 22, 0},
+    {"compress_level", KEY_INT, FIELD(compress_level), 0, 19, 0}, /* per codec: repo.c */
     {"encrypt_key_file", KEY_STRING, FIELD(encrypt_key_file), 0, 0, 0},
     {"pgdata", KEY_STRING, FIELD(pgdata), 0, 0, 0},
     {"pg_conninfo", KEY_STRING, FIELD(pg_conninfo), 0, 0, 0},
@@ -52,6 +55,8 @@ static const key_def keys[] = {
     {"retention_days", KEY_INT, FIELD(retention_days), 0, INT_MAX, 0},
     {"retention_dumps", KEY_INT, FIELD(retention_dumps), 0, INT_MAX, 0},
     {"retention_dumps_days", KEY_INT, FIELD(retention_dumps_days), 0, INT_MAX, 0},
+    {"dump_databases", KEY_STRING, FIELD(dump_databases), 0, 0, 0},
+    {"check_shrink_percent", KEY_INT, FIELD(check_shrink_percent), 0, 100, 0},
     {"s3_endpoint", KEY_STRING, FIELD(s3_endpoint), 0, 0, 0},
     {"s3_region", KEY_STRING, FIELD(s3_region), 0, 0, 0},
     {"s3_uri_style", KEY_URI_STYLE, FIELD(s3_uri_style), 0, 0, 0},
@@ -204,7 +209,9 @@ static int bad_value(const key_def *key, const char *value, const source *src, w
         wk_error_hint(err, "Available values: error, warning, info, debug.");
         break;
     case KEY_INT:
-        if (key->max == INT_MAX)
+        if (key->offset == FIELD(compress_level))
+            wk_error_hint(err, "%s", wk_codec_levels_text());
+        else if (key->max == INT_MAX)
             wk_error_hint(err, "Must be an integer of at least %d.", key->min);
         else
             wk_error_hint(err, "Must be an integer between %d and %d.", key->min, key->max);
@@ -321,6 +328,29 @@ static const key_def *find_key(const char *name, size_t len, int dash_is_undersc
     return NULL;
 }
 
+/* "Did you mean ...?" with the known key closest to name (case and '-' for '_' aside),
+ * when it is a typo away; else the list of keys is in docs/configuration.md. */
+static void suggest_key(wk_error *err, const char *name)
+{
+    char normal[64];
+    size_t len = 0;
+    for (; name[len] != '\0' && len < sizeof(normal) - 1; len++)
+        normal[len] = name[len] == '-' ? '_' : (char)tolower((unsigned char)name[len]);
+    const char *best = NULL;
+    size_t best_distance = SIZE_MAX;
+    for (size_t i = 0; i < NKEYS; i++) {
+        size_t d = wk_error_typo_distance(normal, len, keys[i].name);
+        if (d < best_distance) {
+            best = keys[i].name;
+            best_distance = d;
+        }
+    }
+    if (best != NULL)
+        wk_error_hint(err, "Did you mean \"%s\"?", best);
+    else
+        wk_error_hint(err, "The parameters are listed in walkeep.conf(5).");
+}
+
 /* ---- the configuration file ---------------------------------------------------- */
 
 static int syntax_error(const source *src, wk_error *err, const char *detail)
@@ -414,6 +444,7 @@ static int load_file(wk_config *cfg, const char *path, int explicit, const char 
         wk_error_sys(err, WK_ERR_CONFIG, e, "could not open configuration file \"%s\"", path);
         if (named_by != NULL)
             wk_error_detail(err, "The file was named by %s.", named_by);
+        wk_file_explain_denied(err, path, false);
         return -1;
     }
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size > CONFIG_FILE_MAX) {
@@ -474,6 +505,7 @@ static int load_file(wk_config *cfg, const char *path, int explicit, const char 
             wk_error_set(err, WK_ERR_CONFIG,
                          "unrecognized configuration parameter \"%s\" in file \"%s\" line %lu",
                          key_text, path, src.line);
+            suggest_key(err, key_text);
             goto out;
         }
         if (apply_value(cfg, key, value, &src, err) != 0)
@@ -576,6 +608,7 @@ static int set_defaults(wk_config *cfg, wk_error *err)
     cfg->s3_part_size = 8 * 1024 * 1024;
     cfg->s3_parallel = 4;
     cfg->s3_stall_timeout_ms = 30 * 1000;
+    cfg->check_shrink_percent = 50;
     const char *pgdata = getenv("PGDATA");
     if (pgdata != NULL && set_string(&cfg->pgdata, pgdata, err) != 0)
         return -1;

@@ -22,6 +22,10 @@ typedef struct wk_config {
     int retention_days;       /* 0: keep all */
     int retention_dumps;      /* dumps to keep by count; 0: keep all */
     int retention_dumps_days; /* dumps to keep by age in days; 0: keep all */
+    char *dump_databases;     /* walkeep-dump create --all: names separated by commas or
+                               * spaces; NULL: every database that takes connections */
+    int check_shrink_percent; /* check warns when the newest backup or dump is under this
+                               * percentage of the one before; 50; 0: never */
     char *s3_endpoint;
     char *s3_region;
     char *s3_uri_style;  /* "path" or "host" */

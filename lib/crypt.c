@@ -106,6 +106,7 @@ int wk_key_load(const char *path, wk_key **out, wk_error *err)
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
         wk_error_sys(err, WK_ERR_KEY, errno, "could not open key file \"%s\"", path);
+        wk_file_explain_denied(err, path, true);
         goto out;
     }
     if (fstat(fd, &st) != 0) {

@@ -582,7 +582,7 @@ static int check_queries(drill *d, wk_error *err)
         snprintf(name, sizeof(name), "sql line %d", q->line);
         wk_error ce = {0};
         if (conn == NULL)
-            conn = connect_db(d, "postgres", &ce);
+            conn = connect_db(d, d->opt->sql_dbname != NULL ? d->opt->sql_dbname : "postgres", &ce);
         if (conn == NULL) {
             if (wk_drill_report_add(d->report, name, WK_DRILL_FAILED, err, "%s", ce.message) != 0)
                 goto fail;

@@ -76,6 +76,7 @@ typedef struct wk_drill_options {
     const char *restore_command; /* required: fetches WAL from the repository */
     const wk_drill_query *queries;
     size_t query_count;
+    const char *sql_dbname;        /* the database the queries run in; NULL: postgres */
     int64_t timeout_ms;            /* server start to the end of recovery; <= 0: 1 h */
     bool keep;                     /* leave the (stopped) folder behind */
     volatile sig_atomic_t *cancel; /* may be NULL; when it becomes non-zero the drill stops,

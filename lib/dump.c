@@ -625,22 +625,35 @@ int wk_dump_create_argv(const wk_dump_create_options *opt, const char *conn, con
     return 0;
 }
 
+bool wk_dump_restore_creates(wk_dump_format format, const wk_dump_restore_options *opt)
+{
+    return opt->create && format != WK_DUMP_GLOBALS &&
+           (opt->dbname != NULL || format == WK_DUMP_PLAIN);
+}
+
 int wk_dump_restore_check(wk_dump_format format, const wk_dump_restore_options *opt, wk_error *err)
 {
     if (format == WK_DUMP_CUSTOM || format == WK_DUMP_DIRECTORY)
         return 0;
+    if (format == WK_DUMP_GLOBALS && (opt->create || opt->clean)) {
+        wk_error_set(err, WK_ERR_USAGE, "--%s does not apply to a globals dump",
+                     opt->create ? "create" : "clean");
+        wk_error_detail(err, "a globals dump holds roles and tablespaces, not a database");
+        return -1;
+    }
     if (opt->table_count > 0)
         wk_error_set(err, WK_ERR_USAGE, "--table needs a custom or directory dump");
-    else if (opt->clean || opt->create)
-        wk_error_set(err, WK_ERR_USAGE, "--%s needs a custom or directory dump",
-                     opt->clean ? "clean" : "create");
     else if (opt->jobs > 1)
         wk_error_set(err, WK_ERR_USAGE, "--jobs needs a custom or directory dump");
+    else if (opt->clean && !opt->create)
+        return wk_error_set(err, WK_ERR_USAGE,
+                            "--clean with a plain dump needs --create (walkeep then drops the "
+                            "database and creates it again)");
     else
         return 0;
     wk_error_detail(err, "a %s dump is an SQL script, replayed by psql as it was written",
                     wk_dump_format_name(format));
-    if (format == WK_DUMP_PLAIN)
+    if (format == WK_DUMP_PLAIN && opt->table_count > 0)
         wk_error_hint(err, "take dumps with --format=custom to restore single tables");
     return -1;
 }
@@ -649,8 +662,10 @@ const char *wk_dump_restore_dbname(const wk_dump_record *r, const wk_dump_restor
 {
     if (opt->dbname != NULL)
         return opt->dbname;
-    if (opt->create || r->format == WK_DUMP_GLOBALS)
+    if (r->format == WK_DUMP_GLOBALS)
         return NULL;
+    if (opt->create && !wk_dump_restore_creates(r->format, opt))
+        return "postgres"; /* pg_restore --create: a maintenance database, as createdb's */
     return r->database;
 }
 
@@ -700,16 +715,20 @@ int wk_dump_restore_argv(const wk_dump_record *r, const wk_dump_restore_options 
     } else {
         if (argv_add(&a, err, "-d", conn, "--exit-on-error", NULL) != 0)
             return -1;
+        /* pg_restore --create only when it recreates the dump's own database; a database
+         * walkeep created is new and empty: nothing to clean. */
+        bool restore_creates = opt->create && !wk_dump_restore_creates(r->format, opt);
         if (opt->jobs > 1) {
             snprintf(jobs, sizeof(jobs), "%d", opt->jobs);
             if (argv_add(&a, err, "-j", jobs, NULL) != 0)
                 return -1;
-        } else if (!opt->create && argv_add(&a, err, "--single-transaction", NULL) != 0) {
+        } else if (!restore_creates && argv_add(&a, err, "--single-transaction", NULL) != 0) {
             return -1;
         }
-        if (opt->clean && argv_add(&a, err, "--clean", "--if-exists", NULL) != 0)
+        if (opt->clean && (restore_creates || !opt->create) &&
+            argv_add(&a, err, "--clean", "--if-exists", NULL) != 0)
             return -1;
-        if (opt->create && argv_add(&a, err, "--create", NULL) != 0)
+        if (restore_creates && argv_add(&a, err, "--create", NULL) != 0)
             return -1;
         for (size_t i = 0; i < opt->table_count; i++)
             if (argv_add(&a, err, "-t", opt->tables[i], NULL) != 0)
@@ -905,6 +924,71 @@ static int check_versions(const wk_dump_create_options *opt, const char *conn, c
                  name, version, where, server_version);
     wk_error_hint(err, "set \"pg_bindir\" to the bin folder of PostgreSQL %d or later",
                   identity.pg_version);
+    return -1;
+}
+
+static int add_name(char ***names, size_t *count, const char *name, size_t len, wk_error *err)
+{
+    char **grown = realloc(*names, (*count + 1) * sizeof(*grown));
+    if (grown == NULL)
+        return wk_error_set(err, WK_ERR_NOMEM, "out of memory");
+    *names = grown;
+    grown[*count] = strndup(name, len);
+    if (grown[*count] == NULL)
+        return wk_error_set(err, WK_ERR_NOMEM, "out of memory");
+    (*count)++;
+    return 0;
+}
+
+void wk_dump_names_free(char **names, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        free(names[i]);
+    free(names);
+}
+
+int wk_dump_database_names(const char *conninfo, const char *list, char ***names, size_t *count,
+                           wk_error *err)
+{
+    *names = NULL;
+    *count = 0;
+    if (list != NULL) {
+        for (const char *p = list; *p != '\0';) {
+            size_t skip = strspn(p, ", \t"), len = strcspn(p + skip, ", \t");
+            p += skip;
+            bool seen = false;
+            for (size_t i = 0; i < *count && !seen; i++)
+                seen = strlen((*names)[i]) == len && strncmp((*names)[i], p, len) == 0;
+            if (len > 0 && !seen && add_name(names, count, p, len, err) != 0)
+                goto fail;
+            p += len;
+        }
+        if (*count > 0)
+            return 0;
+        return wk_error_set(err, WK_ERR_CONFIG, "\"dump_databases\" names no database");
+    }
+    wk_pg_target target = {.conninfo = conninfo, .application = "walkeep-dump"};
+    PGconn *pg = wk_pg_connect(&target, err);
+    if (pg == NULL)
+        return -1;
+    /* Not the ones pg_dumpall leaves out either: invalid databases (datconnlimit -2, left
+     * by an interrupted DROP DATABASE) and those the role may not connect to. */
+    PGresult *res = PQexec(pg, "SELECT datname FROM pg_catalog.pg_database "
+                               "WHERE datallowconn AND NOT datistemplate AND datconnlimit <> -2 "
+                               "AND has_database_privilege(oid, 'CONNECT') ORDER BY datname");
+    int rc = 0;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        rc = wk_pg_error(err, WK_ERR_IO, "could not list the databases", PQresultErrorMessage(res));
+    for (int i = 0; rc == 0 && i < PQntuples(res); i++)
+        rc = add_name(names, count, PQgetvalue(res, i, 0), strlen(PQgetvalue(res, i, 0)), err);
+    PQclear(res);
+    PQfinish(pg);
+    if (rc == 0)
+        return 0;
+fail:
+    wk_dump_names_free(*names, *count);
+    *names = NULL;
+    *count = 0;
     return -1;
 }
 
@@ -1205,13 +1289,23 @@ int wk_dump_create(wk_repo *repo, const wk_dump_create_options *opt, wk_dump_rec
     if (check_versions(opt, conn, password, err) != 0 ||
         prepare_repo(repo, conn, password, &meta, err) != 0)
         goto out;
-    /* A folder of that name holds another dump, or what an interrupted one left. */
-    snprintf(path, sizeof(path), "dumps/%s", r.label);
-    if (wk_storage_list(repo->storage, path, "", count_entry, &inside, err) != 0)
-        goto out;
-    if (inside > 0) {
-        wk_error_set(err, WK_ERR_EXISTS, "dump \"%s\" already exists", r.label);
-        goto out;
+    /* A folder of that name holds another dump, or what an interrupted one left. A
+     * default label taken in the same second (two databases whose names map to one label)
+     * gets a suffix instead: -2 to -9. */
+    char base[WK_DUMP_LABEL_MAX - 2];
+    snprintf(base, sizeof(base), "%.*s", (int)sizeof(base) - 1, r.label);
+    for (int suffix = 2;; suffix++) {
+        snprintf(path, sizeof(path), "dumps/%s", r.label);
+        inside = 0;
+        if (wk_storage_list(repo->storage, path, "", count_entry, &inside, err) != 0)
+            goto out;
+        if (inside == 0)
+            break;
+        if (opt->label != NULL || suffix > 9) {
+            wk_error_set(err, WK_ERR_EXISTS, "dump \"%s\" already exists", r.label);
+            goto out;
+        }
+        snprintf(r.label, sizeof(r.label), "%s-%d", base, suffix);
     }
     stored = true; /* from here on, a failure removes what was stored */
     if (r.format == WK_DUMP_DIRECTORY) {
@@ -1389,13 +1483,143 @@ static int open_dump(wk_repo *repo, const char *label, wk_dump_record *r, wk_err
     return 0;
 }
 
+/* What restore --create does to a database. */
+typedef enum db_action { DB_CREATE, DB_DROP, DB_RENAME } db_action;
+
+/* Runs one statement about database name (and new_name, for DB_RENAME), quoted as
+ * identifiers: CREATE DATABASE name TEMPLATE template0, DROP DATABASE IF EXISTS name,
+ * ALTER DATABASE name RENAME TO new_name. */
+static int database_statement(PGconn *pg, db_action action, const char *name, const char *new_name,
+                              wk_error *err)
+{
+    static const char *const verbs[] = {"create", "drop", "rename"};
+    char *quoted = PQescapeIdentifier(pg, name, strlen(name));
+    char *quoted_new =
+        action == DB_RENAME ? PQescapeIdentifier(pg, new_name, strlen(new_name)) : NULL;
+    char *sql = NULL;
+    int rc = 0;
+    if (quoted == NULL || (action == DB_RENAME && quoted_new == NULL)) {
+        rc = wk_pg_error(err, WK_ERR_USAGE, "invalid database name", PQerrorMessage(pg));
+        goto out;
+    }
+    size_t size = strlen(quoted) + (quoted_new != NULL ? strlen(quoted_new) : 0) + 64;
+    sql = malloc(size);
+    if (sql == NULL) {
+        rc = wk_error_set(err, WK_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    if (action == DB_CREATE)
+        snprintf(sql, size, "CREATE DATABASE %s TEMPLATE template0", quoted);
+    else if (action == DB_DROP)
+        snprintf(sql, size, "DROP DATABASE IF EXISTS %s", quoted);
+    else
+        snprintf(sql, size, "ALTER DATABASE %s RENAME TO %s", quoted, quoted_new);
+    PGresult *res = PQexec(pg, sql);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        if (action == DB_CREATE && state != NULL && strcmp(state, "42P04") == 0) {
+            rc = wk_error_set(err, WK_ERR_EXISTS, "database \"%s\" already exists", name);
+            wk_error_hint(err, "restore with --clean to replace it, or name a new database with "
+                               "--dbname");
+        } else {
+            char what[300];
+            snprintf(what, sizeof(what), "could not %s database \"%s\"", verbs[action], name);
+            rc = wk_pg_error(err, WK_ERR_IO, what, PQresultErrorMessage(res));
+        }
+    }
+    PQclear(res);
+out:
+    free(sql);
+    PQfreemem(quoted);
+    PQfreemem(quoted_new);
+    return rc;
+}
+
+/* A connection for creating and dropping databases, to a maintenance database as
+ * createdb's: postgres, else template1 (never pg_conninfo's own database, which may be
+ * the one to replace, or gone). */
+static PGconn *maintenance_connect(const wk_dump_restore_options *opt, wk_error *err)
+{
+    wk_pg_target target = {
+        .conninfo = opt->conninfo, .dbname = "postgres", .application = "walkeep-dump"};
+    PGconn *pg = wk_pg_connect(&target, err);
+    if (pg != NULL)
+        return pg;
+    wk_error first = *err;
+    target.dbname = "template1";
+    pg = wk_pg_connect(&target, err);
+    if (pg == NULL)
+        *err = first;
+    return pg;
+}
+
+/* One statement on its own maintenance connection. */
+static int database_action(const wk_dump_restore_options *opt, db_action action, const char *name,
+                           const char *new_name, wk_error *err)
+{
+    PGconn *pg = maintenance_connect(opt, err);
+    if (pg == NULL)
+        return -1;
+    int rc = database_statement(pg, action, name, new_name, err);
+    PQfinish(pg);
+    return rc;
+}
+
+/* --create --clean, after the restore into temporary succeeded: the old database goes and
+ * the restored one takes its name. *old_dropped says whether the old one is gone. */
+static int replace_database(const wk_dump_restore_options *opt, const char *temporary,
+                            const char *name, bool *old_dropped, wk_error *err)
+{
+    *old_dropped = false;
+    PGconn *pg = maintenance_connect(opt, err);
+    if (pg == NULL)
+        return -1;
+    int rc = database_statement(pg, DB_DROP, name, NULL, err);
+    if (rc != 0) {
+        wk_error_detail_append(err, "The database is as it was; the restored copy is dropped.");
+        wk_error_hint(err, "disconnect every session from \"%s\" and restore again", name);
+    } else {
+        *old_dropped = true;
+        rc = database_statement(pg, DB_RENAME, temporary, name, err);
+    }
+    PQfinish(pg);
+    return rc;
+}
+
+/* Feeds the dump to psql / pg_restore connected with conn. */
+static int run_restore(wk_repo *repo, const wk_dump_record *r, const wk_dump_restore_options *opt,
+                       const char *conn, const char *password, wk_progress *progress, char *stage,
+                       size_t stage_size, wk_error *err)
+{
+    wk_dump_argv argv = {0};
+    char path[4200];
+    int rc;
+    if (wk_dump_restore_stages(r->format, opt->jobs))
+        rc = make_stage(opt->tmpdir, stage, stage_size, err) != 0 ||
+                     materialize(repo, r, stage, path, sizeof(path), progress, err) != 0 ||
+                     wk_dump_restore_argv(r, opt, conn, WK_DUMP_INPUT_PATH, path, false, &argv,
+                                          err) != 0 ||
+                     run_program(&argv, password, err) != 0
+                 ? -1
+                 : 0;
+    else
+        rc =
+            wk_dump_restore_argv(r, opt, conn, WK_DUMP_INPUT_STDIN, NULL, false, &argv, err) != 0 ||
+                    feed_program(repo, r, &r->streams[0], &argv, password, progress, err) != 0
+                ? -1
+                : 0;
+    wk_dump_argv_free(&argv);
+    return rc;
+}
+
 int wk_dump_restore(wk_repo *repo, const char *label, const wk_dump_restore_options *opt,
                     wk_error *err)
 {
     wk_dump_record r = {0};
-    wk_dump_argv argv = {0};
     char *conn = NULL, *password = NULL;
-    char stage[4096] = "", path[4200];
+    char stage[4096] = "", temporary[64] = "";
+    const char *created = NULL; /* the database this restore created, while it may go */
+    bool old_dropped = false;
     wk_progress progress = {.fn = opt->progress, .arg = opt->progress_arg};
     int rc = -1;
     if (open_dump(repo, label, &r, err) != 0)
@@ -1403,28 +1627,45 @@ int wk_dump_restore(wk_repo *repo, const char *label, const wk_dump_restore_opti
     progress.total = r.bytes;
     if (wk_dump_restore_check(r.format, opt, err) != 0)
         goto out;
-    conn = wk_dump_conninfo(opt->conninfo, wk_dump_restore_dbname(&r, opt), &password, err);
-    if (conn == NULL)
+    const char *dbname = wk_dump_restore_dbname(&r, opt), *into = dbname;
+    if (wk_dump_restore_creates(r.format, opt)) {
+        /* --clean: restored under a temporary name first, so that the old database goes
+         * only once its replacement is whole. */
+        if (opt->clean) {
+            snprintf(temporary, sizeof(temporary), "walkeep_restore_%ld_%lld", (long)getpid(),
+                     (long long)time(NULL));
+            into = temporary;
+        }
+        if (database_action(opt, DB_CREATE, into, NULL, err) != 0)
+            goto out;
+        created = into;
+    }
+    conn = wk_dump_conninfo(opt->conninfo, into, &password, err);
+    if (conn == NULL ||
+        run_restore(repo, &r, opt, conn, password, &progress, stage, sizeof(stage), err) != 0)
         goto out;
-    if (wk_dump_restore_stages(r.format, opt->jobs)) {
-        if (make_stage(opt->tmpdir, stage, sizeof(stage), err) != 0 ||
-            materialize(repo, &r, stage, path, sizeof(path), &progress, err) != 0 ||
-            wk_dump_restore_argv(&r, opt, conn, WK_DUMP_INPUT_PATH, path, false, &argv, err) != 0 ||
-            run_program(&argv, password, err) != 0)
-            goto out;
-    } else {
-        if (wk_dump_restore_argv(&r, opt, conn, WK_DUMP_INPUT_STDIN, NULL, false, &argv, err) !=
-                0 ||
-            feed_program(repo, &r, &r.streams[0], &argv, password, &progress, err) != 0)
-            goto out;
+    if (temporary[0] != '\0' && replace_database(opt, temporary, dbname, &old_dropped, err) != 0) {
+        if (old_dropped) { /* the restored copy is all there is now: it stays */
+            created = NULL;
+            wk_error_detail_append(err,
+                                   "The old database is dropped; the restored copy is database "
+                                   "\"%s\": rename it with ALTER DATABASE.",
+                                   temporary);
+        }
+        goto out;
     }
     rc = 0;
 out:
+    if (rc != 0 && created != NULL &&
+        database_action(opt, DB_DROP, created, NULL, &(wk_error){0}) != 0)
+        wk_error_detail_append(err,
+                               "The database \"%s\" created for the restore is left behind; "
+                               "drop it before trying again.",
+                               created);
     if (rc != 0 && r.label[0] != '\0')
         wk_error_prefix(err, "could not restore dump \"%s\"", r.label);
     if (stage[0] != '\0')
         remove_tree(stage);
-    wk_dump_argv_free(&argv);
     wk_dump_record_free(&r);
     if (password != NULL) {
         explicit_bzero(password, strlen(password));

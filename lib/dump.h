@@ -117,7 +117,8 @@ typedef struct wk_dump_create_options {
     const char *dbname;    /* NULL: the connection's */
     wk_dump_format format; /* WK_DUMP_GLOBALS for --globals */
     int jobs;              /* pg_dump -j, directory format only; 0 or 1: one */
-    const char *label;     /* NULL: <YYYYMMDDTHHMMSSZ>-<database> */
+    const char *label;     /* NULL: <YYYYMMDDTHHMMSSZ>-<database>, with -2 to -9 added
+                            * when a dump of that label exists */
     const char *tmpdir;    /* parent of the staging folder; NULL: $TMPDIR or /tmp */
     /* May be NULL. Called as output is stored, with the plaintext bytes so far and
      * total 0 (unknown). */
@@ -147,15 +148,27 @@ typedef struct wk_dump_restore_options {
     void *progress_arg;
 } wk_dump_restore_options;
 
+/* Whether walkeep itself creates the database a restore goes into (--create): for a
+ * plain dump always (into --dbname, else the database the dump was taken from), for
+ * custom and directory dumps when --dbname names it (pg_restore --create would create
+ * the dump's own database instead), over a connection to the maintenance database
+ * (postgres, else template1). Without --clean an existing database is refused; with
+ * it, the dump is restored into a new database of a temporary name, and only when that
+ * worked is the old one dropped and the new one renamed to it. A failed restore drops
+ * the database it created. */
+bool wk_dump_restore_creates(wk_dump_format format, const wk_dump_restore_options *options);
+
 /* Refuses option combinations the dump's format cannot honour (WK_ERR_USAGE with a
- * message naming what is needed): --table, --clean, --create with plain or globals
- * ("--table needs a custom or directory dump"), --jobs with plain or globals. */
+ * message naming what is needed): --table or --jobs with plain or globals ("--table needs
+ * a custom or directory dump"), --create or --clean with globals, --clean without
+ * --create with plain. */
 int wk_dump_restore_check(wk_dump_format format, const wk_dump_restore_options *options,
                           wk_error *err);
 
-/* The database restore connects to: --dbname; else, with --create or for globals, the
- * one pg_conninfo names (returns NULL: no override); else the database the dump was
- * taken from. The result points into options or record. */
+/* The database restore goes into: --dbname; else for globals the one pg_conninfo names
+ * (returns NULL: no override); with --create where pg_restore --create makes the
+ * database, the maintenance database "postgres" it connects to first; else the database
+ * the dump was taken from. The result points into options, record or static text. */
 const char *wk_dump_restore_dbname(const wk_dump_record *record,
                                    const wk_dump_restore_options *options);
 
@@ -169,8 +182,9 @@ typedef enum wk_dump_input {
  * record's format from input (path for WK_DUMP_INPUT_PATH). Plain restores run psql
  * -X -q -v ON_ERROR_STOP=1 --single-transaction; globals the same without a single
  * transaction (CREATE TABLESPACE cannot run in one); pg_restore gets --exit-on-error,
- * and --single-transaction when neither --create nor --jobs > 1 rule it out; --clean
- * adds --if-exists. */
+ * and --single-transaction unless --jobs > 1 or pg_restore --create (a --create without
+ * --dbname) rule it out; --clean adds --clean --if-exists except into a database walkeep
+ * created (wk_dump_restore_creates). */
 int wk_dump_restore_argv(const wk_dump_record *record, const wk_dump_restore_options *options,
                          const char *conn, wk_dump_input input, const char *path, bool list,
                          wk_dump_argv *out, wk_error *err);
@@ -178,6 +192,14 @@ int wk_dump_restore_argv(const wk_dump_record *record, const wk_dump_restore_opt
 /* Whether a restore stages its input (custom with jobs > 1: pg_restore needs a seekable
  * file; directory: pg_restore reads a folder) rather than feeding a pipe. */
 bool wk_dump_restore_stages(wk_dump_format format, int jobs);
+
+/* The databases "walkeep-dump create --all" dumps: the names in list (the configuration
+ * key dump_databases: commas or white space between them; each once) when it is not NULL,
+ * else every database of the server that takes connections, is not a template, is valid
+ * and the role may connect to, in name order (connecting with conninfo). *names is malloc'd (free with wk_dump_names_free). */
+int wk_dump_database_names(const char *conninfo, const char *list, char ***names, size_t *count,
+                           wk_error *err);
+void wk_dump_names_free(char **names, size_t count);
 
 /* ---- the commands ------------------------------------------------------------------ */
 

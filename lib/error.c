@@ -2,6 +2,7 @@
  * Formatting helpers only; nothing here prints. */
 #include "error.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -73,6 +74,19 @@ void wk_error_detail(wk_error *err, const char *fmt, ...)
     va_end(ap);
 }
 
+void wk_error_detail_append(wk_error *err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (err != NULL) {
+        size_t used = strlen(err->detail);
+        if (used > 0 && used + 1 < sizeof(err->detail))
+            err->detail[used++] = ' ';
+        format_into(err->detail + used, sizeof(err->detail) - used, fmt, ap);
+    }
+    va_end(ap);
+}
+
 void wk_error_hint(wk_error *err, const char *fmt, ...)
 {
     va_list ap;
@@ -120,4 +134,28 @@ const char *wk_errcode_name(wk_errcode code)
         return "internal";
     }
     return "unknown";
+}
+
+size_t wk_error_typo_distance(const char *word, size_t len, const char *candidate)
+{
+    size_t row[64], lc = strlen(candidate);
+    if (len > 63 || lc > 63)
+        return SIZE_MAX;
+    for (size_t j = 0; j <= lc; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= len; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lc; j++) {
+            size_t up = row[j];
+            size_t best = diag + (word[i - 1] == candidate[j - 1] ? 0 : 1);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lc] <= 2 && row[lc] * 3 < lc ? row[lc] : SIZE_MAX;
 }

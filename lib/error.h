@@ -4,6 +4,7 @@
 #define WK_ERROR_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 /* What kind of failure; callers branch on this, never on message text. */
 typedef enum wk_errcode {
@@ -47,7 +48,17 @@ int wk_error_prefix(wk_error *err, const char *fmt, ...) __attribute__((format(p
 void wk_error_detail(wk_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void wk_error_hint(wk_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Adds a sentence to the detail line: after what is there and a space, or as the whole
+ * line when there is none. */
+void wk_error_detail_append(wk_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 void wk_error_clear(wk_error *err);
+
+/* For "did you mean" hints: the edit distance (insertions, deletions, substitutions)
+ * between word's first len bytes and candidate when it is a typo away (at most 2 edits,
+ * and fewer than a third of the candidate's length), else SIZE_MAX. At most 63
+ * characters of each are compared. */
+size_t wk_error_typo_distance(const char *word, size_t len, const char *candidate);
 
 /* Short stable name of a code, for JSON output and tests ("notfound", "corrupt"...). */
 const char *wk_errcode_name(wk_errcode code);

@@ -76,6 +76,8 @@ typedef struct dump_entry {
     char label[WK_BACKUP_LABEL_MAX];
     bool has_record;
     time_t start_time, end_time;
+    bool globals;                  /* a globals dump: retention counts these apart */
+    char database[WK_DUMP_DB_MAX]; /* the database dumped (not for globals) */
 } dump_entry;
 
 typedef struct dump_list {
@@ -113,6 +115,9 @@ static int read_dump_record(wk_repo *repo, dump_entry *d, wk_error *err)
     d->start_time = r.start_time;
     d->end_time = r.end_time;
     d->has_record = true;
+    d->globals = r.format == WK_DUMP_GLOBALS;
+    if (!d->globals)
+        snprintf(d->database, sizeof(d->database), "%s", r.database);
     wk_dump_record_free(&r);
     return 0;
 }
@@ -419,9 +424,21 @@ out:
     return rc;
 }
 
+/* Retention applies per group: the globals dumps, and the dumps of each database. */
+static bool same_group(const dump_entry *x, const dump_entry *y)
+{
+    return x->globals == y->globals && strcmp(x->database, y->database) == 0;
+}
+
+/* By group (globals first, then by database name), then oldest first. */
 static int compare_dumps(const void *a, const void *b)
 {
     const dump_entry *x = *(dump_entry *const *)a, *y = *(dump_entry *const *)b;
+    if (x->globals != y->globals)
+        return x->globals ? -1 : 1;
+    int by_database = strcmp(x->database, y->database);
+    if (by_database != 0)
+        return by_database;
     if (x->end_time != y->end_time)
         return x->end_time < y->end_time ? -1 : 1;
     return strcmp(x->label, y->label);
@@ -443,16 +460,20 @@ static int plan_dumps(const wk_expire_policy *policy, dump_list *l, wk_expire_pl
             complete[n++] = &l->entries[i];
     if (n > 1)
         qsort(complete, n, sizeof(*complete), compare_dumps);
-    /* Dumps stand alone: no base is needed before the window, only what ended in it. */
+    /* Dumps stand alone: no base is needed before the window, only what ended in it. Each
+     * group [first, end) keeps its newest `count` and those in the window, and always
+     * its newest one. */
     time_t window_start = policy->now - (time_t)policy->retention_dumps_days * SECONDS_PER_DAY;
     size_t count = (size_t)policy->retention_dumps;
-    for (size_t i = 0; i < n; i++) {
-        keep[i] = (policy->retention_dumps == 0 && policy->retention_dumps_days == 0) ||
-                  (count > 0 && i + count >= n) ||
-                  (policy->retention_dumps_days > 0 && complete[i]->end_time >= window_start);
+    for (size_t first = 0, end; first < n; first = end) {
+        for (end = first + 1; end < n && same_group(complete[first], complete[end]); end++)
+            ;
+        for (size_t i = first; i < end; i++)
+            keep[i] = (policy->retention_dumps == 0 && policy->retention_dumps_days == 0) ||
+                      (count > 0 && i + count >= end) ||
+                      (policy->retention_dumps_days > 0 && complete[i]->end_time >= window_start);
+        keep[end - 1] = true;
     }
-    if (n > 0)
-        keep[n - 1] = true;
 
     const dump_entry *newest = NULL;
     for (size_t i = 0; i < n; i++)
@@ -472,7 +493,10 @@ static int plan_dumps(const wk_expire_policy *policy, dump_list *l, wk_expire_pl
                 goto out;
             continue;
         }
-        if (started < newest->start_time &&
+        /* Dumps of several databases run one after another, and by hand besides the
+         * scheduled ones: a folder goes only once it started a day ago too, so that a dump
+         * still running while another one's expire runs is never taken for garbage. */
+        if (started < newest->start_time && started < policy->now - SECONDS_PER_DAY &&
             add_action(plan, WK_EXPIRE_DUMP_INTERRUPTED, d->label, err) == NULL)
             goto out;
     }

@@ -23,7 +23,7 @@
 typedef struct wk_expire_policy {
     int retention_full;       /* keep the N newest complete backups */
     int retention_days;       /* keep what restores to any point of the last D days */
-    int retention_dumps;      /* keep the N newest complete dumps */
+    int retention_dumps;      /* keep the N newest complete dumps of each database */
     int retention_dumps_days; /* keep the dumps that ended in the last D days */
     time_t now;
 } wk_expire_policy;
@@ -83,9 +83,11 @@ typedef struct wk_expire_plan {
  * label tells no time (a note says so). WAL: every segment, .partial and .backup object
  * of every timeline whose segment number is below the segment of the lowest start LSN
  * among the kept backups; never a history file. Dumps (dumps/<label>/dump.json with
- * "label", "start_time", "end_time"): retention_dumps keeps the N newest by end time,
- * retention_dumps_days those that ended in the last D days, either keeps; neither: all
- * stay; the newest complete dump always stays; folders without record as for backups.
+ * "label", "start_time", "end_time", "database", "dump_format"): per group (the globals
+ * dumps, and the dumps of each database, whatever their format), retention_dumps keeps
+ * the N newest by end time, retention_dumps_days those that ended in the last D days,
+ * either keeps; neither: all stay; the newest complete dump of each group always stays;
+ * folders without record as for backups, and only once they started over a day ago. 
  * The plan is checked before it is returned (WK_ERR_INTERNAL if it would remove
  * anything a kept backup needs). A record that cannot be read is WK_ERR_CORRUPT and
  * nothing is planned. On success *plan owns its memory (wk_expire_plan_free). */

@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -155,4 +157,107 @@ out:
     if (created)
         unlink(tmp);
     return rc;
+}
+
+const char *wk_file_user_name(uid_t uid, char *buf, size_t size)
+{
+    struct passwd pw, *found = NULL;
+    char scratch[1024];
+    if (getpwuid_r(uid, &pw, scratch, sizeof(scratch), &found) == 0 && found != NULL)
+        snprintf(buf, size, "%s", found->pw_name);
+    else
+        snprintf(buf, size, "uid %u", (unsigned)uid);
+    return buf;
+}
+
+/* The first folder on the way to path that we may not enter (search permission), into
+ * folder; false when every one may be entered. */
+static bool blocking_folder(const char *path, char *folder, size_t size)
+{
+    size_t len = strlen(path);
+    if (len >= size)
+        return false;
+    for (size_t i = 1; i < len; i++) {
+        if (path[i] != '/')
+            continue;
+        memcpy(folder, path, i);
+        folder[i] = '\0';
+        if (access(folder, X_OK) != 0 && errno == EACCES)
+            return true;
+    }
+    if (path[0] != '/') { /* a relative path starts in the current folder */
+        snprintf(folder, size, ".");
+        return access(".", X_OK) != 0 && errno == EACCES;
+    }
+    return false;
+}
+
+static void group_name(gid_t gid, char *buf, size_t size)
+{
+    struct group gr, *found = NULL;
+    char scratch[1024];
+    if (getgrgid_r(gid, &gr, scratch, sizeof(scratch), &found) == 0 && found != NULL)
+        snprintf(buf, size, "%s", found->gr_name);
+    else
+        snprintf(buf, size, "gid %u", (unsigned)gid);
+}
+
+void wk_file_explain_denied(wk_error *err, const char *path, bool owner_only)
+{
+    char me[64], owner[64], group[64], folder[PATH_MAX];
+    struct stat st;
+    if (err == NULL || err->sys_errno != EACCES)
+        return;
+    uid_t uid = geteuid();
+    wk_file_user_name(uid, me, sizeof(me));
+    if (uid == 0) {
+        wk_error_detail_append(err, "This program runs as root, and was refused all the same.");
+        wk_error_hint(err, "Look for a network file system that maps root to nobody "
+                           "(root_squash) or a security module (SELinux, AppArmor) denying it.");
+        return;
+    }
+    const char *what = "file", *name = path;
+    if (blocking_folder(path, folder, sizeof(folder))) {
+        what = "folder";
+        name = folder;
+    }
+    if (stat(name, &st) != 0) {
+        wk_error_detail_append(err, "This program runs as user \"%s\".", me);
+        return;
+    }
+    wk_file_user_name(st.st_uid, owner, sizeof(owner));
+    group_name(st.st_gid, group, sizeof(group));
+    wk_error_detail_append(err,
+                           "This program runs as user \"%s\"; the %s \"%s\" is owned by user "
+                           "\"%s\" and group \"%s\", mode %04o.",
+                           me, what, name, owner, group, (unsigned)(st.st_mode & 07777));
+    bool folder_in_way = name != path, by_root = st.st_uid == 0;
+    const char *bits = folder_in_way ? "rx" : "r";
+    mode_t group_bits = folder_in_way ? (S_IRGRP | S_IXGRP) : S_IRGRP;
+    char my_group[64];
+    group_name(getegid(), my_group, sizeof(my_group));
+    if (st.st_uid == uid)
+        wk_error_hint(err, "Give the owner access: chmod u+%s \"%s\".", bits, name);
+    else if (owner_only && !folder_in_way && by_root) /* read by its owner only */
+        wk_error_hint(err, "A key file is read by its owner only: chown %s \"%s\".", me, name);
+    else if (owner_only && !folder_in_way)
+        wk_error_hint(err,
+                      "A key file is read by its owner only: run the program as \"%s\" "
+                      "(e.g. runuser -u %s -- ...).",
+                      owner, owner);
+    else if ((st.st_mode & group_bits) == group_bits && by_root)
+        wk_error_hint(err, "Add \"%s\" to group \"%s\".", me, group);
+    else if ((st.st_mode & group_bits) == group_bits)
+        wk_error_hint(err,
+                      "Run the program as \"%s\" (e.g. runuser -u %s -- ...), or add \"%s\" "
+                      "to group \"%s\".",
+                      owner, owner, me, group);
+    else if (by_root)
+        wk_error_hint(err, "Let \"%s\" in through the group: chgrp %s \"%s\" && chmod g+%s \"%s\".",
+                      me, my_group, name, bits, name);
+    else
+        wk_error_hint(err,
+                      "Run the program as \"%s\" (e.g. runuser -u %s -- ...), or let \"%s\" "
+                      "in through the group: chgrp %s \"%s\" && chmod g+%s \"%s\".",
+                      owner, owner, me, my_group, name, bits, name);
 }

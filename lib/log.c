@@ -215,3 +215,20 @@ void wk_log_error(const wk_error *err)
     size_t len = wk_log_format_error(out, sizeof(out), err);
     write_stderr(out, len);
 }
+
+const char *wk_log_format_size(char *buf, size_t size, uint64_t bytes)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    double value = (double)bytes;
+    size_t unit = 0;
+    /* Up a unit before the one decimal would round to "1024.0". */
+    while (value >= (unit == 0 ? 1024.0 : 1023.95) && unit + 1 < sizeof(units) / sizeof(units[0])) {
+        value /= 1024.0;
+        unit++;
+    }
+    if (unit == 0)
+        snprintf(buf, size, "%llu B", (unsigned long long)bytes);
+    else
+        snprintf(buf, size, "%.1f %s", value, units[unit]);
+    return buf;
+}

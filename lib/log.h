@@ -4,6 +4,7 @@
 #define WK_LOG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "error.h"
 
@@ -39,6 +40,10 @@ void wk_notice_to_log(wk_log_level level, const char *message);
 /* Reports err as "progname: error: message" plus "progname: detail: ..." and
  * "progname: hint: ..." lines when present, all in one write. Always printed. */
 void wk_log_error(const wk_error *err);
+
+/* A size for people: "512 B", "3.4 KiB", "86.3 MiB", "1.2 GiB", "2.0 TiB" (steps of 1024,
+ * one decimal, the unit always written). Returns buf. */
+const char *wk_log_format_size(char *buf, size_t size, uint64_t bytes);
 
 /* Formats into buf exactly what wk_log_error would write (for tests); returns the
  * length written (truncated to size-1). */

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "log.h"
+
 const char *wk_pg_first_line(const char *message, char *buf, size_t size)
 {
     snprintf(buf, size, "%s", message != NULL ? message : "");
@@ -15,6 +17,15 @@ int wk_pg_error(wk_error *err, wk_errcode code, const char *what, const char *me
 {
     char line[400];
     return wk_error_set(err, code, "%s: %s", what, wk_pg_first_line(message, line, sizeof(line)));
+}
+
+/* The server's notices ("database ... does not exist, skipping") are walkeep's debug
+ * notices, not lines of their own on stderr. */
+static void forward_notice(void *arg, const char *message)
+{
+    char line[512];
+    (void)arg;
+    wk_notice(WK_LOG_DEBUG, "server: %s", wk_pg_first_line(message, line, sizeof(line)));
 }
 
 PGconn *wk_pg_connect(const wk_pg_target *t, wk_error *err)
@@ -60,6 +71,7 @@ PGconn *wk_pg_connect(const wk_pg_target *t, wk_error *err)
         PQfinish(conn);
         return NULL;
     }
+    PQsetNoticeProcessor(conn, forward_notice, NULL);
     return conn;
 }
 

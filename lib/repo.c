@@ -119,7 +119,7 @@ int wk_repo_open(const wk_config *cfg, bool create, wk_repo **out, wk_error *err
         !wk_codec_level_valid(cfg->compress, cfg->compress_level)) {
         wk_error_set(err, WK_ERR_CONFIG, "invalid value for parameter \"compress_level\": %d",
                      cfg->compress_level);
-        wk_error_hint(err, "lz4 takes 0 to 12, zstd 1 to 19, none only 0");
+        wk_error_hint(err, "%s", wk_codec_levels_text());
         goto fail;
     }
     if (cfg->encrypt_key_file != NULL && wk_key_load(cfg->encrypt_key_file, &repo->key, err) != 0)

@@ -61,6 +61,7 @@ static void findings_free(wk_verify_finding *list, size_t count)
     for (size_t i = 0; i < count; i++) {
         free(list[i].object);
         free(list[i].message);
+        free(list[i].hint);
     }
     free(list);
 }
@@ -105,26 +106,27 @@ typedef struct verify_ctx {
     bool nomem;
     history_file *histories;
     size_t history_count;
-    wk_progress progress; /* stored bytes read so far; the total is not known */
+    wk_progress progress; /* stored bytes read so far, of the total listed before the walk */
 } verify_ctx;
 
+/* A finding with what to do about it (hint may be NULL). */
+static void add_finding_hint(verify_ctx *v, wk_verify_kind kind, const char *object,
+                             const char *hint, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 static void add_finding(verify_ctx *v, wk_verify_kind kind, const char *object, const char *fmt,
                         ...) __attribute__((format(printf, 4, 5)));
 
-static void add_finding(verify_ctx *v, wk_verify_kind kind, const char *object, const char *fmt,
-                        ...)
+static void add_finding_va(verify_ctx *v, wk_verify_kind kind, const char *object, const char *hint,
+                           const char *fmt, va_list ap)
 {
     char message[1200];
-    va_list ap;
     bool warning = wk_verify_kind_is_warning(kind);
     wk_verify_finding **list = warning ? &v->report->warnings : &v->report->problems;
     size_t *count = warning ? &v->report->warning_count : &v->report->problem_count;
     size_t *cap = warning ? &v->warning_cap : &v->problem_cap;
     if (v->nomem)
         return;
-    va_start(ap, fmt);
     vsnprintf(message, sizeof(message), fmt, ap);
-    va_end(ap);
     if (*count == *cap) {
         size_t grown_cap = *cap == 0 ? 16 : *cap * 2;
         wk_verify_finding *grown = realloc(*list, grown_cap * sizeof(**list));
@@ -139,13 +141,33 @@ static void add_finding(verify_ctx *v, wk_verify_kind kind, const char *object, 
     f->kind = kind;
     f->object = strdup(object);
     f->message = strdup(message);
-    if (f->object == NULL || f->message == NULL) {
+    f->hint = hint != NULL ? strdup(hint) : NULL;
+    if (f->object == NULL || f->message == NULL || (hint != NULL && f->hint == NULL)) {
         free(f->object);
         free(f->message);
+        free(f->hint);
         v->nomem = true;
         return;
     }
     (*count)++;
+}
+
+static void add_finding(verify_ctx *v, wk_verify_kind kind, const char *object, const char *fmt,
+                        ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    add_finding_va(v, kind, object, NULL, fmt, ap);
+    va_end(ap);
+}
+
+static void add_finding_hint(verify_ctx *v, wk_verify_kind kind, const char *object,
+                             const char *hint, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    add_finding_va(v, kind, object, hint, fmt, ap);
+    va_end(ap);
 }
 
 /* A failed read of an object as a finding: its kind follows the error's code. */
@@ -761,11 +783,20 @@ static void check_histories(verify_ctx *v)
         const seg_timeline *t = &v->timelines[i];
         if (t->tli <= 1 || t->count == 0 || find_history(v, t->tli) != NULL)
             continue;
+        /* A repository created after a failover or a point-in-time restore never got the
+         * history PostgreSQL archived then; the server still has it in pg_wal. */
+        char hint[400];
         history_name(name, sizeof(name), t->tli);
-        add_finding(v, WK_VERIFY_HISTORY, name,
-                    "timeline %" PRIu32 " has %zu WAL segments, but its history file is not "
-                    "archived",
-                    t->tli, t->count);
+        snprintf(hint, sizeof(hint),
+                 "archive it from the pg_wal of a server on timeline %" PRIu32
+                 " or later (PostgreSQL keeps history files there): walkeep-archive --config "
+                 "FILE $PGDATA/pg_wal/%s; \"walkeep init\" or a base backup on that server "
+                 "stores it too",
+                 t->tli, name);
+        add_finding_hint(v, WK_VERIFY_HISTORY, name, hint,
+                         "timeline %" PRIu32 " has %zu WAL segments, but its history file is not "
+                         "archived: a restore cannot follow timeline %" PRIu32,
+                         t->tli, t->count, t->tli);
     }
     for (size_t i = 0; i < v->history_count; i++) {
         const history_file *h = &v->histories[i];
@@ -1069,6 +1100,65 @@ static int check_temporaries(verify_ctx *v, wk_error *err)
     return rc;
 }
 
+/* ---- the total, for progress ------------------------------------------------------- */
+
+/* The stored bytes of the objects of one folder that the walk reads through its
+ * progress stage: not the claims (never read), nor a record and its MAC (read apart). */
+typedef struct size_sum {
+    uint64_t bytes;
+    const char *record;  /* the record's name in this folder, or NULL */
+    entry_list *folders; /* when not NULL, the sub folders are collected here */
+} size_sum;
+
+static int sum_entry(const char *name, bool is_dir, uint64_t size, void *arg)
+{
+    size_sum *s = arg;
+    size_t len = strlen(name);
+    if (is_dir)
+        return s->folders != NULL ? collect_entry(name, true, 0, s->folders) : 0;
+    if (len > 6 && strcmp(name + len - 6, "-claim") == 0)
+        return 0;
+    if (s->record != NULL && strncmp(name, s->record, strlen(s->record)) == 0)
+        return 0;
+    s->bytes += size;
+    return 0;
+}
+
+/* Sums folder dir (and, with folders, collects its sub folders); 0 or -1. */
+static int sum_folder(verify_ctx *v, const char *dir, const char *record, entry_list *folders,
+                      uint64_t *total)
+{
+    wk_error ignored = {0};
+    size_sum s = {.record = record, .folders = folders};
+    if (wk_storage_list(v->repo->storage, dir, "", sum_entry, &s, &ignored) != 0 ||
+        (folders != NULL && folders->nomem))
+        return -1;
+    *total += s.bytes;
+    return 0;
+}
+
+/* What the walk will read, from one listing of wal/, backups/ and dumps/: 0 when any
+ * listing fails (the walk reports it). */
+static uint64_t expected_total(verify_ctx *v)
+{
+    static const struct {
+        const char *top, *record;
+    } tops[] = {{"wal", NULL}, {"backups", WK_BACKUP_RECORD}, {"dumps", WK_DUMP_RECORD}};
+    uint64_t total = 0;
+    int rc = 0;
+    for (size_t t = 0; t < sizeof(tops) / sizeof(tops[0]) && rc == 0; t++) {
+        entry_list folders = {0};
+        rc = sum_folder(v, tops[t].top, NULL, &folders, &total);
+        for (size_t i = 0; i < folders.count && rc == 0; i++) {
+            char dir[WK_OBJECT_PATH_MAX];
+            snprintf(dir, sizeof(dir), "%s/%s", tops[t].top, folders.items[i].name);
+            rc = sum_folder(v, dir, tops[t].record, NULL, &total);
+        }
+        entry_list_free(&folders);
+    }
+    return rc == 0 ? total : 0;
+}
+
 /* ---- the whole -------------------------------------------------------------------- */
 
 int wk_verify_run(wk_repo *repo, wk_verify_report *report, wk_error *err)
@@ -1085,6 +1175,8 @@ int wk_verify_run_progress(wk_repo *repo,
     memset(report, 0, sizeof(*report));
     if (wk_repo_open_meta(repo, NULL, &v.meta, NULL, err) != 0)
         return -1;
+    if (progress != NULL)
+        v.progress.total = expected_total(&v);
     if (verify_wal(&v, err) != 0 || v.nomem)
         goto out;
     index_sort(&v);
@@ -1097,6 +1189,8 @@ int wk_verify_run_progress(wk_repo *repo,
         goto out;
     if (check_temporaries(&v, err) != 0)
         goto out;
+    if (progress != NULL && v.progress.done > 0 && v.progress.done != v.progress.total)
+        progress(v.progress.done, v.progress.done, arg); /* what was read is the total */
     rc = 0;
 out:
     if (v.nomem) {

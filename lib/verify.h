@@ -46,6 +46,7 @@ typedef struct wk_verify_finding {
     wk_verify_kind kind;
     char *object;  /* repository path, WAL file name or backup label */
     char *message; /* PostgreSQL style: lower case, no full stop */
+    char *hint;    /* what to do about it, in the same style; NULL when nothing to add */
 } wk_verify_finding;
 
 /* The holes in one timeline's WAL, between its first and last archived segment. */
@@ -88,8 +89,11 @@ typedef struct wk_verify_report {
 int wk_verify_run(wk_repo *repo, wk_verify_report *report, wk_error *err);
 
 /* wk_verify_run with progress: progress (may be NULL) is called as objects are read,
- * with the stored bytes read so far and a total of 0 (unknown: the walk lists the
- * repository as it goes), and arg. */
+ * with the stored bytes read so far, the total it expects to read, and arg. The total
+ * comes from listing the repository once before the walk (the sizes of the objects it
+ * will read: not the claims, nor the records read apart); 0 when that listing failed
+ * (the walk then says why). A walk that completes reports once more with done as the
+ * total, since objects may come and go between the listing and the walk. */
 int wk_verify_run_progress(wk_repo *repo,
                            void (*progress)(uint64_t done, uint64_t total, void *arg), void *arg,
                            wk_verify_report *report, wk_error *err);

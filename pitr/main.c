@@ -31,7 +31,8 @@ static const char usage[] =
     "                          be archived will reach it)\n"
     "  --backup=LABEL          restore this backup instead of choosing one\n"
     "  --tablespace-map=OLD=NEW  lay the tablespace kept in OLD down in NEW (repeatable)\n"
-    "  --start                 start the server (pg_ctl) and wait until recovery ends\n"
+    "  --start                 start the server with pg_ctl and wait until recovery ends;\n"
+    "                          the server logs to DIR/walkeep-restore.log\n"
     "  --config FILE, --KEY=VALUE, --help, --version\n\n"
     "Nothing is written unless the archive proves the target: a time before a commit\n"
     "archived after the backup, an xid that committed, an existing restore point, and\n"
@@ -230,7 +231,7 @@ int main(int argc, char **argv)
                to == st->location ? " (its location on the backed-up server)" : "");
     }
     int rc = wk_restore_lay_down(repo, &opt, &plan, &err);
-    wk_cli_progress_end();
+    wk_cli_progress_finish(rc == 0);
     if (rc != 0)
         goto report;
     wk_log(WK_LOG_INFO, "restored into \"%s\" with recovery.signal; %s", opt.pgdata,

@@ -10,10 +10,12 @@ packages=(build-essential cmake pkg-config libpq-dev liblz4-dev libzstd-dev
           libsodium-dev libxxhash-dev check libcurl4-openssl-dev
           postgresql-15 postgresql-client-15 lz4 zstd util-linux
           procps strace diffutils iproute2 python3 man-db groff-base systemd
-          radosgw ceph-mon ceph-osd openssl curl clang-format clang libclang-rt-14-dev)
+          radosgw ceph-mon ceph-osd openssl curl clang-format clang libclang-rt-14-dev
+          dpkg-dev file)
 # (radosgw, ceph-mon, ceph-osd: the throw-away S3 server of the tests, tests/s3/;
 # clang-format: the C style, .clang-format, checked by ctest lint_format; clang and
-# libclang-rt-14-dev: the libFuzzer harnesses of fuzz/, scripts/fuzz.sh.)
+# libclang-rt-14-dev: the libFuzzer harnesses of fuzz/, scripts/fuzz.sh; dpkg-dev
+# (dpkg-shlibdeps) and file: the Debian package's Depends, scripts/package.sh.)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -85,7 +85,7 @@ wk_assert_eq complete "$(backup_status good)" "and it is complete"
 wk_assert_contains "$WK_ERR" "debug: reading \"$pg\" ahead of the server" \
     "it reads the data directory ahead of the server"
 read_ahead=$(sed -n 's/.*debug: read \([0-9]*\) bytes of the data directory ahead.*/\1/p' "$WK_ERR")
-backup_bytes=$(sed -n 's/.*backup "good" complete: .*, \([0-9]*\) bytes stored as.*/\1/p' "$WK_ERR")
+backup_bytes=$(info_json | python3 -c 'import json,sys; print([b["bytes"] for b in json.load(sys.stdin)["backups"] if b["label"] == "good"][0])')
 if [[ -n $read_ahead && -n $backup_bytes ]] && ((read_ahead >= 3000000 && read_ahead <= backup_bytes)); then
     wk_pass "it read $read_ahead bytes ahead, of the $backup_bytes the backup holds"
 else

@@ -23,6 +23,8 @@ prom_parse() {
     python3 - "$1" <<'EOF'
 import re, sys
 name_re = re.compile(r'^walkeep_[a-z_]+$')
+label = r'[a-z_]+="(?:[^"\\\n]|\\.)*"'
+sample_re = re.compile(r'^walkeep_[a-z_]+(?:\{' + label + r'(?:,' + label + r')*\})? -?[0-9]+(?:\.[0-9]+)?$')
 described, typed, samples = set(), set(), []
 for n, line in enumerate(open(sys.argv[1]), 1):
     line = line.rstrip('\n')
@@ -32,12 +34,14 @@ for n, line in enumerate(open(sys.argv[1]), 1):
     elif line.startswith('# TYPE ') and len(parts) == 4 and name_re.match(parts[2]) \
             and parts[3] in ('gauge', 'counter'):
         typed.add(parts[2])
-    elif len(parts) == 2 and name_re.match(parts[0]) and re.match(r'^-?[0-9]+(\.[0-9]+)?$', parts[1]):
-        if parts[0] not in described or parts[0] not in typed:
-            sys.exit('line %d: %s has no HELP or TYPE before it' % (n, parts[0]))
-        if parts[0] in [s[0] for s in samples]:
-            sys.exit('line %d: %s repeated' % (n, parts[0]))
-        samples.append(parts)
+    elif sample_re.match(line):
+        sample, value = line.rsplit(' ', 1)
+        name = sample.split('{')[0]
+        if name not in described or name not in typed:
+            sys.exit('line %d: %s has no HELP or TYPE before it' % (n, name))
+        if sample in [s[0] for s in samples]:
+            sys.exit('line %d: %s repeated' % (n, sample))
+        samples.append((sample, value))
     else:
         sys.exit('line %d does not parse: %r' % (n, line))
 for name, value in samples:
@@ -70,6 +74,10 @@ wk_assert_contains "$WK_OUT" "^CRITICAL: backup: no complete base backup" "it sa
 
 # --- healthy --------------------------------------------------------------------------
 wk_assert_status 0 "a backup succeeds" -- as_pg "$BASEBACKUP" --config "$conf" --label first
+# The backup's history file and last segment are archived after it returns: wait for them,
+# so that the backlog below is a fact of a healthy setup, not of the archiver's timing.
+wk_wait_for_sql "the archiver to catch up with the backup" 60 "$pg" \
+    "SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'" 0
 wk_assert_status 0 "healthy setup with a fresh backup: OK (exit 0)" -- check --prometheus "$prom"
 for c in repository postgresql backup archiver wal ready; do
     wk_assert_contains "$WK_OUT" "^OK: $c: " "the $c check is OK"
@@ -193,6 +201,30 @@ wk_wait_for_sql "archive_library to be cleared" 30 "$pg" "SHOW archive_library" 
 wk_psql "$pg" "SELECT pg_stat_reset_shared('archiver')" >/dev/null
 wk_psql "$pg" "INSERT INTO t SELECT generate_series(1, 1000)" >/dev/null
 wk_assert_status 0 "archive_library cleared again: OK" -- check --switch-wal --timeout=60s
+
+# --- a dump that shrank: WARNING -----------------------------------------------------------
+# (where pg_dump fits the server: Debian's 15 dumps only 15)
+if wk_pg_dump_fits; then
+    dump() { as_pg "$WALKEEP_BIN/walkeep-dump" --config "$conf" --pg-bindir "$(wk_pg_client_bindir)" "$@"; }
+    wk_psql "$pg" "CREATE DATABASE shop" >/dev/null
+    wk_psql "$pg" "CREATE TABLE orders AS SELECT g AS id, md5(g::text) AS note FROM generate_series(1, 50000) g" shop >/dev/null
+    wk_assert_status 0 "a dump of shop" -- dump create --dbname shop --label shop-1
+    wk_assert_status 0 "one dump of shop: OK" -- check
+    wk_assert_contains "$WK_OUT" "^OK: dump: " "the dump check is OK"
+    wk_psql "$pg" "TRUNCATE orders" shop >/dev/null
+    sleep 1 # the listing orders dumps by their start second
+    wk_assert_status 0 "a dump of shop with its main table emptied" -- dump create --dbname shop --label shop-2
+    wk_assert_status 1 "a dump that shrank: WARNING (exit 1)" -- check --prometheus "$prom"
+    wk_assert_contains "$WK_OUT" '^WARNING: dump: .*; the newest custom dump of "shop" is only [0-9]+% of the one before \([0-9.]+ [KM]iB, before [0-9.]+ MiB\)$' \
+        "it names the database and says by how much"
+    ratio=$(prom_value 'walkeep_dump_newest_size_ratio{database="shop",format="custom"}')
+    if [[ -n $ratio ]] && python3 -c "import sys; sys.exit(0 if float('$ratio') < 0.5 else 1)"; then
+        wk_pass "the Prometheus file has the ratio ($ratio)"
+    else
+        wk_fail "the Prometheus file has the ratio" "got: '$ratio'" "$(cat "$prom")"
+    fi
+    wk_assert_status 0 "check_shrink_percent = 0 turns the warning off" -- check --check-shrink-percent=0
+fi
 
 # --- a repository of another cluster: CRITICAL ----------------------------------------------
 other=$(wk_cluster_init other)

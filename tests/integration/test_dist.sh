@@ -3,10 +3,11 @@
 # Needs no PostgreSQL cluster, only systemd's tools (installed with apt-get when
 # missing and we are root).
 #
-#   1. `cmake --install $WALKEEP_BIN --prefix P` installs the three services and
-#      three timers into P/lib/systemd/system and the cron file into
-#      P/share/walkeep/cron.d/walkeep, every @VARIABLE@ filled in, the programs
-#      named as P/bin/... (the prefix given at install time, not at configure time);
+#   1. `cmake --install $WALKEEP_BIN --prefix P` installs the four services and
+#      four timers (backup, dump, check, drill) into P/lib/systemd/system and the
+#      cron file into P/share/walkeep/cron.d/walkeep, every @VARIABLE@ filled in,
+#      the programs named as P/bin/... (the prefix given at install time, not at
+#      configure time);
 #   2. `systemd-analyze verify` accepts every unit with nothing printed about them
 #      (it also checks that each ExecStart program exists and is executable);
 #   3. the services are Type=oneshot, run as postgres, log to the journal, read
@@ -25,8 +26,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 WALKEEP_SRC=${WALKEEP_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 CONFIG=/etc/walkeep/walkeep.conf
-SERVICES=(walkeep-backup.service walkeep-check.service walkeep-drill.service)
-TIMERS=(walkeep-backup.timer walkeep-check.timer walkeep-drill.timer)
+SERVICES=(walkeep-backup.service walkeep-dump.service walkeep-check.service walkeep-drill.service)
+TIMERS=(walkeep-backup.timer walkeep-dump.timer walkeep-check.timer walkeep-drill.timer)
 
 # --- systemd's tools ---------------------------------------------------------
 if ! command -v systemd-analyze >/dev/null 2>&1; then
@@ -115,6 +116,9 @@ done
 u=$unitdir/walkeep-backup.service
 wk_assert_contains "$u" "^ExecStart=$prefix/bin/walkeep-basebackup " "backup: ExecStart takes the base backup"
 wk_assert_contains "$u" "^ExecStartPost=$prefix/bin/walkeep expire " "backup: ExecStartPost expires (only after a good backup)"
+u=$unitdir/walkeep-dump.service
+wk_assert_contains "$u" "^ExecStart=$prefix/bin/walkeep-dump create --all " "dump: ExecStart dumps the globals and every database"
+wk_assert_contains "$u" "^ExecStartPost=$prefix/bin/walkeep expire " "dump: ExecStartPost expires (only after good dumps)"
 u=$unitdir/walkeep-check.service
 wk_assert_contains "$u" "^ExecStart=$prefix/bin/walkeep check .*--prometheus /[^ ]+\\.prom\$" \
     "check: writes a Prometheus textfile"
@@ -143,6 +147,8 @@ next_runs() { # EXPR -> 'Ddd HH:MM' of the next 3 runs
 }
 wk_assert_eq "01:30" "$(next_runs "$(unit_value "$unitdir/walkeep-backup.timer" OnCalendar)")" \
     "backup timer: daily at 01:30"
+wk_assert_eq "02:30" "$(next_runs "$(unit_value "$unitdir/walkeep-dump.timer" OnCalendar)")" \
+    "dump timer: daily at 02:30"
 cal=$(unit_value "$unitdir/walkeep-drill.timer" OnCalendar)
 drill_days=$(systemd-analyze calendar --iterations=6 "$cal" |
     sed -nE 's/^ *(Next elapse|Iter\. #[0-9]+): ([A-Z][a-z]{2}) [0-9]{4}-([0-9]{2})-([0-9]{2}) 04:00:00.*/\2 \3 \4/p')
@@ -197,7 +203,7 @@ while IFS= read -r line; do
     wk_assert_eq 1 "$(grep -o -- "--config $CONFIG" <<<"$shcmd" | wc -l | awk '{print ($1 >= 1)}')" \
         "cron job $jobs: reads $CONFIG"
 done <"$cronfile"
-wk_assert_eq 3 "$jobs" "cron: three jobs (backup+expire, check, drill)"
+wk_assert_eq 4 "$jobs" "cron: four jobs (backup+expire, dump+expire, check, drill)"
 # The same commands as the units, and the same times.
 while IFS= read -r exec; do
     if grep -qF -- "$exec" "$WK_TMP/cron.cmds"; then
@@ -208,6 +214,8 @@ while IFS= read -r exec; do
 done < <(for f in "${SERVICES[@]}"; do unit_value "$unitdir/$f" 'ExecStart\(Post\)\?'; done)
 wk_assert_contains "$cronfile" '^30 1 \* \* \* +postgres [^ ]*/walkeep-basebackup .*&& [^ ]*/walkeep expire ' \
     "cron: backup at 01:30, then expire only if it worked"
+wk_assert_contains "$cronfile" '^30 2 \* \* \* +postgres [^ ]*/walkeep-dump create --all .*&& [^ ]*/walkeep expire ' \
+    "cron: dumps at 02:30, then expire only if they worked"
 wk_assert_contains "$cronfile" '^\*/5 \* \* \* \* +postgres .*walkeep check .*--prometheus ' "cron: check every 5 minutes"
 wk_assert_contains "$cronfile" '^0 4 1-7 \* \* +postgres .*date \+\\%u.* -eq 1 .*&& [^ ]*/walkeep drill ' \
     "cron: drill on the first Monday at 04:00"

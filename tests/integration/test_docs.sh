@@ -5,7 +5,10 @@
 #   single warning (groff -ww, and man -l --warnings=all), and the build made it;
 # - every page of a program mentions every --option its --help prints;
 # - the keys of docs/configuration.md's key table are exactly the keys of the
-#   table in lib/config.c (and walkeep.conf(5) names each of them).
+#   table in lib/config.c (and walkeep.conf(5) names each of them);
+# - every file the pages of docs/ and docs/man/ name exists in the tree: relative
+#   links (and their #anchors), paths such as docs/x.md, dist/..., scripts/...,
+#   lib/x.c, bare page names (format.md) and man pages walkeep-x(N).
 #
 # WALKEEP_BIN=build WALKEEP_SRC=source bash tests/integration/test_docs.sh
 # shellcheck source=lib.sh
@@ -116,6 +119,96 @@ while IFS= read -r key; do
     grep -qxF -- "$key" <<<"$conf_text" || missing+=("$key")
 done <<<"$code_keys"
 wk_assert_eq "" "${missing[*]}" "walkeep.conf(5) has an entry for every key of lib/config.c"
+
+# ---------------------------------------------------------------------------
+# every file the docs name exists
+#
+# A path counts as a reference to the tree when its first folder is one of the
+# tree's top-level folders (or one docs are prone to invent: examples/, contrib/...)
+# and nothing but a space, quote or bracket comes before it: /etc/..., <prefix>/...,
+# s3://bucket/... are not. Paths under an install prefix (lib/systemd/system) are
+# not the tree's. Up to a placeholder (<label>, ...) the path must exist; a * must
+# match a file.
+
+refs_out=$(python3 - "$src" <<'PY'
+import glob, os, re, sys
+src = sys.argv[1]
+docs = sorted(glob.glob(os.path.join(src, "docs", "*.md")) +
+              glob.glob(os.path.join(src, "docs", "man", "*.md")))
+roots = {e for e in os.listdir(src)
+         if os.path.isdir(os.path.join(src, e)) and not e.startswith((".", "build"))}
+roots |= {"examples", "contrib", "conf", "config", "etc", "packaging", "tools", "doc", "man"}
+installed = ("lib/systemd/system",)  # <prefix>/lib/systemd/system, by cmake --install
+fence = re.compile(r"^\s*(```|~~~)")
+
+def slugs(path):
+    """The anchors GitHub gives the headings of a page (code blocks skipped)."""
+    out, seen, in_code = set(), {}, False
+    for line in open(path, encoding="utf-8"):
+        if fence.match(line):
+            in_code = not in_code
+            continue
+        m = None if in_code else re.match(r"^#{1,6}\s+(.*?)\s*#*\s*$", line)
+        if m:
+            s = re.sub(r"[^\w\- ]", "", m.group(1).lower()).replace(" ", "-")
+            n = seen.get(s, 0)
+            seen[s] = n + 1
+            out.add(s if n == 0 else "%s-%d" % (s, n))
+    return out
+
+def exists(rel):
+    p = os.path.normpath(os.path.join(src, rel))
+    return bool(glob.glob(p)) if "*" in rel else os.path.exists(p)
+
+checked, bad = 0, []
+for doc in docs:
+    here = os.path.relpath(os.path.dirname(doc), src)
+    name = os.path.relpath(doc, src)
+    for no, line in enumerate(open(doc, encoding="utf-8"), 1):
+        where = "%s:%d" % (name, no)
+        # relative markdown links, from the page's folder
+        for target in re.findall(r"\]\(([^)\s]+)\)", line):
+            if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", target):
+                continue  # https:, mailto:
+            checked += 1
+            path, _, anchor = target.partition("#")
+            rel = os.path.normpath(os.path.join(here, path)) if path else name
+            if not os.path.exists(os.path.join(src, rel)):
+                bad.append("%s: link %s" % (where, target))
+            elif anchor and rel.endswith(".md") and anchor not in slugs(os.path.join(src, rel)):
+                bad.append("%s: link %s (no such heading)" % (where, target))
+        text = re.sub(r"\]\([^)\s]+\)", "]", line)
+        # paths from the top of the tree
+        for m in re.finditer(r"(?<![\w./~$<>@*-])([A-Za-z_][\w-]*)/([\w.*/<>-]*)", text):
+            if m.group(1) not in roots:
+                continue
+            rel = (m.group(1) + "/" + m.group(2)).rstrip(".")
+            rel = re.split(r"/[^/]*(?:<|\.\.\.)", rel)[0]
+            if rel.startswith(installed):
+                continue
+            checked += 1
+            if not exists(rel):
+                bad.append("%s: %s" % (where, rel))
+        # a bare page name (format.md): beside the page, in docs/ or at the top
+        for m in re.finditer(r"(?<![\w./~$<>@*-])([\w-][\w.-]*\.md)\b(?![/\w])", text):
+            checked += 1
+            if not any(os.path.exists(os.path.join(src, d, m.group(1)))
+                       for d in (here, "docs", ".")):
+                bad.append("%s: %s" % (where, m.group(1)))
+        # man pages of ours: walkeep-x(1), walkeep.conf(5), pitr-restore(1)
+        for m in re.finditer(r"(?<![\w.-])((?:walkeep|pitr)[\w.-]*)\(([1-8])\)", text):
+            checked += 1
+            if not os.path.exists(os.path.join(src, "docs", "man", "%s.%s.md" % m.groups())):
+                bad.append("%s: %s(%s)" % (where, m.group(1), m.group(2)))
+print(checked)
+print("\n".join(bad))
+PY
+)
+refs_checked=$(head -n 1 <<<"$refs_out")
+refs_bad=$(tail -n +2 <<<"$refs_out" | sed '/^$/d')
+wk_assert_ge 100 "${refs_checked:-0}" "references to files found in docs/ and docs/man/"
+refs_list=$(sed '/^$/d; s/.*/ [&]/' <<<"$refs_bad" | tr -d '\n')
+wk_assert_eq "" "$refs_bad" "every file docs/ and docs/man/ name exists (missing:${refs_list:- none})"
 
 # ---------------------------------------------------------------------------
 # every message the programs print is in docs/troubleshooting.md

@@ -3,7 +3,8 @@
 #
 # One primary archives through walkeep-archive; walkeep-basebackup takes one backup. Then:
 #   1. a drill on the good backup passes (exit 0), names the backup, and an --sql
-#      expectation that holds is reported ok; amcheck ran (or was skipped);
+#      expectation that holds (in the database --dbname names) is reported ok; amcheck
+#      ran (or was skipped);
 #   2. an --sql expectation that does not hold fails the drill (exit 1) and names the
 #      check; --json reports the same;
 #   3. a corrupt backup object (a flipped byte in the biggest object of the backup, on a
@@ -39,13 +40,15 @@ wk_repo_conf_write "$conf" "$repo" \
 wk_cluster_conf "$pg" "archive_mode = on" "wal_level = replica" \
     "archive_command = $(wk_conf_quote "$ARCHIVE --config $conf %p")"
 wk_cluster_start "$pg"
-wk_psql "$pg" "CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 1000) g" >/dev/null
-wk_psql "$pg" "CREATE INDEX t_v ON t (v); ALTER TABLE t ADD PRIMARY KEY (id)" >/dev/null
+# The checked table lives in its own database: --sql queries run where --dbname says.
+wk_psql "$pg" "CREATE DATABASE shop" >/dev/null
+wk_psql "$pg" "CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 1000) g" shop >/dev/null
+wk_psql "$pg" "CREATE INDEX t_v ON t (v); ALTER TABLE t ADD PRIMARY KEY (id)" shop >/dev/null
 
 wk_run_as_postgres timeout -k 10 240 "$BASEBACKUP" --config "$conf" --label good >/dev/null
 wk_pass "a base backup was taken"
 # Rows after the backup: the default target (the end of the archive) must replay them.
-wk_psql "$pg" "INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1001, 1200) g" >/dev/null
+wk_psql "$pg" "INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1001, 1200) g" shop >/dev/null
 seg=$(wk_psql "$pg" "select $(wk_sql_walfile "pg_switch_wal()")")
 wk_wait_for_sql "the archiving of $seg" 90 "$pg" \
     "select coalesce(last_archived_wal, '') >= '$seg' from pg_stat_archiver" t
@@ -106,7 +109,10 @@ printf 'SELECT 1 => 1\nSELECT 2\n' >"$malformed"
 chown postgres: "$sqlfile" "$badfile" "$malformed" 2>/dev/null || true
 
 # --- 1. a good backup passes -------------------------------------------------------------
-wk_assert_status 0 "the drill passes on a good backup" -- drill "$conf" --sql "$sqlfile"
+wk_assert_status 1 "--dbname without --sql is refused" -- drill "$conf" --dbname shop
+wk_assert_contains "$WK_ERR" "--dbname names the database of the --sql queries: give --sql too" \
+    "saying what it is for"
+wk_assert_status 0 "the drill passes on a good backup" -- drill "$conf" --sql "$sqlfile" --dbname shop
 cp "$WK_OUT" "$work/run1.out"
 wk_assert_contains "$work/run1.out" '^backup: +good$' "the report names the backup"
 wk_assert_contains "$work/run1.out" '^target: +end of archive$' "and the target"
@@ -125,7 +131,7 @@ after_run "good backup"
 
 # --- 2. an expectation that does not hold --------------------------------------------
 wk_assert_status 1 "the drill fails when an --sql expectation does not hold" -- \
-    drill "$conf" --sql "$badfile" --json --target-immediate
+    drill "$conf" --sql "$badfile" --dbname shop --json --target-immediate
 cp "$WK_OUT" "$work/run2.json"
 check_json() {
     python3 - "$work/run2.json" <<'PY'

@@ -135,6 +135,44 @@ restore_into src-custom r_custom_jobs --jobs 2
 wk_assert_eq 42 "$(wk_psql "$pg" "SELECT nextval('counter')" r_custom)" "sequences come back too"
 wk_assert_eq 100000 "$(wk_psql "$pg" "SELECT count(*) FROM big_even" r_dir)" "views come back too"
 
+# --- --create: into a new database in one step, every format ---------------------------
+for pair in src-plain:c_plain src-custom:c_custom src-dir:c_dir; do
+    label=${pair%%:*} db=${pair#*:}
+    wk_assert_status 0 "restore $label --dbname $db --create" -- \
+        dump restore "$label" --dbname "$db" --create
+    wk_assert_eq "$src_sig" "$(signature "$db")" "$db is created and matches the source"
+    wk_assert_status 1 "$label --create into the existing $db is refused" -- \
+        dump restore "$label" --dbname "$db" --create
+    wk_assert_contains "$WK_ERR" "error: could not restore dump \"$label\": database \"$db\" already exists\$" \
+        "it names the database"
+    wk_assert_contains "$WK_ERR" "hint: restore with --clean to replace it" \
+        "and says how to replace it"
+    wk_psql "$pg" "INSERT INTO small VALUES (99, 'extra')" "$db" >/dev/null
+    wk_assert_status 0 "$label --create --clean replaces $db" -- \
+        dump restore "$label" --dbname "$db" --create --clean
+    wk_assert_eq "$src_sig" "$(signature "$db")" "$db holds the dump again, without the extra row"
+done
+wk_assert_status 1 "a plain dump --create into its own, existing database is refused" -- \
+    dump restore src-plain --create
+wk_assert_contains "$WK_ERR" 'database "src" already exists' "naming the dump's database"
+wk_assert_eq "$src_sig" "$(signature src)" "and src is untouched"
+# pg_conninfo naming the very database to replace: created and dropped from a
+# maintenance database, as createdb does.
+wk_psql "$pg" "INSERT INTO small VALUES (98, 'extra')" src >/dev/null
+wk_assert_status 0 "--create --clean replaces the database pg_conninfo connects to" -- \
+    dump restore src-plain --create --clean "--pg-conninfo=host=$sock port=$port dbname=src"
+wk_assert_eq "$src_sig" "$(signature src)" "src holds the dump again"
+wk_assert_eq 0 "$(wk_psql "$pg" "SELECT count(*) FROM pg_database WHERE datname LIKE 'walkeep\_restore\_%'")" \
+    "no temporary database is left"
+wk_assert_status 1 "--clean alone with a plain dump is refused" -- \
+    dump restore src-plain --dbname c_plain --clean
+wk_assert_contains "$WK_ERR" "--clean with a plain dump needs --create" "saying what it needs"
+wk_assert_status 1 "--create with a globals dump is refused" -- dump restore globals --create
+wk_assert_contains "$WK_ERR" "--create does not apply to a globals dump" "saying why"
+wk_assert_status 0 "the help text says what --create does" -- dump --help
+wk_assert_contains "$WK_OUT" "--create +create the database first" "--create is explained"
+wk_assert_contains "$WK_OUT" "--clean +with --create: replace an existing database" "--clean is explained"
+
 # --- --table ---------------------------------------------------------------------------
 wk_psql "$pg" "DROP TABLE small" r_custom >/dev/null
 wk_assert_status 0 "--table restores one dropped table" -- \
@@ -177,6 +215,19 @@ wk_psql "$pg" "CREATE DATABASE r_damaged" >/dev/null
 wk_assert_status '!0' "restore of the damaged dump fails" -- dump restore damaged --dbname r_damaged
 wk_assert_eq 0 "$(wk_psql "$pg" "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'" r_damaged)" \
     "and leaves nothing restored (one transaction, never committed)"
+wk_assert_status '!0' "a --create restore of the damaged dump fails" -- \
+    dump restore damaged --dbname r_damaged_new --create
+wk_assert_eq 0 "$(wk_psql "$pg" "SELECT count(*) FROM pg_database WHERE datname = 'r_damaged_new'")" \
+    "and drops the database it created"
+# --create --clean of a damaged dump over a database with data: the old one stays.
+wk_psql "$pg" "CREATE DATABASE r_keep" >/dev/null
+wk_psql "$pg" "CREATE TABLE precious AS SELECT 1 AS x" r_keep >/dev/null
+wk_assert_status '!0' "a --create --clean restore of the damaged dump fails" -- \
+    dump restore damaged --dbname r_keep --create --clean
+wk_assert_eq 1 "$(wk_psql "$pg" "SELECT count(*) FROM precious" r_keep)" \
+    "and the database it would have replaced is untouched"
+wk_assert_eq 0 "$(wk_psql "$pg" "SELECT count(*) FROM pg_database WHERE datname LIKE 'walkeep\_restore\_%'")" \
+    "and its temporary database is gone"
 wk_assert_status 1 "verify of an unknown label fails" -- dump verify nosuch
 wk_assert_contains "$WK_ERR" 'dump "nosuch" does not exist' "and says so"
 
@@ -201,6 +252,45 @@ wk_assert_status 1 "a label in use is refused" -- dump create --dbname src --lab
 wk_assert_contains "$WK_ERR" 'already exists' "the refusal says why"
 wk_assert_status 1 "a bad label is refused" -- dump create --dbname src --label '../x'
 wk_assert_contains "$WK_ERR" 'invalid dump label' "naming the label"
+
+# --- create --all: the globals and every database, one dump each -------------------------
+for db in $(wk_psql "$pg" "SELECT datname FROM pg_database WHERE datname LIKE 'r\_%' OR datname LIKE 'c\_%'"); do
+    wk_psql "$pg" "DROP DATABASE $db" >/dev/null
+done
+databases=$(wk_psql "$pg" "SELECT string_agg(datname, ' ' ORDER BY datname) FROM pg_database WHERE datallowconn AND NOT datistemplate")
+wk_assert_eq "locked postgres src" "$databases" "three databases take connections"
+wk_assert_status 0 "create --all succeeds" -- dump create --all
+wk_assert_eq 4 "$(wc -l <"$WK_OUT")" "it prints four labels (globals and three databases)"
+wk_assert_contains "$WK_OUT" '^[0-9]{8}T[0-9]{6}Z-globals$' "the globals first"
+for db in $databases; do
+    wk_assert_contains "$WK_OUT" "^[0-9]{8}T[0-9]{6}Z-$db\$" "a dump of $db"
+done
+wk_assert_status 0 "list --json" -- dump list --json
+templates=$(python3 -c 'import json,sys; print(sum(1 for d in json.load(open(sys.argv[1]))["dumps"] if d["database"].startswith("template")))' "$WK_OUT")
+wk_assert_eq 0 "$templates" "no template database is dumped"
+sleep 1 # default labels name the second a dump started
+wk_assert_status 1 "create --all with a database that does not exist fails at the end" -- \
+    dump create --all "--dump-databases=nosuchdb, src"
+wk_assert_eq 2 "$(wc -l <"$WK_OUT")" "after dumping the others (globals and src)"
+wk_assert_contains "$WK_ERR" "^walkeep-dump: error: 1 of 3 dumps failed: nosuchdb\$" \
+    "the error counts and names the failed ones"
+# Two databases whose default labels are one ("x y" and "x_y", dumped in the same second
+# as a rule): the second gets a suffix; names given twice are dumped once.
+wk_psql "$pg" 'CREATE DATABASE "x y"' >/dev/null
+wk_psql "$pg" 'CREATE DATABASE x_y' >/dev/null
+sleep 1
+wk_assert_status 0 "create --all with databases whose labels collide" -- \
+    dump create --all "--dump-databases=x_y"
+wk_assert_status 0 "create --all of every database" -- dump create --all
+wk_assert_eq "$(sort -u <"$WK_OUT" | wc -l)" "$(wc -l <"$WK_OUT")" "every dump has its own label"
+wk_assert_status 0 "list --json" -- dump list --json
+xy=$(python3 -c 'import json,sys; print(sum(1 for d in json.load(open(sys.argv[1]))["dumps"] if d["database"] in ("x y", "x_y")))' "$WK_OUT")
+wk_assert_eq 3 "$xy" "\"x y\" and x_y are both dumped (x_y twice)"
+wk_assert_status 0 "a database named twice in dump_databases is dumped once" -- \
+    dump create --all "--dump-databases=x_y,x_y"
+wk_assert_eq 2 "$(wc -l <"$WK_OUT")" "globals and x_y"
+wk_assert_status 1 "--all and --dbname do not go together" -- dump create --all --dbname src
+wk_assert_contains "$WK_ERR" "--all takes no --dbname or --label" "saying so"
 
 # --- an encrypted repository -----------------------------------------------------------
 key=$work/repo.key

@@ -9,7 +9,9 @@
 #      the older kept backup is gone, the rest is there;
 #   3. a point-in-time restore inside the kept window works (restore, start, rows);
 #   4. one to a time before the end of the older kept backup is refused ("before");
-#   5. a second run has nothing to remove.
+#   5. a second run has nothing to remove;
+#   6. dumps (where pg_dump fits the server): retention_dumps = 1 keeps the newest dump of
+#      each database and of the globals.
 # With WK_REPO_KIND=s3 the repository is on S3 (lib.sh), and what expire removed is
 # checked by listing the bucket.
 #
@@ -225,6 +227,28 @@ before=$(listing)
 wk_assert_status 0 "5. a second expire exits 0" -- walkeep expire
 wk_assert_contains "$WK_OUT" "^nothing to remove" "5. it has nothing to remove"
 wk_assert_eq "$before" "$(listing)" "5. the repository is unchanged"
+
+# ---------------------------------------------------------------------------
+# 6. dumps: "keep one dump" keeps the newest of each database, and of the globals
+
+dump_bin=$(wk_bin walkeep-dump)
+dump() { wk_run_as_postgres timeout -k 5 120 "$dump_bin" --config "$conf" "$@"; }
+if wk_pg_dump_fits; then
+    wk_psql "$pg" "CREATE DATABASE shop" >/dev/null
+    wk_assert_status 0 "6. a first round of dumps (globals, postgres, shop)" -- \
+        dump create --all --pg-bindir "$(wk_pg_client_bindir)" "--dump-databases=postgres shop"
+    sleep 1 # default labels name the second a dump started
+    wk_assert_status 0 "6. a second round" -- \
+        dump create --all --pg-bindir "$(wk_pg_client_bindir)" "--dump-databases=postgres shop"
+    newest=$(sort <"$WK_OUT" | tr '\n' ' ')
+    wk_assert_status 0 "6. expire with retention_dumps = 1" -- walkeep expire --retention-dumps=1
+    wk_assert_eq 3 "$(grep -c '^removed dump ' "$WK_OUT")" "6. it removes three dumps, one of each kind"
+    wk_assert_status 0 "6. the dumps listed" -- dump list --json
+    kept=$(python3 -c 'import json,sys; print(" ".join(sorted(d["label"] for d in json.load(open(sys.argv[1]))["dumps"])) + " ")' "$WK_OUT")
+    wk_assert_eq "$newest" "$kept" "6. the newest dump of the globals, of postgres and of shop are kept"
+else
+    wk__log "6. skipped: pg_dump $(wk_pg_client_bindir) is older than PostgreSQL $WK_PG_MAJOR"
+fi
 
 wk_cluster_stop "$pg"
 wk_done

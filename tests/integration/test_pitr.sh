@@ -14,7 +14,9 @@
 #   5. --target-immediate: the state at the end of the backup
 #   6. a tablespace, relocated with --tablespace-map; the newest backup that
 #      ended before the target is chosen (and the older one for an older target)
-#   9. walkeep info --json: complete backups with their LSNs, WAL without gaps
+#   9. walkeep info --json: complete backups with their LSNs, WAL without gaps; each
+#      backup's story in text and JSON (type, duration, sizes with units, the WAL it
+#      needs from start to stop)
 #   7. timelines: a restore to the end of the archive becomes timeline 2 and
 #      archives into the same repository; the original (timeline 1) backup then
 #      recovers along timeline 2 to a time on it
@@ -64,6 +66,11 @@ basebackup() {
 # info_json CONF FILE: walkeep info --json into FILE; returns its status.
 info_json() {
     wk_run_as_postgres timeout -k 5 60 "$admin_bin" info --json --config "$1" >"$2" 2>"$2.err"
+}
+
+# info_text CONF FILE: walkeep info (text) into FILE; returns its status.
+info_text() {
+    wk_run_as_postgres timeout -k 5 60 "$admin_bin" info --config "$1" >"$2" 2>"$2.err"
 }
 
 # jq_py FILE EXPR: evaluates a Python expression over the JSON document j of
@@ -287,6 +294,37 @@ if [[ $b1_stop != "?" ]]; then
             "no object $repo/wal/*/$b1_stopseg-*"
     fi
 fi
+
+# The backup's story: its type, how long it took, its sizes, and the WAL it needs from
+# its start to its stop (the segments the server names for those points).
+what="9. walkeep info tells the backup's story"
+b1_startseg=$(wk_psql "$pg" "select file_name from pg_walfile_name_offset('$b1_start')")
+wk_assert_eq "full" "$(jq_py "$work/info1.json" "b('$b1')['type']")" "$what: --json type is full"
+wk_assert_eq "${b1_startseg:-?} ${b1_stopseg:-?}" \
+    "$(jq_py "$work/info1.json" "b('$b1')['wal_start_segment'] + ' ' + b('$b1')['wal_stop_segment']")" \
+    "$what: --json names the segments of its start and stop points"
+wk_assert_eq true \
+    "$(jq_py "$work/info1.json" "(lambda x, per: x['wal_segments'] == (int(x['wal_stop_segment'][8:16], 16) * per + int(x['wal_stop_segment'][16:], 16)) - (int(x['wal_start_segment'][8:16], 16) * per + int(x['wal_start_segment'][16:], 16)) + 1)(b('$b1'), 0x100000000 // j['wal_segment_size'])")" \
+    "$what: --json counts the segments from start to stop"
+wk_assert_eq true \
+    "$(jq_py "$work/info1.json" "(lambda x: __import__('datetime').datetime.strptime(x['stop_time'], '%Y-%m-%d %H:%M:%S+00') - __import__('datetime').datetime.strptime(x['start_time'], '%Y-%m-%d %H:%M:%S+00'))(b('$b1')).total_seconds() == b('$b1')['duration_seconds'] >= 0")" \
+    "$what: --json duration_seconds is its stop time minus its start time"
+wk_assert_eq true \
+    "$(jq_py "$work/info1.json" "b('$b1')['bytes'] > 0 and 0 < b('$b1')['stored_bytes'] and b('$b1')['stop_timeline'] == 1")" \
+    "$what: --json sizes in bytes and the stop timeline"
+info_text "$conf" "$work/info1.txt" || true
+# (times hold "+", an ERE operator)
+b1_start_time=$(jq_py "$work/info1.json" "b('$b1')['start_time']" | sed 's/[+.]/\\&/g')
+b1_stop_time=$(jq_py "$work/info1.json" "b('$b1')['stop_time']" | sed 's/[+.]/\\&/g')
+size_re='[0-9.]+ (B|KiB|MiB|GiB|TiB)'
+wk_assert_contains "$work/info1.txt" "^  $b1  full  complete  $size_re \\(stored $size_re\\) in [0-9]+ (s|min [0-9]+ s)\$" \
+    "$what: its line gives type, status, both sizes with their units and the duration"
+wk_assert_contains "$work/info1.txt" "^    WAL from $b1_start_time  LSN $b1_start  ${b1_startseg:-?}\$" \
+    "$what: the WAL it needs starts at its start (time, LSN, segment)"
+wk_assert_contains "$work/info1.txt" "^          to $b1_stop_time  LSN $b1_stop  ${b1_stopseg:-?}\$" \
+    "$what: and ends at its stop (time, LSN, segment)"
+wk_assert_contains "$work/info1.txt" "^repository .*, PostgreSQL [0-9]+, $size_re WAL segments, encrypted\$" \
+    "$what: the segment size with its unit"
 
 # ---------------------------------------------------------------------------
 # the accidents, each after a noted target

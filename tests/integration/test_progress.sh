@@ -3,7 +3,8 @@
 # walkeep-dump create / restore and walkeep verify draw a progress line on stderr when
 # it is a terminal (a pseudo-terminal from script(1)), a bar with a percentage when the
 # total is known; with stderr in a file they write no "\r" and no progress at all,
-# only their usual info lines.
+# only their usual info lines. On a narrow terminal (60 columns, then 24) the line fits
+# the width, is redrawn in place, and its last update is 100% of the final size.
 source "$(dirname "$0")/lib.sh"
 
 command -v script >/dev/null 2>&1 || wk_bail "script (util-linux) is needed"
@@ -129,11 +130,96 @@ if on_tty verify-tty "$WALKEEP" verify --config "$conf"; then
 else
     wk_fail "walkeep verify under a terminal succeeds" "$(tail -c 2000 "$work/verify-tty.tty")"
 fi
-check_tty verify-tty "walkeep verify" NOBAR
+check_tty verify-tty "walkeep verify" BAR
 wk_assert_contains "$work/verify-tty.tty" "verified [0-9]+ objects" "and its summary follows"
 wk_assert_status 0 "walkeep verify with stderr in a file succeeds" -- \
     as_pg "$WALKEEP" verify --config "$conf"
 check_file "walkeep verify" ""
 wk_assert_contains "$WK_OUT" "verified [0-9]+ objects .*: 0 problems" "verify's summary is on stdout"
+
+# --- a narrow terminal ----------------------------------------------------------------
+# On a 60-column terminal no rendered line is wider than 60 columns (the bar fits the
+# width the program reads from its terminal), the line is redrawn in place ("\r", no
+# newline between the updates) and the last update is the end: 100% of the final size.
+# (Info lines are left out with log_level=warning: they are text the terminal wraps.)
+
+# on_narrow_tty NAME COLUMNS CMD...: on_tty on a terminal COLUMNS wide.
+on_narrow_tty() {
+    local name=$1 columns=$2 cmd
+    shift 2
+    printf -v cmd '%q ' "$@"
+    as_pg script -qfec "stty cols $columns rows 24 && $cmd" /dev/null </dev/null >"$work/$name.tty" 2>&1
+}
+
+# check_narrow NAME WHAT COLUMNS: what the terminal showed, split at "\r" and "\n" with
+# the escape sequences removed, is never wider than COLUMNS; the progress updates (each
+# "\r", the line, "\033[K") follow one another on one line, and the last shows 100%.
+check_narrow() {
+    local f=$work/$1.tty what=$2 columns=$3 out
+    out=$(python3 - "$f" "$columns" <<'PY'
+import re, sys
+data = open(sys.argv[1], "rb").read().decode("utf-8", "replace")
+columns = int(sys.argv[2])
+plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", data)
+widest = max((len(line) for line in re.split(r"[\r\n]", plain)), default=0)
+updates = list(re.finditer(r"\r([^\r\n]*)\x1b\[K", data))
+first, last = (updates[0], updates[-1]) if updates else (None, None)
+between = data[first.start():last.end()] if updates else ""
+print("widest=%d" % widest)
+print("updates=%d" % len(updates))
+print("newlines_between=%d" % between.count("\n"))
+print("last=%s" % (last.group(1) if last else ""))
+PY
+    )
+    local widest updates newlines last
+    widest=$(sed -n 's/^widest=//p' <<<"$out")
+    updates=$(sed -n 's/^updates=//p' <<<"$out")
+    newlines=$(sed -n 's/^newlines_between=//p' <<<"$out")
+    last=$(sed -n 's/^last=//p' <<<"$out")
+    if ((${widest:-999} <= columns)); then
+        wk_pass "$what: no line wider than $columns columns (widest $widest)"
+    else
+        wk_fail "$what: no line wider than $columns columns" "widest: $widest; $(tr '\r' '\n' <"$f" | awk -v c="$columns" 'length > c' | head -n 3)"
+    fi
+    wk_assert_ge 2 "${updates:-0}" "$what: draws its progress more than once"
+    wk_assert_eq 0 "${newlines:-x}" "$what: redraws one line in place (\\r, no newline between updates)"
+    if [[ $last =~ \]\ +100%\ +([0-9.]+\ [KMGT]?i?B)\ /\ ([0-9.]+\ [KMGT]?i?B) && ${BASH_REMATCH[1]} == "${BASH_REMATCH[2]}" ]]; then
+        wk_pass "$what: its last update is 100% of the final size ($last)"
+    else
+        wk_fail "$what: its last update is 100% of the final size" "last update: \"$last\""
+    fi
+}
+
+if on_narrow_tty restore-narrow 60 "$RESTORE" --config "$conf" --log_level=warning --backup tty \
+    --pgdata "$work/restored-narrow"; then
+    wk_pass "a restore under a 60-column terminal succeeds"
+else
+    wk_fail "a restore under a 60-column terminal succeeds" "$(tail -c 2000 "$work/restore-narrow.tty")"
+fi
+check_narrow restore-narrow "pitr-restore (60 columns)" 60
+
+if on_narrow_tty verify-narrow 60 "$WALKEEP" verify --config "$conf" --log_level=warning; then
+    wk_pass "walkeep verify under a 60-column terminal succeeds"
+else
+    wk_fail "walkeep verify under a 60-column terminal succeeds" "$(tail -c 2000 "$work/verify-narrow.tty")"
+fi
+check_narrow verify-narrow "walkeep verify (60 columns)" 60
+wk_assert_contains "$work/verify-narrow.tty" "verified [0-9]+ objects \([0-9.]+ [KMGT]?i?B\): 0 problems" \
+    "walkeep verify's summary gives the size read with its unit"
+
+# A terminal too narrow for any bar: the counter alone, still within the width.
+if on_narrow_tty verify-tiny 24 "$WALKEEP" verify --config "$conf" --log_level=warning; then
+    wk_pass "walkeep verify under a 24-column terminal succeeds"
+else
+    wk_fail "walkeep verify under a 24-column terminal succeeds" "$(tail -c 2000 "$work/verify-tiny.tty")"
+fi
+tiny_widest=$(tr '\r' '\n' <"$work/verify-tiny.tty" | sed 's/\x1b\[[0-9;?]*[A-Za-z]//g' |
+    grep -E '%' | awk '{ if (length > m) m = length } END { print m + 0 }')
+if ((tiny_widest > 0 && tiny_widest <= 23)); then
+    wk_pass "walkeep verify's progress fits 24 columns (widest $tiny_widest)"
+else
+    wk_fail "walkeep verify's progress fits 24 columns" "widest progress line: $tiny_widest"
+fi
+wk_assert_contains "$work/verify-tiny.tty" "${CR} +100%  [0-9.]+ [KMGT]?i?B" "on 24 columns it is a counter without a bar"
 
 wk_done

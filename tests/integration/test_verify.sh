@@ -93,7 +93,7 @@ wk_cluster_stop "$pg"
 # the clean repository
 
 wk_assert_status 0 "verify passes on a clean repository" -- verify "$repo"
-wk_assert_contains "$WK_OUT" "^verified [0-9]+ objects \([0-9]+ bytes\): 0 problems$" \
+wk_assert_contains "$WK_OUT" "^verified [0-9]+ objects \([0-9.]+ (B|KiB|MiB|GiB)\): 0 problems$" \
     "it prints the summary"
 wk_assert_status 0 "verify --json passes too" -- verify "$repo" --json
 cp "$WK_OUT" "$work/clean.json"
@@ -116,7 +116,7 @@ copy=$(copy_repo flip-wal)
 wk_repo_flip "$copy" "$wal_obj"
 wk_assert_status 1 "a flipped byte in a WAL object fails verify" -- verify "$copy"
 wk_assert_contains "$WK_OUT" "^corrupt: ${wal_obj//./\\.}: " "the WAL object is named as corrupt"
-wk_assert_contains "$WK_OUT" "^verified [0-9]+ objects \([0-9]+ bytes\): 1 problem$" \
+wk_assert_contains "$WK_OUT" "^verified [0-9]+ objects \([0-9.]+ (B|KiB|MiB|GiB)\): 1 problem$" \
     "the summary counts one problem"
 wk_assert_status 1 "--json too" -- verify "$copy" --json
 cp "$WK_OUT" "$work/flip-wal.json"

@@ -415,16 +415,20 @@ START_TEST(test_text_and_json)
 END_TEST
 
 /* Parses a textfile: every line "# HELP name text", "# TYPE name gauge|counter" or
- * "name integer", names ^walkeep_[a-z_]+$, HELP and TYPE before each sample, no
- * repeats. Returns the number of samples; the value of `want` goes to *value (or
- * *found stays false). */
-static size_t parse_prometheus(const char *text, const char *want, int64_t *value, bool *found)
+ * "name[{label="value",...}] number", names ^walkeep_[a-z_]+$, HELP and TYPE before each
+ * family's samples, no sample twice. Returns the number of samples; the value of `want`
+ * (name and labels as written) goes to *value (or *found stays false). */
+static size_t parse_prometheus(const char *text, const char *want, double *value, bool *found)
 {
-    regex_t name_re;
+    regex_t name_re, labels_re;
     char help[64] = "", type[64] = "";
-    char seen[32][64];
+    char seen[64][160];
     size_t samples = 0;
     ck_assert_int_eq(regcomp(&name_re, "^walkeep_[a-z_]+$", REG_EXTENDED | REG_NOSUB), 0);
+    ck_assert_int_eq(regcomp(&labels_re,
+                             "^[{][a-z_]+=\"([^\"\\]|\\\\.)*\"(,[a-z_]+=\"([^\"\\]|\\\\.)*\")*[}]$",
+                             REG_EXTENDED | REG_NOSUB),
+                     0);
     *found = false;
     ck_assert_msg(text[0] != '\0' && text[strlen(text) - 1] == '\n', "no final newline");
     char *copy = strdup(text);
@@ -436,52 +440,156 @@ static size_t parse_prometheus(const char *text, const char *want, int64_t *valu
             ck_assert_int_eq(sscanf(line + 7, "%63s %255[^\n]", name, rest), 2);
             ck_assert_msg(regexec(&name_re, name, 0, NULL, 0) == 0, "bad name %s", name);
             strcpy(help, name);
+            type[0] = '\0';
         } else if (strncmp(line, "# TYPE ", 7) == 0) {
             ck_assert_int_eq(sscanf(line + 7, "%63s %255s", name, rest), 2);
             ck_assert_msg(strcmp(rest, "gauge") == 0 || strcmp(rest, "counter") == 0, "%s", line);
             ck_assert_str_eq(name, help);
             strcpy(type, name);
         } else {
-            char *space = strchr(line, ' ');
-            ck_assert_msg(space != NULL && strchr(space + 1, ' ') == NULL, "bad line %s", line);
+            char *space = strrchr(line, ' ');
+            ck_assert_msg(space != NULL, "bad line %s", line);
             *space = '\0';
-            ck_assert_msg(regexec(&name_re, line, 0, NULL, 0) == 0, "bad name %s", line);
-            ck_assert_str_eq(line, type);
+            size_t name_len = strcspn(line, "{");
+            ck_assert_uint_lt(name_len, sizeof(name));
+            memcpy(name, line, name_len);
+            name[name_len] = '\0';
+            ck_assert_msg(regexec(&name_re, name, 0, NULL, 0) == 0, "bad name %s", line);
+            ck_assert_msg(line[name_len] == '\0' ||
+                              regexec(&labels_re, line + name_len, 0, NULL, 0) == 0,
+                          "bad labels %s", line);
+            ck_assert_str_eq(name, type);
             char *end = NULL;
-            long long v = strtoll(space + 1, &end, 10);
+            double v = strtod(space + 1, &end);
             ck_assert_msg(end != space + 1 && *end == '\0', "bad value %s", space + 1);
             for (size_t i = 0; i < samples; i++)
                 ck_assert_str_ne(seen[i], line);
-            ck_assert_uint_lt(samples, 32);
+            ck_assert_uint_lt(samples, 64);
+            ck_assert_uint_lt(strlen(line), sizeof(seen[0]));
             strcpy(seen[samples++], line);
             if (strcmp(line, want) == 0) {
                 *value = v;
                 *found = true;
             }
-            help[0] = type[0] = '\0';
         }
     }
     free(copy);
     regfree(&name_re);
+    regfree(&labels_re);
     return samples;
 }
 
-static int64_t metric_of(const char *text, const char *name)
+static double metric_value(const char *text, const char *name)
 {
-    int64_t v = -1;
+    double v = -1;
     bool found = false;
     parse_prometheus(text, name, &v, &found);
     ck_assert_msg(found, "no %s", name);
     return v;
 }
 
+static int64_t metric_of(const char *text, const char *name)
+{
+    return (int64_t)metric_value(text, name);
+}
+
 static bool has_metric(const char *text, const char *name)
 {
-    int64_t v;
+    double v;
     bool found;
     parse_prometheus(text, name, &v, &found);
     return found;
 }
+
+/* A backup, or a database's dump, under check_shrink_percent of the one before: WARNING,
+ * naming which and by how much; at the threshold and with 0 (off): OK. */
+START_TEST(test_shrink)
+{
+    wk_check_thresholds t = defaults();
+    wk_check_facts f = healthy();
+    wk_check_report r;
+    f.backup_has_previous = true;
+    f.backup_previous_bytes = 1998; /* the newest, 999, is exactly half */
+    ck_assert_int_eq(status_of(&f, &t, "backup"), WK_CHECK_OK);
+    f.backup_previous_bytes = 4 * 1048576;
+    f.backup_newest_bytes = 1048576;
+    wk_check_evaluate(&f, &t, &r);
+    ck_assert_int_eq(find(&r, "backup")->status, WK_CHECK_WARNING);
+    ck_assert_msg(strstr(find(&r, "backup")->message,
+                         "; it is only 25% of the one before (1.0 MiB, before 4.0 MiB)") != NULL,
+                  "%s", find(&r, "backup")->message);
+    t.shrink_percent = 0;
+    ck_assert_int_eq(status_of(&f, &t, "backup"), WK_CHECK_OK);
+    t.shrink_percent = 20;
+    ck_assert_int_eq(status_of(&f, &t, "backup"), WK_CHECK_OK);
+
+    t = defaults();
+    f = healthy();
+    f.dumps_complete = 5;
+    f.dump_newest_end = NOW - H;
+    f.dump_group_count = 3;
+    f.dump_groups[0] = (wk_check_dump_group){.globals = true,
+                                             .format = "globals",
+                                             .newest_end = NOW - H,
+                                             .newest_bytes = 10,
+                                             .previous_bytes = 100,
+                                             .has_previous = true};
+    f.dump_groups[1] = (wk_check_dump_group){.database = "shop",
+                                             .format = "custom",
+                                             .newest_end = NOW - 2 * H,
+                                             .newest_bytes = 300 * 1024,
+                                             .previous_bytes = 1024 * 1024,
+                                             .has_previous = true};
+    f.dump_groups[2] = (wk_check_dump_group){
+        .database = "app", .format = "plain", .newest_end = NOW - 30 * H, .newest_bytes = 5};
+    wk_check_evaluate(&f, &t, &r);
+    ck_assert_int_eq(find(&r, "dump")->status, WK_CHECK_WARNING);
+    ck_assert_str_eq(find(&r, "dump")->message,
+                     "newest dump finished 1h 0min ago (limit 2d), 5 in the repository; the "
+                     "newest globals dump is only 10% of the one before (10 B, before 100 B) and "
+                     "1 more shrank");
+    f.dump_groups[0].newest_bytes = 100;
+    wk_check_evaluate(&f, &t, &r);
+    ck_assert_str_eq(find(&r, "dump")->message,
+                     "newest dump finished 1h 0min ago (limit 2d), 5 in the repository; the "
+                     "newest custom dump of \"shop\" is only 29% of the one before (300.0 KiB, "
+                     "before 1.0 MiB)");
+    f.dump_groups[1].newest_bytes = 1024 * 1024 / 2;
+    ck_assert_int_eq(status_of(&f, &t, "dump"), WK_CHECK_OK);
+
+    /* Prometheus: the ratios, per database, the name escaped. */
+    f.dump_groups[1].newest_bytes = 256 * 1024;
+    snprintf(f.dump_groups[2].database, sizeof(f.dump_groups[2].database), "a\"b\\c");
+    f.backup_has_previous = true;
+    f.backup_previous_bytes = 3996;
+    wk_check_evaluate(&f, &t, &r);
+    wk_error err = {0};
+    char *text = wk_check_prometheus(&f, &r, &err);
+    ck_assert_ptr_nonnull(text);
+    ck_assert_double_eq_tol(metric_value(text, "walkeep_backup_newest_size_ratio"), 0.25, 1e-9);
+    ck_assert_double_eq_tol(
+        metric_value(text, "walkeep_dump_newest_size_ratio{database=\"shop\",format=\"custom\"}"),
+        0.25, 1e-9);
+    ck_assert_int_eq(
+        metric_of(text, "walkeep_dump_age_seconds{database=\"shop\",format=\"custom\"}"), 2 * H);
+    ck_assert_int_eq(metric_of(text, "walkeep_dump_age_seconds{globals=\"1\"}"), H);
+    ck_assert_double_eq_tol(metric_value(text, "walkeep_dump_newest_size_ratio{globals=\"1\"}"),
+                            1.0, 1e-9);
+    ck_assert_int_eq(
+        metric_of(text,
+                  "walkeep_dump_newest_size_bytes{database=\"a\\\"b\\\\c\",format=\"plain\"}"),
+        5);
+    ck_assert(!has_metric(
+        text, "walkeep_dump_newest_size_ratio{database=\"a\\\"b\\\\c\",format=\"plain\"}"));
+    free(text);
+    /* More groups than the facts hold: said, not hidden. */
+    f.dump_groups_full = true;
+    wk_check_evaluate(&f, &t, &r);
+    ck_assert_ptr_nonnull(strstr(find(&r, "dump")->message,
+                                 "; the sizes of the first 256 databases and formats only are "
+                                 "compared"));
+}
+END_TEST
 
 START_TEST(test_prometheus)
 {
@@ -497,7 +605,7 @@ START_TEST(test_prometheus)
     wk_check_evaluate(&f, &t, &r);
     char *text = wk_check_prometheus(&f, &r, &err);
     ck_assert_ptr_nonnull(text);
-    int64_t v;
+    double v;
     bool found;
     ck_assert_uint_eq(parse_prometheus(text, "", &v, &found), 12);
     ck_assert_int_eq(metric_of(text, "walkeep_up"), 1);
@@ -587,6 +695,7 @@ static Suite *check_suite(void)
     tcase_add_test(verdicts, test_wal_age);
     tcase_add_test(verdicts, test_ready_backlog);
     tcase_add_test(verdicts, test_dump_and_switch);
+    tcase_add_test(verdicts, test_shrink);
     tcase_add_test(verdicts, test_timeline_history);
     suite_add_tcase(s, verdicts);
 

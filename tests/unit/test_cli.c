@@ -1,14 +1,17 @@
 /* test_cli: what every main() does first: --help and --version answered on stdout,
  * configuration errors reported on stderr (one PostgreSQL-style message), positional
  * arguments left for the program, and the log level chosen (configured, else the
- * program's default), and the progress line: its rendering, and silence when stderr is
- * not a terminal. stdout / stderr are captured through temporary files. */
+ * program's default), sizes written for people, and the progress line: its rendering,
+ * fitted to the terminal's width (a pseudo-terminal stands for one), the finished line,
+ * and silence when stderr is not a terminal. stdout / stderr are captured through temporary files. */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -417,15 +420,29 @@ START_TEST(test_bad_argument)
 }
 END_TEST
 
-/* ---- progress ------------------------------------------------------------------------ */
-
 #define MIB 1048576ULL
+#define GIB (1024 * MIB)
+
+START_TEST(test_format_duration)
+{
+    char buf[32];
+    ck_assert_str_eq(wk_cli_format_duration(buf, sizeof(buf), -3.0), "0 s");
+    ck_assert_str_eq(wk_cli_format_duration(buf, sizeof(buf), 0.4), "0 s");
+    ck_assert_str_eq(wk_cli_format_duration(buf, sizeof(buf), 59.4), "59 s");
+    ck_assert_str_eq(wk_cli_format_duration(buf, sizeof(buf), 59.5), "1 min 0 s");
+    ck_assert_str_eq(wk_cli_format_duration(buf, sizeof(buf), 100.0), "1 min 40 s");
+    ck_assert_str_eq(wk_cli_format_duration(buf, sizeof(buf), 7201.0), "2 h 0 min");
+    ck_assert_str_eq(wk_cli_format_duration(buf, sizeof(buf), 90061.0), "25 h 1 min");
+}
+END_TEST
+
+/* ---- progress ------------------------------------------------------------------------ */
 
 START_TEST(test_progress_zero_percent)
 {
     char buf[256];
-    int n = wk_cli_format_progress(buf, sizeof(buf), 0, 256 * MIB, 2.0);
-    ck_assert_str_eq(buf, "[--------------------]   0%  0.0 / 256.0 MiB  0.0 MiB/s  ? left");
+    int n = wk_cli_format_progress(buf, sizeof(buf), 0, 0, 256 * MIB, 2.0);
+    ck_assert_str_eq(buf, "[--------------------]   0%  0 B / 256.0 MiB  0 B/s  ? left");
     ck_assert_int_eq(n, (int)strlen(buf));
 }
 END_TEST
@@ -435,30 +452,46 @@ START_TEST(test_progress_partial)
     char buf[256];
     /* 123.4 MiB of 256 MiB in a little under 1.45 s: 48%, ten of twenty marks. */
     uint64_t done = (uint64_t)(123.4 * MIB);
-    wk_cli_format_progress(buf, sizeof(buf), done, 256 * MIB, 123.4 / 85.2);
-    ck_assert_str_eq(buf, "[##########----------]  48%  123.4 / 256.0 MiB  85.2 MiB/s  2 s left");
+    wk_cli_format_progress(buf, sizeof(buf), 0, done, 256 * MIB, 123.4 / 85.2);
+    ck_assert_str_eq(buf,
+                     "[##########----------]  48%  123.4 MiB / 256.0 MiB  85.2 MiB/s  2 s left");
 
     /* Long waits are said in minutes and hours. */
-    wk_cli_format_progress(buf, sizeof(buf), 1 * MIB, 101 * MIB, 1.0);
+    wk_cli_format_progress(buf, sizeof(buf), 0, 1 * MIB, 101 * MIB, 1.0);
     ck_assert_ptr_nonnull(strstr(buf, "   0%"));
     ck_assert_ptr_nonnull(strstr(buf, "1 min 40 s left"));
-    wk_cli_format_progress(buf, sizeof(buf), 1 * MIB, 7201 * MIB, 1.0);
+    wk_cli_format_progress(buf, sizeof(buf), 0, 1 * MIB, 7201 * MIB, 1.0);
     ck_assert_ptr_nonnull(strstr(buf, "2 h 0 min left"));
 
     /* Almost done is 99%, never 100%, until it is done. */
-    wk_cli_format_progress(buf, sizeof(buf), 1000 * MIB - 1, 1000 * MIB, 10.0);
+    wk_cli_format_progress(buf, sizeof(buf), 0, 1000 * MIB - 1, 1000 * MIB, 10.0);
     ck_assert_ptr_nonnull(strstr(buf, "]  99%"));
+}
+END_TEST
+
+START_TEST(test_progress_units)
+{
+    char buf[256];
+    /* Each size in its own unit. */
+    wk_cli_format_progress(buf, sizeof(buf), 0, 3 * GIB / 2, 3 * GIB, 3.0);
+    ck_assert_str_eq(buf, "[##########----------]  50%  1.5 GiB / 3.0 GiB  512.0 MiB/s  3 s left");
+    wk_cli_format_progress(buf, sizeof(buf), 0, 10, 100, 1.0);
+    ck_assert_str_eq(buf, "[##------------------]  10%  10 B / 100 B  10 B/s  9 s left");
+    wk_cli_format_progress(buf, sizeof(buf), 0, 3 * GIB / 2, 0, 3.0);
+    ck_assert_str_eq(buf, "  1.5 GiB  512.0 MiB/s");
 }
 END_TEST
 
 START_TEST(test_progress_complete)
 {
     char buf[256];
-    wk_cli_format_progress(buf, sizeof(buf), 256 * MIB, 256 * MIB, 4.0);
-    ck_assert_str_eq(buf, "[####################] 100%  256.0 / 256.0 MiB  64.0 MiB/s  0 s left");
-    /* More than announced (a server estimate) stays at a full bar. */
-    wk_cli_format_progress(buf, sizeof(buf), 300 * MIB, 256 * MIB, 4.0);
-    ck_assert_ptr_nonnull(strstr(buf, "[####################] 100%  300.0 / 256.0 MiB"));
+    wk_cli_format_progress(buf, sizeof(buf), 0, 256 * MIB, 256 * MIB, 4.0);
+    ck_assert_str_eq(buf,
+                     "[####################] 100%  256.0 MiB / 256.0 MiB  64.0 MiB/s  0 s left");
+    /* More than announced (a short server estimate): the total shown is what was done. */
+    wk_cli_format_progress(buf, sizeof(buf), 0, 300 * MIB, 256 * MIB, 4.0);
+    ck_assert_str_eq(buf,
+                     "[####################] 100%  300.0 MiB / 300.0 MiB  75.0 MiB/s  0 s left");
 }
 END_TEST
 
@@ -466,7 +499,7 @@ START_TEST(test_progress_unknown_total)
 {
     char buf[256];
     uint64_t done = (uint64_t)(123.4 * MIB);
-    wk_cli_format_progress(buf, sizeof(buf), done, 0, 123.4 / 85.2);
+    wk_cli_format_progress(buf, sizeof(buf), 0, done, 0, 123.4 / 85.2);
     ck_assert_str_eq(buf, "  123.4 MiB  85.2 MiB/s");
     ck_assert_ptr_null(strchr(buf, '['));
     ck_assert_ptr_null(strchr(buf, '%'));
@@ -477,21 +510,222 @@ END_TEST
 START_TEST(test_progress_zero_elapsed)
 {
     char buf[256];
-    wk_cli_format_progress(buf, sizeof(buf), 10 * MIB, 20 * MIB, 0.0);
-    ck_assert_str_eq(buf, "[##########----------]  50%  10.0 / 20.0 MiB  0.0 MiB/s  ? left");
-    wk_cli_format_progress(buf, sizeof(buf), 10 * MIB, 0, 0.0);
-    ck_assert_str_eq(buf, "  10.0 MiB  0.0 MiB/s");
-    wk_cli_format_progress(buf, sizeof(buf), 0, 0, -1.0);
-    ck_assert_str_eq(buf, "  0.0 MiB  0.0 MiB/s");
+    wk_cli_format_progress(buf, sizeof(buf), 0, 10 * MIB, 20 * MIB, 0.0);
+    ck_assert_str_eq(buf, "[##########----------]  50%  10.0 MiB / 20.0 MiB  0 B/s  ? left");
+    wk_cli_format_progress(buf, sizeof(buf), 0, 10 * MIB, 0, 0.0);
+    ck_assert_str_eq(buf, "  10.0 MiB  0 B/s");
+    wk_cli_format_progress(buf, sizeof(buf), 0, 0, 0, -1.0);
+    ck_assert_str_eq(buf, "  0 B  0 B/s");
 }
 END_TEST
 
 START_TEST(test_progress_small_buffer)
 {
     char buf[8];
-    int n = wk_cli_format_progress(buf, sizeof(buf), 1 * MIB, 2 * MIB, 1.0);
+    int n = wk_cli_format_progress(buf, sizeof(buf), 0, 1 * MIB, 2 * MIB, 1.0);
     ck_assert_int_gt(n, (int)sizeof(buf));
     ck_assert_str_eq(buf, "[######");
+}
+END_TEST
+
+/* The line fits the terminal: at most columns - 1 characters (a terminal wraps when its
+ * last column is written). */
+START_TEST(test_progress_fits_columns)
+{
+    static const struct {
+        unsigned columns;
+        const char *line;
+    } cases[] = {
+        {200, "[##########----------]  48%  123.4 MiB / 256.0 MiB  85.2 MiB/s  2 s left"},
+        {80, "[##########----------]  48%  123.4 MiB / 256.0 MiB  85.2 MiB/s  2 s left"},
+        {73, "[##########----------]  48%  123.4 MiB / 256.0 MiB  85.2 MiB/s  2 s left"},
+        {72, "[##########----------]  48%  123.4 MiB / 256.0 MiB  2 s left"},
+        {61, "[##########----------]  48%  123.4 MiB / 256.0 MiB  2 s left"},
+        {60, "[#########----------]  48%  123.4 MiB / 256.0 MiB  2 s left"},
+        {50, "[####-----]  48%  123.4 MiB / 256.0 MiB  2 s left"},
+        {49, "[####----]  48%  123.4 MiB / 256.0 MiB  2 s left"},
+        {48, "[########---------]  48%  123.4 MiB / 256.0 MiB"},
+        {40, "[####-----]  48%  123.4 MiB / 256.0 MiB"},
+        {39, "[####----]  48%  123.4 MiB / 256.0 MiB"},
+        {38, "  48%  123.4 MiB / 256.0 MiB"},
+        {29, "  48%  123.4 MiB / 256.0 MiB"},
+        {28, "  48%  123.4 MiB"},
+        {17, "  48%  123.4 MiB"},
+        {16, "  48%"},
+        {6, "  48%"},
+        {5, "  48"},
+        {1, ""},
+    };
+    uint64_t done = (uint64_t)(123.4 * MIB);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char buf[256];
+        int n = wk_cli_format_progress(buf, sizeof(buf), cases[i].columns, done, 256 * MIB,
+                                       123.4 / 85.2);
+        ck_assert_msg(strcmp(buf, cases[i].line) == 0, "%u columns: \"%s\", not \"%s\"",
+                      cases[i].columns, buf, cases[i].line);
+        ck_assert_int_eq(n, (int)strlen(buf));
+    }
+    /* Unknown total: the rate goes first. */
+    char buf[256];
+    wk_cli_format_progress(buf, sizeof(buf), 40, done, 0, 123.4 / 85.2);
+    ck_assert_str_eq(buf, "  123.4 MiB  85.2 MiB/s");
+    wk_cli_format_progress(buf, sizeof(buf), 20, done, 0, 123.4 / 85.2);
+    ck_assert_str_eq(buf, "  123.4 MiB");
+
+    /* Whatever the state and the width, never wider than columns - 1. */
+    static const uint64_t totals[] = {0, 100, 256 * MIB, 3 * GIB, 5000 * GIB};
+    static const double secs[] = {0.0, 0.5, 3601.0, 1e6};
+    for (unsigned columns = 1; columns <= 200; columns++)
+        for (size_t t = 0; t < sizeof(totals) / sizeof(totals[0]); t++)
+            for (size_t k = 0; k < sizeof(secs) / sizeof(secs[0]); k++)
+                for (uint64_t d = 0; d <= 4; d++) {
+                    uint64_t total = totals[t];
+                    uint64_t at = total == 0 ? d * 977 * MIB : total / 4 * d + (d == 4 ? 7 : 0);
+                    int n = wk_cli_format_progress(buf, sizeof(buf), columns, at, total, secs[k]);
+                    ck_assert_msg(n >= 0 && (size_t)n == strlen(buf) && strlen(buf) < columns,
+                                  "%u columns: \"%s\" (%d)", columns, buf, n);
+                }
+}
+END_TEST
+
+/* A pseudo-terminal of the given width as stderr. */
+typedef struct pty_capture {
+    int master, slave, saved_err;
+} pty_capture;
+
+static void pty_set_columns(pty_capture *p, unsigned short columns)
+{
+    struct winsize ws = {.ws_row = 24, .ws_col = columns};
+    ck_assert_int_eq(ioctl(p->slave, TIOCSWINSZ, &ws), 0);
+}
+
+static void pty_start(pty_capture *p, unsigned short columns)
+{
+    p->master = posix_openpt(O_RDWR | O_NOCTTY);
+    ck_assert_int_ge(p->master, 0);
+    ck_assert_int_eq(grantpt(p->master), 0);
+    ck_assert_int_eq(unlockpt(p->master), 0);
+    const char *name = ptsname(p->master);
+    ck_assert_ptr_nonnull(name);
+    p->slave = open(name, O_RDWR | O_NOCTTY);
+    ck_assert_int_ge(p->slave, 0);
+    pty_set_columns(p, columns);
+    fflush(stderr);
+    p->saved_err = dup(STDERR_FILENO);
+    ck_assert_int_ge(dup2(p->slave, STDERR_FILENO), 0);
+    ck_assert(isatty(STDERR_FILENO));
+}
+
+/* What the terminal got so far, appended to out (size bytes). */
+static void pty_read(pty_capture *p, char *out, size_t size)
+{
+    size_t used = strlen(out);
+    struct pollfd pfd = {.fd = p->master, .events = POLLIN};
+    while (used + 1 < size && poll(&pfd, 1, 200) > 0) {
+        ssize_t n = read(p->master, out + used, size - 1 - used);
+        if (n <= 0)
+            break;
+        used += (size_t)n;
+        out[used] = '\0';
+    }
+}
+
+static void pty_end(pty_capture *p)
+{
+    ck_assert_int_ge(dup2(p->saved_err, STDERR_FILENO), 0);
+    close(p->saved_err);
+    close(p->slave);
+    close(p->master);
+}
+
+static void pause_redraw(void)
+{
+    struct timespec t = {0, 120 * 1000 * 1000}; /* past the redraw interval */
+    nanosleep(&t, NULL);
+}
+
+/* The lines drawn (between "\r" and "\n"), without "\033[K"; the last one's text. */
+static size_t pty_lines(const char *tty, size_t *widest, char *last, size_t last_size)
+{
+    size_t count = 0;
+    *widest = 0;
+    last[0] = '\0';
+    for (const char *p = tty; *p != '\0';) {
+        size_t len = strcspn(p, "\r\n");
+        char line[512];
+        snprintf(line, sizeof(line), "%.*s", (int)len, p);
+        char *esc = strstr(line, "\033[K");
+        if (esc != NULL)
+            *esc = '\0';
+        if (line[0] != '\0') {
+            count++;
+            if (strlen(line) > *widest)
+                *widest = strlen(line);
+            snprintf(last, last_size, "%s", line);
+        }
+        p += len;
+        if (*p != '\0')
+            p++;
+    }
+    return count;
+}
+
+START_TEST(test_progress_on_terminal)
+{
+    pty_capture p;
+    char tty[8192] = "", last[512];
+    size_t widest;
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+
+    /* 40 columns, then the window grows to 100: each redraw fits the width of its time. */
+    pty_start(&p, 40);
+    wk_cli_progress(0, 100 * MIB, &start);
+    pause_redraw();
+    wk_cli_progress(50 * MIB, 100 * MIB, &start);
+    pty_read(&p, tty, sizeof(tty));
+    ck_assert_ptr_null(strchr(tty, '\n')); /* one line, redrawn in place */
+    ck_assert_int_eq(pty_lines(tty, &widest, last, sizeof(last)), 2);
+    ck_assert_uint_le(widest, 39);
+    ck_assert_str_eq(last, "[#####-----]  50%  50.0 MiB / 100.0 MiB");
+    pty_set_columns(&p, 100);
+    pause_redraw();
+    /* The estimate was 100 MiB; the work ends at 90 MiB. */
+    wk_cli_progress(90 * MIB, 100 * MIB, &start);
+    wk_cli_progress_finish(true);
+    tty[0] = '\0';
+    pty_read(&p, tty, sizeof(tty));
+    ck_assert_int_eq(tty[strlen(tty) - 1], '\n');
+    ck_assert_int_eq(pty_lines(tty, &widest, last, sizeof(last)), 2);
+    ck_assert_ptr_nonnull(strstr(tty, "]  90%  90.0 MiB / 100.0 MiB"));
+    ck_assert_msg(strncmp(last, "[####################] 100%  90.0 MiB / 90.0 MiB  ", 50) == 0,
+                  "the finished line: \"%s\"", last);
+
+    /* A failed work keeps its last state, drawn if it was skipped. */
+    tty[0] = '\0';
+    wk_cli_progress(0, 100 * MIB, &start);
+    wk_cli_progress(30 * MIB, 100 * MIB, &start); /* within the interval: skipped */
+    wk_cli_progress_finish(false);
+    pty_read(&p, tty, sizeof(tty));
+    pty_lines(tty, &widest, last, sizeof(last));
+    ck_assert_ptr_nonnull(strstr(last, "]  30%  30.0 MiB / 100.0 MiB"));
+
+    /* An unknown total keeps its form; too narrow for the rate, the size alone. */
+    tty[0] = '\0';
+    pty_set_columns(&p, 16);
+    wk_cli_progress(5 * MIB, 0, &start);
+    wk_cli_progress_finish(true);
+    pty_read(&p, tty, sizeof(tty));
+    pty_lines(tty, &widest, last, sizeof(last));
+    ck_assert_str_eq(last, "  5.0 MiB");
+
+    /* Nothing drawn, nothing ended. */
+    tty[0] = '\0';
+    wk_cli_progress_finish(true);
+    wk_cli_progress_finish(false);
+    pty_read(&p, tty, sizeof(tty));
+    ck_assert_str_eq(tty, "");
+    pty_end(&p);
 }
 END_TEST
 
@@ -507,7 +741,8 @@ START_TEST(test_progress_silent_without_terminal)
     wk_cli_progress(50 * MIB, 100 * MIB, &start);
     wk_cli_progress(100 * MIB, 100 * MIB, &start);
     wk_cli_progress(5 * MIB, 0, &start);
-    wk_cli_progress_end();
+    wk_cli_progress_finish(true);
+    wk_cli_progress_finish(false);
     capture_end(&c, &out, &err);
     ck_assert_str_eq(out, "");
     ck_assert_str_eq(err, "");
@@ -695,12 +930,16 @@ static Suite *cli_suite(void)
 
     tc = tcase_create("progress");
     tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_format_duration);
     tcase_add_test(tc, test_progress_zero_percent);
     tcase_add_test(tc, test_progress_partial);
+    tcase_add_test(tc, test_progress_units);
     tcase_add_test(tc, test_progress_complete);
     tcase_add_test(tc, test_progress_unknown_total);
     tcase_add_test(tc, test_progress_zero_elapsed);
     tcase_add_test(tc, test_progress_small_buffer);
+    tcase_add_test(tc, test_progress_fits_columns);
+    tcase_add_test(tc, test_progress_on_terminal);
     tcase_add_test(tc, test_progress_silent_without_terminal);
     tcase_add_test(tc, test_parse_options);
     tcase_add_test(tc, test_parse_command);

@@ -231,6 +231,7 @@ START_TEST(test_bad_arguments)
         ck_assert_ptr_null(wk_codec_compress_new(s, bad[i].alg, bad[i].level, &err));
         ck_assert_int_eq(err.code, WK_ERR_CONFIG);
         ck_assert_ptr_nonnull(strstr(err.message, "invalid compression level"));
+        ck_assert_str_eq(err.hint, "lz4 takes 0 to 12, zstd 1 to 19, none only 0");
     }
     wk_stage *s = wk_stage_memory_new(SINK_LIMIT, &out, &out_len, &err);
     ck_assert_ptr_null(wk_codec_compress_new(s, (wk_compress)7, 0, &err));

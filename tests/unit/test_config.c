@@ -391,11 +391,20 @@ START_TEST(test_unknown_key)
     snprintf(want, sizeof(want),
              "unrecognized configuration parameter \"foo\" in file \"%s\" line 3", path);
     ck_assert_str_eq(err.message, want);
+    ck_assert_str_eq(err.hint, "The parameters are listed in walkeep.conf(5).");
 
-    /* Dashes are a command-line convenience only. */
+    /* Dashes are a command-line convenience only; the hint names the key meant. */
     path = write_file("dash.conf", "encrypt-key-file = /k\n");
     load_fail(ARGV("--config", (char *)path), WK_ERR_CONFIG, &err);
     ck_assert_ptr_nonnull(strstr(err.message, "\"encrypt-key-file\""));
+    ck_assert_str_eq(err.hint, "Did you mean \"encrypt_key_file\"?");
+    /* A typo: the closest known key. */
+    path = write_file("typo.conf", "retention_dump = 3\n");
+    load_fail(ARGV("--config", (char *)path), WK_ERR_CONFIG, &err);
+    ck_assert_str_eq(err.hint, "Did you mean \"retention_dumps\"?");
+    path = write_file("typo2.conf", "Compres = lz4\n");
+    load_fail(ARGV("--config", (char *)path), WK_ERR_CONFIG, &err);
+    ck_assert_str_eq(err.hint, "Did you mean \"compress\"?");
 
     /* Unknown WALKEEP_* variables belong to someone else. */
     setenv("WALKEEP_FOO", "bar", 1);
@@ -416,12 +425,12 @@ static const struct {
 } bad_values[] = {
     {"compress", "lzma", "Available values: lz4, zstd, none."},
     {"compress", "", "Available values: lz4, zstd, none."},
-    {"compress_level", "23", "between -7 and 22"},
-    {"compress_level", "-8", "between -7 and 22"},
-    {"compress_level", "abc", "between -7 and 22"},
-    {"compress_level", "1.5", "between -7 and 22"},
-    {"compress_level", "", "between -7 and 22"},
-    {"compress_level", "99999999999999999999", "between -7 and 22"},
+    {"compress_level", "20", "lz4 takes 0 to 12, zstd 1 to 19, none only 0"},
+    {"compress_level", "-1", "lz4 takes 0 to 12, zstd 1 to 19, none only 0"},
+    {"compress_level", "abc", "lz4 takes 0 to 12, zstd 1 to 19, none only 0"},
+    {"compress_level", "1.5", "lz4 takes 0 to 12, zstd 1 to 19, none only 0"},
+    {"compress_level", "", "lz4 takes 0 to 12, zstd 1 to 19, none only 0"},
+    {"compress_level", "99999999999999999999", "lz4 takes 0 to 12, zstd 1 to 19, none only 0"},
     {"retention_full", "-1", "at least 0"},
     {"retention_full", "x", "at least 0"},
     {"retention_full", "3 ", "at least 0"},
@@ -508,10 +517,10 @@ START_TEST(test_good_values)
     wk_config cfg;
     wk_args args;
     LOAD_OK(&cfg, &args,
-            ARGV("--compress=LZ4", "--compress-level=-7", "--s3-uri-style=Host",
+            ARGV("--compress=LZ4", "--compress-level=12", "--s3-uri-style=Host",
                  "--retention-full=0", "--retry-timeout=0", "--log-level=ERROR"));
     ck_assert_int_eq(cfg.compress, WK_COMPRESS_LZ4);
-    ck_assert_int_eq(cfg.compress_level, -7);
+    ck_assert_int_eq(cfg.compress_level, 12);
     ck_assert_str_eq(cfg.s3_uri_style, "host");
     ck_assert_int_eq(cfg.retention_full, 0);
     ck_assert_int_eq(cfg.retry_timeout_ms, 0);
@@ -520,7 +529,7 @@ START_TEST(test_good_values)
     wk_args_free(&args);
 
     LOAD_OK(&cfg, &args,
-            ARGV("--compress=zstd", "--compress-level=22", "--s3-uri-style=path",
+            ARGV("--compress=zstd", "--compress-level=19", "--s3-uri-style=path",
                  "--retry-timeout=24d", "--compress-level=+3"));
     ck_assert_int_eq(cfg.compress, WK_COMPRESS_ZSTD);
     ck_assert_int_eq(cfg.compress_level, 3);

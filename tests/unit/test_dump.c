@@ -432,7 +432,14 @@ START_TEST(test_restore_refusals)
     ck_assert_int_eq(wk_dump_restore_check(WK_DUMP_DIRECTORY, &o, &err), 0);
     wk_dump_restore_options clean = {.clean = true};
     ck_assert_int_eq(wk_dump_restore_check(WK_DUMP_PLAIN, &clean, &err), -1);
-    ck_assert_str_eq(err.message, "--clean needs a custom or directory dump");
+    ck_assert_str_eq(err.message, "--clean with a plain dump needs --create (walkeep then drops "
+                                  "the database and creates it again)");
+    wk_dump_restore_options clean_create = {.clean = true, .create = true};
+    ck_assert_int_eq(wk_dump_restore_check(WK_DUMP_PLAIN, &clean_create, &err), 0);
+    ck_assert_int_eq(wk_dump_restore_check(WK_DUMP_GLOBALS, &clean_create, &err), -1);
+    ck_assert_str_eq(err.message, "--create does not apply to a globals dump");
+    ck_assert_int_eq(wk_dump_restore_check(WK_DUMP_GLOBALS, &clean, &err), -1);
+    ck_assert_str_eq(err.message, "--clean does not apply to a globals dump");
     wk_dump_restore_options jobs = {.jobs = 3};
     ck_assert_int_eq(wk_dump_restore_check(WK_DUMP_PLAIN, &jobs, &err), -1);
     ck_assert_str_eq(err.message, "--jobs needs a custom or directory dump");
@@ -508,8 +515,26 @@ START_TEST(test_restore_argv)
     wk_dump_restore_options named = {.dbname = "copy"};
     ck_assert_str_eq(wk_dump_restore_dbname(&r, &named), "copy");
     wk_dump_restore_options create = {.create = true};
-    ck_assert_ptr_null(wk_dump_restore_dbname(&r, &create));
+    ck_assert_str_eq(wk_dump_restore_dbname(&r, &create), "postgres"); /* pg_restore --create */
+    ck_assert(!wk_dump_restore_creates(r.format, &create));
+    wk_dump_restore_options create_named = {.dbname = "copy", .create = true, .clean = true};
+    ck_assert(wk_dump_restore_creates(r.format, &create_named));
+    ck_assert_str_eq(wk_dump_restore_dbname(&r, &create_named), "copy");
+    /* Into a database walkeep created: no pg_restore --create, no --clean, one transaction. */
+    ck_assert_int_eq(wk_dump_restore_argv(&r, &create_named, "c", WK_DUMP_INPUT_PATH, "/s/dump",
+                                          false, &a, &err),
+                     0);
+    ck_assert_str_eq(joined(&a),
+                     "pg_restore -d c --exit-on-error --single-transaction -Fd /s/dump");
+    wk_dump_argv_free(&a);
+    /* A plain dump: walkeep creates the dump's own database, or the named one. */
+    r.format = WK_DUMP_PLAIN;
+    ck_assert(wk_dump_restore_creates(r.format, &create));
+    ck_assert_str_eq(wk_dump_restore_dbname(&r, &create), "shop");
+    ck_assert_str_eq(wk_dump_restore_dbname(&r, &create_named), "copy");
+    ck_assert(!wk_dump_restore_creates(r.format, &d));
     r.format = WK_DUMP_GLOBALS;
+    ck_assert(!wk_dump_restore_creates(r.format, &create));
     ck_assert_ptr_null(wk_dump_restore_dbname(&r, &d));
     wk_dump_record_free(&r);
 }

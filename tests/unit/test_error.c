@@ -2,6 +2,7 @@
  * and clears, truncation of long text (never past a field, always NUL-terminated),
  * NULL records and the stable code names. */
 #include <check.h>
+#include <stdint.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -314,6 +315,24 @@ START_TEST(test_errcode_names)
 }
 END_TEST
 
+/* A typo away: at most 2 edits and fewer than a third of the candidate's length. */
+START_TEST(test_typo_distance)
+{
+    ck_assert_uint_eq(wk_error_typo_distance("--dry-rn", 8, "--dry-run"), 1);
+    ck_assert_uint_eq(wk_error_typo_distance("retention_dump", 14, "retention_dumps"), 1);
+    ck_assert_uint_eq(wk_error_typo_distance("compres_levl", 12, "compress_level"), 2);
+    ck_assert_uint_eq(wk_error_typo_distance("--jobs=4", 6, "--jobs"), 0); /* len cuts */
+    ck_assert_uint_eq(wk_error_typo_distance("rep", 3, "repo"), 1);
+    ck_assert_uint_eq(wk_error_typo_distance("re", 2, "repo"), SIZE_MAX); /* 2 of 4: too far */
+    ck_assert_uint_eq(wk_error_typo_distance("--bogus", 7, "--dry-run"), SIZE_MAX);
+    ck_assert_uint_eq(wk_error_typo_distance("abc", 3, "xyz"), SIZE_MAX);
+    char longword[80];
+    memset(longword, 'a', sizeof(longword) - 1);
+    longword[sizeof(longword) - 1] = '\0';
+    ck_assert_uint_eq(wk_error_typo_distance(longword, 79, longword), SIZE_MAX);
+}
+END_TEST
+
 static Suite *error_suite(void)
 {
     Suite *s = suite_create("error");
@@ -345,6 +364,7 @@ static Suite *error_suite(void)
     TCase *misc = tcase_create("misc");
     tcase_add_test(misc, test_null_err_accepted);
     tcase_add_test(misc, test_errcode_names);
+    tcase_add_test(misc, test_typo_distance);
     suite_add_tcase(s, misc);
 
     return s;

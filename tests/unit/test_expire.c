@@ -158,13 +158,13 @@ static void label_of(time_t t, char *buf, size_t size)
 
 /* A dump: two objects, one in a sub-folder, and dumps/<label>/dump.json (written by
  * dump.c, the record's one home) naming them. */
-static void make_dump(wk_repo *repo, const char *label, time_t ended)
+static void make_dump_of(wk_repo *repo, const char *label, time_t ended, wk_dump_format format,
+                         const char *database)
 {
     char path[512];
     wk_dump_stream streams[2] = {{.name = "toc.dat", .bytes = 4, .stored_bytes = 4},
                                  {.name = "3456.dat", .bytes = 4, .stored_bytes = 4}};
-    wk_dump_record r = {.format = WK_DUMP_DIRECTORY,
-                        .database = "app",
+    wk_dump_record r = {.format = format,
                         .server_version = "15.18",
                         .start_time = ended - 30,
                         .end_time = ended,
@@ -175,6 +175,14 @@ static void make_dump(wk_repo *repo, const char *label, time_t ended)
                         .streams = streams};
     wk_error err = {0};
     snprintf(r.label, sizeof(r.label), "%s", label);
+    snprintf(r.database, sizeof(r.database), "%s", database);
+    if (format != WK_DUMP_DIRECTORY) { /* one stream, named by the format */
+        static const char *const single[] = {[WK_DUMP_PLAIN] = "dump.sql",
+                                             [WK_DUMP_CUSTOM] = "dump.custom",
+                                             [WK_DUMP_GLOBALS] = "globals.sql"};
+        snprintf(streams[0].name, sizeof(streams[0].name), "%s", single[format]);
+        r.stream_count = 1;
+    }
     snprintf(path, sizeof(path), "%s/dumps", repo_dir);
     mkdir(path, 0700);
     snprintf(path, sizeof(path), "%s/dumps/%s", repo_dir, label);
@@ -188,6 +196,11 @@ static void make_dump(wk_repo *repo, const char *label, time_t ended)
     snprintf(streams[0].object, sizeof(streams[0].object), "dumps/%s/dump.zst", label);
     snprintf(streams[1].object, sizeof(streams[1].object), "dumps/%s/toc/3456.dat.zst", label);
     ck_assert_msg(wk_dump_record_write(repo, &r, &err) == 0, "%s", err.message);
+}
+
+static void make_dump(wk_repo *repo, const char *label, time_t ended)
+{
+    make_dump_of(repo, label, ended, WK_DUMP_DIRECTORY, "app");
 }
 
 static bool backup_exists(const char *label)
@@ -622,6 +635,37 @@ START_TEST(test_dumps)
 }
 END_TEST
 
+/* Retention counts per database, whatever the format, and the globals apart: "keep one
+ * dump" keeps the newest of each. */
+START_TEST(test_dumps_per_database)
+{
+    wk_repo *repo = open_repo();
+    push_segments(repo, 1, 1, 2);
+    make_dump_of(repo, "g1", now - 5 * DAY, WK_DUMP_GLOBALS, "postgres");
+    make_dump_of(repo, "g2", now - 2 * DAY, WK_DUMP_GLOBALS, "app");
+    make_dump_of(repo, "a1", now - 6 * DAY, WK_DUMP_CUSTOM, "app");
+    make_dump_of(repo, "a2", now - 4 * DAY, WK_DUMP_PLAIN, "app");
+    make_dump_of(repo, "a3", now - 3 * DAY, WK_DUMP_DIRECTORY, "app");
+    make_dump_of(repo, "s1", now - 9 * DAY, WK_DUMP_CUSTOM, "shop");
+    make_dump_of(repo, "s2", now - 1 * DAY, WK_DUMP_CUSTOM, "shop");
+    make_dump_of(repo, "postgres1", now - 8 * DAY, WK_DUMP_CUSTOM, "postgres");
+    /* Two per group: a1 (app) goes, every group keeps two. */
+    static const char *const two[] = {"dump a1", NULL};
+    expire_expect(repo, policy_of(0, 0, 2, 0), two);
+    /* One per group: a2 (app), g1 (globals), s1 (shop); postgres1 is its group's only
+     * dump and stays although it is older than every removed one. */
+    static const char *const one[] = {"dump g1", "dump a2", "dump s1", NULL};
+    expire_expect(repo, policy_of(0, 0, 1, 0), one);
+    static const char *const kept[] = {"g2", "a3", "s2", "postgres1"};
+    for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
+        ck_assert_msg(dump_exists(kept[i]), "%s was kept", kept[i]);
+    /* By age: a group whose every dump is older than the window keeps its newest. */
+    static const char *const none[] = {NULL};
+    expire_expect(repo, policy_of(0, 0, 0, 1), none);
+    wk_repo_free(repo);
+}
+END_TEST
+
 /* A storage wrapper whose remove fails from the Nth call on. */
 typedef struct failing_storage {
     wk_storage base;
@@ -756,6 +800,7 @@ static Suite *expire_suite(void)
     tcase_add_test(tc, test_wal_folders_below_cutoff_removed);
     tcase_add_test(tc, test_lying_segment_size_refused);
     tcase_add_test(tc, test_dumps);
+    tcase_add_test(tc, test_dumps_per_database);
     tcase_add_test(tc, test_interrupted_half_way);
     tcase_add_test(tc, test_label_time);
     tcase_add_test(tc, test_no_backup_no_wal_removed);

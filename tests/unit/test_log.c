@@ -1,6 +1,7 @@
 /* test_log: the exact stderr lines of lib/log.c, captured by pointing fd 2 at a temp
  * file: prefixes, threshold, detail/hint lines, sanitising and truncation. */
 #include <check.h>
+#include <stdint.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -312,6 +313,32 @@ START_TEST(test_notice_callback)
 }
 END_TEST
 
+/* Sizes for people: 1024 steps, one decimal, the unit always written, never "1024.0". */
+START_TEST(test_format_size)
+{
+    static const struct {
+        uint64_t bytes;
+        const char *text;
+    } cases[] = {
+        {0, "0 B"},
+        {1023, "1023 B"},
+        {1024, "1.0 KiB"},
+        {1536, "1.5 KiB"},
+        {1048524, "1023.9 KiB"},
+        {1048575, "1.0 MiB"},
+        {90492108, "86.3 MiB"},
+        {(uint64_t)3 << 30, "3.0 GiB"},
+        {(uint64_t)5 << 40, "5.0 TiB"},
+        {UINT64_MAX, "16.0 EiB"},
+    };
+    char buf[32];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        ck_assert_str_eq(wk_log_format_size(buf, sizeof(buf), cases[i].bytes), cases[i].text);
+    char small[4];
+    ck_assert_str_eq(wk_log_format_size(small, sizeof(small), 1536), "1.5");
+}
+END_TEST
+
 static Suite *log_suite(void)
 {
     Suite *s = suite_create("log");
@@ -325,6 +352,7 @@ static Suite *log_suite(void)
     tcase_add_test(tc, test_long_message_truncated_not_split);
     tcase_add_test(tc, test_format_truncation);
     tcase_add_test(tc, test_empty_and_null_error);
+    tcase_add_test(tc, test_format_size);
     tcase_add_test(tc, test_errno_preserved);
     tcase_add_test(tc, test_parse_level);
     tcase_add_test(tc, test_notice_callback);

@@ -642,7 +642,9 @@ START_TEST(test_bad_checksum)
 }
 END_TEST
 
-/* Every proper prefix of an archive fails at finish and never at write. */
+/* Every proper prefix of an archive fails at finish and never at write: every cut near a
+ * block boundary (where headers, data and padding meet) and a spread of cuts inside
+ * blocks (one extraction per cut: every byte would be slow under sanitizers). */
 START_TEST(test_truncated_everywhere)
 {
     tarbuf tb = {0};
@@ -663,6 +665,9 @@ START_TEST(test_truncated_everywhere)
     tb_end(&tb);
 
     for (size_t cut = 0; cut < tb.len; cut++) {
+        size_t in_block = cut % 512;
+        if (in_block > 2 && in_block < 510 && cut % 61 != 0)
+            continue;
         char sub[400];
         wk_error err = {0};
         snprintf(sub, sizeof(sub), "%s/cut_XXXXXX", tmp_dir);

@@ -2,8 +2,9 @@
  * and dump records: a clean repository is ok; a flipped byte anywhere (including in a
  * frame's own content checksum only) is a corrupt object named by its path, and the walk
  * goes on; a deleted segment is a named gap; a backup's missing WAL, bad and missing
- * history files, conflicting copies are problems; temporaries and interrupted backups are
- * warnings only. */
+ * history files, conflicting copies are problems (a missing history file with a hint
+ * saying how to archive it); temporaries and interrupted backups are warnings only; the
+ * progress total is what the walk reads. */
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
@@ -302,6 +303,72 @@ START_TEST(test_clean_repository)
 }
 END_TEST
 
+/* Progress: every call has the total the listing predicted, and the last one is the
+ * end (done == total). */
+typedef struct progress_log {
+    size_t calls;
+    uint64_t first_total, last_done, last_total, max_done;
+    bool total_changed;
+} progress_log;
+
+static void log_progress(uint64_t done, uint64_t total, void *arg)
+{
+    progress_log *l = arg;
+    if (l->calls++ == 0)
+        l->first_total = total;
+    else if (total != l->first_total && done != total)
+        l->total_changed = true;
+    if (done > l->max_done)
+        l->max_done = done;
+    l->last_done = done;
+    l->last_total = total;
+}
+
+static void check_progress(const char *key_file)
+{
+    wk_error err = {0};
+    wk_verify_report r;
+    progress_log log = {0};
+    snprintf(repo_dir, sizeof(repo_dir), "%s/repo-%s", tmp_dir, key_file ? "key" : "plain");
+    wk_repo *repo = repo_with_segments(WK_COMPRESS_LZ4, key_file);
+    push_history(repo, 2, "1\t0/7000000\tno recovery target specified\n");
+    push_segment(repo, 2, 7);
+    wk_backup_record b = put_backup(repo, "b1");
+    char dump_objects[2][256];
+    put_dump(repo, "d1", dump_objects);
+    ck_assert_msg(wk_verify_run_progress(repo, log_progress, &log, &r, &err) == 0, "%s",
+                  err.message);
+    assert_clean(&r);
+    ck_assert_uint_gt(log.calls, 1);
+    /* The listing predicted exactly what was read (claims and records left out). */
+    ck_assert_uint_eq(log.first_total, r.bytes);
+    ck_assert(!log.total_changed);
+    ck_assert_uint_eq(log.last_done, r.bytes);
+    ck_assert_uint_eq(log.last_total, r.bytes);
+    wk_verify_report_free(&r);
+
+    /* A file the walk does not read (a stray one) made the total too high: the last
+     * call still says done == total. */
+    char path[600];
+    snprintf(path, sizeof(path), "%s/backups/b1/notes.txt", repo_dir);
+    ts_write_file(path, "some notes", 10);
+    memset(&log, 0, sizeof(log));
+    ck_assert_int_eq(wk_verify_run_progress(repo, log_progress, &log, &r, &err), 0);
+    ck_assert_uint_eq(log.first_total, r.bytes + 10);
+    ck_assert_uint_eq(log.last_done, r.bytes);
+    ck_assert_uint_eq(log.last_total, r.bytes);
+    wk_verify_report_free(&r);
+    wk_backup_record_free(&b);
+    wk_repo_free(repo);
+}
+
+START_TEST(test_progress_total)
+{
+    check_progress(NULL);
+    check_progress(key_path); /* keys/ and the records' MACs are not read as objects */
+}
+END_TEST
+
 START_TEST(test_empty_repository)
 {
     wk_error err = {0};
@@ -597,6 +664,15 @@ START_TEST(test_history_problems)
     put_wal_object(repo, "wal", "00000006.history", "# nothing\n");
     run_verify(repo, &r);
     assert_finding(&r, WK_VERIFY_HISTORY, "00000002.history");
+    /* The missing one says how to get it: from the server's pg_wal. */
+    const wk_verify_finding *f = find_finding(&r, WK_VERIFY_HISTORY, "00000002.history");
+    ck_assert_str_eq(f->message, "timeline 2 has 1 WAL segments, but its history file is not "
+                                 "archived: a restore cannot follow timeline 2");
+    ck_assert_ptr_nonnull(f->hint);
+    ck_assert_msg(strstr(f->hint, "walkeep-archive --config FILE "
+                                  "$PGDATA/pg_wal/00000002.history") != NULL,
+                  "%s", f->hint);
+    ck_assert_ptr_null(find_finding(&r, WK_VERIFY_HISTORY, "00000006.history")->hint);
     char obj[512];
     find_object("wal", "00000003.history-", obj, sizeof(obj));
     assert_finding(&r, WK_VERIFY_HISTORY, obj);
@@ -718,6 +794,7 @@ static Suite *verify_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_clean_repository);
     tcase_add_test(tc, test_empty_repository);
+    tcase_add_test(tc, test_progress_total);
     tcase_add_test(tc, test_flipped_byte_zstd);
     tcase_add_test(tc, test_flipped_byte_lz4);
     tcase_add_test(tc, test_flipped_byte_none);
