@@ -355,7 +355,9 @@ int wk_cli_parse_command(const wk_args *args, const wk_command *commands, size_t
 
 const char *wk_cli_format_duration(char *buf, size_t size, double seconds)
 {
-    unsigned long long s = seconds > 0 ? (unsigned long long)(seconds + 0.5) : 0;
+    /* Clamped: a rate of a few bytes over a huge total gives times past 2^64 s (or NaN). */
+    unsigned long long s =
+        seconds > 0 ? (unsigned long long)((seconds < 1e18 ? seconds : 1e18) + 0.5) : 0;
     if (s < 60)
         snprintf(buf, size, "%llu s", s);
     else if (s < 3600)
@@ -414,7 +416,8 @@ int wk_cli_format_progress(char *buf, size_t size, unsigned columns, uint64_t do
     double rate = seconds > 0 ? (double)done / seconds : 0;
     progress_parts p = {.known = total > 0, .done = done, .total = total};
     char rate_size[32], total_size[32];
-    wk_log_format_size(rate_size, sizeof(rate_size), (uint64_t)(rate + 0.5));
+    wk_log_format_size(rate_size, sizeof(rate_size),
+                       rate > 0 ? (uint64_t)((rate < 1e18 ? rate : 1e18) + 0.5) : 0);
     snprintf(p.rate, sizeof(p.rate), "%s/s", rate_size);
     wk_log_format_size(p.done_only, sizeof(p.done_only), done);
     if (!p.known) {

@@ -1137,25 +1137,35 @@ static int sum_folder(verify_ctx *v, const char *dir, const char *record, entry_
     return 0;
 }
 
-/* What the walk will read, from one listing of wal/, backups/ and dumps/: 0 when any
- * listing fails (the walk reports it). */
+/* Sums the objects of dir (but record) and, depth levels down, of its folders (whose
+ * own record is child_record). */
+static int sum_tree(verify_ctx *v, const char *dir, const char *record, const char *child_record,
+                    int depth, uint64_t *total)
+{
+    entry_list folders = {0};
+    int rc = sum_folder(v, dir, record, depth > 0 ? &folders : NULL, total);
+    for (size_t i = 0; i < folders.count && rc == 0; i++) {
+        char sub[WK_OBJECT_PATH_MAX];
+        snprintf(sub, sizeof(sub), "%s/%s", dir, folders.items[i].name);
+        rc = sum_tree(v, sub, child_record, NULL, depth - 1, total);
+    }
+    entry_list_free(&folders);
+    return rc;
+}
+
+/* What the walk will read, from one listing of wal/<timeline>/, backups/<label>/ and
+ * dumps/<label>/ with its dir/ of a directory dump: 0 when any listing fails (the walk
+ * reports it). */
 static uint64_t expected_total(verify_ctx *v)
 {
     static const struct {
         const char *top, *record;
-    } tops[] = {{"wal", NULL}, {"backups", WK_BACKUP_RECORD}, {"dumps", WK_DUMP_RECORD}};
+        int depth;
+    } tops[] = {{"wal", NULL, 1}, {"backups", WK_BACKUP_RECORD, 1}, {"dumps", WK_DUMP_RECORD, 2}};
     uint64_t total = 0;
     int rc = 0;
-    for (size_t t = 0; t < sizeof(tops) / sizeof(tops[0]) && rc == 0; t++) {
-        entry_list folders = {0};
-        rc = sum_folder(v, tops[t].top, NULL, &folders, &total);
-        for (size_t i = 0; i < folders.count && rc == 0; i++) {
-            char dir[WK_OBJECT_PATH_MAX];
-            snprintf(dir, sizeof(dir), "%s/%s", tops[t].top, folders.items[i].name);
-            rc = sum_folder(v, dir, tops[t].record, NULL, &total);
-        }
-        entry_list_free(&folders);
-    }
+    for (size_t t = 0; t < sizeof(tops) / sizeof(tops[0]) && rc == 0; t++)
+        rc = sum_tree(v, tops[t].top, NULL, tops[t].record, tops[t].depth, &total);
     return rc == 0 ? total : 0;
 }
 

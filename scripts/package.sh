@@ -3,7 +3,7 @@
 #
 #   scripts/package.sh [BUILD_DIR]      (default: build-package in the source folder)
 #
-# Configures BUILD_DIR as a Release build without the tests (reused when it is already
+# Configures BUILD_DIR as a Release build without tests or sanitizers (reused when it is already
 # there, so a second run only rebuilds what changed), builds it and runs `cpack -G DEB`
 # (the CPack section of CMakeLists.txt: prefix /usr, Depends computed by dpkg-shlibdeps).
 # The .deb is written into BUILD_DIR; install it with
@@ -19,7 +19,8 @@ fi
 cd "$(dirname "$0")/.."
 build=${build:-$PWD/build-package}
 jobs=$(nproc 2>/dev/null || echo 2)
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DWALKEEP_TESTS=OFF >/dev/null
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DWALKEEP_TESTS=OFF -DWALKEEP_SANITIZE=OFF \
+    -DWALKEEP_FUZZ=OFF >/dev/null
 cmake --build "$build" -j"$jobs" >/dev/null
 (cd "$build" && cpack -G DEB >cpack.log 2>&1) || {
     tail -n 30 "$build/cpack.log" >&2
