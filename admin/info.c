@@ -104,6 +104,7 @@ static void write_backup(wk_json_writer *w, FILE *text, const wk_backup_entry *e
         segment_name(first, r->start_tli, first_seg, seg_size);
         segment_name(last, r->stop_tli, last_seg, seg_size);
         wk_json_kv_string(w, "type", "full");
+        wk_json_kv_bool(w, "from_standby", r->from_standby);
         wk_json_kv_string(w, "start_time", start);
         wk_json_kv_string(w, "stop_time", stop);
         wk_json_kv_int(w, "duration_seconds", seconds);
@@ -117,7 +118,8 @@ static void write_backup(wk_json_writer *w, FILE *text, const wk_backup_entry *e
         wk_json_kv_uint(w, "bytes", r->bytes);
         wk_json_kv_uint(w, "stored_bytes", r->stored_bytes);
         wk_json_kv_int(w, "pg_version", r->pg_version);
-        fprintf(text, "  %s  full  %s  %s (stored %s) in %s\n", e->label, backup_status(e),
+        fprintf(text, "  %s  full%s  %s  %s (stored %s) in %s\n", e->label,
+                r->from_standby ? " (from a standby)" : "", backup_status(e),
                 wk_log_format_size(size, sizeof(size), r->bytes),
                 wk_log_format_size(stored, sizeof(stored), r->stored_bytes),
                 wk_cli_format_duration(took, sizeof(took), (double)seconds));

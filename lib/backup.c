@@ -76,6 +76,8 @@ int wk_backup_record_write(wk_repo *repo, const wk_backup_record *r, wk_error *e
     wk_json_kv_string(w, "stop_time", tbuf);
     if (r->timezone[0] != '\0')
         wk_json_kv_string(w, "timezone", r->timezone);
+    if (r->from_standby)
+        wk_json_kv_bool(w, "from_standby", true);
     wk_json_kv_int(w, "pg_version", r->pg_version);
     wk_json_kv_uint(w, "system_identifier", r->system_identifier);
     wk_json_kv_uint(w, "bytes", r->bytes);
@@ -243,6 +245,9 @@ int wk_backup_record_read(wk_repo *repo, const char *label, wk_backup_record *ou
         }
         snprintf(r.timezone, sizeof(r.timezone), "%s", zone);
     }
+    if (wk_json_get(doc, "from_standby") != NULL &&
+        wk_json_get_bool(doc, "from_standby", &r.from_standby, err) != 0)
+        goto bad;
     const wk_json *streams = wk_json_get(doc, "streams");
     if (streams == NULL || wk_json_type_of(streams) != WK_JSON_ARRAY) {
         wk_error_set(err, WK_ERR_CORRUPT, "missing or invalid member \"streams\"");
@@ -565,8 +570,16 @@ static int wait_for_stop_segment(wk_repo *repo, const wk_backup_record *r, uint3
                  "WAL segment %s, which ends backup \"%s\", was not "
                  "archived within %d s",
                  name, r->label, wait_ms / 1000);
-    wk_error_hint(err, "check archive_command and pg_stat_archiver; the backup becomes usable "
-                       "once the segment is in the repository");
+    if (r->from_standby) {
+        wk_error_detail(err, "The backup was taken from a standby: the primary archives that "
+                             "segment when it switches to the next one.");
+        wk_error_hint(err, "run SELECT pg_switch_wal() on the primary, or set archive_timeout "
+                           "there; the backup becomes usable once the segment is in the "
+                           "repository");
+    } else {
+        wk_error_hint(err, "check archive_command and pg_stat_archiver; the backup becomes "
+                           "usable once the segment is in the repository");
+    }
     return -1;
 }
 
@@ -663,6 +676,9 @@ int wk_backup_take(wk_repo *repo, const wk_backup_options *opt, wk_backup_record
     r.pg_version = identity.pg_version;
     r.system_identifier = identity.system_identifier;
     server_timezone(conn, r.timezone, sizeof(r.timezone));
+    /* in_hot_standby: reported at connection start from PostgreSQL 14 on. */
+    const char *standby = PQparameterStatus(conn, "in_hot_standby");
+    r.from_standby = standby != NULL && strcmp(standby, "on") == 0;
     r.compress = repo->compress;
     r.encrypted = repo->key != NULL;
 

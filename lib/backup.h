@@ -34,6 +34,7 @@ typedef struct wk_backup_record {
     uint32_t start_tli, stop_tli;
     time_t start_time, stop_time;
     char timezone[64]; /* the server's TimeZone setting ("" when not recorded) */
+    bool from_standby; /* taken from a hot standby (recorded only when true) */
     int pg_version;
     uint64_t system_identifier;
     uint64_t bytes, stored_bytes;

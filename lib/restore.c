@@ -856,6 +856,23 @@ static int check_data_directory(const char *pgdata, wk_error *err)
     return 0;
 }
 
+/* A backup of a standby holds its standby.signal: restored as it is, the copy would
+ * start as a standby and follow the primary of its primary_conninfo instead of
+ * recovering to the target. A restore recovers (recovery.signal), so the file goes. */
+static int drop_standby_signal(const char *pgdata, wk_error *err)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/standby.signal", pgdata);
+    if (unlink(path) == 0) {
+        wk_notice(WK_LOG_INFO, "removed standby.signal (the backup was taken from a standby): "
+                               "the copy recovers to the target, it does not follow a primary");
+        return 0;
+    }
+    if (errno == ENOENT)
+        return 0;
+    return wk_error_sys(err, WK_ERR_IO, errno, "could not remove \"%s\"", path);
+}
+
 int wk_restore_lay_down(wk_repo *repo, const wk_restore_options *opt, const wk_restore_plan *plan,
                         wk_error *err)
 {
@@ -904,6 +921,7 @@ int wk_restore_lay_down(wk_repo *repo, const wk_restore_options *opt, const wk_r
             goto fail;
     }
     if (check_data_directory(opt->pgdata, err) != 0 || rewrite_tablespace_map(opt, err) != 0 ||
+        drop_standby_signal(opt->pgdata, err) != 0 ||
         write_recovery_settings(opt, plan, err) != 0 ||
         write_file(opt->pgdata, "recovery.signal", "", err) != 0)
         goto fail;

@@ -200,6 +200,8 @@ print(" ".join(d["format"] for d in json.load(open(sys.argv[1]))["dumps"]))' "$W
 wk_assert_eq "plain custom directory globals custom" "$fields" "each entry has its format, times and sizes"
 wk_assert_status 0 "list (text) succeeds" -- dump list
 wk_assert_contains "$WK_OUT" '^src-dir +src +directory' "the text listing names label, database and format"
+wk_assert_contains "$WK_OUT" '^src-dir +src +directory +.* [0-9.]+ (KiB|MiB) +[0-9.]+ (KiB|MiB)$' \
+    "and sizes with their unit (KiB / MiB)"
 
 # --- verify ----------------------------------------------------------------------------
 for label in src-plain src-custom src-dir globals; do

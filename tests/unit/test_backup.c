@@ -167,6 +167,7 @@ static void assert_records_equal(const wk_backup_record *a, const wk_backup_reco
     ck_assert_uint_eq(a->stored_bytes, b->stored_bytes);
     ck_assert_int_eq(a->compress, b->compress);
     ck_assert(a->encrypted == b->encrypted);
+    ck_assert(a->from_standby == b->from_standby);
     ck_assert_uint_eq(a->stream_count, b->stream_count);
     for (size_t i = 0; i < b->stream_count; i++)
         assert_streams_equal(&a->streams[i], &b->streams[i]);
@@ -187,6 +188,7 @@ static wk_backup_record full_record(void)
     wk_backup_record r;
     memset(&r, 0, sizeof(r));
     snprintf(r.label, sizeof(r.label), "20261125T093012Z");
+    r.from_standby = true;
     r.start_lsn = UINT64_C(0x16B374D828);
     r.stop_lsn = UINT64_C(0xFFFFFFFEB3800100);
     r.start_tli = 2;
@@ -373,6 +375,7 @@ START_TEST(test_record_corrupt)
         {"timeline as a string", "\"start_timeline\": 2", "\"start_timeline\": \"2\"", 0, NULL},
         {"unknown compression", "\"lz4\"", "\"gzip\"", 0, NULL},
         {"encrypted not a bool", "\"encrypted\": true", "\"encrypted\": 1", 0, NULL},
+        {"from_standby not a bool", "\"from_standby\": true", "\"from_standby\": \"yes\"", 0, NULL},
         {"streams not an array", "\"streams\": [", "\"streams\": {\"x\": [", 0, NULL},
         {"bad fingerprint", "\"fingerprint\": \"", "\"fingerprint\": \"x", 0, NULL},
         {"tablespace out of range", "\"tablespace\": 16385", "\"tablespace\": 4294967296", 0, NULL},
