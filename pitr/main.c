@@ -1,6 +1,7 @@
 /* pitr-restore: lays a base backup down and writes the recovery settings for a target,
  * after proving that the archive holds the WAL to reach it. */
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,14 @@ static const char usage[] =
 static const char *progname = "pitr-restore";
 
 /* Starts the restored cluster with pg_ctl and waits until archive recovery is over. */
+/* Whether the data directory holds postgresql.conf (a Debian cluster's backup does not). */
+static bool has_configuration(const char *pgdata)
+{
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof(path), "%s/postgresql.conf", pgdata);
+    return access(path, F_OK) == 0;
+}
+
 static int start_and_wait(const wk_config *cfg, const char *pgdata, wk_error *err)
 {
     char pg_ctl[PATH_MAX + 16], logfile[PATH_MAX + 32], signal_file[PATH_MAX + 32];
@@ -236,6 +245,24 @@ int main(int argc, char **argv)
         goto report;
     wk_log(WK_LOG_INFO, "restored into \"%s\" with recovery.signal; %s", opt.pgdata,
            start_server ? "starting the server" : "start the server to replay to the target");
+    if (!has_configuration(opt.pgdata)) {
+        /* Debian and Ubuntu keep a cluster's configuration in /etc/postgresql/: its backups
+         * hold none, and PostgreSQL does not start without one. */
+        wk_log(WK_LOG_WARNING,
+               "the backup holds no postgresql.conf (Debian and Ubuntu keep it in "
+               "/etc/postgresql/<version>/<cluster>/): copy postgresql.conf, pg_hba.conf and "
+               "pg_ident.conf into \"%s\" before starting the server",
+               opt.pgdata);
+        if (start_server) {
+            wk_error_set(&err, WK_ERR_USAGE,
+                         "cannot start the server: \"%s\" has no "
+                         "postgresql.conf",
+                         opt.pgdata);
+            wk_error_hint(&err, "copy the cluster's configuration files there and start it "
+                                "with pg_ctl; the restore itself is laid down");
+            goto report;
+        }
+    }
     if (start_server) {
         if (start_and_wait(&cfg, opt.pgdata, &err) != 0)
             goto report;
