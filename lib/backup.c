@@ -13,6 +13,7 @@
 
 #include <libpq-fe.h>
 
+#include "cluster.h"
 #include "archive.h"
 #include "file.h"
 #include "json.h"
@@ -474,17 +475,11 @@ static int receive_archives(PGconn *conn, take_state *ts, const wk_backup_option
  * system identifier. Anything in the way only means no read-ahead. */
 static void start_readahead(take_state *ts, const char *pgdata, uint64_t system_identifier)
 {
-    char path[PATH_MAX];
     uint64_t id = 0;
+    wk_error ignored = {0};
     if (pgdata == NULL || pgdata[0] == '\0')
         return;
-    snprintf(path, sizeof(path), "%s/global/pg_control", pgdata);
-    FILE *control = fopen(path, "rb");
-    bool same =
-        control != NULL && fread(&id, sizeof(id), 1, control) == 1 && id == system_identifier;
-    if (control != NULL)
-        fclose(control);
-    if (!same) {
+    if (wk_cluster_control_identifier(pgdata, &id, &ignored) != 0 || id != system_identifier) {
         wk_notice(WK_LOG_DEBUG,
                   "not reading ahead: \"%s\" is not the data directory of system "
                   "%" PRIu64,

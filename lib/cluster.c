@@ -2,6 +2,10 @@
  * (system identifier, WAL segment size, major version) for the repository metadata. */
 #include "cluster.h"
 
+#include <limits.h>
+
+#include <signal.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -78,4 +82,37 @@ int wk_cluster_read_identity(const char *pgdata, wk_repo_meta *identity, wk_erro
     identity->seg_size = hdr.seg_size;
     identity->pg_version = version;
     return 0;
+}
+
+int wk_cluster_control_identifier(const char *pgdata, uint64_t *system_identifier, wk_error *err)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/global/pg_control", pgdata);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return wk_error_sys(err, errno == ENOENT ? WK_ERR_NOTFOUND : WK_ERR_IO, errno,
+                            "could not open \"%s\"", path);
+    ssize_t n = pread(fd, system_identifier, sizeof(*system_identifier), 0);
+    int e = errno;
+    close(fd);
+    if (n != (ssize_t)sizeof(*system_identifier))
+        return wk_error_sys(err, WK_ERR_IO, n < 0 ? e : EIO, "could not read \"%s\"", path);
+    return 0;
+}
+
+long wk_cluster_running_pid(const char *pgdata)
+{
+    char path[PATH_MAX];
+    long pid = 0;
+    snprintf(path, sizeof(path), "%s/postmaster.pid", pgdata);
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return 0;
+    if (fscanf(f, "%ld", &pid) != 1 || pid <= 0)
+        pid = 0;
+    fclose(f);
+    /* EPERM: alive, and another user's (the server runs as postgres). */
+    if (pid > 0 && kill((pid_t)pid, 0) != 0 && errno != EPERM)
+        pid = 0;
+    return pid;
 }

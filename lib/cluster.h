@@ -3,6 +3,8 @@
 #ifndef WK_CLUSTER_H
 #define WK_CLUSTER_H
 
+#include <stdint.h>
+
 #include "error.h"
 #include "repo.h"
 
@@ -11,5 +13,14 @@
  * WK_ERR_NOTFOUND when pgdata is no data directory; WK_ERR_CORRUPT when its files
  * cannot be understood. */
 int wk_cluster_read_identity(const char *pgdata, wk_repo_meta *identity, wk_error *err);
+
+/* The system identifier global/pg_control starts with (the first 8 bytes, in every
+ * supported major). WK_ERR_NOTFOUND when there is no pg_control; WK_ERR_IO when it
+ * cannot be read. */
+int wk_cluster_control_identifier(const char *pgdata, uint64_t *system_identifier, wk_error *err);
+
+/* The process id in pgdata/postmaster.pid when that process is alive (a server runs on
+ * the data directory), else 0: no file, or one left by a server that is gone. */
+long wk_cluster_running_pid(const char *pgdata);
 
 #endif

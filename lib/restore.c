@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "codec.h"
 #include "file.h"
 #include "storage_posix.h"
@@ -608,20 +609,57 @@ static const char *mapped_location(const wk_restore_options *opt, const char *lo
     return location;
 }
 
-/* Streams one archive of the backup, decoded and checked, into its place. */
+/* --delta: the paths each destination folder of the backup holds, so that what else the
+ * older copy holds can be removed. */
+typedef struct delta_root {
+    const char *folder;
+    char **paths; /* relative to folder; sorted before the sweep */
+    size_t count, cap;
+} delta_root;
+
+static int note_path(const char *path, void *arg)
+{
+    delta_root *root = arg;
+    if (root->count == root->cap) {
+        size_t cap = root->cap == 0 ? 1024 : root->cap * 2;
+        char **grown = realloc(root->paths, cap * sizeof(*grown));
+        if (grown == NULL)
+            return -1;
+        root->paths = grown;
+        root->cap = cap;
+    }
+    root->paths[root->count] = strdup(path);
+    return root->paths[root->count++] == NULL ? -1 : 0;
+}
+
+/* Streams one archive of the backup, decoded and checked, into its place (delta: over
+ * the older copy, noting every path into root). */
 static int lay_stream(wk_repo *repo, const wk_backup_record *b, const wk_backup_stream *s,
-                      const char *dest, wk_progress *ps, wk_error *err)
+                      const char *dest, delta_root *root, wk_restore_delta_result *delta,
+                      wk_progress *ps, wk_error *err)
 {
     wk_stage *chain = NULL;
     wk_storage *folder = NULL;
-    uint64_t done_before = ps->done;
+    uint64_t done_before = ps->done, written = 0;
+    wk_tar_options tar = {.bytes_written = &written,
+                          .delta = root != NULL,
+                          .bytes_kept = delta != NULL ? &delta->kept : NULL,
+                          .seen = root != NULL ? note_path : NULL,
+                          .seen_arg = root};
     int rc = -1;
     if (strcmp(s->name, "backup_manifest") == 0) {
+        char old[PATH_MAX];
+        snprintf(old, sizeof(old), "%s/backup_manifest", dest);
+        if (root != NULL &&
+            ((unlink(old) != 0 && errno != ENOENT) || note_path("backup_manifest", root) != 0)) {
+            wk_error_sys(err, WK_ERR_IO, errno, "could not replace \"%s\"", old);
+            goto out;
+        }
         if (wk_storage_posix_open(dest, false, &folder, err) != 0 ||
             wk_storage_put_open(folder, "backup_manifest", WK_PUT_NOREPLACE, &chain, err) != 0)
             goto out;
     } else {
-        chain = wk_tar_extract_new(dest, NULL, err);
+        chain = wk_tar_extract_new(dest, &tar, err);
         if (chain == NULL)
             goto out;
     }
@@ -640,6 +678,8 @@ static int lay_stream(wk_repo *repo, const wk_backup_record *b, const wk_backup_
     }
     rc = 0;
 out:
+    if (delta != NULL)
+        delta->bytes += written;
     /* The stream counts as done either way, so the total stays reachable. */
     ps->done = done_before + s->bytes;
     if (ps->fn != NULL)
@@ -647,6 +687,81 @@ out:
     wk_stage_free(chain);
     wk_storage_free(folder);
     return rc;
+}
+
+static int compare_paths(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static delta_root *sweeping; /* nftw passes no argument: the root being swept */
+static uint64_t swept;
+
+static int sweep_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    if (ftw->level == 0)
+        return 0;
+    const char *rel = path + strlen(sweeping->folder);
+    while (*rel == '/')
+        rel++;
+    if (bsearch(&rel, sweeping->paths, sweeping->count, sizeof(char *), compare_paths) != NULL)
+        return 0;
+    if ((flag == FTW_DP ? rmdir(path) : unlink(path)) != 0)
+        return errno;
+    swept++;
+    return 0;
+}
+
+/* --delta, after every archive: removes from root's folder what the backup does not hold
+ * (deepest first, so that a folder the backup lacks is empty when its turn comes). */
+static int sweep_root(delta_root *root, wk_restore_delta_result *delta, wk_error *err)
+{
+    if (root->count > 1)
+        qsort(root->paths, root->count, sizeof(*root->paths), compare_paths);
+    sweeping = root;
+    swept = 0;
+    int e = nftw(root->folder, sweep_entry, 32, FTW_DEPTH | FTW_PHYS);
+    sweeping = NULL;
+    if (delta != NULL)
+        delta->removed += swept;
+    if (e != 0)
+        return wk_error_sys(err, WK_ERR_IO, e > 0 ? e : errno,
+                            "could not remove what the backup lacks from \"%s\"", root->folder);
+    return 0;
+}
+
+/* --delta: a folder that is not empty must hold a data directory of the backup's cluster
+ * with no server running on it. */
+static int check_delta_target(const char *pgdata, const wk_backup_record *b, wk_error *err)
+{
+    wk_error probe = {0};
+    if (check_empty(pgdata, &probe) == 0)
+        return 0; /* absent or empty: an ordinary restore */
+    long pid = wk_cluster_running_pid(pgdata);
+    if (pid > 0) {
+        wk_error_set(err, WK_ERR_USAGE, "a server is running on \"%s\" (pid %ld)", pgdata, pid);
+        wk_error_hint(err, "stop it first (pg_ctl stop -D %s); nothing was touched", pgdata);
+        return -1;
+    }
+    uint64_t id = 0;
+    if (wk_cluster_control_identifier(pgdata, &id, &probe) != 0) {
+        wk_error_set(err, WK_ERR_USAGE, "\"%s\" holds no PostgreSQL data directory: %s", pgdata,
+                     probe.message);
+        wk_error_hint(err, "--delta updates an older copy of the same cluster; give an empty "
+                           "or new folder for a restore from scratch; nothing was touched");
+        return -1;
+    }
+    if (id != b->system_identifier) {
+        wk_error_set(err, WK_ERR_CLUSTER,
+                     "\"%s\" belongs to another cluster (system identifier %" PRIu64
+                     ", the backup's is %" PRIu64 ")",
+                     pgdata, id, b->system_identifier);
+        wk_error_hint(err, "--delta updates an older copy of the same cluster; nothing was "
+                           "touched");
+        return -1;
+    }
+    return 0;
 }
 
 /* Writes a small file of the data directory whole or not at all (mode 0600). */
@@ -880,6 +995,8 @@ int wk_restore_lay_down(wk_repo *repo, const wk_restore_options *opt, const wk_r
     wk_progress ps = {.fn = opt->progress, .arg = opt->progress_arg};
     size_t made = 0;
     const char **folders = calloc(b->stream_count + 1, sizeof(*folders));
+    delta_root *roots = NULL; /* --delta: one per destination folder */
+    size_t root_count = 0;
     int rc = -1;
     if (folders == NULL)
         return wk_error_set(err, WK_ERR_NOMEM, "out of memory");
@@ -897,13 +1014,17 @@ int wk_restore_lay_down(wk_repo *repo, const wk_restore_options *opt, const wk_r
         goto out;
     }
     /* Every destination is checked before anything is written. */
-    if (check_empty(opt->pgdata, err) != 0)
+    if ((opt->delta ? check_delta_target(opt->pgdata, b, err) : check_empty(opt->pgdata, err)) != 0)
         goto out;
     for (size_t i = 0; i < b->stream_count; i++) {
         ps.total += b->streams[i].bytes;
-        if (b->streams[i].location != NULL &&
+        if (b->streams[i].location != NULL && !opt->delta &&
             check_empty(mapped_location(opt, b->streams[i].location), err) != 0)
             goto out;
+    }
+    if (opt->delta && (roots = calloc(b->stream_count + 1, sizeof(*roots))) == NULL) {
+        wk_error_set(err, WK_ERR_NOMEM, "out of memory");
+        goto out;
     }
     if (make_folder(opt->pgdata, err) != 0)
         goto out;
@@ -917,9 +1038,19 @@ int wk_restore_lay_down(wk_repo *repo, const wk_restore_options *opt, const wk_r
                 goto fail;
             folders[made++] = dest;
         }
-        if (lay_stream(repo, b, s, dest, &ps, err) != 0)
+        delta_root *root = NULL;
+        for (size_t r = 0; opt->delta && root == NULL; r++) {
+            if (r == root_count)
+                roots[root_count++].folder = dest;
+            if (strcmp(roots[r].folder, dest) == 0)
+                root = &roots[r];
+        }
+        if (lay_stream(repo, b, s, dest, root, opt->delta_result, &ps, err) != 0)
             goto fail;
     }
+    for (size_t r = 0; r < root_count; r++)
+        if (sweep_root(&roots[r], opt->delta_result, err) != 0)
+            goto fail;
     if (check_data_directory(opt->pgdata, err) != 0 || rewrite_tablespace_map(opt, err) != 0 ||
         drop_standby_signal(opt->pgdata, err) != 0 ||
         write_recovery_settings(opt, plan, err) != 0 ||
@@ -931,10 +1062,21 @@ int wk_restore_lay_down(wk_repo *repo, const wk_restore_options *opt, const wk_r
     rc = 0;
     goto out;
 fail:
-    for (size_t i = 0; i < made; i++)
-        empty_folder(folders[i]);
-    wk_error_hint(err, "what was laid down was removed again");
+    if (opt->delta) {
+        wk_error_hint(err, "the data directory is partly updated (and has no recovery.signal): "
+                           "run the same pitr-restore --delta again");
+    } else {
+        for (size_t i = 0; i < made; i++)
+            empty_folder(folders[i]);
+        wk_error_hint(err, "what was laid down was removed again");
+    }
 out:
+    for (size_t r = 0; r < root_count; r++) {
+        for (size_t i = 0; i < roots[r].count; i++)
+            free(roots[r].paths[i]);
+        free(roots[r].paths);
+    }
+    free(roots);
     free(folders);
     return rc;
 }

@@ -48,7 +48,18 @@ typedef struct wk_restore_options {
     const char *restore_command; /* written into postgresql.auto.conf */
     void (*progress)(uint64_t done, uint64_t total, void *arg);
     void *progress_arg;
+    /* --delta: pgdata (and the tablespace folders) may hold an older copy of the same
+     * cluster, with no server running on it: what is equal stays, what differs is written,
+     * what the backup lacks is removed. delta_result (may be NULL) says how much. */
+    bool delta;
+    struct wk_restore_delta_result *delta_result;
 } wk_restore_options;
+
+typedef struct wk_restore_delta_result {
+    uint64_t bytes;   /* file data in the backup */
+    uint64_t kept;    /* of which the copy already held, not written */
+    uint64_t removed; /* files, links and folders of the copy that the backup lacks */
+} wk_restore_delta_result;
 
 typedef struct wk_restore_plan {
     wk_backup_record backup; /* owned */
@@ -89,7 +100,13 @@ void wk_restore_plan_free(wk_restore_plan *plan);
  * fingerprint and extracted; tablespace_map is rewritten for mapped folders;
  * recovery.signal and the recovery settings are written (stale restore_command and
  * recovery_target* lines replaced); everything is synced. On failure whatever was
- * written is removed again, so a half-restored directory never looks usable. */
+ * written is removed again, so a half-restored directory never looks usable.
+ * With options->delta, a pgdata that is not empty must be a data directory of the
+ * backup's cluster (global/pg_control's system identifier) with no server running on it
+ * (WK_ERR_USAGE otherwise, nothing touched); files are compared and only differing
+ * blocks written, and afterwards whatever the backup does not hold is removed from
+ * pgdata and the tablespace folders. A failure then leaves the folder as far as it got
+ * (without recovery.signal), to be run again. */
 int wk_restore_lay_down(wk_repo *repo, const wk_restore_options *options,
                         const wk_restore_plan *plan, wk_error *err);
 

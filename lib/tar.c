@@ -48,8 +48,13 @@ typedef struct tar_stage {
     int dest_fd;
     uint64_t *bytes_written; /* may be NULL */
     uint64_t *files;         /* may be NULL */
-    uint64_t pos;            /* stream bytes consumed so far */
-    uint64_t header_offset;  /* where the last non-zero header started */
+    bool delta;              /* see wk_tar_options */
+    uint64_t *bytes_kept;    /* may be NULL */
+    int (*seen)(const char *path, void *arg);
+    void *seen_arg;
+    uint8_t *compare;       /* delta: what dest holds where data is about to go */
+    uint64_t pos;           /* stream bytes consumed so far */
+    uint64_t header_offset; /* where the last non-zero header started */
 
     uint8_t hdr[BLOCK];
     size_t hdr_used;
@@ -361,10 +366,49 @@ static int create_folder(tar_stage *ts, const char *path, wk_error *err)
     if (fstatat(dir_fd, leaf, &sb, AT_SYMLINK_NOFOLLOW) != 0)
         return wk_error_sys(err, WK_ERR_IO, errno, "could not stat \"%s\"", path);
     if (S_ISDIR(sb.st_mode))
-        return 0; /* folders may repeat */
+        return 0;    /* folders may repeat */
+    if (ts->delta) { /* an older copy's file or link where the folder goes */
+        if (unlinkat(dir_fd, leaf, 0) != 0 || mkdirat(dir_fd, leaf, 0700) != 0)
+            return wk_error_sys(err, WK_ERR_IO, errno, "could not replace \"%s\" by a folder",
+                                path);
+        return 0;
+    }
     if (S_ISLNK(sb.st_mode))
         return unsafe_path(path, "A symbolic link of that name exists.", err);
     return wk_error_sys(err, WK_ERR_EXISTS, e, "could not create folder \"%s\"", path);
+}
+
+/* Delta mode: makes room for a file or link named leaf, keeping a link that already
+ * points to target (then *keep). A folder in the way is an error: the stream and the
+ * copy disagree on what the path is, and walkeep removes no tree in passing. */
+static int make_room(int dir_fd, const char *leaf, const char *path, const char *target, bool *keep,
+                     wk_error *err)
+{
+    struct stat sb;
+    char old[4096];
+    *keep = false;
+    if (fstatat(dir_fd, leaf, &sb, AT_SYMLINK_NOFOLLOW) != 0)
+        return errno == ENOENT ? 0
+                               : wk_error_sys(err, WK_ERR_IO, errno, "could not stat \"%s\"", path);
+    if (S_ISDIR(sb.st_mode))
+        return wk_error_set(err, WK_ERR_EXISTS,
+                            "\"%s\" is a folder in the data directory, a %s "
+                            "in the backup",
+                            path, target != NULL ? "symbolic link" : "file");
+    if (S_ISREG(sb.st_mode) && target == NULL)
+        return 0; /* compared and overwritten in place */
+    if (S_ISLNK(sb.st_mode) && target != NULL) {
+        ssize_t n = readlinkat(dir_fd, leaf, old, sizeof(old) - 1);
+        if (n >= 0) {
+            old[n] = '\0';
+            *keep = strcmp(old, target) == 0;
+        }
+        if (*keep)
+            return 0;
+    }
+    if (unlinkat(dir_fd, leaf, 0) != 0)
+        return wk_error_sys(err, WK_ERR_IO, errno, "could not remove \"%s\"", path);
+    return 0;
 }
 
 static int create_symlink(tar_stage *ts, const char *path, const char *target, wk_error *err)
@@ -379,7 +423,10 @@ static int create_symlink(tar_stage *ts, const char *path, const char *target, w
     }
     if (open_parent(ts, path, &dir_fd, &leaf, err) != 0)
         return -1;
-    if (symlinkat(target, dir_fd, leaf) != 0) {
+    bool keep = false;
+    if (ts->delta && make_room(dir_fd, leaf, path, target, &keep, err) != 0)
+        return -1;
+    if (!keep && symlinkat(target, dir_fd, leaf) != 0) {
         int e = errno;
         return wk_error_sys(err, e == EEXIST ? WK_ERR_EXISTS : WK_ERR_IO, e,
                             "could not create symbolic link \"%s\"", path);
@@ -397,7 +444,12 @@ static int create_file(tar_stage *ts, const char *path, wk_error *err)
     ts->file_path = dup_bytes(path, strlen(path));
     if (ts->file_path == NULL)
         return wk_error_set(err, WK_ERR_NOMEM, "out of memory");
-    ts->file_fd = openat(dir_fd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    bool keep;
+    if (ts->delta && make_room(dir_fd, leaf, path, NULL, &keep, err) != 0)
+        return -1;
+    ts->file_fd =
+        openat(dir_fd, leaf,
+               (ts->delta ? O_RDWR : O_WRONLY | O_EXCL) | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (ts->file_fd < 0) {
         int e = errno;
         return wk_error_sys(err, e == EEXIST ? WK_ERR_EXISTS : WK_ERR_IO, e,
@@ -420,6 +472,10 @@ static void start_writeback(tar_stage *ts);
 static int close_file(tar_stage *ts, wk_error *err)
 {
     int rc = 0;
+    /* Delta: an older copy's longer file ends where the entry does; mode as created. */
+    if (ts->delta &&
+        (ftruncate(ts->file_fd, (off_t)ts->file_offset) != 0 || fchmod(ts->file_fd, 0600) != 0))
+        rc = wk_error_sys(err, WK_ERR_IO, errno, "could not cut file \"%s\"", ts->file_path);
     start_writeback(ts);
     ts->file_offset = ts->writeback_done = 0;
     if (ts->has_mtime) {
@@ -506,6 +562,10 @@ static int start_entry(tar_stage *ts, char type, uint64_t size, wk_error *err)
         goto out;
     if (path[0] == '\0' && kind != KIND_DIR) {
         unsafe_path(raw, "The name refers to the destination folder itself.", err);
+        goto out;
+    }
+    if (ts->seen != NULL && path[0] != '\0' && ts->seen(path, ts->seen_arg) != 0) {
+        wk_error_set(err, WK_ERR_NOMEM, "out of memory");
         goto out;
     }
 
@@ -700,6 +760,9 @@ static int settle(tar_stage *ts, wk_error *err)
  * its end), without waiting: the disk works while the stream is still being decoded,
  * and the caller's final sync has little left to do. */
 #define WRITEBACK_STEP (8 * 1024 * 1024)
+/* Delta mode compares what the copy holds in reads of this size, block by block. */
+#define COMPARE_CHUNK (256 * 1024)
+#define COMPARE_BLOCK 8192
 
 static void start_writeback(tar_stage *ts)
 {
@@ -709,8 +772,44 @@ static void start_writeback(tar_stage *ts)
     ts->writeback_done = ts->file_offset;
 }
 
+/* Delta: writes p[0..len) at file_offset, block by block, only where the file does not
+ * already hold the same bytes. */
+static int write_delta(tar_stage *ts, const uint8_t *p, size_t len, wk_error *err)
+{
+    while (len > 0) {
+        size_t step = len > COMPARE_CHUNK ? COMPARE_CHUNK : len;
+        ssize_t have = pread(ts->file_fd, ts->compare, step, (off_t)ts->file_offset);
+        for (size_t i = 0; i < step;) {
+            size_t n = step - i > COMPARE_BLOCK ? COMPARE_BLOCK : step - i;
+            bool equal = have >= (ssize_t)(i + n) && memcmp(ts->compare + i, p + i, n) == 0;
+            for (size_t done = 0; !equal && done < n;) {
+                ssize_t w =
+                    pwrite(ts->file_fd, p + i + done, n - done, (off_t)(ts->file_offset + done));
+                if (w < 0 && errno == EINTR)
+                    continue;
+                if (w <= 0)
+                    return wk_error_sys(err, WK_ERR_IO, w < 0 ? errno : ENOSPC,
+                                        "could not write file \"%s\"", ts->file_path);
+                done += (size_t)w;
+            }
+            if (equal && ts->bytes_kept != NULL)
+                *ts->bytes_kept += n;
+            if (ts->bytes_written != NULL)
+                *ts->bytes_written += n;
+            ts->file_offset += n;
+            i += n;
+        }
+        p += step;
+        len -= step;
+    }
+    ts->writeback_done = ts->file_offset; /* the final sync of the restore flushes it */
+    return 0;
+}
+
 static int write_data(tar_stage *ts, const uint8_t *p, size_t len, wk_error *err)
 {
+    if (ts->delta)
+        return write_delta(ts, p, len, err);
     while (len > 0) {
         ssize_t n = write(ts->file_fd, p, len);
         if (n < 0 && errno == EINTR)
@@ -830,6 +929,7 @@ static void tar_free(wk_stage *stage)
     free(ts->meta);
     free(ts->file_path);
     free(ts->parent_path);
+    free(ts->compare);
     free(ts);
 }
 
@@ -856,6 +956,16 @@ wk_stage *wk_tar_extract_new(const char *dest, const wk_tar_options *options, wk
     if (options != NULL) {
         ts->bytes_written = options->bytes_written;
         ts->files = options->files;
+        ts->delta = options->delta;
+        ts->bytes_kept = options->bytes_kept;
+        ts->seen = options->seen;
+        ts->seen_arg = options->seen_arg;
+    }
+    if (ts->delta && (ts->compare = malloc(COMPARE_CHUNK)) == NULL) {
+        close(ts->dest_fd);
+        free(ts);
+        wk_error_set(err, WK_ERR_NOMEM, "out of memory");
+        return NULL;
     }
     return &ts->base;
 }

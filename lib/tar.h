@@ -3,6 +3,7 @@
 #ifndef WK_TAR_H
 #define WK_TAR_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "error.h"
@@ -17,10 +18,23 @@ typedef struct wk_tar_options {
     uint64_t *bytes_written;
     /* May be NULL. Incremented for each regular file created. */
     uint64_t *files;
+    /* Delta mode: dest holds an older copy. An existing regular file is read and only
+     * the ranges that differ are written (then cut to the entry's size), an existing
+     * symbolic link with the same target stays, one with another target is replaced, and
+     * a file or link where the stream has a folder (or a link where it has a file) is
+     * replaced. bytes_written still counts every byte of data; bytes_kept (may be NULL)
+     * those found equal and not written. */
+    bool delta;
+    uint64_t *bytes_kept;
+    /* May be NULL. Called with the path (relative to dest, normalised) of every entry,
+     * so that the caller can tell what dest holds beyond the stream. Non-zero fails the
+     * stage with WK_ERR_NOMEM. */
+    int (*seen)(const char *path, void *arg);
+    void *seen_arg;
 } wk_tar_options;
 
 /* Sink stage extracting one tar stream into the existing folder dest, which should be
- * empty. options may be NULL; the pointers in it must outlive the stage.
+ * empty (but in delta mode). options may be NULL; the pointers in it must outlive the stage.
  *
  * Understands ustar as PostgreSQL writes it (octal or base-256 sizes), the ustar prefix
  * field, GNU long names and links ('L', 'K') and pax extended headers ('x': path,
@@ -37,7 +51,7 @@ typedef struct wk_tar_options {
  *     end-of-archive blocks, and, at finish, a stream that ended before its two
  *     end-of-archive blocks ("tar stream ended early (truncated)").
  *   WK_ERR_EXISTS: an entry's name is already taken in dest (by anything but a folder,
- *     for a folder entry).
+ *     for a folder entry; in delta mode only by a folder where a file or link goes).
  *   WK_ERR_IO: a file system call failed; the message names the path within dest.
  * Freeing without finish closes what is open; what was extracted stays. */
 wk_stage *wk_tar_extract_new(const char *dest, const wk_tar_options *options, wk_error *err);

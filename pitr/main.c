@@ -32,6 +32,9 @@ static const char usage[] =
     "                          be archived will reach it)\n"
     "  --backup=LABEL          restore this backup instead of choosing one\n"
     "  --tablespace-map=OLD=NEW  lay the tablespace kept in OLD down in NEW (repeatable)\n"
+    "  --delta                 DIR may hold an older copy of the same cluster (no server\n"
+    "                          running): equal blocks stay, differing ones are written,\n"
+    "                          files the backup lacks are removed\n"
     "  --start                 start the server with pg_ctl and wait until recovery ends;\n"
     "                          the server logs to DIR/walkeep-restore.log\n"
     "  --config FILE, --KEY=VALUE, --help, --version\n\n"
@@ -146,6 +149,7 @@ static int parse_args(const wk_args *args, wk_restore_options *opt, bool *start_
     const wk_option table[] = {
         {"", WK_OPTION_TARGET, &opt->target, 0, 0},
         {"--start", WK_OPTION_FLAG, start_server, 0, 0},
+        {"--delta", WK_OPTION_FLAG, &opt->delta, 0, 0},
         {"--backup", WK_OPTION_STRING, &opt->backup_label, 0, 0},
         {"--tablespace-map", WK_OPTION_LIST, &map_args, 0, 0},
     };
@@ -239,10 +243,19 @@ int main(int argc, char **argv)
         wk_log(WK_LOG_INFO, "tablespace %u goes to \"%s\"%s", st->tablespace, to,
                to == st->location ? " (its location on the backed-up server)" : "");
     }
+    wk_restore_delta_result delta = {0};
+    opt.delta_result = &delta;
     int rc = wk_restore_lay_down(repo, &opt, &plan, &err);
     wk_cli_progress_finish(rc == 0);
     if (rc != 0)
         goto report;
+    if (opt.delta) {
+        char kept[32], total[32];
+        wk_log(WK_LOG_INFO, "delta: %s of %s already in place, %llu files and folders removed",
+               wk_log_format_size(kept, sizeof(kept), delta.kept),
+               wk_log_format_size(total, sizeof(total), delta.bytes),
+               (unsigned long long)delta.removed);
+    }
     wk_log(WK_LOG_INFO, "restored into \"%s\" with recovery.signal; %s", opt.pgdata,
            start_server ? "starting the server" : "start the server to replay to the target");
     if (!has_configuration(opt.pgdata)) {

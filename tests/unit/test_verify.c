@@ -261,7 +261,8 @@ static void put_dump(wk_repo *repo, const char *label, char objects[2][256])
         ck_assert_ptr_nonnull(data);
         for (size_t j = 0; j < len; j++)
             data[j] = (uint8_t)((j * 13 + i) % 241);
-        snprintf(objects[i], 256, "dumps/%s/dir/%s%s", label, streams[i].name, repo->suffix);
+        snprintf(objects[i], 256, "dumps/%.40s/dir/%.40s%.16s", label, streams[i].name,
+                 repo->suffix);
         snprintf(streams[i].object, sizeof(streams[i].object), "%s", objects[i]);
         put_object(repo, objects[i], data, len, &streams[i].stored_bytes);
         streams[i].bytes = len;

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# test_delta_restore.sh: pitr-restore --delta over an older copy of the same cluster
+# (PostgreSQL 15 to 18).
+#
+# A primary archives through walkeep-archive; backup A; a copy restored from A is started,
+# promoted and written to (it diverges: rows of its own), and stray files are put into it
+# (a WAL file of its own, a file in base/). The primary then changes: about 1% of a
+# table's rows updated, a table dropped, a table created; backup B. Then:
+#   1. pitr-restore --delta of B over the copy: exit 0, it reports what was already in
+#      place (most of it) and removes what B lacks; started, the copy recovers and holds
+#      exactly the primary's data (the diverged rows gone, the dropped table gone, the new
+#      one there);
+#   2. refused, nothing touched: a copy with a server running on it, a data directory of
+#      another cluster, a folder that is no data directory.
+#
+# Run: WALKEEP_BIN=<build dir> bash test_delta_restore.sh
+
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+RECOVERY_TIMEOUT=180
+ARCHIVE=$(wk_bin walkeep-archive)
+BASEBACKUP=$(wk_bin walkeep-basebackup)
+PITR=$(wk_bin pitr-restore)
+FETCH=$(wk_bin walkeep-fetch) # pitr-restore writes it into restore_command
+: "$FETCH"
+work=$(wk_tmpdir work)
+repo=$(wk_repo_new repo "$work")
+conf=$work/walkeep.conf
+as_pg() { wk_run_as_postgres timeout -k 10 240 "$@"; }
+
+pg=$(wk_cluster_init primary)
+port=$(wk_cluster_port "$pg")
+wk_repo_conf_write "$conf" "$repo" \
+    "pg_conninfo = host=$(wk_cluster_sockdir "$pg") port=$port dbname=postgres" \
+    "pg_bindir = $WK_PGBIN"
+wk_cluster_conf "$pg" "archive_mode = on" "wal_level = replica" \
+    "archive_command = $(wk_conf_quote "$ARCHIVE --config $conf %p")"
+wk_cluster_start "$pg"
+wk_psql "$pg" "CREATE TABLE a AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 200000) g;
+               ALTER TABLE a ADD PRIMARY KEY (id);
+               CREATE TABLE b AS SELECT generate_series(1, 1000) AS id" >/dev/null
+wk_assert_status 0 "backup A" -- as_pg "$BASEBACKUP" --config "$conf" --label a --wait-archive=60s
+
+# --- the older copy, diverged --------------------------------------------------------------
+copy=$(wk_cluster_path copy)
+wk_assert_status 0 "a copy restored from A" -- \
+    as_pg "$PITR" --config "$conf" --pgdata "$copy" --backup a --target-immediate
+wk_cluster_adopt "$copy"
+wk_cluster_conf "$copy" "archive_mode = off"
+WK_START_TIMEOUT=$RECOVERY_TIMEOUT wk_cluster_start "$copy"
+wk_wait_for_sql "the copy to promote" "$RECOVERY_TIMEOUT" "$copy" "SELECT pg_is_in_recovery()" f
+wk_psql "$copy" "INSERT INTO a SELECT g, 'diverged' FROM generate_series(300001, 300500) g" >/dev/null
+wk_psql "$copy" "CHECKPOINT" >/dev/null
+wk_cluster_stop "$copy"
+
+# --- the primary moves on ------------------------------------------------------------------
+wk_psql "$pg" "UPDATE a SET v = 'changed' WHERE id % 100 = 0;
+               DROP TABLE b;
+               CREATE TABLE c AS SELECT generate_series(1, 500) AS id" >/dev/null
+wk_assert_status 0 "backup B" -- as_pg "$BASEBACKUP" --config "$conf" --label b --wait-archive=60s
+wk_psql "$pg" "INSERT INTO c SELECT generate_series(501, 600)" >/dev/null
+seg=$(wk_psql "$pg" "SELECT $(wk_sql_walfile "pg_switch_wal()")")
+wk_wait_for_sql "the archiving of $seg" 90 "$pg" \
+    "SELECT coalesce(last_archived_wal, '') >= '$seg' FROM pg_stat_archiver" t
+expected=$(wk_psql "$pg" "SELECT count(*), md5(string_agg(id || ':' || v, ',' ORDER BY id)) FROM a")
+
+# Stray files the backup does not hold.
+printf 'stray' >"$copy/stray_file"
+printf 'stray' >"$copy/pg_wal/000000090000000000000099"
+chown postgres: "$copy/stray_file" "$copy/pg_wal/000000090000000000000099"
+
+# --- 1. --delta over the copy ------------------------------------------------------------------
+wk_assert_status 0 "1. pitr-restore --delta of B over the older copy" -- \
+    as_pg "$PITR" --config "$conf" --pgdata "$copy" --backup b --delta
+wk_assert_contains "$WK_ERR" "^pitr-restore: info: delta: [0-9.]+ [KMG]iB of [0-9.]+ [KMG]iB already in place, [0-9]+ files and folders removed\$" \
+    "1. it says how much was already in place"
+kept=$(sed -n 's/.*delta: \([0-9.]*\) \([KMG]\)iB of \([0-9.]*\) \([KMG]\)iB.*/\1 \2 \3 \4/p' "$WK_ERR")
+if python3 -c "
+import sys
+k, ku, t, tu = sys.argv[1:]
+f = {'K': 1, 'M': 1024, 'G': 1024 * 1024}
+sys.exit(0 if float(k) * f[ku] >= 0.5 * float(t) * f[tu] else 1)" $kept; then
+    wk_pass "1. most of the backup was already in place ($kept)"
+else
+    wk_fail "1. most of the backup was already in place" "got: $kept"
+fi
+wk_assert_no_file "$copy/stray_file" "1. a file the backup lacks is removed"
+wk_assert_no_file "$copy/pg_wal/000000090000000000000099" "1. so is the copy's own WAL"
+wk_assert_file "$copy/recovery.signal" "1. recovery.signal is written"
+wk_cluster_adopt "$copy"
+wk_cluster_conf "$copy" "archive_mode = off"
+if WK_START_TIMEOUT=$RECOVERY_TIMEOUT wk_cluster_start "$copy" &&
+    wk_wait_for_sql "the end of recovery" "$RECOVERY_TIMEOUT" "$copy" "SELECT pg_is_in_recovery()" f; then
+    wk_pass "1. the updated copy recovers and promotes"
+    wk_assert_eq "$expected" \
+        "$(wk_psql "$copy" "SELECT count(*), md5(string_agg(id || ':' || v, ',' ORDER BY id)) FROM a")" \
+        "1. table a is the primary's, row for row (the diverged rows are gone)"
+    wk_assert_eq "" "$(wk_psql "$copy" "SELECT to_regclass('b')")" "1. table b, dropped after A, is gone"
+    wk_assert_eq 600 "$(wk_psql "$copy" "SELECT count(*) FROM c")" "1. table c, created after A, is there"
+else
+    wk_fail "1. the updated copy recovers and promotes"
+    wk_cluster_log_tail "$copy"
+fi
+
+# --- 2. refusals -----------------------------------------------------------------------------
+wk_assert_status 1 "2. --delta over a copy with a server running on it is refused" -- \
+    as_pg "$PITR" --config "$conf" --pgdata "$copy" --backup b --delta
+wk_assert_contains "$WK_ERR" "^pitr-restore: error: a server is running on \"$copy\" \\(pid [0-9]+\\)\$" \
+    "2. it names the server"
+wk_assert_eq 600 "$(wk_psql "$copy" "SELECT count(*) FROM c")" "2. and the copy keeps running, untouched"
+wk_cluster_stop "$copy"
+
+other=$(wk_cluster_init other)
+wk_assert_status 1 "2. --delta over another cluster's data directory is refused" -- \
+    as_pg "$PITR" --config "$conf" --pgdata "$other" --backup b --delta
+wk_assert_contains "$WK_ERR" "^pitr-restore: error: \"$other\" belongs to another cluster \\(system identifier [0-9]+, the backup's is [0-9]+\\)\$" \
+    "2. it says whose it is"
+wk_assert_no_file "$other/recovery.signal" "2. nothing was written there"
+
+junk=$(wk_tmpdir junk)
+printf 'x' >"$junk/notes.txt"
+wk_assert_status 1 "2. --delta over a folder that is no data directory is refused" -- \
+    as_pg "$PITR" --config "$conf" --pgdata "$junk" --backup b --delta
+wk_assert_contains "$WK_ERR" "^pitr-restore: error: \"$junk\" holds no PostgreSQL data directory" \
+    "2. it says so"
+wk_assert_file "$junk/notes.txt" "2. and leaves the folder alone"
+
+wk_cluster_stop "$pg"
+wk_done
