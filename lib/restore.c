@@ -764,6 +764,33 @@ static int check_delta_target(const char *pgdata, const wk_backup_record *b, wk_
     return 0;
 }
 
+/* --delta: a tablespace folder that is not empty must hold only what PostgreSQL keeps in
+ * one (PG_<major>_<catalog version> folders): everything else in it would be swept. */
+static int check_delta_tablespace(const char *folder, wk_error *err)
+{
+    DIR *d = opendir(folder);
+    if (d == NULL)
+        return errno == ENOENT
+                   ? 0
+                   : wk_error_sys(err, WK_ERR_IO, errno, "could not open folder \"%s\"", folder);
+    struct dirent *de;
+    const char *stranger = NULL;
+    while (stranger == NULL && (de = readdir(d)) != NULL)
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0 &&
+            strncmp(de->d_name, "PG_", 3) != 0)
+            stranger = de->d_name;
+    if (stranger != NULL) {
+        wk_error_set(err, WK_ERR_USAGE,
+                     "tablespace folder \"%s\" holds \"%s\", which is no tablespace's", folder,
+                     stranger);
+        wk_error_hint(err, "--delta removes what the backup lacks from each folder it lays "
+                           "down: map the tablespace to an empty folder or to its older copy; "
+                           "nothing was touched");
+    }
+    closedir(d);
+    return stranger != NULL ? -1 : 0;
+}
+
 /* Writes a small file of the data directory whole or not at all (mode 0600). */
 static int write_file(const char *folder, const char *name, const char *text, wk_error *err)
 {
@@ -1018,8 +1045,10 @@ int wk_restore_lay_down(wk_repo *repo, const wk_restore_options *opt, const wk_r
         goto out;
     for (size_t i = 0; i < b->stream_count; i++) {
         ps.total += b->streams[i].bytes;
-        if (b->streams[i].location != NULL && !opt->delta &&
-            check_empty(mapped_location(opt, b->streams[i].location), err) != 0)
+        const char *location = b->streams[i].location;
+        if (location != NULL &&
+            (opt->delta ? check_delta_tablespace(mapped_location(opt, location), err)
+                        : check_empty(mapped_location(opt, location), err)) != 0)
             goto out;
     }
     if (opt->delta && (roots = calloc(b->stream_count + 1, sizeof(*roots))) == NULL) {

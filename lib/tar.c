@@ -395,8 +395,9 @@ static int make_room(int dir_fd, const char *leaf, const char *path, const char 
                             "\"%s\" is a folder in the data directory, a %s "
                             "in the backup",
                             path, target != NULL ? "symbolic link" : "file");
-    if (S_ISREG(sb.st_mode) && target == NULL)
-        return 0; /* compared and overwritten in place */
+    if (S_ISREG(sb.st_mode) && target == NULL && sb.st_nlink == 1)
+        return 0; /* compared and overwritten in place (a hard-linked file is replaced
+                   * instead: writing into it would change its other names too) */
     if (S_ISLNK(sb.st_mode) && target != NULL) {
         ssize_t n = readlinkat(dir_fd, leaf, old, sizeof(old) - 1);
         if (n >= 0) {

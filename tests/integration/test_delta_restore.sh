@@ -2,7 +2,8 @@
 # test_delta_restore.sh: pitr-restore --delta over an older copy of the same cluster
 # (PostgreSQL 15 to 18).
 #
-# A primary archives through walkeep-archive; backup A; a copy restored from A is started,
+# A primary (with a tablespace) archives through walkeep-archive; backup A; a copy
+# restored from A (its tablespace mapped elsewhere) is started,
 # promoted and written to (it diverges: rows of its own), and stray files are put into it
 # (a WAL file of its own, a file in base/). The primary then changes: about 1% of a
 # table's rows updated, a table dropped, a table created; backup B. Then:
@@ -10,8 +11,9 @@
 #      place (most of it) and removes what B lacks; started, the copy recovers and holds
 #      exactly the primary's data (the diverged rows gone, the dropped table gone, the new
 #      one there);
-#   2. refused, nothing touched: a copy with a server running on it, a data directory of
-#      another cluster, a folder that is no data directory.
+#   2. refused, nothing touched: a copy with a server running on it, a tablespace mapped
+#      to a folder of other files, a data directory of another cluster, a folder that is
+#      no data directory.
 #
 # Run: WALKEEP_BIN=<build dir> bash test_delta_restore.sh
 
@@ -37,15 +39,22 @@ wk_repo_conf_write "$conf" "$repo" \
 wk_cluster_conf "$pg" "archive_mode = on" "wal_level = replica" \
     "archive_command = $(wk_conf_quote "$ARCHIVE --config $conf %p")"
 wk_cluster_start "$pg"
+tsdir=$work/ts          # the primary's tablespace
+copy_ts=$work/copy_ts   # the copy's, mapped with --tablespace-map
+mkdir -p "$tsdir"
+chown postgres: "$tsdir" "$work"
+wk_psql "$pg" "CREATE TABLESPACE ts LOCATION '$tsdir'" >/dev/null
 wk_psql "$pg" "CREATE TABLE a AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 200000) g;
                ALTER TABLE a ADD PRIMARY KEY (id);
-               CREATE TABLE b AS SELECT generate_series(1, 1000) AS id" >/dev/null
+               CREATE TABLE b AS SELECT generate_series(1, 1000) AS id;
+               CREATE TABLE in_ts TABLESPACE ts AS SELECT generate_series(1, 3000) AS id" >/dev/null
 wk_assert_status 0 "backup A" -- as_pg "$BASEBACKUP" --config "$conf" --label a --wait-archive=60s
 
 # --- the older copy, diverged --------------------------------------------------------------
 copy=$(wk_cluster_path copy)
 wk_assert_status 0 "a copy restored from A" -- \
-    as_pg "$PITR" --config "$conf" --pgdata "$copy" --backup a --target-immediate
+    as_pg "$PITR" --config "$conf" --pgdata "$copy" --backup a --target-immediate \
+    "--tablespace-map=$tsdir=$copy_ts"
 wk_cluster_adopt "$copy"
 wk_cluster_conf "$copy" "archive_mode = off"
 WK_START_TIMEOUT=$RECOVERY_TIMEOUT wk_cluster_start "$copy"
@@ -56,6 +65,7 @@ wk_cluster_stop "$copy"
 
 # --- the primary moves on ------------------------------------------------------------------
 wk_psql "$pg" "UPDATE a SET v = 'changed' WHERE id % 100 = 0;
+               DELETE FROM in_ts WHERE id > 2000;
                DROP TABLE b;
                CREATE TABLE c AS SELECT generate_series(1, 500) AS id" >/dev/null
 wk_assert_status 0 "backup B" -- as_pg "$BASEBACKUP" --config "$conf" --label b --wait-archive=60s
@@ -72,7 +82,7 @@ chown postgres: "$copy/stray_file" "$copy/pg_wal/000000090000000000000099"
 
 # --- 1. --delta over the copy ------------------------------------------------------------------
 wk_assert_status 0 "1. pitr-restore --delta of B over the older copy" -- \
-    as_pg "$PITR" --config "$conf" --pgdata "$copy" --backup b --delta
+    as_pg "$PITR" --config "$conf" --pgdata "$copy" --backup b --delta "--tablespace-map=$tsdir=$copy_ts"
 wk_assert_contains "$WK_ERR" "^pitr-restore: info: delta: [0-9.]+ [KMG]iB of [0-9.]+ [KMG]iB already in place, [0-9]+ files and folders removed\$" \
     "1. it says how much was already in place"
 kept=$(sed -n 's/.*delta: \([0-9.]*\) \([KMG]\)iB of \([0-9.]*\) \([KMG]\)iB.*/\1 \2 \3 \4/p' "$WK_ERR")
@@ -98,6 +108,8 @@ if WK_START_TIMEOUT=$RECOVERY_TIMEOUT wk_cluster_start "$copy" &&
         "1. table a is the primary's, row for row (the diverged rows are gone)"
     wk_assert_eq "" "$(wk_psql "$copy" "SELECT to_regclass('b')")" "1. table b, dropped after A, is gone"
     wk_assert_eq 600 "$(wk_psql "$copy" "SELECT count(*) FROM c")" "1. table c, created after A, is there"
+    wk_assert_eq 2000 "$(wk_psql "$copy" "SELECT count(*) FROM in_ts")" \
+        "1. the table in the tablespace is the primary's too"
 else
     wk_fail "1. the updated copy recovers and promotes"
     wk_cluster_log_tail "$copy"
@@ -110,6 +122,15 @@ wk_assert_contains "$WK_ERR" "^pitr-restore: error: a server is running on \"$co
     "2. it names the server"
 wk_assert_eq 600 "$(wk_psql "$copy" "SELECT count(*) FROM c")" "2. and the copy keeps running, untouched"
 wk_cluster_stop "$copy"
+
+junk_ts=$(wk_tmpdir junk_ts)
+printf 'x' >"$junk_ts/holiday.jpg"
+wk_assert_status 1 "2. --delta with a tablespace mapped to a folder of other files is refused" -- \
+    as_pg "$PITR" --config "$conf" --pgdata "$copy" --backup b --delta "--tablespace-map=$tsdir=$junk_ts"
+wk_assert_contains "$WK_ERR" "^pitr-restore: error: tablespace folder \"$junk_ts\" holds \"holiday.jpg\", which is no tablespace's\$" \
+    "2. it names the file that would go"
+wk_assert_file "$junk_ts/holiday.jpg" "2. which stays"
+wk_assert_no_file "$copy/recovery.signal" "2. and the copy is untouched"
 
 other=$(wk_cluster_init other)
 wk_assert_status 1 "2. --delta over another cluster's data directory is refused" -- \

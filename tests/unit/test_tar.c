@@ -731,10 +731,29 @@ START_TEST(test_delta)
         ck_assert_str_eq(seen.names[0], "base");
         ck_assert_str_eq(seen.names[6], "was_file");
     }
+    /* A file with another name (a hard link, as cp -al or pg_upgrade --link make) is
+     * replaced, not written into: its other name keeps the old content. */
+    char other[700];
+    snprintf(other, sizeof(other), "%s/big.otherlink", tmp_dir);
+    snprintf(path, sizeof(path), "%s/base/big", dest_dir);
+    ts_write_file(path, older, BIG);
+    ck_assert_int_eq(link(path, other), 0);
+    seen.count = 0;
+    ck_assert_msg(extract_to(dest_dir, tb.data, tb.len, 4096, &options, &err) == EX_OK, "%s",
+                  err.message);
+    assert_file("base/big", big, BIG);
+    size_t other_len = 0;
+    unsigned char *other_data = (unsigned char *)ts_read_file(other, &other_len);
+    ck_assert_uint_eq(other_len, BIG);
+    ck_assert(memcmp(other_data, older, BIG) == 0);
+    free(other_data);
+    ck_assert_int_eq(unlink(other), 0);
+
     /* A folder where the stream has a file: refused, nothing removed in passing. */
     snprintf(path, sizeof(path), "%s/was_link", dest_dir);
     ck_assert_int_eq(unlink(path), 0);
     ck_assert_int_eq(mkdir(path, 0700), 0);
+    seen.count = 0;
     ck_assert_int_eq(extract_to(dest_dir, tb.data, tb.len, 4096, &options, &err), EX_WRITE);
     ck_assert_int_eq(err.code, WK_ERR_EXISTS);
     ck_assert_str_eq(err.message, "\"was_link\" is a folder in the data directory, a file in the "
