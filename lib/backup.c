@@ -289,6 +289,9 @@ static int compare_entries(const void *a, const void *b)
 }
 
 /* True when the segment holding the last byte before stop_lsn is archived. */
+/* Whether the segments at both ends of the backup's WAL are in the repository: the stop
+ * segment (the backup is usable once it arrives), and the start segment (a backup of a
+ * lagging standby starts at its restartpoint, which may lie before WAL already expired). */
 static bool stop_segment_archived(wk_repo *repo, const wk_backup_record *r, uint32_t seg_size)
 {
     char name[WK_WAL_NAME_LEN + 1];
@@ -296,6 +299,11 @@ static bool stop_segment_archived(wk_repo *repo, const wk_backup_record *r, uint
     wk_error err = {0};
     wk_wal_segment_name(name, r->stop_tli, wk_wal_lsn_to_segno(r->stop_lsn - 1, seg_size),
                         seg_size);
+    if (wk_archive_find(repo, name, &obj, &err) != 0)
+        return false;
+    if (!r->from_standby)
+        return true; /* a primary's backup starts at its own checkpoint, archived before */
+    wk_wal_segment_name(name, r->start_tli, wk_wal_lsn_to_segno(r->start_lsn, seg_size), seg_size);
     return wk_archive_find(repo, name, &obj, &err) == 0;
 }
 
@@ -727,6 +735,17 @@ int wk_backup_take(wk_repo *repo, const wk_backup_options *opt, wk_backup_record
     }
     if (read_position(res, &r.stop_lsn, &r.stop_tli, "stop", err) != 0)
         goto out;
+    /* A standby that follows a promotion during the backup ends it on the new timeline;
+     * such a backup is no restore's start (recovery would need both timelines from its
+     * start), so it is left unrecorded: an interrupted backup, removed by expire. */
+    if (r.stop_tli != r.start_tli) {
+        wk_error_set(err, WK_ERR_CONFLICT,
+                     "the server switched from timeline %u to %u during backup \"%s\": it "
+                     "is not recorded",
+                     r.start_tli, r.stop_tli, r.label);
+        wk_error_hint(err, "take the backup again");
+        goto out;
+    }
     PQclear(res);
     while ((res = PQgetResult(conn)) != NULL) {
         if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {

@@ -226,6 +226,13 @@ static void check_archiver(const wk_check_facts *f, wk_check_report *r)
         add_item(r, "archiver", WK_CHECK_WARNING, "unknown: %s", f->server_error);
         return;
     }
+    if (f->server_in_recovery) {
+        /* A standby's pg_stat_archiver and archive_mode say nothing of the primary's. */
+        add_item(r, "archiver", WK_CHECK_WARNING,
+                 "the server is a standby (in recovery): the archiving to watch is the "
+                 "primary's; point walkeep check's pg_conninfo at the primary");
+        return;
+    }
     if (f->archive_mode_off) {
         add_item(r, "archiver", WK_CHECK_CRITICAL, "archive_mode is off: no WAL is archived");
         return;
@@ -946,7 +953,8 @@ static void gather_server(wk_repo *repo, const wk_check_options *o, wk_check_fac
              "current_setting('archive_command') = '' AND "
              "coalesce(current_setting('archive_library', true), '') = '', "
              "current_setting('archive_command') <> '' AND "
-             "coalesce(current_setting('archive_library', true), '') <> '' "
+             "coalesce(current_setting('archive_library', true), '') <> '', "
+             "pg_is_in_recovery() "
              "FROM pg_stat_archiver",
              current_wal_sql(conn));
     res = one_row(conn, sql, f->server_error, sizeof(f->server_error),
@@ -964,6 +972,7 @@ static void gather_server(wk_repo *repo, const wk_check_options *o, wk_check_fac
     get_text(res, 6, f->current_wal, sizeof(f->current_wal));
     f->archive_unconfigured = !f->archive_mode_off && strcmp(PQgetvalue(res, 0, 7), "t") == 0;
     f->archive_both_set = !f->archive_mode_off && strcmp(PQgetvalue(res, 0, 8), "t") == 0;
+    f->server_in_recovery = strcmp(PQgetvalue(res, 0, 9), "t") == 0;
     PQclear(res);
     f->server_ok = true;
     res = one_row(conn, "SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'",

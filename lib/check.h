@@ -84,6 +84,7 @@ typedef struct wk_check_facts {
     time_t backup_oldest_stop;
 
     /* the archiver (valid when server_ok) */
+    bool server_in_recovery; /* a standby (or a restore): the archiver is the primary's */
     bool archive_mode_off;
     bool archive_unconfigured; /* archive_command and archive_library empty */
     bool archive_both_set;     /* archive_command and archive_library both set */

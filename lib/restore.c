@@ -886,7 +886,10 @@ static int write_recovery_settings(const wk_restore_options *opt, const wk_resto
     for (char *save = NULL, *l = strtok_r(old, "\n", &save); l != NULL && ok;
          l = strtok_r(NULL, "\n", &save)) {
         const char *key = l + strspn(l, " \t");
-        if (strncmp(key, "restore_command", 15) == 0 || strncmp(key, "recovery_target", 15) == 0)
+        if (strncmp(key, "restore_command", 15) == 0 || strncmp(key, "recovery_target", 15) == 0 ||
+            strncmp(key, "recovery_min_apply_delay", 24) == 0 ||
+            strncmp(key, "archive_cleanup_command", 23) == 0 ||
+            strncmp(key, "recovery_end_command", 20) == 0)
             continue;
         ok = append(&out, &len, &cap, l) == 0 && append(&out, &len, &cap, "\n") == 0;
     }
@@ -898,6 +901,12 @@ static int write_recovery_settings(const wk_restore_options *opt, const wk_resto
         goto out;
     snprintf(line, sizeof(line), "restore_command = %s\n", quoted);
     ok = ok && append(&out, &len, &cap, line) == 0;
+    /* A standby's settings that archive recovery honours too: a delay that would hold
+     * replay back, and commands that would act on its archive. Whatever postgresql.conf
+     * says, this file is read last. */
+    ok = ok && append(&out, &len, &cap,
+                      "recovery_min_apply_delay = 0\narchive_cleanup_command = ''\n"
+                      "recovery_end_command = ''\n") == 0;
     static const char *const names[] = {[WK_TARGET_TIME] = "recovery_target_time",
                                         [WK_TARGET_XID] = "recovery_target_xid",
                                         [WK_TARGET_LSN] = "recovery_target_lsn",

@@ -98,6 +98,7 @@ wk_psql "$primary" "INSERT INTO t SELECT g, md5(g::text) FROM generate_series(70
 lsn=$(wk_psql "$primary" "SELECT pg_current_wal_lsn()")
 wk_wait_for_sql "the standby to replay $lsn" 90 "$standby" \
     "SELECT pg_last_wal_replay_lsn() >= '$lsn'" t
+archived_before=$(wk_psql "$primary" "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver")
 (
     for i in $(seq 1 12); do
         sleep 4
@@ -115,6 +116,19 @@ wk_assert_contains "$WK_ERR" "backup \"fromstandby2\" complete: .* to [0-9A-F]+/
     "it reports its range"
 ticks=$(wk_psql "$primary" "SELECT count(*) FROM t WHERE v = 'tick'")
 wk_assert_ge 1 "$ticks" "the primary switched while it waited ($ticks switches)"
+stop_segment=$(backup_json fromstandby2 wal_stop_segment | tr -d '"')
+if [[ ${stop_segment:8} > ${archived_before:8} ]]; then
+    wk_pass "its last segment ($stop_segment) was not archived when it started ($archived_before): it waited for it"
+else
+    wk_fail "its last segment was not archived when it started" "stop $stop_segment, archived before: $archived_before"
+fi
+
+# walkeep check pointed at the standby says so, instead of judging the primary's archiving
+# from the standby's pg_stat_archiver.
+wk_assert_status '!0' "walkeep check against the standby" -- \
+    as_pg "$WALKEEP" check --config "$sconf"
+wk_assert_contains "$WK_OUT" "^WARNING: archiver: the server is a standby \(in recovery\): the archiving to watch is the primary's; point walkeep check's pg_conninfo at the primary\$" \
+    "check says the server is a standby"
 
 # --- 3. restore the first standby backup ----------------------------------------------------
 rows=$(wk_psql "$primary" "SELECT count(*) FROM t")

@@ -249,6 +249,23 @@ END_TEST
 
 /* The server's major: OK with its version for 15 to 18, CRITICAL naming a newer or older
  * one; no item when the server was not reached. */
+/* pg_conninfo naming a standby: its archiver says nothing of the primary's, said so
+ * instead of a false CRITICAL (archive_mode off there) or a false OK. */
+START_TEST(test_standby_server)
+{
+    wk_check_thresholds t = defaults();
+    wk_check_facts f = healthy();
+    wk_check_report r;
+    f.server_in_recovery = true;
+    f.archive_mode_off = true;
+    wk_check_evaluate(&f, &t, &r);
+    ck_assert_int_eq(find(&r, "archiver")->status, WK_CHECK_WARNING);
+    ck_assert_str_eq(find(&r, "archiver")->message,
+                     "the server is a standby (in recovery): the archiving to watch is the "
+                     "primary's; point walkeep check's pg_conninfo at the primary");
+}
+END_TEST
+
 START_TEST(test_postgresql_version)
 {
     wk_check_thresholds t = defaults();
@@ -696,6 +713,7 @@ static Suite *check_suite(void)
     tcase_add_test(verdicts, test_ready_backlog);
     tcase_add_test(verdicts, test_dump_and_switch);
     tcase_add_test(verdicts, test_shrink);
+    tcase_add_test(verdicts, test_standby_server);
     tcase_add_test(verdicts, test_timeline_history);
     suite_add_tcase(s, verdicts);
 
