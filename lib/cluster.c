@@ -4,8 +4,6 @@
 
 #include <limits.h>
 
-#include <signal.h>
-
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -98,21 +96,4 @@ int wk_cluster_control_identifier(const char *pgdata, uint64_t *system_identifie
     if (n != (ssize_t)sizeof(*system_identifier))
         return wk_error_sys(err, WK_ERR_IO, n < 0 ? e : EIO, "could not read \"%s\"", path);
     return 0;
-}
-
-long wk_cluster_running_pid(const char *pgdata)
-{
-    char path[PATH_MAX];
-    long pid = 0;
-    snprintf(path, sizeof(path), "%s/postmaster.pid", pgdata);
-    FILE *f = fopen(path, "re");
-    if (f == NULL)
-        return 0;
-    if (fscanf(f, "%ld", &pid) != 1 || pid <= 0)
-        pid = 0;
-    fclose(f);
-    /* EPERM: alive, and another user's (the server runs as postgres). */
-    if (pid > 0 && kill((pid_t)pid, 0) != 0 && errno != EPERM)
-        pid = 0;
-    return pid;
 }

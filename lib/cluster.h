@@ -19,8 +19,4 @@ int wk_cluster_read_identity(const char *pgdata, wk_repo_meta *identity, wk_erro
  * cannot be read. */
 int wk_cluster_control_identifier(const char *pgdata, uint64_t *system_identifier, wk_error *err);
 
-/* The process id in pgdata/postmaster.pid when that process is alive (a server runs on
- * the data directory), else 0: no file, or one left by a server that is gone. */
-long wk_cluster_running_pid(const char *pgdata);
-
 #endif

@@ -2,6 +2,8 @@
  * reading its log; over proc. */
 #include "pgctl.h"
 
+#include <errno.h>
+
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
@@ -67,6 +69,12 @@ bool wk_pgctl_running(const char *pgdata)
 {
     pid_t pid = postmaster_pid(pgdata);
     return pid > 0 && kill(pid, 0) == 0;
+}
+
+long wk_pgctl_running_pid(const char *pgdata)
+{
+    pid_t pid = postmaster_pid(pgdata);
+    return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM) ? (long)pid : 0;
 }
 
 void wk_pgctl_stop(const char *pg_ctl, const char *pgdata, const char *output_file)

@@ -23,6 +23,11 @@ int wk_pgctl_start(const char *pg_ctl, const char *pgdata, const char *logfile, 
 /* Whether the postmaster that pgdata/postmaster.pid names is alive. */
 bool wk_pgctl_running(const char *pgdata);
 
+/* The process id in pgdata/postmaster.pid when that process is alive (also when it is
+ * another user's, as the server's is for root's neighbours), else 0: no file, or one
+ * left by a server that is gone. */
+long wk_pgctl_running_pid(const char *pgdata);
+
 /* Stops the server of pgdata: pg_ctl stop -m fast, then -m immediate, then SIGKILL to the
  * postmaster, waiting up to 10 s for it to go. pg_ctl's output is appended to
  * output_file (NULL: inherited). Never fails: what can be done is done. */

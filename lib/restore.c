@@ -18,6 +18,7 @@
 #include "cluster.h"
 #include "codec.h"
 #include "file.h"
+#include "pgctl.h"
 #include "storage_posix.h"
 #include "tar.h"
 #include "record.h"
@@ -738,7 +739,7 @@ static int check_delta_target(const char *pgdata, const wk_backup_record *b, wk_
     wk_error probe = {0};
     if (check_empty(pgdata, &probe) == 0)
         return 0; /* absent or empty: an ordinary restore */
-    long pid = wk_cluster_running_pid(pgdata);
+    long pid = wk_pgctl_running_pid(pgdata);
     if (pid > 0) {
         wk_error_set(err, WK_ERR_USAGE, "a server is running on \"%s\" (pid %ld)", pgdata, pid);
         wk_error_hint(err, "stop it first (pg_ctl stop -D %s); nothing was touched", pgdata);
