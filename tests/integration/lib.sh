@@ -48,6 +48,8 @@
 #   wk_cluster_conf DATADIR "key = value"...  append settings to postgresql.auto.conf
 #   wk_cluster_start DATADIR     pg_ctl start -w (log tail on failure)
 #   wk_cluster_stop DATADIR [fast|immediate|smart]  pg_ctl stop -w (log tail on failure)
+#   wk_restored_start DIR TIMEOUT  adopt a restored copy, archiving off, start it, wait
+#                                until recovery ended (status 1, log tail, when not)
 #   wk_cluster_port / wk_cluster_sockdir / wk_cluster_log DATADIR   print them
 #   wk_cluster_log_tail DATADIR [LINES]   server log tail, to stderr
 #   wk_psql DATADIR SQL [DBNAME]          psql -XAtq -v ON_ERROR_STOP=1; prints the result
@@ -474,6 +476,22 @@ wk_cluster_stop() {
         wk_cluster_log_tail "$datadir"
         return 1
     fi
+}
+
+# wk_restored_start DIR TIMEOUT: a copy pitr-restore laid down in DIR becomes a cluster of
+# this test (wk_cluster_adopt) that archives nothing (it must not write into the
+# repository of the original), is started and waited for (up to TIMEOUT s each) until
+# recovery has ended and it promoted. On failure prints the server log tail, status 1.
+wk_restored_start() {
+    local dir=${1:?data dir} timeout=${2:?timeout}
+    wk_cluster_adopt "$dir" || return 1
+    wk_cluster_conf "$dir" "archive_mode = off"
+    if WK_START_TIMEOUT=$timeout wk_cluster_start "$dir" &&
+        wk_wait_for_sql "the end of recovery" "$timeout" "$dir" "SELECT pg_is_in_recovery()" f; then
+        return 0
+    fi
+    wk_cluster_log_tail "$dir"
+    return 1
 }
 
 # wk_sql_walfile LSN_SQL: an SQL expression naming the WAL file that holds the byte

@@ -55,10 +55,7 @@ copy=$(wk_cluster_path copy)
 wk_assert_status 0 "a copy restored from A" -- \
     as_pg "$PITR" --config "$conf" --pgdata "$copy" --backup a --target-immediate \
     "--tablespace-map=$tsdir=$copy_ts"
-wk_cluster_adopt "$copy"
-wk_cluster_conf "$copy" "archive_mode = off"
-WK_START_TIMEOUT=$RECOVERY_TIMEOUT wk_cluster_start "$copy"
-wk_wait_for_sql "the copy to promote" "$RECOVERY_TIMEOUT" "$copy" "SELECT pg_is_in_recovery()" f
+wk_restored_start "$copy" "$RECOVERY_TIMEOUT" || wk_bail "the copy did not start"
 wk_psql "$copy" "INSERT INTO a SELECT g, 'diverged' FROM generate_series(300001, 300500) g" >/dev/null
 wk_psql "$copy" "CHECKPOINT" >/dev/null
 wk_cluster_stop "$copy"
@@ -86,6 +83,7 @@ wk_assert_status 0 "1. pitr-restore --delta of B over the older copy" -- \
 wk_assert_contains "$WK_ERR" "^pitr-restore: info: delta: [0-9.]+ [KMG]iB of [0-9.]+ [KMG]iB already in place, [0-9]+ files and folders removed\$" \
     "1. it says how much was already in place"
 kept=$(sed -n 's/.*delta: \([0-9.]*\) \([KMG]\)iB of \([0-9.]*\) \([KMG]\)iB.*/\1 \2 \3 \4/p' "$WK_ERR")
+# shellcheck disable=SC2086 # $kept: the four words the check takes
 if python3 -c "
 import sys
 k, ku, t, tu = sys.argv[1:]
@@ -98,10 +96,7 @@ fi
 wk_assert_no_file "$copy/stray_file" "1. a file the backup lacks is removed"
 wk_assert_no_file "$copy/pg_wal/000000090000000000000099" "1. so is the copy's own WAL"
 wk_assert_file "$copy/recovery.signal" "1. recovery.signal is written"
-wk_cluster_adopt "$copy"
-wk_cluster_conf "$copy" "archive_mode = off"
-if WK_START_TIMEOUT=$RECOVERY_TIMEOUT wk_cluster_start "$copy" &&
-    wk_wait_for_sql "the end of recovery" "$RECOVERY_TIMEOUT" "$copy" "SELECT pg_is_in_recovery()" f; then
+if wk_restored_start "$copy" "$RECOVERY_TIMEOUT"; then
     wk_pass "1. the updated copy recovers and promotes"
     wk_assert_eq "$expected" \
         "$(wk_psql "$copy" "SELECT count(*), md5(string_agg(id || ':' || v, ',' ORDER BY id)) FROM a")" \
@@ -112,7 +107,6 @@ if WK_START_TIMEOUT=$RECOVERY_TIMEOUT wk_cluster_start "$copy" &&
         "1. the table in the tablespace is the primary's too"
 else
     wk_fail "1. the updated copy recovers and promotes"
-    wk_cluster_log_tail "$copy"
 fi
 
 # --- 2. refusals -----------------------------------------------------------------------------

@@ -58,9 +58,7 @@ wk_assert_no_file "$d2/postmaster.pid" "2. no server was started"
 
 cp "$etc/postgresql.conf" "$d1/postgresql.conf"
 chown postgres: "$d1/postgresql.conf"
-wk_cluster_adopt "$d1"
-wk_cluster_conf "$d1" "archive_mode = off"
-if wk_cluster_start "$d1" && wk_wait_for_sql "the end of recovery" 120 "$d1" "SELECT pg_is_in_recovery()" f; then
+if wk_restored_start "$d1" 120; then
     wk_pass "3. with the configuration copied in, the copy starts"
     wk_assert_eq 100 "$(wk_psql "$d1" "SELECT count(*) FROM t")" "3. and holds the data"
     wk_cluster_stop "$d1"

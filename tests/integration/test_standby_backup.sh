@@ -142,10 +142,7 @@ wk_assert_contains "$WK_ERR" "removed standby.signal \(the backup was taken from
     "it drops the standby's standby.signal"
 wk_assert_no_file "$restored/standby.signal" "no standby.signal in the restored copy"
 if ((WK_STATUS == 0)); then
-    wk_cluster_adopt "$restored"
-    wk_cluster_conf "$restored" "archive_mode = off"
-    if WK_START_TIMEOUT=$RECOVERY_TIMEOUT wk_cluster_start "$restored" &&
-        wk_wait_for_sql "the end of recovery" "$RECOVERY_TIMEOUT" "$restored" "SELECT pg_is_in_recovery()" f; then
+    if wk_restored_start "$restored" "$RECOVERY_TIMEOUT"; then
         wk_pass "the restored standby backup recovers and promotes"
         wk_assert_eq "$rows" "$(wk_psql "$restored" "SELECT count(*) FROM t")" \
             "every row archived is there ($rows), the ones after the backup included"
@@ -154,7 +151,6 @@ if ((WK_STATUS == 0)); then
         wk_cluster_stop "$restored"
     else
         wk_fail "the restored standby backup recovers and promotes"
-        wk_cluster_log_tail "$restored"
     fi
 fi
 wk_cluster_stop "$standby"
